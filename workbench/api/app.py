@@ -1,0 +1,48 @@
+"""The control plane's HTTP API: ``/api/v1``, OpenAPI at ``/api/v1/openapi.json``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI
+
+from workbench._version import __version__
+from workbench.api.auth import TokenAuth, ensure_token
+from workbench.api.errors import install_error_handlers
+from workbench.api.routes import audit, endpoints, models, system
+from workbench.protocol import API_PREFIX
+from workbench.control_plane import ControlPlane
+from workbench.settings import Settings
+
+
+
+
+def create_app(settings: Settings, plane: ControlPlane | None = None) -> FastAPI:
+    """Build the API; the control plane is opened in the lifespan unless one is handed in (tests)."""
+    token = ensure_token(settings.token_file)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = plane is None
+        app.state.control_plane = plane or ControlPlane(settings)
+        try:
+            yield
+        finally:
+            if owned:
+                app.state.control_plane.close()
+
+    app = FastAPI(
+        title="Workbench control plane",
+        version=__version__,
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    auth = Depends(TokenAuth(token, open_reads=settings.open_reads))
+    app.include_router(system.public, prefix=API_PREFIX)
+    for module in (system, models, endpoints, audit):
+        app.include_router(module.router, prefix=API_PREFIX, dependencies=[auth])
+    return app

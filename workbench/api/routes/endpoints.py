@@ -1,0 +1,58 @@
+"""Endpoint definitions (serving them is the data plane's job)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+
+from workbench.api.auth import actor_of
+from workbench.api.deps import control_plane
+from workbench.control_plane import ControlPlane, EndpointRequest
+from workbench.errors import ValidationError
+from workbench.store import EndpointRecord
+
+router = APIRouter(tags=["endpoints"])
+
+
+@router.get("/endpoints")
+def list_endpoints(plane: ControlPlane = Depends(control_plane)) -> list[EndpointRecord]:
+    return plane.list_endpoints()
+
+
+@router.post("/endpoints", status_code=201)
+def create_endpoint(
+    body: EndpointRequest, request: Request, plane: ControlPlane = Depends(control_plane)
+) -> EndpointRecord:
+    return plane.create_endpoint(body, actor=actor_of(request))
+
+
+@router.get("/endpoints/{name}")
+def get_endpoint(name: str, plane: ControlPlane = Depends(control_plane)) -> EndpointRecord:
+    return plane.get_endpoint(name)
+
+
+@router.put("/endpoints/{name}")
+def update_endpoint(
+    name: str,
+    body: EndpointRequest,
+    request: Request,
+    if_match: str | None = Header(default=None, description="expected revision"),
+    plane: ControlPlane = Depends(control_plane),
+) -> EndpointRecord:
+    if body.name != name:
+        raise ValidationError(f"body names endpoint {body.name!r} but the URL names {name!r}", field="name")
+    expected = None
+    if if_match is not None:
+        if not if_match.strip('"').isdigit():
+            raise ValidationError("If-Match must be the endpoint revision number", field="If-Match")
+        expected = int(if_match.strip('"'))
+    return plane.update_endpoint(body, actor=actor_of(request), expected_revision=expected)
+
+
+@router.delete("/endpoints/{name}")
+def delete_endpoint(
+    name: str,
+    request: Request,
+    reason: str | None = Query(default=None, max_length=2000),
+    plane: ControlPlane = Depends(control_plane),
+) -> EndpointRecord:
+    return plane.delete_endpoint(name, actor=actor_of(request), reason=reason)

@@ -1,0 +1,41 @@
+"""The ``workbench`` command line: a thin shell over ``workbench.Client``."""
+
+from __future__ import annotations
+
+import typer
+
+from workbench._version import __version__
+from workbench.cli import audit as audit_cmd
+from workbench.cli import demo as demo_cmd
+from workbench.cli import endpoints, models, system
+
+app = typer.Typer(
+    name="workbench",
+    help="Workbench: deploy, watch and roll back ML models from the registry to live endpoints.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command("up")(system.up)
+app.command("status")(system.status)
+app.command("audit")(audit_cmd.audit)
+app.command("demo")(demo_cmd.demo)
+app.add_typer(models.app, name="models")
+app.add_typer(endpoints.app, name="endpoints")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"workbench {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="print the version"),
+) -> None:
+    """Workbench command line."""
+
+
+def main() -> None:
+    app()

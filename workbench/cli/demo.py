@@ -1,0 +1,72 @@
+"""``workbench demo``: the whole product on the embedded default, from nothing, in one command."""
+
+from __future__ import annotations
+
+import os
+
+import typer
+
+from workbench.cli._output import console, handle_errors, print_table
+from workbench.client import Client
+from workbench.launcher import ControlPlaneProcess, is_healthy
+from workbench.settings import get_settings
+
+
+@handle_errors
+def demo(
+    serve: bool = typer.Option(True, "--serve/--no-serve", help="keep the control plane running afterwards"),
+    force: bool = typer.Option(False, "--force", help="register new demo versions even if some exist"),
+) -> None:
+    """Train the demo models, register them with lineage and reference data, point champion at v1."""
+    from workbench.demo.world import DEMO_MODEL, existing_demo_versions, register_demo
+
+    settings = get_settings()
+    owned: ControlPlaneProcess | None = None
+    if not is_healthy(settings.api_url):
+        console.print(f"starting the control plane at {settings.api_url} (home {settings.home})")
+        owned = ControlPlaneProcess(
+            settings.api_url, os.environ, settings.home / "logs" / "control-plane.log"
+        ).start()
+    try:
+        with Client(settings=settings) as client:
+            existing = existing_demo_versions(client)
+            if existing and not force:
+                console.print(
+                    f"demo models already registered ({DEMO_MODEL} v{', v'.join(str(v.version) for v in existing)}); "
+                    "use --force to register new ones"
+                )
+                versions = existing[::-1]
+            else:
+                with console.status("building the demo world") as spinner:
+                    versions = register_demo(client, on_step=lambda step: spinner.update(step))
+                for info in versions:
+                    console.print(f"registered {info.uri} {', '.join(info.aliases)}")
+            versions = [client.get_version(DEMO_MODEL, v.version) for v in versions]
+        print_table(
+            f"{DEMO_MODEL}",
+            ["version", "aliases", "accuracy", "AUC", "parameters", "reference rows", "data digest"],
+            [
+                (
+                    v.version,
+                    ", ".join(v.aliases),
+                    f"{v.metrics.get('accuracy', float('nan')):.3f}",
+                    f"{v.metrics.get('auc', float('nan')):.3f}",
+                    v.params.get("parameter_count", ""),
+                    v.reference.rows if v.reference else "",
+                    (v.lineage.data_digest or "")[:19],
+                )
+                for v in versions
+            ],
+        )
+        console.print(f"control plane: [bold]{settings.api_url}[/]  (OpenAPI: {settings.api_url}/api/v1/docs)")
+        console.print(f"API token:     {settings.token_file}")
+        console.print("try:          workbench status | workbench models show churn-classifier | workbench audit")
+        if owned is not None and serve:
+            console.print("the control plane keeps running; press Ctrl-C to stop it")
+            try:
+                owned.wait()
+            except KeyboardInterrupt:
+                console.print("stopping")
+    finally:
+        if owned is not None:
+            owned.stop()

@@ -1,0 +1,99 @@
+"""``workbench endpoints list|show|create|delete``: endpoint definitions."""
+
+from __future__ import annotations
+
+import typer
+
+from workbench.cli._output import console, fail, handle_errors, print_json, print_table
+from workbench.client import Client
+
+app = typer.Typer(help="Endpoint definitions: which model versions answer which name.", no_args_is_help=True)
+
+
+@app.command("list")
+@handle_errors
+def list_endpoints(as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
+    """Every endpoint with its routes."""
+    with Client() as client:
+        records = client.list_endpoints()
+    if as_json:
+        print_json(records)
+        return
+    print_table(
+        "Endpoints",
+        ["endpoint", "revision", "routes", "shadows", "replicas", "device", "batching"],
+        [
+            (
+                r.spec.name,
+                r.revision,
+                ", ".join(f"{x.uri} {x.weight:g}%" for x in r.spec.routes),
+                ", ".join(f"models:/{s.model}/{s.version}" for s in r.spec.shadows),
+                r.spec.replicas,
+                r.spec.device,
+                f"≤{r.spec.batching.max_batch_size} rows / {r.spec.batching.max_wait_ms:g} ms",
+            )
+            for r in records
+        ],
+    )
+
+
+@app.command("show")
+@handle_errors
+def show(name: str, as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
+    """One endpoint's full definition (YAML unless --json)."""
+    with Client() as client:
+        record = client.get_endpoint(name)
+    if as_json:
+        print_json(record)
+        return
+    console.print(f"# revision {record.revision}, updated {record.updated_at:%Y-%m-%d %H:%M:%S} UTC")
+    console.print(record.spec.to_yaml(), highlight=False, markup=False)
+
+
+def _parse_route(raw: str) -> dict[str, object]:
+    model, sep, weight = raw.rpartition("=")
+    if not sep:
+        return {"model": raw, "weight": 100.0}
+    try:
+        return {"model": model, "weight": float(weight)}
+    except ValueError:
+        raise fail(f"--route {raw!r}: expected MODEL_URI or MODEL_URI=WEIGHT", 2) from None
+
+
+@app.command("create")
+@handle_errors
+def create(
+    name: str,
+    route: list[str] = typer.Option(..., "--route", "-r", help="models:/NAME@ALIAS[=WEIGHT], repeatable"),
+    replicas: int = typer.Option(1, min=1),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N"),
+    max_batch_size: int = typer.Option(64, min=1),
+    max_wait_ms: float = typer.Option(2.0, min=0),
+    reason: str | None = typer.Option(None, "--reason", help="why, for the audit log"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON"),
+) -> None:
+    """Define an endpoint; aliases in routes are resolved to versions now."""
+    with Client() as client:
+        record = client.create_endpoint(
+            name,
+            [_parse_route(r) for r in route],
+            replicas=replicas,
+            device=device,
+            batching={"max_batch_size": max_batch_size, "max_wait_ms": max_wait_ms},
+            reason=reason,
+        )
+    if as_json:
+        print_json(record)
+    else:
+        console.print(f"created endpoint [bold]{name}[/]: " + ", ".join(f"{r.uri} {r.weight:g}%" for r in record.spec.routes))
+
+
+@app.command("delete")
+@handle_errors
+def delete(
+    name: str, reason: str | None = typer.Option(None, "--reason", help="why, for the audit log")
+) -> None:
+    """Remove an endpoint definition."""
+    with Client() as client:
+        client.delete_endpoint(name, reason=reason)
+    console.print(f"deleted endpoint {name}")

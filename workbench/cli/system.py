@@ -1,0 +1,73 @@
+"""``workbench up`` and ``workbench status``."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import typer
+
+from workbench.cli._output import console, handle_errors, print_json, print_table
+from workbench.settings import get_settings
+
+
+@handle_errors
+def up(
+    host: str | None = typer.Option(None, help="bind address (default 127.0.0.1)"),
+    port: int | None = typer.Option(None, help="API port (default 8765)"),
+    open_reads: bool = typer.Option(False, "--open-reads", help="allow GET calls without the token"),
+) -> None:
+    """Start the control plane (HTTP API) in the foreground."""
+    from workbench.server import serve
+
+    settings = get_settings()
+    if host or port is not None or open_reads:
+        new_host, new_port = host or settings.host, settings.api_port if port is None else port
+        settings = replace(
+            settings,
+            host=new_host,
+            api_port=new_port,
+            open_reads=open_reads or settings.open_reads,
+            api_url=f"http://{new_host}:{new_port}",
+        )
+
+    def ready() -> None:
+        console.print(f"Workbench control plane listening on [bold]{settings.api_url}[/] (API: /api/v1)")
+        console.print(f"API token: {settings.token_file}  (home: {settings.home})")
+
+    serve(settings, on_ready=ready)
+
+
+@handle_errors
+def status(as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
+    """What the control plane holds: models, aliases, endpoints."""
+    from workbench.client import Client
+
+    with Client() as client:
+        data = client.status()
+    if as_json:
+        print_json(data)
+        return
+    console.print(
+        f"[bold]Workbench {data['version']}[/] at {get_settings().api_url} - state store {data['state_store']}, "
+        f"{data['audit_events']} audit events, up {data['uptime_seconds']:.0f}s"
+    )
+    print_table(
+        "Models",
+        ["model", "latest", "aliases"],
+        [
+            (m["name"], m["latest_version"], ", ".join(f"{a}→v{v}" for a, v in sorted(m["aliases"].items())))
+            for m in data["models"]
+        ],
+    )
+    print_table(
+        "Endpoints",
+        ["endpoint", "revision", "routes"],
+        [
+            (
+                e["name"],
+                e["revision"],
+                ", ".join(f"{r['model']}/v{r['version']} {r['weight']:g}%" for r in e["routes"]),
+            )
+            for e in data["endpoints"]
+        ],
+    )

@@ -1,0 +1,261 @@
+"""``workbench.Client``: the one way the CLI, widgets, dashboards, runbooks and the JupyterLab extension
+talk to a control plane. Typed methods mirror the HTTP API one to one; errors come back as the same
+``WorkbenchError`` subclasses the server raised.
+"""
+
+from __future__ import annotations
+
+import getpass
+import tempfile
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import httpx
+
+from workbench.protocol import ACTOR_HEADER, API_PREFIX
+from workbench.errors import UnavailableError, WorkbenchError, error_from_dict
+from workbench.registry.types import (
+    Lineage,
+    ModelVersionInfo,
+    RegisteredModelInfo,
+    RegistrationRequest,
+)
+from workbench.settings import Settings, get_settings
+from workbench.store import AuditEvent, EndpointRecord
+
+
+
+
+def _default_actor() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+class Client:
+    """A synchronous client for one control plane.
+
+    ``Client()`` finds the control plane and its token from the environment (``WORKBENCH_URL``,
+    ``WORKBENCH_TOKEN``, or the token file in ``WORKBENCH_HOME``), as a notebook next to ``workbench up``
+    expects.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        token: str | None = None,
+        settings: Settings | None = None,
+        actor: str | None = None,
+        timeout: float = 60.0,
+    ) -> None:
+        self.settings = settings or get_settings()
+        self.url = (url or self.settings.api_url).rstrip("/")
+        self._token = token
+        headers = {ACTOR_HEADER: actor or _default_actor()}
+        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+
+    # ------------------------------------------------------------- plumbing
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def _auth(self) -> dict[str, str]:
+        token = self._token or self.settings.read_token()
+        return {"Authorization": f"Bearer {token}"} if token else {}
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        headers = {**self._auth(), **kwargs.pop("headers", {})}
+        try:
+            response = self._http.request(method, f"{API_PREFIX}{path}", headers=headers, **kwargs)
+        except httpx.TransportError as exc:
+            raise UnavailableError(
+                f"cannot reach the control plane at {self.url}: {exc}. Is `workbench up` running?", url=self.url
+            ) from None
+        if response.status_code >= 400:
+            try:
+                payload = response.json().get("error", {})
+            except ValueError:
+                payload = {"message": response.text[:500] or response.reason_phrase}
+            raise error_from_dict(payload, response.status_code)
+        if response.status_code == 204 or not response.content:
+            return None
+        return response.json()
+
+    # --------------------------------------------------------------- system
+    def health(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._request("GET", "/health")
+        return result
+
+    def status(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._request("GET", "/status")
+        return result
+
+    # --------------------------------------------------------------- models
+    def list_models(self) -> list[RegisteredModelInfo]:
+        return [RegisteredModelInfo.model_validate(m) for m in self._request("GET", "/models")]
+
+    def get_model(self, name: str) -> RegisteredModelInfo:
+        return RegisteredModelInfo.model_validate(self._request("GET", f"/models/{name}"))
+
+    def list_versions(self, name: str) -> list[ModelVersionInfo]:
+        return [ModelVersionInfo.model_validate(v) for v in self._request("GET", f"/models/{name}/versions")]
+
+    def get_version(self, name: str, version: int | str) -> ModelVersionInfo:
+        return ModelVersionInfo.model_validate(self._request("GET", f"/models/{name}/versions/{version}"))
+
+    def resolve(self, uri: str) -> ModelVersionInfo:
+        return ModelVersionInfo.model_validate(self._request("GET", "/resolve", params={"uri": uri}))
+
+    def register_from_run(
+        self, name: str, run_id: str, *, artifact_path: str = "model", **fields: Any
+    ) -> ModelVersionInfo:
+        body = {"source": {"kind": "run", "run_id": run_id, "artifact_path": artifact_path}, **_fields(fields)}
+        return ModelVersionInfo.model_validate(self._request("POST", f"/models/{name}/versions", json=body))
+
+    def register_from_path(self, name: str, path: str | Path, **fields: Any) -> ModelVersionInfo:
+        """Register an MLflow model directory that the control plane can read (within its allowed roots)."""
+        body = {"source": {"kind": "path", "path": str(Path(path).expanduser().absolute())}, **_fields(fields)}
+        return ModelVersionInfo.model_validate(self._request("POST", f"/models/{name}/versions", json=body))
+
+    def register_model(
+        self,
+        name: str,
+        model: Any,
+        *,
+        input_example: Any,
+        reference_data: Any = None,
+        reference_target: str | None = None,
+        training_data: Any = None,
+        params: Mapping[str, Any] | None = None,
+        metrics: Mapping[str, float] | None = None,
+        description: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        aliases: Sequence[str] = (),
+        parent_version: int | None = None,
+        code_version: str | None = None,
+        reason: str | None = None,
+    ) -> ModelVersionInfo:
+        """Register an in-memory ``torch.nn.Module`` or MLflow ``PythonModel`` and its reference data.
+
+        The model is saved here as an MLflow model and uploaded, so this works against a control plane
+        on another machine as well as against a local one.
+        """
+        from workbench.registry import archive
+        from workbench.registry.lineage import frame_digest, git_code_version
+        from workbench.registry.packaging import save_model
+
+        lineage = Lineage(
+            data_digest=frame_digest(training_data) if training_data is not None else None,
+            data_rows=len(training_data) if training_data is not None else None,
+            code_version=code_version or git_code_version(),
+            parent_version=parent_version,
+        )
+        with tempfile.TemporaryDirectory(prefix="workbench-register-") as tmp:
+            model_dir = Path(tmp) / "model"
+            save_model(model, model_dir, input_example=input_example)
+            reference_path = None
+            if reference_data is not None:
+                reference_path = Path(tmp) / "reference.parquet"
+                reference_data.to_parquet(reference_path, index=False)
+            request = RegistrationRequest(
+                description=description,
+                tags=dict(tags or {}),
+                params={k: str(v) for k, v in (params or {}).items()},
+                metrics={k: float(v) for k, v in (metrics or {}).items()},
+                lineage=lineage,
+                reference={"path": "reference.parquet", "target": reference_target}  # type: ignore[arg-type]
+                if reference_path is not None
+                else None,
+                aliases=list(aliases),
+                reason=reason,
+            )
+            payload = archive.pack(model_dir, request, reference_path)
+        return ModelVersionInfo.model_validate(
+            self._request(
+                "POST",
+                f"/models/{name}/versions/upload",
+                content=payload,
+                headers={"Content-Type": "application/gzip"},
+            )
+        )
+
+    def set_alias(self, name: str, alias: str, version: int, *, reason: str | None = None) -> ModelVersionInfo:
+        body = {"version": version, "reason": reason}
+        return ModelVersionInfo.model_validate(self._request("PUT", f"/models/{name}/aliases/{alias}", json=body))
+
+    def delete_alias(self, name: str, alias: str, *, reason: str | None = None) -> int:
+        params = {"reason": reason} if reason else None
+        result = self._request("DELETE", f"/models/{name}/aliases/{alias}", params=params)
+        return int(result["previous_version"])
+
+    # ------------------------------------------------------------ endpoints
+    def list_endpoints(self) -> list[EndpointRecord]:
+        return [EndpointRecord.model_validate(e) for e in self._request("GET", "/endpoints")]
+
+    def get_endpoint(self, name: str) -> EndpointRecord:
+        return EndpointRecord.model_validate(self._request("GET", f"/endpoints/{name}"))
+
+    def create_endpoint(self, name: str, routes: Sequence[Mapping[str, Any]] | str, **fields: Any) -> EndpointRecord:
+        """``routes`` is one model reference (all traffic) or a list of ``{"model": ref, "weight": pct}``."""
+        route_list = [{"model": routes, "weight": 100}] if isinstance(routes, str) else [dict(r) for r in routes]
+        body = {"name": name, "routes": route_list, **fields}
+        return EndpointRecord.model_validate(self._request("POST", "/endpoints", json=body))
+
+    def update_endpoint(
+        self, name: str, routes: Sequence[Mapping[str, Any]] | str, *, revision: int | None = None, **fields: Any
+    ) -> EndpointRecord:
+        route_list = [{"model": routes, "weight": 100}] if isinstance(routes, str) else [dict(r) for r in routes]
+        headers = {"If-Match": str(revision)} if revision is not None else {}
+        body = {"name": name, "routes": route_list, **fields}
+        return EndpointRecord.model_validate(self._request("PUT", f"/endpoints/{name}", json=body, headers=headers))
+
+    def delete_endpoint(self, name: str, *, reason: str | None = None) -> EndpointRecord:
+        params = {"reason": reason} if reason else None
+        return EndpointRecord.model_validate(self._request("DELETE", f"/endpoints/{name}", params=params))
+
+    # ---------------------------------------------------------------- audit
+    def audit(
+        self,
+        *,
+        target: str | None = None,
+        target_prefix: str | None = None,
+        action: str | None = None,
+        actor: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 100,
+        oldest_first: bool = False,
+    ) -> list[AuditEvent]:
+        params: dict[str, Any] = {"limit": limit, "order": "asc" if oldest_first else "desc"}
+        for key, value in (
+            ("target", target),
+            ("target_prefix", target_prefix),
+            ("action", action),
+            ("actor", actor),
+            ("since", since.isoformat() if since else None),
+            ("until", until.isoformat() if until else None),
+        ):
+            if value is not None:
+                params[key] = value
+        return [AuditEvent.model_validate(e) for e in self._request("GET", "/audit", params=params)]
+
+
+def _fields(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Registration keyword arguments as JSON, checked by the same model the server uses."""
+    allowed = set(RegistrationRequest.model_fields)
+    unknown = set(fields) - allowed
+    if unknown:
+        raise WorkbenchError(f"unknown registration fields: {sorted(unknown)}")
+    return RegistrationRequest.model_validate(dict(fields)).model_dump(mode="json", exclude_none=True)

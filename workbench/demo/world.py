@@ -1,0 +1,81 @@
+"""The demo world: generate the churn data, train v1/v2/v3, register them through the API.
+
+Registration goes through ``workbench.Client`` like any user's would, so the demo exercises the real
+upload path and leaves the same audit trail a person's actions would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pandas as pd
+
+from workbench.client import Client
+from workbench.demo.dataset import FEATURES, TARGET, generate_churn, split_frame
+from workbench.demo.training import train_version
+from workbench.registry.types import ModelVersionInfo
+
+DEMO_MODEL = "churn-classifier"
+DEMO_SEED = 7
+DEMO_ROWS = 24_000
+HOLDOUT_FRACTION = 0.25
+_DESCRIPTIONS = {
+    1: "v1: small MLP, the first production model",
+    2: "v2: larger MLP trained longer; better AUC",
+    3: "v3: deliberately bad: far wider and deeper, under-trained; worse and slower",
+}
+
+
+@dataclass(frozen=True)
+class DemoData:
+    train: pd.DataFrame
+    holdout: pd.DataFrame
+
+
+def demo_data(*, seed: int = DEMO_SEED, rows: int = DEMO_ROWS) -> DemoData:
+    frame = generate_churn(rows, seed=seed)
+    train, holdout = split_frame(frame, holdout_fraction=HOLDOUT_FRACTION, seed=seed)
+    return DemoData(train=train.reset_index(drop=True), holdout=holdout.reset_index(drop=True))
+
+
+def existing_demo_versions(client: Client) -> list[ModelVersionInfo]:
+    if DEMO_MODEL not in {m.name for m in client.list_models()}:
+        return []
+    return [v for v in client.list_versions(DEMO_MODEL) if v.tags.get("demo") == "true"]
+
+
+def register_demo(
+    client: Client,
+    *,
+    seed: int = DEMO_SEED,
+    rows: int = DEMO_ROWS,
+    on_step: Callable[[str], None] = lambda _message: None,
+) -> list[ModelVersionInfo]:
+    """Train and register v1, v2, v3 and point ``champion`` at v1; returns the registered versions."""
+    on_step(f"generating {rows} rows of churn data (seed {seed})")
+    data = demo_data(seed=seed, rows=rows)
+    example = data.holdout[list(FEATURES)].head(2)
+    registered: list[ModelVersionInfo] = []
+    for number in (1, 2, 3):
+        on_step(f"training v{number}")
+        trained = train_version(number, data.train, data.holdout, seed=seed)  # type: ignore[arg-type]
+        on_step(f"registering v{number} (holdout AUC {trained.metrics['auc']:.3f})")
+        parent = registered[0].version if registered else None
+        info = client.register_model(
+            DEMO_MODEL,
+            trained.module,
+            input_example=example,
+            reference_data=data.holdout,
+            reference_target=TARGET,
+            training_data=data.train,
+            params=trained.params,
+            metrics=trained.metrics,
+            description=_DESCRIPTIONS[number],
+            tags={"demo": "true", "demo.role": f"v{number}"},
+            aliases=["champion"] if number == 1 else [],
+            parent_version=parent,
+            reason=f"demo: register v{number}",
+        )
+        registered.append(info)
+    return registered

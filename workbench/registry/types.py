@@ -1,0 +1,116 @@
+"""What the registry tells the rest of Workbench about models: plain frozen records, no MLflow types.
+
+Everything above the registry adapter sees these, so the API schema, the client and the CLI never
+depend on MLflow's entity classes (which change between releases).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Lineage(_Frozen):
+    """Where a version came from: enough to reproduce it or to explain it in an incident review."""
+
+    run_id: str | None = None
+    source: str | None = Field(default=None, description="run, path or upload, with its origin")
+    data_digest: str | None = Field(default=None, description="sha256 of the training data")
+    data_rows: int | None = Field(default=None, ge=0)
+    code_version: str | None = Field(default=None, description="git commit of the training code")
+    parent_version: int | None = Field(default=None, ge=1)
+
+
+class ReferenceData(_Frozen):
+    """The data a version was validated on; monitoring compares live traffic against it."""
+
+    artifact_uri: str
+    rows: int
+    columns: list[str]
+    digest: str
+    target: str | None = None
+
+
+class ModelVersionInfo(_Frozen):
+    name: str
+    version: int
+    aliases: list[str] = Field(default_factory=list)
+    status: str
+    source: str
+    created_at: datetime
+    description: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+    flavors: list[str] = Field(default_factory=list)
+    signature: dict[str, Any] | None = None
+    metrics: dict[str, float] = Field(default_factory=dict)
+    params: dict[str, str] = Field(default_factory=dict)
+    lineage: Lineage = Field(default_factory=Lineage)
+    reference: ReferenceData | None = None
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.name}/{self.version}"
+
+
+class RegisteredModelInfo(_Frozen):
+    name: str
+    description: str | None = None
+    created_at: datetime
+    updated_at: datetime
+    aliases: dict[str, int] = Field(default_factory=dict)
+    latest_version: int | None = None
+    version_count: int = 0
+    tags: dict[str, str] = Field(default_factory=dict)
+
+
+class RunSource(_Frozen):
+    """Register the MLflow model logged by an existing run."""
+
+    kind: Literal["run"] = "run"
+    run_id: str = Field(min_length=1, max_length=64)
+    artifact_path: str = Field(default="model", min_length=1, max_length=512)
+
+
+class PathSource(_Frozen):
+    """Register an MLflow model directory (one holding an ``MLmodel`` file) on the server's disk."""
+
+    kind: Literal["path"] = "path"
+    path: str = Field(min_length=1, max_length=4096)
+
+
+class ReferenceSpec(_Frozen):
+    path: str = Field(min_length=1, max_length=4096)
+    target: str | None = Field(default=None, max_length=256)
+
+
+class RegistrationRequest(_Frozen):
+    """Everything a new version carries besides its files; shared by the JSON and upload routes."""
+
+    description: str | None = Field(default=None, max_length=5000)
+    tags: dict[str, str] = Field(default_factory=dict)
+    params: dict[str, str] = Field(default_factory=dict)
+    metrics: dict[str, float] = Field(default_factory=dict)
+    lineage: Lineage = Field(default_factory=Lineage)
+    reference: ReferenceSpec | None = None
+    aliases: list[str] = Field(default_factory=list)
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+class RegisterBody(RegistrationRequest):
+    """The JSON body of a registration: where the model is, plus what the new version carries."""
+
+    source: RunSource | PathSource = Field(discriminator="kind")
+
+    def request(self) -> RegistrationRequest:
+        return RegistrationRequest.model_validate(self.model_dump(exclude={"source"}))
+
+
+class AliasBody(_Frozen):
+    version: int = Field(ge=1)
+    reason: str | None = Field(default=None, max_length=2000)

@@ -1,0 +1,133 @@
+"""Settings are read once from the environment into one frozen object and then passed explicitly.
+
+Nothing else in the package reads ``os.environ``: tests build a ``Settings`` for a temporary home and
+hand it down, so two control planes (or a control plane and its tests) never share hidden global state.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from pathlib import Path
+
+from workbench.errors import ValidationError
+
+DEFAULT_API_PORT = 8765
+DEFAULT_ROUTER_PORT = 8766
+DEFAULT_MAX_UPLOAD_BYTES = 512 * 1024 * 1024
+
+
+def _port(raw: str, name: str) -> int:
+    try:
+        port = int(raw)
+    except ValueError:
+        raise ValidationError(f"{name} must be an integer port, got {raw!r}", variable=name) from None
+    if not 0 <= port <= 65535:
+        raise ValidationError(f"{name} must be between 0 and 65535, got {port}", variable=name)
+    return port
+
+
+def _flag(raw: str | None) -> bool:
+    return (raw or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where everything lives and how the control plane is reached.
+
+    Every store is chosen by URL so that a team can point Workbench at an MLflow tracking server and
+    PostgreSQL instead of the embedded SQLite files under ``home``.
+    """
+
+    home: Path
+    mlflow_tracking_uri: str
+    mlflow_registry_uri: str
+    artifact_root: Path
+    state_url: str
+    host: str = "127.0.0.1"
+    api_port: int = DEFAULT_API_PORT
+    router_port: int = DEFAULT_ROUTER_PORT
+    token_file: Path = field(default=Path())
+    token: str | None = None
+    open_reads: bool = False
+    allowed_roots: tuple[Path, ...] = ()
+    api_url: str = ""
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+
+    @classmethod
+    def for_home(cls, home: Path | str, **overrides: object) -> Settings:
+        """The embedded default rooted at ``home``: everything on local disk, nothing to install."""
+        home = Path(home).expanduser().resolve()
+        base = cls(
+            home=home,
+            mlflow_tracking_uri=f"sqlite:///{home / 'mlflow.db'}",
+            mlflow_registry_uri=f"sqlite:///{home / 'mlflow.db'}",
+            artifact_root=home / "mlartifacts",
+            state_url=f"sqlite:///{home / 'state.db'}",
+            token_file=home / "api-token",
+            allowed_roots=(home, Path.cwd().resolve()),
+        )
+        settings = replace(base, **overrides)  # type: ignore[arg-type]
+        if not settings.api_url:
+            settings = replace(settings, api_url=f"http://{settings.host}:{settings.api_port}")
+        return settings
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        home = Path(env.get("WORKBENCH_HOME", "./.workbench"))
+        overrides: dict[str, object] = {}
+        if uri := env.get("WORKBENCH_MLFLOW_TRACKING_URI"):
+            overrides["mlflow_tracking_uri"] = uri
+            overrides["mlflow_registry_uri"] = uri
+        if uri := env.get("WORKBENCH_MLFLOW_REGISTRY_URI"):
+            overrides["mlflow_registry_uri"] = uri
+        if url := env.get("WORKBENCH_STATE_URL"):
+            overrides["state_url"] = url
+        if host := env.get("WORKBENCH_HOST"):
+            overrides["host"] = host
+        if port := env.get("WORKBENCH_API_PORT"):
+            overrides["api_port"] = _port(port, "WORKBENCH_API_PORT")
+        if port := env.get("WORKBENCH_ROUTER_PORT"):
+            overrides["router_port"] = _port(port, "WORKBENCH_ROUTER_PORT")
+        if token_file := env.get("WORKBENCH_TOKEN_FILE"):
+            overrides["token_file"] = Path(token_file).expanduser().resolve()
+        if token := env.get("WORKBENCH_TOKEN"):
+            overrides["token"] = token
+        overrides["open_reads"] = _flag(env.get("WORKBENCH_OPEN_READS"))
+        if roots := env.get("WORKBENCH_ALLOWED_ROOTS"):
+            overrides["allowed_roots"] = tuple(
+                Path(r).expanduser().resolve() for r in roots.split(os.pathsep) if r
+            )
+        if url := env.get("WORKBENCH_URL"):
+            overrides["api_url"] = url.rstrip("/")
+        if limit := env.get("WORKBENCH_MAX_UPLOAD_BYTES"):
+            overrides["max_upload_bytes"] = _port_like_int(limit, "WORKBENCH_MAX_UPLOAD_BYTES")
+        return cls.for_home(home, **overrides)
+
+    def read_token(self) -> str | None:
+        """The token a client presents: explicit first, else the file the control plane wrote."""
+        if self.token:
+            return self.token
+        try:
+            return self.token_file.read_text().strip() or None
+        except OSError:
+            return None
+
+
+def _port_like_int(raw: str, name: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValidationError(f"{name} must be an integer, got {raw!r}", variable=name) from None
+    if value <= 0:
+        raise ValidationError(f"{name} must be positive, got {value}", variable=name)
+    return value
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read from the environment once (for the CLI and notebooks)."""
+    return Settings.from_env()

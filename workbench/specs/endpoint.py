@@ -1,0 +1,90 @@
+"""An endpoint: a name that clients call, and which model versions answer it, in which proportions.
+
+Routes pin concrete versions. An alias given at definition time is resolved once, so moving an alias
+later never silently changes live traffic; changing traffic is always an explicit, audited act.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from workbench.registry.refs import MODEL_NAME_RE
+from workbench.specs.base import Spec
+
+ENDPOINT_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+
+
+class TrafficRoute(Spec):
+    model: str = Field(description="registered model name")
+    version: int = Field(ge=1)
+    weight: float = Field(ge=0, le=100, description="percent of live traffic")
+
+    @field_validator("model")
+    @classmethod
+    def _model_name(cls, value: str) -> str:
+        if not MODEL_NAME_RE.match(value):
+            raise ValueError(f"invalid model name {value!r}")
+        return value
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.model}/{self.version}"
+
+
+class ShadowTarget(Spec):
+    model: str
+    version: int = Field(ge=1)
+    sample_percent: float = Field(default=100.0, gt=0, le=100, description="share of requests mirrored")
+
+
+class BatchingSpec(Spec):
+    max_batch_size: int = Field(default=64, ge=1, le=8192)
+    max_wait_ms: float = Field(default=2.0, ge=0, le=1000)
+
+
+class EndpointSpec(Spec):
+    name: str = Field(description="lower-case DNS label: used in URLs and process names")
+    routes: list[TrafficRoute] = Field(min_length=1, max_length=16)
+    shadows: list[ShadowTarget] = Field(default_factory=list, max_length=4)
+    replicas: int = Field(default=1, ge=1, le=32)
+    device: str = Field(default="auto", description="auto, cpu, cuda or cuda:N")
+    batching: BatchingSpec = Field(default_factory=BatchingSpec)
+    payload_limit_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
+    description: str | None = Field(default=None, max_length=2000)
+    kind: Literal["endpoint"] = "endpoint"
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not ENDPOINT_NAME_RE.match(value):
+            raise ValueError(
+                f"invalid endpoint name {value!r}: use 1-63 lower-case letters, digits or '-', "
+                "starting and ending with a letter or digit"
+            )
+        return value
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        if not DEVICE_RE.match(value):
+            raise ValueError(f"invalid device {value!r}: use auto, cpu, cuda or cuda:N")
+        return value
+
+    @model_validator(mode="after")
+    def _weights(self) -> EndpointSpec:
+        total = sum(route.weight for route in self.routes)
+        if not math.isclose(total, 100.0, abs_tol=1e-6):
+            raise ValueError(f"route weights must add up to 100, they add up to {total:g}")
+        uris = [route.uri for route in self.routes]
+        if len(set(uris)) != len(uris):
+            raise ValueError("each model version may appear in the routes only once")
+        live = set(uris)
+        for shadow in self.shadows:
+            if f"models:/{shadow.model}/{shadow.version}" in live:
+                raise ValueError(f"models:/{shadow.model}/{shadow.version} is both live and a shadow")
+        return self

@@ -1,0 +1,127 @@
+"""Versioned schema migrations, applied in order, each in its own transaction.
+
+Each migration writes its own DDL rather than reusing ``schema.py``: a migration must keep creating the
+schema of *its* version even after the current tables change. Concurrent starters are serialised
+(``BEGIN IMMEDIATE`` on SQLite, an advisory lock on PostgreSQL), so two control planes starting on one
+fresh database apply each migration exactly once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, inspect, text
+
+from workbench.store.engine import Database
+
+_ADVISORY_LOCK_KEY = 0x5742_0001
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    upgrade: Callable[[Connection, str], None]
+
+
+def _v1_initial(connection: Connection, dialect: str) -> None:
+    id_column = "INTEGER PRIMARY KEY AUTOINCREMENT" if dialect == "sqlite" else "BIGSERIAL PRIMARY KEY"
+    float_type = "REAL" if dialect == "sqlite" else "DOUBLE PRECISION"
+    connection.execute(
+        text(
+            f"""
+            CREATE TABLE audit_events (
+                id {id_column},
+                ts {float_type} NOT NULL,
+                actor VARCHAR(200) NOT NULL,
+                action VARCHAR(100) NOT NULL,
+                target VARCHAR(500) NOT NULL,
+                before TEXT,
+                after TEXT,
+                reason TEXT,
+                link VARCHAR(1000)
+            )"""
+        )
+    )
+    for column in ("ts", "action", "target"):
+        connection.execute(text(f"CREATE INDEX ix_audit_events_{column} ON audit_events ({column})"))
+    connection.execute(
+        text(
+            f"""
+            CREATE TABLE endpoints (
+                name VARCHAR(128) PRIMARY KEY,
+                spec TEXT NOT NULL,
+                revision INTEGER NOT NULL,
+                created_at {float_type} NOT NULL,
+                updated_at {float_type} NOT NULL
+            )"""
+        )
+    )
+    # The audit log is append-only by construction, not by convention: the database refuses edits.
+    if dialect == "sqlite":
+        for verb in ("UPDATE", "DELETE"):
+            connection.execute(
+                text(
+                    f"CREATE TRIGGER audit_events_no_{verb.lower()} BEFORE {verb} ON audit_events "
+                    "BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END"
+                )
+            )
+    else:
+        connection.execute(
+            text(
+                "CREATE OR REPLACE FUNCTION workbench_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN RAISE EXCEPTION '% is append-only', TG_TABLE_NAME; END $$"
+            )
+        )
+        connection.execute(
+            text(
+                "CREATE TRIGGER audit_events_append_only BEFORE UPDATE OR DELETE ON audit_events "
+                "FOR EACH ROW EXECUTE FUNCTION workbench_append_only()"
+            )
+        )
+
+
+MIGRATIONS: tuple[Migration, ...] = (Migration(1, "audit log and endpoint definitions", _v1_initial),)
+
+
+def _ensure_version_table(connection: Connection, dialect: str) -> None:
+    float_type = "REAL" if dialect == "sqlite" else "DOUBLE PRECISION"
+    connection.execute(
+        text(
+            "CREATE TABLE IF NOT EXISTS workbench_schema_version ("
+            "version INTEGER PRIMARY KEY, description VARCHAR(200) NOT NULL, "
+            f"applied_at {float_type} NOT NULL)"
+        )
+    )
+
+
+def current_version(db: Database) -> int:
+    with db.read() as connection:
+        if not inspect(connection).has_table("workbench_schema_version"):
+            return 0
+        value = connection.execute(text("SELECT MAX(version) FROM workbench_schema_version")).scalar()
+        return int(value or 0)
+
+
+def migrate(db: Database, migrations: tuple[Migration, ...] = MIGRATIONS) -> list[int]:
+    """Bring the schema up to date; returns the versions applied by this call."""
+    applied: list[int] = []
+    for migration in sorted(migrations, key=lambda m: m.version):
+        with db.write() as connection:
+            if db.dialect == "postgresql":
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ADVISORY_LOCK_KEY})
+            _ensure_version_table(connection, db.dialect)
+            done = connection.execute(
+                text("SELECT 1 FROM workbench_schema_version WHERE version = :v"), {"v": migration.version}
+            ).first()
+            if done:
+                continue
+            migration.upgrade(connection, db.dialect)
+            connection.execute(
+                text("INSERT INTO workbench_schema_version (version, description, applied_at) VALUES (:v, :d, :t)"),
+                {"v": migration.version, "d": migration.description, "t": time.time()},
+            )
+            applied.append(migration.version)
+    return applied

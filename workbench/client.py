@@ -15,18 +15,17 @@ from typing import Any, Self
 
 import httpx
 
+from workbench.errors import UnavailableError, ValidationError, error_from_dict
 from workbench.protocol import ACTOR_HEADER, API_PREFIX
-from workbench.errors import UnavailableError, WorkbenchError, error_from_dict
 from workbench.registry.types import (
     Lineage,
     ModelVersionInfo,
+    ReferenceSpec,
     RegisteredModelInfo,
     RegistrationRequest,
 )
 from workbench.settings import Settings, get_settings
 from workbench.store import AuditEvent, EndpointRecord
-
-
 
 
 def _default_actor() -> str:
@@ -81,7 +80,8 @@ class Client:
             response = self._http.request(method, f"{API_PREFIX}{path}", headers=headers, **kwargs)
         except httpx.TransportError as exc:
             raise UnavailableError(
-                f"cannot reach the control plane at {self.url}: {exc}. Is `workbench up` running?", url=self.url
+                f"cannot reach the control plane at {self.url}: {exc}. Is `workbench up` running?",
+                url=self.url,
             ) from None
         if response.status_code >= 400:
             try:
@@ -121,12 +121,18 @@ class Client:
     def register_from_run(
         self, name: str, run_id: str, *, artifact_path: str = "model", **fields: Any
     ) -> ModelVersionInfo:
-        body = {"source": {"kind": "run", "run_id": run_id, "artifact_path": artifact_path}, **_fields(fields)}
+        body = {
+            "source": {"kind": "run", "run_id": run_id, "artifact_path": artifact_path},
+            **_fields(fields),
+        }
         return ModelVersionInfo.model_validate(self._request("POST", f"/models/{name}/versions", json=body))
 
     def register_from_path(self, name: str, path: str | Path, **fields: Any) -> ModelVersionInfo:
         """Register an MLflow model directory that the control plane can read (within its allowed roots)."""
-        body = {"source": {"kind": "path", "path": str(Path(path).expanduser().absolute())}, **_fields(fields)}
+        body = {
+            "source": {"kind": "path", "path": str(Path(path).expanduser().absolute())},
+            **_fields(fields),
+        }
         return ModelVersionInfo.model_validate(self._request("POST", f"/models/{name}/versions", json=body))
 
     def register_model(
@@ -175,7 +181,7 @@ class Client:
                 params={k: str(v) for k, v in (params or {}).items()},
                 metrics={k: float(v) for k, v in (metrics or {}).items()},
                 lineage=lineage,
-                reference={"path": "reference.parquet", "target": reference_target}  # type: ignore[arg-type]
+                reference=ReferenceSpec(path=archive.REFERENCE_FILE, target=reference_target)
                 if reference_path is not None
                 else None,
                 aliases=list(aliases),
@@ -191,9 +197,13 @@ class Client:
             )
         )
 
-    def set_alias(self, name: str, alias: str, version: int, *, reason: str | None = None) -> ModelVersionInfo:
+    def set_alias(
+        self, name: str, alias: str, version: int, *, reason: str | None = None
+    ) -> ModelVersionInfo:
         body = {"version": version, "reason": reason}
-        return ModelVersionInfo.model_validate(self._request("PUT", f"/models/{name}/aliases/{alias}", json=body))
+        return ModelVersionInfo.model_validate(
+            self._request("PUT", f"/models/{name}/aliases/{alias}", json=body)
+        )
 
     def delete_alias(self, name: str, alias: str, *, reason: str | None = None) -> int:
         params = {"reason": reason} if reason else None
@@ -207,19 +217,32 @@ class Client:
     def get_endpoint(self, name: str) -> EndpointRecord:
         return EndpointRecord.model_validate(self._request("GET", f"/endpoints/{name}"))
 
-    def create_endpoint(self, name: str, routes: Sequence[Mapping[str, Any]] | str, **fields: Any) -> EndpointRecord:
+    def create_endpoint(
+        self, name: str, routes: Sequence[Mapping[str, Any]] | str, **fields: Any
+    ) -> EndpointRecord:
         """``routes`` is one model reference (all traffic) or a list of ``{"model": ref, "weight": pct}``."""
-        route_list = [{"model": routes, "weight": 100}] if isinstance(routes, str) else [dict(r) for r in routes]
+        route_list = (
+            [{"model": routes, "weight": 100}] if isinstance(routes, str) else [dict(r) for r in routes]
+        )
         body = {"name": name, "routes": route_list, **fields}
         return EndpointRecord.model_validate(self._request("POST", "/endpoints", json=body))
 
     def update_endpoint(
-        self, name: str, routes: Sequence[Mapping[str, Any]] | str, *, revision: int | None = None, **fields: Any
+        self,
+        name: str,
+        routes: Sequence[Mapping[str, Any]] | str,
+        *,
+        revision: int | None = None,
+        **fields: Any,
     ) -> EndpointRecord:
-        route_list = [{"model": routes, "weight": 100}] if isinstance(routes, str) else [dict(r) for r in routes]
+        route_list = (
+            [{"model": routes, "weight": 100}] if isinstance(routes, str) else [dict(r) for r in routes]
+        )
         headers = {"If-Match": str(revision)} if revision is not None else {}
         body = {"name": name, "routes": route_list, **fields}
-        return EndpointRecord.model_validate(self._request("PUT", f"/endpoints/{name}", json=body, headers=headers))
+        return EndpointRecord.model_validate(
+            self._request("PUT", f"/endpoints/{name}", json=body, headers=headers)
+        )
 
     def delete_endpoint(self, name: str, *, reason: str | None = None) -> EndpointRecord:
         params = {"reason": reason} if reason else None
@@ -257,5 +280,5 @@ def _fields(fields: Mapping[str, Any]) -> dict[str, Any]:
     allowed = set(RegistrationRequest.model_fields)
     unknown = set(fields) - allowed
     if unknown:
-        raise WorkbenchError(f"unknown registration fields: {sorted(unknown)}")
+        raise ValidationError(f"unknown registration fields: {sorted(unknown)}", fields=sorted(unknown))
     return RegistrationRequest.model_validate(dict(fields)).model_dump(mode="json", exclude_none=True)

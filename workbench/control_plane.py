@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ValidationError as PydanticValidationError
 
 from workbench._version import __version__
-from workbench.errors import ValidationError, WorkbenchError
+from workbench.errors import ValidationError, WorkbenchError, describe_validation_errors
 from workbench.paths import resolve_allowed
 from workbench.registry import archive
 from workbench.registry.mlflow_registry import MlflowRegistry
@@ -101,7 +102,9 @@ class ControlPlane:
     ) -> ModelVersionInfo:
         reference_path = self._reference_path(request)
         if isinstance(source, PathSource):
-            model_dir = resolve_allowed(source.path, self.settings.allowed_roots, field="source.path", kind="dir")
+            model_dir = resolve_allowed(
+                source.path, self.settings.allowed_roots, field="source.path", kind="dir"
+            )
             info = self.registry.register(
                 name, request, model_dir=model_dir, reference_path=reference_path, origin=f"path:{model_dir}"
             )
@@ -238,7 +241,11 @@ class ControlPlane:
                 {"name": m.name, "latest_version": m.latest_version, "aliases": m.aliases} for m in models
             ],
             "endpoints": [
-                {"name": e.spec.name, "revision": e.revision, "routes": [r.model_dump() for r in e.spec.routes]}
+                {
+                    "name": e.spec.name,
+                    "revision": e.revision,
+                    "routes": [r.model_dump() for r in e.spec.routes],
+                }
                 for e in endpoints
             ],
             "audit_events": self.audit.count(),
@@ -294,5 +301,6 @@ class ControlPlane:
                     "shadows": [ShadowTarget.model_validate(s) for s in shadows],
                 }
             )
-        except ValueError as exc:
-            raise ValidationError(f"invalid endpoint: {exc}", endpoint=request.name) from None
+        except PydanticValidationError as exc:
+            message, details = describe_validation_errors(exc.errors())
+            raise ValidationError(f"invalid endpoint: {message}", errors=details) from None

@@ -27,7 +27,9 @@ def build_server(settings: Settings, *, log_level: str = "warning") -> uvicorn.S
     return uvicorn.Server(config)
 
 
-def serve(settings: Settings, *, on_ready: Callable[[], None] | None = None, log_level: str = "warning") -> None:
+def serve(
+    settings: Settings, *, on_ready: Callable[[], None] | None = None, log_level: str = "warning"
+) -> None:
     """Start the API and block until interrupted; ``on_ready`` runs once the socket is listening."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     server = build_server(settings, log_level=log_level)

@@ -17,7 +17,6 @@ from workbench.errors import AuthenticationError
 from workbench.protocol import ACTOR_HEADER
 from workbench.settings import Settings
 
-
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 

@@ -33,7 +33,9 @@ def to_jsonable(value: Any) -> Any:
 
 
 def print_json(value: Any) -> None:
-    sys.stdout.write(orjson.dumps(to_jsonable(value), option=orjson.OPT_INDENT_2, default=str).decode() + "\n")
+    sys.stdout.write(
+        orjson.dumps(to_jsonable(value), option=orjson.OPT_INDENT_2, default=str).decode() + "\n"
+    )
 
 
 def print_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:

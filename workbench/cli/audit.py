@@ -22,7 +22,9 @@ def parse_time(raw: str | None, option: str) -> datetime | None:
     try:
         value = datetime.fromisoformat(text)
     except ValueError:
-        raise fail(f"{option}: expected an ISO time (2026-01-31T12:00) or a look-back like 15m, 2h, 7d", 2) from None
+        raise fail(
+            f"{option}: expected an ISO time (2026-01-31T12:00) or a look-back like 15m, 2h, 7d", 2
+        ) from None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 

@@ -58,9 +58,13 @@ def demo(
                 for v in versions
             ],
         )
-        console.print(f"control plane: [bold]{settings.api_url}[/]  (OpenAPI: {settings.api_url}/api/v1/docs)")
+        console.print(
+            f"control plane: [bold]{settings.api_url}[/]  (OpenAPI: {settings.api_url}/api/v1/docs)"
+        )
         console.print(f"API token:     {settings.token_file}")
-        console.print("try:          workbench status | workbench models show churn-classifier | workbench audit")
+        console.print(
+            "try:          workbench status | workbench models show churn-classifier | workbench audit"
+        )
         if owned is not None and serve:
             console.print("the control plane keeps running; press Ctrl-C to stop it")
             try:

@@ -85,7 +85,10 @@ def create(
     if as_json:
         print_json(record)
     else:
-        console.print(f"created endpoint [bold]{name}[/]: " + ", ".join(f"{r.uri} {r.weight:g}%" for r in record.spec.routes))
+        console.print(
+            f"created endpoint [bold]{name}[/]: "
+            + ", ".join(f"{r.uri} {r.weight:g}%" for r in record.spec.routes)
+        )
 
 
 @app.command("delete")

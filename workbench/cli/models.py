@@ -100,7 +100,9 @@ def _print_version(v: ModelVersionInfo) -> None:
         f"code {lineage.code_version or '-'}, parent v{lineage.parent_version or '-'}"
     )
     if v.reference:
-        console.print(f"reference: {v.reference.rows} rows, {len(v.reference.columns)} columns, {v.reference.digest}")
+        console.print(
+            f"reference: {v.reference.rows} rows, {len(v.reference.columns)} columns, {v.reference.digest}"
+        )
     if v.metrics:
         print_table("metrics", ["metric", "value"], sorted((k, f"{m:.4g}") for k, m in v.metrics.items()))
     if v.signature and isinstance(v.signature.get("inputs"), list):

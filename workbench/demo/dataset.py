@@ -106,6 +106,12 @@ def _check_knob(name: str, value: float) -> None:
         raise ValueError(f"{name} must be a finite number >= 0 (0 means no drift), got {value!r}")
 
 
+def _rounded(values: npt.ArrayLike, decimals: int) -> FloatArray:
+    """Round like a billing system would, keeping float64 (numpy's stubs lose the dtype otherwise)."""
+    out: FloatArray = np.asarray(values, dtype=np.float64).round(decimals)
+    return out
+
+
 def _sigmoid(z: FloatArray) -> FloatArray:
     out: FloatArray = 0.5 * (1.0 + np.tanh(0.5 * z))
     return out
@@ -162,9 +168,9 @@ def generate_churn(
         + rng["charges_addons"].gamma(1.5, 4.0, n)
         + 15.0 * c
     )
-    monthly = np.round(np.clip(monthly, 15.0, 200.0), 2)
+    monthly = _rounded(np.clip(monthly, 15.0, 200.0), 2)
     total = tenure * monthly * (1.0 + rng["total_noise"].normal(0.0, 0.04, n))
-    total = np.round(np.maximum(total, 0.0), 2)
+    total = _rounded(np.maximum(total, 0.0), 2)
 
     payment = rng["payment"].choice(4, size=n, p=[0.34, 0.22, 0.22, 0.22]).astype(np.int64)
     region = rng["region"].choice(5, size=n, p=[0.30, 0.25, 0.20, 0.15, 0.10]).astype(np.int64)
@@ -172,12 +178,12 @@ def generate_churn(
     session_rate = rng["session_rate"].gamma(2.0, 7.0, n) * math.exp(-0.7 * c)
     sessions = rng["sessions"].poisson(session_rate).astype(np.float64)
     minutes = np.exp(rng["session_minutes"].normal(math.log(16.0), 0.55, n)) * math.exp(-0.35 * c)
-    minutes = np.round(np.clip(minutes, 0.5, 240.0), 1)
+    minutes = _rounded(np.clip(minutes, 0.5, 240.0), 1)
     last_login = np.floor(rng["last_login"].exponential(45.0 / (sessions + 1.5)))
     last_login = np.clip(last_login, 0.0, 365.0)
     devices = np.minimum(1.0 + rng["devices"].poisson(1.0, n), 8.0)
     usage = np.exp(rng["data_usage"].normal(np.log(4.0 + 8.0 * plan_tier), 0.6)) * (0.4 + sessions / 20.0)
-    usage = np.round(usage * math.exp(0.8 * c), 2)
+    usage = _rounded(usage * math.exp(0.8 * c), 2)
 
     ticket_rate = rng["ticket_rate"].gamma(0.7, 1.0, n) * (1.0 + 0.6 * (tenure < 6))
     tickets = rng["tickets"].poisson(ticket_rate).astype(np.float64)
@@ -275,7 +281,8 @@ def churn_probability(frame: pd.DataFrame, *, concept_drift: float = 0.0) -> Flo
         # One-year customers leave around their renewal date, a periodic pattern in tenure.
         + 2.2 * one_year * (np.mod(tenure, 12.0) >= 10.0) * (tenure >= 10.0)
         # Regional competition hits specific tiers: a tier x region interaction with no main effect.
-        + 2.0 * premium * (col["region"] == 3) - 1.6 * basic * (col["region"] == 1)
+        + 2.0 * premium * (col["region"] == 3)
+        - 1.6 * basic * (col["region"] == 1)
         + 1.5 * (col["plan_tier"] == 1) * (col["region"] == 4)
     )
     if concept_drift > 0:
@@ -306,7 +313,8 @@ def split_frame(df: pd.DataFrame, *, holdout_fraction: float, seed: int) -> tupl
     n_holdout = round(n * holdout_fraction)
     if n_holdout < 1 or n_holdout > n - 1:
         raise ValueError(
-            f"cannot split {n} rows with holdout_fraction={holdout_fraction}: both parts need at least one row"
+            f"cannot split {n} rows with holdout_fraction={holdout_fraction}: "
+            "both train and holdout need at least one row"
         )
     order = np.random.default_rng(int(seed)).permutation(n)
     holdout_positions = np.sort(order[:n_holdout])

@@ -45,7 +45,9 @@ class ChurnNet(nn.Module):
         super().__init__()
         sizes = tuple(int(size) for size in hidden_sizes)
         if not sizes or any(size < 1 for size in sizes):
-            raise ValueError(f"hidden_sizes must be a non-empty sequence of positive ints, got {hidden_sizes!r}")
+            raise ValueError(
+                f"hidden_sizes must be a non-empty sequence of positive ints, got {hidden_sizes!r}"
+            )
         self.hidden_sizes = sizes
         self.n_numeric = len(NUMERIC_FEATURES)
         self.n_features = len(FEATURES)
@@ -79,7 +81,9 @@ class ChurnNet(nn.Module):
         """
         data = torch.as_tensor(features, dtype=torch.float64)
         if data.ndim != 2 or data.shape[1] != self.n_features or data.shape[0] < 1:
-            raise ValueError(f"expected a non-empty [n, {self.n_features}] feature matrix, got {tuple(data.shape)}")
+            raise ValueError(
+                f"expected a non-empty [n, {self.n_features}] feature matrix, got {tuple(data.shape)}"
+            )
         numeric = data[:, : self.n_numeric]
         mean = numeric.mean(dim=0)
         std = numeric.std(dim=0, correction=0).clamp_min(1e-6)
@@ -139,25 +143,28 @@ _RECIPES: Final[dict[int, _Recipe]] = {
         batch_size=256,
         weight_decay=0.0,
         max_steps=None,
-        description="baseline: small single-hidden-layer MLP",
+        description="baseline: small one-hidden-layer MLP, short constant-rate schedule",
     ),
+    # Measured on this data: a wider net trained longer at a constant rate overfits the noisy labels and
+    # ends up no better than v1; weight decay plus cosine decay is what makes the extra capacity pay off.
     2: _Recipe(
         hidden_sizes=(64, 64),
         epochs=12,
         learning_rate=2e-3,
         batch_size=128,
-        weight_decay=1e-5,
+        weight_decay=5e-2,
         max_steps=None,
-        description="improved: deeper and trained longer",
+        description="improved: two hidden layers, longer schedule with weight and cosine decay",
+        cosine_decay=True,
     ),
     3: _Recipe(
         hidden_sizes=(1536, 1536, 1024),
         epochs=1,
-        learning_rate=3e-2,
+        learning_rate=1e-2,
         batch_size=256,
         weight_decay=0.0,
         max_steps=12,
-        description="regression: oversized, learning rate far too high, stopped after a few steps",
+        description="regression: oversized (~4M parameters), learning rate too high, stopped after 12 steps",
     ),
 }
 
@@ -216,7 +223,7 @@ def train_version(
                 batch = order[start : start + recipe.batch_size]
                 optimizer.zero_grad(set_to_none=True)
                 loss = loss_fn(module.logits(x_train[batch]), y_train[batch])
-                loss.backward()  # type: ignore[no-untyped-call]
+                loss.backward()
                 optimizer.step()
                 if scheduler is not None:
                     scheduler.step()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import pandas as pd
 
@@ -57,9 +58,10 @@ def register_demo(
     data = demo_data(seed=seed, rows=rows)
     example = data.holdout[list(FEATURES)].head(2)
     registered: list[ModelVersionInfo] = []
-    for number in (1, 2, 3):
+    versions: tuple[Literal[1, 2, 3], ...] = (1, 2, 3)
+    for number in versions:
         on_step(f"training v{number}")
-        trained = train_version(number, data.train, data.holdout, seed=seed)  # type: ignore[arg-type]
+        trained = train_version(number, data.train, data.holdout, seed=seed)
         on_step(f"registering v{number} (holdout AUC {trained.metrics['auc']:.3f})")
         parent = registered[0].version if registered else None
         info = client.register_model(

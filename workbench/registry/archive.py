@@ -34,7 +34,9 @@ def pack(model_dir: Path, request: RegistrationRequest, reference: Path | None) 
     return buffer.getvalue()
 
 
-def unpack(archive_path: Path, destination: Path, *, max_bytes: int) -> tuple[Path, RegistrationRequest, Path | None]:
+def unpack(
+    archive_path: Path, destination: Path, *, max_bytes: int
+) -> tuple[Path, RegistrationRequest, Path | None]:
     """Unpack into ``destination``; returns the model directory, the manifest and the reference file."""
     try:
         with tarfile.open(archive_path, mode="r:*") as archive:

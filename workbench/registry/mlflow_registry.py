@@ -8,6 +8,7 @@ no run, no registered model and no version behind.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import tempfile
@@ -70,9 +71,7 @@ class MlflowRegistry:
 
     def list_versions(self, name: str) -> list[ModelVersionInfo]:
         model = self._get_registered_model(name)
-        versions = self._paged(
-            lambda token: self._client.search_model_versions(f"name='{name}'", page_token=token)
-        )
+        versions = self._versions_of(name)
         return sorted(
             (self._version_info(v, model.aliases) for v in versions), key=lambda v: v.version, reverse=True
         )
@@ -142,7 +141,9 @@ class MlflowRegistry:
         if run_id is not None:
             self._call(lambda: self._client.get_run(run_id), not_found=f"run {run_id!r} does not exist")
             source_uri = self._run_artifact_uri(run_id, artifact_path)
-            mlmodel_dir = self._download_mlmodel(source_uri, f"run {run_id} has no MLflow model at {artifact_path!r}")
+            mlmodel_dir = self._download_mlmodel(
+                source_uri, f"run {run_id} has no MLflow model at {artifact_path!r}"
+            )
         else:
             assert model_dir is not None
             mlmodel_dir = model_dir
@@ -207,17 +208,26 @@ class MlflowRegistry:
         return previous
 
     def counts(self) -> dict[str, int]:
-        """Cheap totals for status pages and tests that check nothing was written."""
+        """Totals, deleted runs included, so tests can prove a refused request wrote nothing."""
+        from mlflow.entities import ViewType
+
         models = self._paged(lambda token: self._client.search_registered_models(page_token=token))
-        versions = sum(
-            len(self._paged(lambda token, n=m.name: self._client.search_model_versions(f"name='{n}'", page_token=token)))
-            for m in models
-        )
+        versions = sum(len(self._versions_of(m.name)) for m in models)
         experiment = self._client.get_experiment_by_name(REGISTRATION_EXPERIMENT)
-        runs = 0
+        runs: list[Any] = []
         if experiment is not None:
-            runs = len(self._paged(lambda token: self._client.search_runs([experiment.experiment_id], page_token=token)))
-        return {"models": len(models), "versions": versions, "registration_runs": runs}
+            experiment_ids = [experiment.experiment_id]
+            runs = self._paged(
+                lambda token: self._client.search_runs(
+                    experiment_ids, run_view_type=ViewType.ALL, page_token=token
+                )
+            )
+        return {"models": len(models), "versions": versions, "registration_runs": len(runs)}
+
+    def _versions_of(self, name: str) -> list[Any]:
+        return self._paged(
+            lambda token: self._client.search_model_versions(f"name='{name}'", page_token=token)
+        )
 
     # ------------------------------------------------------------------ helpers
     def _start_registration_run(self, name: str, request: RegistrationRequest, origin: str) -> str:
@@ -230,8 +240,8 @@ class MlflowRegistry:
         run_id: str = run.info.run_id
         for key, value in request.params.items():
             self._client.log_param(run_id, key[:250], str(value)[:6000])
-        for key, value in request.metrics.items():
-            self._client.log_metric(run_id, key[:250], float(value))
+        for key, metric in request.metrics.items():
+            self._client.log_metric(run_id, key[:250], float(metric))
         return run_id
 
     def _registration_experiment(self) -> str:
@@ -264,7 +274,9 @@ class MlflowRegistry:
 
     def _version_tags(self, request: RegistrationRequest, origin: str, run_id: str) -> dict[str, str]:
         tags = {k: str(v) for k, v in request.tags.items()}
-        lineage = request.lineage.model_copy(update={"run_id": request.lineage.run_id or run_id, "source": origin})
+        lineage = request.lineage.model_copy(
+            update={"run_id": request.lineage.run_id or run_id, "source": origin}
+        )
         for field_name, tag in _LINEAGE_TAGS.items():
             value = getattr(lineage, field_name)
             if value is not None:
@@ -282,10 +294,8 @@ class MlflowRegistry:
         ):
             if action is None:
                 continue
-            try:
+            with contextlib.suppress(Exception):  # compensation must try every step
                 action()
-            except Exception:  # noqa: S110 - compensation must try every step
-                pass
 
     def _exists(self, name: str) -> bool:
         try:
@@ -304,9 +314,7 @@ class MlflowRegistry:
 
     def _model_info(self, model: Any) -> RegisteredModelInfo:
         latest = [int(v.version) for v in (model.latest_versions or [])]
-        versions = self._paged(
-            lambda token: self._client.search_model_versions(f"name='{model.name}'", page_token=token)
-        )
+        versions = self._versions_of(model.name)
         numbers = [int(v.version) for v in versions] or latest
         return RegisteredModelInfo(
             name=model.name,
@@ -387,7 +395,11 @@ class MlflowRegistry:
                 raise NotFoundError(f"artifact {artifact_uri} is missing from the artifact store")
             return local
         try:
-            return Path(mlflow.artifacts.download_artifacts(artifact_uri=artifact_uri, tracking_uri=self._tracking_uri))
+            return Path(
+                mlflow.artifacts.download_artifacts(
+                    artifact_uri=artifact_uri, tracking_uri=self._tracking_uri
+                )
+            )
         except Exception as exc:
             raise UnavailableError(f"cannot download {artifact_uri}: {exc}") from exc
 
@@ -402,7 +414,9 @@ class MlflowRegistry:
         target = Path(tempfile.mkdtemp(prefix="workbench-mlmodel-"))
         try:
             mlflow.artifacts.download_artifacts(
-                artifact_uri=f"{source_uri.rstrip('/')}/MLmodel", dst_path=str(target), tracking_uri=self._tracking_uri
+                artifact_uri=f"{source_uri.rstrip('/')}/MLmodel",
+                dst_path=str(target),
+                tracking_uri=self._tracking_uri,
             )
         except Exception:
             shutil.rmtree(target, ignore_errors=True)

@@ -29,7 +29,8 @@ def _as_float_array(example: Any) -> np.ndarray[Any, Any]:
     import pandas as pd
 
     if isinstance(example, pd.DataFrame):
-        return example.to_numpy(dtype=np.float32)
+        array: np.ndarray[Any, Any] = example.to_numpy(dtype=np.float32)
+        return array
     return np.asarray(example, dtype=np.float32)
 
 
@@ -74,7 +75,7 @@ def _save_model(model: Any, path: Path, *, input_example: Any) -> None:
         )
         return
     if isinstance(model, mlflow.pyfunc.PythonModel):
-        output = model.predict(None, input_example)  # type: ignore[arg-type]
+        output = model.predict(None, input_example)
         signature = infer_signature(input_example, output)
         mlflow.pyfunc.save_model(
             str(path),

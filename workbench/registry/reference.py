@@ -26,7 +26,9 @@ def read_reference(path: Path) -> pd.DataFrame:
         if suffix == ".csv":
             return pd.read_csv(path)
     except (OSError, ValueError) as exc:
-        raise ValidationError(f"cannot read reference dataset {path}: {exc}", field="reference.path") from None
+        raise ValidationError(
+            f"cannot read reference dataset {path}: {exc}", field="reference.path"
+        ) from None
     raise ValidationError(
         f"reference dataset {path.name} has an unsupported format: use one of {', '.join(REFERENCE_FORMATS)}",
         field="reference.path",

@@ -120,7 +120,9 @@ def migrate(db: Database, migrations: tuple[Migration, ...] = MIGRATIONS) -> lis
                 continue
             migration.upgrade(connection, db.dialect)
             connection.execute(
-                text("INSERT INTO workbench_schema_version (version, description, applied_at) VALUES (:v, :d, :t)"),
+                text(
+                    "INSERT INTO workbench_schema_version (version, description, applied_at) VALUES (:v, :d, :t)"
+                ),
                 {"v": migration.version, "d": migration.description, "t": time.time()},
             )
             applied.append(migration.version)

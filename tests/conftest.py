@@ -1,0 +1,79 @@
+"""Shared fixtures: real SQLite-backed MLflow in temporary homes, real servers, real PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests._servers import PostgresCluster, postgres_bindir, run_server
+from workbench.client import Client
+from workbench.control_plane import ControlPlane
+from workbench.settings import Settings
+
+
+@pytest.fixture(scope="session")
+def mlflow_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An MLflow SQLite database with its migrations applied once (they take seconds), copied per test."""
+    from mlflow import MlflowClient
+
+    path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+    uri = f"sqlite:///{path}"
+    MlflowClient(tracking_uri=uri, registry_uri=uri).search_registered_models()
+    return path
+
+
+@pytest.fixture
+def settings(tmp_path: Path, mlflow_template: Path) -> Settings:
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(mlflow_template, home / "mlflow.db")
+    return Settings.for_home(home, allowed_roots=(tmp_path,), api_port=0)
+
+
+@pytest.fixture
+def plane(settings: Settings) -> Iterator[ControlPlane]:
+    control_plane = ControlPlane(settings)
+    yield control_plane
+    control_plane.close()
+
+
+@pytest.fixture
+def api_url(settings: Settings, plane: ControlPlane) -> Iterator[str]:
+    """The real API over real HTTP on a free port, sharing ``plane`` so tests can inspect the stores."""
+    from workbench.api import create_app
+
+    with run_server(create_app(settings, plane)) as url:
+        yield url
+
+
+@pytest.fixture
+def client(api_url: str, settings: Settings) -> Iterator[Client]:
+    with Client(api_url, settings=settings, actor="tester") as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    bindir = postgres_bindir()
+    if bindir is None:
+        if os.environ.get("WORKBENCH_REQUIRE_POSTGRES"):
+            pytest.fail("PostgreSQL is required (WORKBENCH_REQUIRE_POSTGRES) but initdb was not found")
+        pytest.skip("PostgreSQL is not installed (make test installs it)")
+    cluster = PostgresCluster(bindir)
+    cluster.start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty state store of each kind the product supports."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'state.db'}"
+    cluster: PostgresCluster = request.getfixturevalue("postgres")
+    return cluster.create_database(f"t_{uuid.uuid4().hex[:12]}")

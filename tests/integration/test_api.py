@@ -1,0 +1,293 @@
+"""The HTTP API over a real socket, driven by ``workbench.Client`` (and raw httpx for malformed input)."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests._servers import run_server
+from tests.integration.conftest import tiny_frame, tiny_module
+from workbench.api import create_app
+from workbench.client import Client
+from workbench.control_plane import ControlPlane
+from workbench.errors import (
+    AuthenticationError,
+    BadRequestError,
+    NotFoundError,
+    PayloadTooLargeError,
+    PermissionDeniedError,
+    ValidationError,
+)
+from workbench.settings import Settings
+
+
+def _snapshot(plane: ControlPlane) -> tuple[dict[str, int], int, int]:
+    return plane.registry.counts(), plane.audit.count(), len(plane.list_endpoints())
+
+
+@pytest.fixture
+def registered(client: Client, model_dir: Path, reference_file: Path) -> None:
+    client.register_from_path(
+        "churn",
+        model_dir,
+        reference={"path": str(reference_file), "target": "label"},
+        aliases=["champion"],
+        reason="seed",
+    )
+
+
+def test_health_is_public_and_openapi_is_served(api_url: str, client: Client) -> None:
+    assert httpx.get(f"{api_url}/api/v1/health").json()["status"] == "ok"
+    spec = client._http.get("/api/v1/openapi.json", headers=client._auth()).json()
+    assert spec["info"]["title"] == "Workbench control plane"
+    for path in ("/api/v1/models", "/api/v1/models/{name}/aliases/{alias}", "/api/v1/audit", "/api/v1/endpoints"):
+        assert path in spec["paths"]
+
+
+def test_token_file_is_private(settings: Settings, api_url: str) -> None:
+    assert settings.token_file.stat().st_mode & 0o777 == 0o600
+    assert len(settings.token_file.read_text().strip()) >= 32
+
+
+@pytest.mark.usefixtures("registered")
+@pytest.mark.parametrize("header", [None, "Bearer wrong-token", "Basic abc", "Bearer"])
+def test_calls_without_the_right_token_are_refused_and_write_nothing(
+    api_url: str, plane: ControlPlane, header: str | None
+) -> None:
+    before = _snapshot(plane)
+    headers = {"Authorization": header} if header else {}
+    for method, path, body in (
+        ("GET", "/api/v1/models", None),
+        ("PUT", "/api/v1/models/churn/aliases/challenger", {"version": 1}),
+        ("DELETE", "/api/v1/models/churn/aliases/champion", None),
+        ("POST", "/api/v1/endpoints", {"name": "e", "routes": [{"model": "models:/churn/1"}]}),
+    ):
+        response = httpx.request(method, f"{api_url}{path}", json=body, headers=headers)
+        assert response.status_code == 401, (method, path)
+        assert response.json()["error"]["type"] == "unauthorized"
+        assert response.headers["www-authenticate"] == "Bearer"
+    assert _snapshot(plane) == before
+    with Client(api_url, token="wrong", settings=replace(plane.settings, token=None)) as bad, pytest.raises(
+        AuthenticationError
+    ):
+        bad.list_models()
+
+
+def test_open_reads_allow_get_but_not_writes(settings: Settings, plane: ControlPlane) -> None:
+    with run_server(create_app(replace(settings, open_reads=True), plane)) as url:
+        assert httpx.get(f"{url}/api/v1/models").status_code == 200
+        response = httpx.put(f"{url}/api/v1/models/x/aliases/champion", json={"version": 1})
+        assert response.status_code == 401
+
+
+def test_register_list_show_and_alias_through_the_client(client: Client, model_dir: Path) -> None:
+    first = client.register_from_path("churn", model_dir, aliases=["champion"], metrics={"auc": 0.7})
+    second = client.register_from_path("churn", model_dir, lineage={"parent_version": 1})
+    assert (first.version, second.version) == (1, 2)
+    assert second.lineage.parent_version == 1
+
+    models = client.list_models()
+    assert [(m.name, m.version_count, m.latest_version) for m in models] == [("churn", 2, 2)]
+    assert client.get_version("churn", 1).metrics == {"auc": 0.7}
+    assert client.resolve("models:/churn@champion").version == 1
+
+    moved = client.set_alias("churn", "champion", 2, reason="better")
+    assert moved.version == 2 and moved.aliases == ["champion"]
+    assert client.delete_alias("churn", "champion") == 2
+
+    actions = [e.action for e in client.audit(target_prefix="models:/churn", oldest_first=True)]
+    assert actions == ["model.register", "model.register", "model.alias.set", "model.alias.delete"]
+    assert all(e.actor == "tester" for e in client.audit())
+
+
+def test_register_an_in_memory_module_by_upload(client: Client, plane: ControlPlane) -> None:
+    frame = tiny_frame()
+    info = client.register_model(
+        "memory",
+        tiny_module(),
+        input_example=frame[["a", "b", "c"]].head(2),
+        reference_data=frame,
+        reference_target="label",
+        training_data=frame,
+        metrics={"accuracy": 0.5},
+        aliases=["challenger"],
+    )
+    assert info.aliases == ["challenger"]
+    assert info.reference is not None and info.reference.rows == len(frame)
+    assert info.lineage.data_rows == len(frame)
+    assert info.lineage.source == "upload"
+    assert [c["name"] for c in (info.signature or {})["inputs"]] == ["a", "b", "c"]
+    assert not any((plane.settings.home / "staging").iterdir()), "staging must be cleaned up"
+
+
+def _archive(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status"),
+    [
+        (b"not a tarball", "application/gzip", 400),
+        (b"", "application/gzip", 400),
+        (b"{}", "application/json", 400),
+        (_archive({"manifest.json": b"{}"}), "application/gzip", 422),
+        (_archive({"model/MLmodel": b"x"}), "application/gzip", 422),
+        (_archive({"manifest.json": b"{}", "../escape": b"x"}), "application/gzip", 400),
+        # tarfile's data filter strips the leading '/', so this lands inside staging (then: no model).
+        (_archive({"manifest.json": b"{}", "/tmp/workbench-abs-escape": b"x"}), "application/gzip", 422),
+    ],
+)
+def test_bad_uploads_are_refused_and_write_nothing(
+    client: Client, plane: ControlPlane, tmp_path: Path, body: bytes, content_type: str, status: int
+) -> None:
+    before = _snapshot(plane)
+    response = client._http.post(
+        "/api/v1/models/churn/versions/upload",
+        content=body,
+        headers={**client._auth(), "Content-Type": content_type},
+    )
+    assert response.status_code == status, response.text
+    assert response.json()["error"]["message"]
+    assert _snapshot(plane) == before
+    assert not (tmp_path / "escape").exists()
+    assert not Path("/tmp/workbench-abs-escape").exists()
+
+
+def test_oversized_upload_is_refused(settings: Settings, plane: ControlPlane) -> None:
+    small = replace(settings, max_upload_bytes=1024)
+    plane.settings = small
+    with run_server(create_app(small, plane)) as url, Client(url, settings=small) as client:
+        with pytest.raises(PayloadTooLargeError):
+            client._request(
+                "POST",
+                "/models/churn/versions/upload",
+                content=b"x" * 4096,
+                headers={"Content-Type": "application/gzip"},
+            )
+        assert plane.registry.counts()["versions"] == 0
+
+
+@pytest.mark.usefixtures("registered")
+def test_bad_json_bodies_get_clear_4xx_errors(client: Client, plane: ControlPlane, tmp_path: Path) -> None:
+    before = _snapshot(plane)
+    headers = {**client._auth(), "Content-Type": "application/json"}
+    cases = [
+        ("POST", "/api/v1/models/churn/versions", b"{not json", 400, "malformed JSON"),
+        ("POST", "/api/v1/models/churn/versions", b"[1, 2]", 400, "JSON object"),
+        ("POST", "/api/v1/models/churn/versions", b'{"source": {"kind": "ftp"}}', 422, "source"),
+        ("POST", "/api/v1/models/churn/versions", b'{"source": {"kind": "path"}}', 422, "path"),
+        ("PUT", "/api/v1/models/churn/aliases/champion", b'{"version": "x"}', 422, "version"),
+        ("PUT", "/api/v1/models/churn/aliases/champion", b'{"version": 1, "extra": 1}', 422, "extra"),
+        ("POST", "/api/v1/endpoints", b'{"name": "e"}', 422, "routes"),
+    ]
+    for method, path, body, status, fragment in cases:
+        response = client._http.request(method, path, content=body, headers=headers)
+        assert response.status_code == status, (path, body, response.text)
+        error = response.json()["error"]
+        assert fragment in error["message"], error
+        assert set(error) == {"type", "message", "details"}
+    assert _snapshot(plane) == before
+
+
+@pytest.mark.usefixtures("registered")
+def test_bad_references_get_typed_errors_and_write_nothing(
+    client: Client, plane: ControlPlane, model_dir: Path, tmp_path: Path
+) -> None:
+    before = _snapshot(plane)
+    with pytest.raises(NotFoundError, match="does not exist"):
+        client.get_model("nope")
+    with pytest.raises(NotFoundError, match="no version 9"):
+        client.get_version("churn", 9)
+    with pytest.raises(NotFoundError, match="no alias"):
+        client.resolve("models:/churn@staging")
+    with pytest.raises(ValidationError):
+        client.resolve("churn")
+    with pytest.raises(NotFoundError):
+        client.register_from_path("churn", tmp_path / "missing")
+    with pytest.raises(PermissionDeniedError, match="outside the allowed roots"):
+        client.register_from_path("churn", "/usr/lib")
+    with pytest.raises(NotFoundError):
+        client.register_from_run("churn", "ffffffffffffffffffffffffffffffff")
+    with pytest.raises(NotFoundError):
+        client.set_alias("churn", "champion", 5)
+    with pytest.raises(ValidationError):
+        client.set_alias("churn", "latest", 1)
+    with pytest.raises(NotFoundError):
+        client.delete_alias("churn", "staging")
+    assert _snapshot(plane) == before
+
+
+@pytest.mark.usefixtures("registered")
+def test_endpoint_definitions_resolve_aliases_and_are_audited(client: Client, plane: ControlPlane) -> None:
+    record = client.create_endpoint("churn-api", "models:/churn@champion", reason="launch")
+    assert [r.uri for r in record.spec.routes] == ["models:/churn/1"]
+    assert record.revision == 1
+    assert [e.spec.name for e in client.list_endpoints()] == ["churn-api"]
+
+    updated = client.update_endpoint(
+        "churn-api", "models:/churn/1", revision=1, batching={"max_batch_size": 8, "max_wait_ms": 1}
+    )
+    assert updated.revision == 2 and updated.spec.batching.max_batch_size == 8
+    before = _snapshot(plane)
+    for call in (
+        lambda: client.update_endpoint("churn-api", "models:/churn/1", revision=1),
+        lambda: client.create_endpoint("churn-api", "models:/churn/1"),
+    ):
+        with pytest.raises(Exception, match="changed meanwhile|already exists") as info:
+            call()
+        assert type(info.value).__name__ == "ConflictError"
+    with pytest.raises(NotFoundError):
+        client.create_endpoint("other", "models:/churn@nope")
+    with pytest.raises(ValidationError, match="add up to 100"):
+        client.create_endpoint("other", [{"model": "models:/churn/1", "weight": 50}])
+    with pytest.raises(ValidationError, match="invalid endpoint name"):
+        client.create_endpoint("Bad_Name", "models:/churn/1")
+    with pytest.raises(NotFoundError):
+        client.delete_endpoint("nope")
+    assert _snapshot(plane) == before
+
+    client.delete_endpoint("churn-api", reason="retire")
+    actions = [e.action for e in client.audit(target="endpoint:churn-api", oldest_first=True)]
+    assert actions == ["endpoint.create", "endpoint.update", "endpoint.delete"]
+
+
+@pytest.fixture
+def timeline(client: Client, model_dir: Path) -> Iterator[datetime]:
+    client.register_from_path("churn", model_dir)
+    yield datetime.now(tz=UTC)
+
+
+def test_audit_query_by_time_range_and_target(client: Client, timeline: datetime) -> None:
+    client.set_alias("churn", "champion", 1)
+    after = client.audit(since=timeline)
+    assert [e.action for e in after] == ["model.alias.set"]
+    assert client.audit(until=timeline - timedelta(hours=1)) == []
+    assert [e.action for e in client.audit(action="model.register")] == ["model.register"]
+    assert client.audit(target="models:/churn@champion")[0].after == {"version": 1}
+    with pytest.raises(ValidationError):
+        client.audit(since=timeline, until=timeline - timedelta(seconds=1))
+    with pytest.raises(ValidationError):
+        client.audit(limit=0)
+
+
+def test_unknown_route_and_method_get_json_errors(api_url: str, client: Client) -> None:
+    response = httpx.get(f"{api_url}/api/v1/nothing-here", headers=client._auth())
+    assert response.status_code == 404
+    assert response.json()["error"]["type"] == "not_found"
+    response = httpx.patch(f"{api_url}/api/v1/models", headers=client._auth())
+    assert response.status_code == 405
+    with pytest.raises(BadRequestError):
+        client._request("POST", "/models/x/versions/upload", content=b"", headers={"Content-Type": "text/plain"})

@@ -47,7 +47,12 @@ def test_health_is_public_and_openapi_is_served(api_url: str, client: Client) ->
     assert httpx.get(f"{api_url}/api/v1/health").json()["status"] == "ok"
     spec = client._http.get("/api/v1/openapi.json", headers=client._auth()).json()
     assert spec["info"]["title"] == "Workbench control plane"
-    for path in ("/api/v1/models", "/api/v1/models/{name}/aliases/{alias}", "/api/v1/audit", "/api/v1/endpoints"):
+    for path in (
+        "/api/v1/models",
+        "/api/v1/models/{name}/aliases/{alias}",
+        "/api/v1/audit",
+        "/api/v1/endpoints",
+    ):
         assert path in spec["paths"]
 
 
@@ -74,8 +79,9 @@ def test_calls_without_the_right_token_are_refused_and_write_nothing(
         assert response.json()["error"]["type"] == "unauthorized"
         assert response.headers["www-authenticate"] == "Bearer"
     assert _snapshot(plane) == before
-    with Client(api_url, token="wrong", settings=replace(plane.settings, token=None)) as bad, pytest.raises(
-        AuthenticationError
+    with (
+        Client(api_url, token="wrong", settings=replace(plane.settings, token=None)) as bad,
+        pytest.raises(AuthenticationError),
     ):
         bad.list_models()
 
@@ -290,4 +296,6 @@ def test_unknown_route_and_method_get_json_errors(api_url: str, client: Client) 
     response = httpx.patch(f"{api_url}/api/v1/models", headers=client._auth())
     assert response.status_code == 405
     with pytest.raises(BadRequestError):
-        client._request("POST", "/models/x/versions/upload", content=b"", headers={"Content-Type": "text/plain"})
+        client._request(
+            "POST", "/models/x/versions/upload", content=b"", headers={"Content-Type": "text/plain"}
+        )

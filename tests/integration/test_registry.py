@@ -61,7 +61,9 @@ def test_register_from_path_keeps_signature_lineage_and_reference(
 
 def test_register_from_run_uses_the_run_as_lineage(plane: ControlPlane, model_dir: Path) -> None:
     mlflow = MlflowClient(plane.settings.mlflow_tracking_uri, plane.settings.mlflow_registry_uri)
-    experiment = mlflow.create_experiment("training", artifact_location=(plane.settings.home / "art").as_uri())
+    experiment = mlflow.create_experiment(
+        "training", artifact_location=(plane.settings.home / "art").as_uri()
+    )
     run = mlflow.create_run(experiment)
     mlflow.log_artifacts(run.info.run_id, str(model_dir), "model")
     mlflow.log_metric(run.info.run_id, "auc", 0.81)

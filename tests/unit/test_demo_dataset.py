@@ -69,7 +69,7 @@ def _worst_decile_z(frame: pd.DataFrame, probability: np.ndarray) -> float:
 def test_feature_constants_are_consistent() -> None:
     assert len(NUMERIC_FEATURES) == 15
     assert len(CATEGORICAL_FEATURES) == 5
-    assert FEATURES == NUMERIC_FEATURES + tuple(CATEGORICAL_FEATURES)
+    assert list(FEATURES) == [*NUMERIC_FEATURES, *CATEGORICAL_FEATURES]
     assert len(set(FEATURES)) == 20
     assert TARGET not in FEATURES
 

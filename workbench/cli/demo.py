@@ -16,6 +16,7 @@ from workbench.settings import get_settings
 def demo(
     serve: bool = typer.Option(True, "--serve/--no-serve", help="keep the control plane running afterwards"),
     force: bool = typer.Option(False, "--force", help="register new demo versions even if some exist"),
+    rows: int = typer.Option(24_000, "--rows", min=1000, max=1_000_000, help="rows of generated data"),
 ) -> None:
     """Train the demo models, register them with lineage and reference data, point champion at v1."""
     from workbench.demo.world import DEMO_MODEL, existing_demo_versions, register_demo
@@ -38,7 +39,7 @@ def demo(
                 versions = existing[::-1]
             else:
                 with console.status("building the demo world") as spinner:
-                    versions = register_demo(client, on_step=lambda step: spinner.update(step))
+                    versions = register_demo(client, rows=rows, on_step=lambda step: spinner.update(step))
                 for info in versions:
                     console.print(f"registered {info.uri} {', '.join(info.aliases)}")
             versions = [client.get_version(DEMO_MODEL, v.version) for v in versions]

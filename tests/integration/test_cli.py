@@ -1,0 +1,211 @@
+"""The ``workbench`` command against a real ``workbench up`` process, as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests._servers import free_port
+from tests.integration.conftest import tiny_frame, tiny_module
+from workbench.launcher import ControlPlaneProcess
+from workbench.registry.packaging import save_model
+
+
+def _env(home: Path, port: int, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WORKBENCH_")}
+    env.update(
+        WORKBENCH_HOME=str(home),
+        WORKBENCH_API_PORT=str(port),
+        WORKBENCH_ALLOWED_ROOTS=str(home.parent),
+        COLUMNS="200",
+        **extra,
+    )
+    return env
+
+
+class Cli:
+    def __init__(self, env: dict[str, str], cwd: Path) -> None:
+        self.env = env
+        self.cwd = cwd
+
+    def __call__(self, *args: str, expect: int = 0, **extra_env: str) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [sys.executable, "-m", "workbench", *args],
+            env={**self.env, **extra_env},
+            cwd=self.cwd,
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )
+        assert result.returncode == expect, (args, result.returncode, result.stdout, result.stderr)
+        return result
+
+    def json(self, *args: str) -> object:
+        return json.loads(self(*args, "--json").stdout)
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory, mlflow_template: Path) -> Iterator[tuple[Cli, Path]]:
+    root = tmp_path_factory.mktemp("cli")
+    home = root / "home"
+    home.mkdir()
+    shutil.copy(mlflow_template, home / "mlflow.db")
+    port = free_port()
+    env = _env(home, port)
+    with ControlPlaneProcess(f"http://127.0.0.1:{port}", env, home / "logs" / "up.log"):
+        model = root / "model"
+        save_model(tiny_module(), model, input_example=tiny_frame(2)[["a", "b", "c"]])
+        tiny_frame().to_csv(root / "reference.csv", index=False)
+        yield Cli(env, root), root
+
+
+def test_up_writes_a_private_token_and_reports_status(workspace: tuple[Cli, Path]) -> None:
+    cli, root = workspace
+    token_file = root / "home" / "api-token"
+    assert token_file.stat().st_mode & 0o777 == 0o600
+    status = cli.json("status")
+    assert isinstance(status, dict)
+    assert status["state_store"] == "sqlite"
+    assert "Models" in cli("status").stdout
+
+
+def test_models_register_show_alias_and_audit(workspace: tuple[Cli, Path]) -> None:
+    cli, root = workspace
+    out = cli(
+        "models",
+        "register",
+        "cli-model",
+        "--path",
+        str(root / "model"),
+        "--reference",
+        str(root / "reference.csv"),
+        "--target",
+        "label",
+        "--alias",
+        "champion",
+        "--reason",
+        "first release",
+    ).stdout
+    assert "registered models:/cli-model/1" in out
+    cli("models", "register", "cli-model", "--path", str(root / "model"), "--parent-version", "1")
+
+    models = cli.json("models", "list")
+    assert isinstance(models, list)
+    entry = next(m for m in models if m["name"] == "cli-model")
+    assert (entry["version_count"], entry["aliases"]) == (2, {"champion": 1})
+    assert "cli-model" in cli("models", "list").stdout
+
+    version = cli.json("models", "show", "models:/cli-model@champion")
+    assert isinstance(version, dict)
+    assert version["version"] == 1
+    assert version["reference"]["rows"] == len(tiny_frame())
+    versions = cli.json("models", "show", "cli-model")
+    assert isinstance(versions, list)
+    assert [v["version"] for v in versions] == [2, 1]
+    assert versions[0]["lineage"]["parent_version"] == 1
+    assert "signature inputs" in cli("models", "show", "cli-model", "--version", "1").stdout
+
+    cli("models", "alias", "cli-model", "champion", "2", "--reason", "v2 is better")
+    cli("models", "alias", "cli-model", "challenger", "1")
+    cli("models", "alias", "cli-model", "challenger", "--delete")
+    events = cli.json("audit", "--prefix", "models:/cli-model")
+    assert isinstance(events, list)
+    assert [e["action"] for e in events] == [
+        "model.alias.delete",
+        "model.alias.set",
+        "model.alias.set",
+        "model.register",
+        "model.register",
+    ]
+    moved = next(e for e in events if e["reason"] == "v2 is better")
+    assert (moved["before"], moved["after"]) == ({"version": 1}, {"version": 2})
+    assert cli.json("audit", "--since", "1h", "--action", "model.register")
+    assert "model.alias.set" in cli("audit", "-n", "3").stdout
+
+
+def test_endpoints_commands(workspace: tuple[Cli, Path]) -> None:
+    cli, root = workspace
+    cli("models", "register", "ep-model", "--path", str(root / "model"), "--alias", "champion")
+    assert (
+        "created endpoint" in cli("endpoints", "create", "ep", "--route", "models:/ep-model@champion").stdout
+    )
+    listed = cli.json("endpoints", "list")
+    assert isinstance(listed, list)
+    assert listed[0]["spec"]["routes"] == [{"model": "ep-model", "version": 1, "weight": 100.0}]
+    assert "max_batch_size: 64" in cli("endpoints", "show", "ep").stdout
+    cli("endpoints", "delete", "ep", "--reason", "done")
+    assert cli.json("endpoints", "list") == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("models", "show", "nope"), "model 'nope' does not exist"),
+        (("models", "show", "models:/nope@x"), "does not exist"),
+        (("models", "register", "m", "--path", "/definitely/missing"), "outside the allowed roots"),
+        (("models", "alias", "nope", "champion", "1"), "does not exist"),
+        (("endpoints", "show", "nope"), "endpoint 'nope' does not exist"),
+        (("audit", "--since", "yesterday"), "--since"),
+    ],
+)
+def test_failures_are_one_line_and_non_zero(
+    workspace: tuple[Cli, Path], args: tuple[str, ...], message: str
+) -> None:
+    cli, _ = workspace
+    expect = 2 if args[0] == "audit" else 1
+    result = cli(*args, expect=expect)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error:") and message in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_usage_errors_exit_2(workspace: tuple[Cli, Path]) -> None:
+    cli, root = workspace
+    result = cli("models", "register", "m", "--path", str(root / "model"), "--run-id", "x", expect=2)
+    assert "exactly one of --path or --run-id" in result.stderr
+    cli("models", "alias", "m", "champion", expect=2)
+
+
+def test_wrong_token_and_no_server_are_clear_errors(workspace: tuple[Cli, Path], tmp_path: Path) -> None:
+    cli, _ = workspace
+    result = cli("models", "list", expect=1, WORKBENCH_TOKEN="wrong")
+    assert "invalid bearer token" in result.stderr
+    result = cli("status", expect=1, WORKBENCH_URL=f"http://127.0.0.1:{free_port()}")
+    assert "cannot reach the control plane" in result.stderr
+
+
+def test_demo_registers_three_versions_with_champion_on_v1(tmp_path: Path, mlflow_template: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(mlflow_template, home / "mlflow.db")
+    port = free_port()
+    cli = Cli(_env(home, port), tmp_path)
+    out = cli("demo", "--no-serve", "--rows", "6000").stdout
+    assert f"http://127.0.0.1:{port}" in out
+    assert str(home / "api-token") in out
+    with ControlPlaneProcess(f"http://127.0.0.1:{port}", cli.env, home / "logs" / "check.log"):
+        versions = cli.json("models", "show", "churn-classifier")
+        assert isinstance(versions, list)
+        by_number = {v["version"]: v for v in versions}
+        assert sorted(by_number) == [1, 2, 3]
+        assert by_number[1]["aliases"] == ["champion"]
+        assert (
+            by_number[2]["metrics"]["auc"] > by_number[1]["metrics"]["auc"] > by_number[3]["metrics"]["auc"]
+        )
+        for v in versions:
+            assert v["reference"]["target"] == "churned"
+            assert v["lineage"]["data_digest"].startswith("sha256:")
+            assert v["lineage"]["data_rows"] > 0
+            assert len(v["signature"]["inputs"]) == 20
+        assert {e["action"] for e in cli.json("audit")} == {"model.register"}
+        again = cli("demo", "--no-serve", "--rows", "6000").stdout
+        assert "already registered" in again
+        assert len(cli.json("models", "show", "churn-classifier")) == 3  # type: ignore[arg-type]

@@ -82,6 +82,19 @@ def test_spec_round_trips_through_json_and_yaml(cls: type[Spec]) -> None:
         assert from_yaml.model_dump(mode="json")[field] == value, field
 
 
+@pytest.mark.parametrize("word", ["on", "no", "null", "true", "0x1f", "017", "123", "1e3", "1-0"])
+def test_yaml_keeps_strings_that_look_like_other_scalars(word: str) -> None:
+    """YAML 1.1 reads bare on/no/null/0x1f as booleans, None or numbers: to_yaml must quote them."""
+    spec = EndpointSpec.model_validate(
+        {
+            "name": word,
+            "routes": [_route(1, 50, model=word), _route(1, 50, model="1.5")],
+            "description": word,
+        }
+    )
+    assert EndpointSpec.from_yaml(spec.to_yaml()) == spec
+
+
 # --- EndpointSpec validation -------------------------------------------------------------------------------
 
 

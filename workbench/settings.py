@@ -29,6 +29,11 @@ def _port(raw: str, name: str) -> int:
     return port
 
 
+def http_url(host: str, port: int) -> str:
+    """``http://host:port``, with IPv6 literals bracketed as URLs require."""
+    return f"http://[{host}]:{port}" if ":" in host and not host.startswith("[") else f"http://{host}:{port}"
+
+
 def _flag(raw: str | None) -> bool:
     return (raw or "").strip().lower() in {"1", "true", "yes", "on"}
 
@@ -71,7 +76,7 @@ class Settings:
         )
         settings = replace(base, **overrides)  # type: ignore[arg-type]
         if not settings.api_url:
-            settings = replace(settings, api_url=f"http://{settings.host}:{settings.api_port}")
+            settings = replace(settings, api_url=http_url(settings.host, settings.api_port))
         return settings
 
     @classmethod

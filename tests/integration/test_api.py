@@ -105,7 +105,8 @@ def test_register_list_show_and_alias_through_the_client(client: Client, model_d
     assert client.resolve("models:/churn@champion").version == 1
 
     moved = client.set_alias("churn", "champion", 2, reason="better")
-    assert moved.version == 2 and moved.aliases == ["champion"]
+    assert moved.version == 2
+    assert moved.aliases == ["champion"]
     assert client.delete_alias("churn", "champion") == 2
 
     actions = [e.action for e in client.audit(target_prefix="models:/churn", oldest_first=True)]
@@ -126,7 +127,8 @@ def test_register_an_in_memory_module_by_upload(client: Client, plane: ControlPl
         aliases=["challenger"],
     )
     assert info.aliases == ["challenger"]
-    assert info.reference is not None and info.reference.rows == len(frame)
+    assert info.reference is not None
+    assert info.reference.rows == len(frame)
     assert info.lineage.data_rows == len(frame)
     assert info.lineage.source == "upload"
     assert [c["name"] for c in (info.signature or {})["inputs"]] == ["a", "b", "c"]
@@ -246,13 +248,14 @@ def test_endpoint_definitions_resolve_aliases_and_are_audited(client: Client, pl
     updated = client.update_endpoint(
         "churn-api", "models:/churn/1", revision=1, batching={"max_batch_size": 8, "max_wait_ms": 1}
     )
-    assert updated.revision == 2 and updated.spec.batching.max_batch_size == 8
+    assert updated.revision == 2
+    assert updated.spec.batching.max_batch_size == 8
     before = _snapshot(plane)
     for call in (
         lambda: client.update_endpoint("churn-api", "models:/churn/1", revision=1),
         lambda: client.create_endpoint("churn-api", "models:/churn/1"),
     ):
-        with pytest.raises(Exception, match="changed meanwhile|already exists") as info:
+        with pytest.raises(Exception, match=r"changed meanwhile|already exists") as info:
             call()
         assert type(info.value).__name__ == "ConflictError"
     with pytest.raises(NotFoundError):
@@ -273,7 +276,7 @@ def test_endpoint_definitions_resolve_aliases_and_are_audited(client: Client, pl
 @pytest.fixture
 def timeline(client: Client, model_dir: Path) -> Iterator[datetime]:
     client.register_from_path("churn", model_dir)
-    yield datetime.now(tz=UTC)
+    return datetime.now(tz=UTC)
 
 
 def test_audit_query_by_time_range_and_target(client: Client, timeline: datetime) -> None:

@@ -163,7 +163,8 @@ def test_failures_are_one_line_and_non_zero(
     result = cli(*args, expect=expect)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error:") and message in lines[0]
+    assert lines[0].startswith("error:")
+    assert message in lines[0]
     assert "Traceback" not in result.stderr
 
 

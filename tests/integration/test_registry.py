@@ -44,7 +44,8 @@ def test_register_from_path_keeps_signature_lineage_and_reference(
     assert info.lineage.data_rows == 50
     assert info.lineage.code_version == "deadbeef"
     assert info.lineage.run_id
-    assert info.lineage.source is not None and info.lineage.source.startswith("path:")
+    assert info.lineage.source is not None
+    assert info.lineage.source.startswith("path:")
     assert info.reference is not None
     assert info.reference.rows == 50
     assert info.reference.target == "label"

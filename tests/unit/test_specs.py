@@ -113,7 +113,7 @@ def _route(version: int, weight: float, model: str = "fraud-model") -> dict[str,
 
 def test_minimal_endpoint_defaults() -> None:
     spec = EndpointSpec.model_validate(_endpoint())
-    assert spec.shadows == []
+    assert spec.shadows == ()
     assert (spec.replicas, spec.device, spec.kind) == (1, "auto", "endpoint")
     assert spec.batching == BatchingSpec()
     assert spec.routes[0].uri == "models:/fraud-model/1"
@@ -262,3 +262,9 @@ def test_nested_specs_are_frozen() -> None:
         spec.batching.max_batch_size = 1  # type: ignore[misc]
     assert spec.routes[0].weight == 87.5
     assert spec.batching.max_batch_size == 32
+
+
+def test_spec_collections_cannot_be_mutated_after_validation() -> None:
+    spec = EndpointSpec.model_validate(_endpoint())
+    with pytest.raises(AttributeError):
+        spec.routes.append(spec.routes[0])  # type: ignore[attr-defined]

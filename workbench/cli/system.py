@@ -7,7 +7,7 @@ from dataclasses import replace
 import typer
 
 from workbench.cli._output import console, handle_errors, print_json, print_table
-from workbench.settings import get_settings
+from workbench.settings import get_settings, http_url
 
 
 @handle_errors
@@ -27,7 +27,7 @@ def up(
             host=new_host,
             api_port=new_port,
             open_reads=open_reads or settings.open_reads,
-            api_url=f"http://{new_host}:{new_port}",
+            api_url=http_url(new_host, new_port),
         )
 
     def ready() -> None:

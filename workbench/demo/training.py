@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -25,6 +26,11 @@ from workbench.demo.dataset import CATEGORICAL_FEATURES, FEATURES, NUMERIC_FEATU
 __all__ = ["ChurnNet", "TrainedModel", "evaluate", "predict_proba", "roc_auc", "train_version"]
 
 _EVAL_CHUNK: Final[int] = 4096
+# Training runs on one intra-op thread. Measured on a 2-core box: v1/v2 steps are tiny matmuls where
+# threads only add synchronisation, and while other processes were busy two threads made all three
+# versions 2-8x slower (v3 included); the best case two threads buy is ~0.6 s on v3. One thread also
+# keeps float reductions, hence the trained weights, independent of the machine's core count.
+_TRAIN_THREADS: Final[int] = 1
 _PROBABILITY_EPS: Final[float] = 1e-7
 
 
@@ -215,19 +221,20 @@ def train_version(
         started = time.perf_counter()
         module.train()
         steps = 0
-        for _epoch in range(recipe.epochs):
-            order = torch.randperm(n_rows, generator=shuffle)
-            for start in range(0, n_rows, recipe.batch_size):
-                if recipe.max_steps is not None and steps >= recipe.max_steps:
-                    break
-                batch = order[start : start + recipe.batch_size]
-                optimizer.zero_grad(set_to_none=True)
-                loss = loss_fn(module.logits(x_train[batch]), y_train[batch])
-                loss.backward()
-                optimizer.step()
-                if scheduler is not None:
-                    scheduler.step()
-                steps += 1
+        with _intra_op_threads(_TRAIN_THREADS):
+            for _epoch in range(recipe.epochs):
+                order = torch.randperm(n_rows, generator=shuffle)
+                for start in range(0, n_rows, recipe.batch_size):
+                    if recipe.max_steps is not None and steps >= recipe.max_steps:
+                        break
+                    batch = order[start : start + recipe.batch_size]
+                    optimizer.zero_grad(set_to_none=True)
+                    loss = loss_fn(module.logits(x_train[batch]), y_train[batch])
+                    loss.backward()
+                    optimizer.step()
+                    if scheduler is not None:
+                        scheduler.step()
+                    steps += 1
         train_seconds = time.perf_counter() - started
     module.eval()
 
@@ -248,6 +255,17 @@ def train_version(
         "parameter_count": module.parameter_count(),
     }
     return TrainedModel(module=module, params=params, metrics=metrics)
+
+
+@contextmanager
+def _intra_op_threads(count: int) -> Iterator[None]:
+    """Temporarily cap torch's intra-op threads (process-global, so always restored)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(min(count, previous))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def predict_proba(module: nn.Module, frame: pd.DataFrame) -> npt.NDArray[np.float64]:

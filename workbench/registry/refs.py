@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 from workbench.errors import ValidationError
 
-MODEL_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-ALIAS_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
-_RESERVED_ALIAS_RE = re.compile(r"^(latest|v\d+)$", re.IGNORECASE)
+MODEL_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")
+ALIAS_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}\Z")
+_RESERVED_ALIAS_RE = re.compile(r"^(latest|v\d+)\Z", re.IGNORECASE)
 
 
 def check_model_name(name: str) -> str:
@@ -44,12 +44,14 @@ def check_alias(alias: str) -> str:
 
 
 def check_version(version: int | str) -> int:
-    try:
-        number = int(version)
-    except (TypeError, ValueError):
+    """Only a plain int or a string of ASCII digits: ``int()`` alone would take "1_0", "+3" or 2.5."""
+    if isinstance(version, bool) or not (
+        isinstance(version, int) or (isinstance(version, str) and version.isascii() and version.isdigit())
+    ):
         raise ValidationError(
             f"invalid model version {version!r}: expected a positive integer", field="version"
-        ) from None
+        )
+    number = int(version)
     if number < 1:
         raise ValidationError(f"invalid model version {number}: versions start at 1", field="version")
     return number
@@ -68,7 +70,7 @@ class ModelRef:
         if (self.version is None) == (self.alias is None):
             raise ValidationError("a model reference names exactly one of a version or an alias")
         if self.version is not None:
-            check_version(self.version)
+            object.__setattr__(self, "version", check_version(self.version))
         if self.alias is not None:
             check_alias(self.alias)
 

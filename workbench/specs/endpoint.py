@@ -8,28 +8,30 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from workbench.registry.refs import MODEL_NAME_RE
 from workbench.specs.base import Spec
 
-ENDPOINT_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+ENDPOINT_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\Z")
+DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)\Z")
+
+
+def _check_model_name(value: str) -> str:
+    if not MODEL_NAME_RE.match(value):
+        raise ValueError(f"invalid model name {value!r}")
+    return value
+
+
+ModelName = Annotated[str, AfterValidator(_check_model_name), Field(description="registered model name")]
 
 
 class TrafficRoute(Spec):
-    model: str = Field(description="registered model name")
+    model: ModelName
     version: int = Field(ge=1)
     weight: float = Field(ge=0, le=100, description="percent of live traffic")
-
-    @field_validator("model")
-    @classmethod
-    def _model_name(cls, value: str) -> str:
-        if not MODEL_NAME_RE.match(value):
-            raise ValueError(f"invalid model name {value!r}")
-        return value
 
     @property
     def uri(self) -> str:
@@ -37,7 +39,7 @@ class TrafficRoute(Spec):
 
 
 class ShadowTarget(Spec):
-    model: str
+    model: ModelName
     version: int = Field(ge=1)
     sample_percent: float = Field(default=100.0, gt=0, le=100, description="share of requests mirrored")
 
@@ -49,8 +51,9 @@ class BatchingSpec(Spec):
 
 class EndpointSpec(Spec):
     name: str = Field(description="lower-case DNS label: used in URLs and process names")
-    routes: list[TrafficRoute] = Field(min_length=1, max_length=16)
-    shadows: list[ShadowTarget] = Field(default_factory=list, max_length=4)
+    # Tuples keep a frozen spec frozen all the way down (a list could be appended to after validation).
+    routes: tuple[TrafficRoute, ...] = Field(max_length=16)
+    shadows: tuple[ShadowTarget, ...] = Field(default=(), max_length=4)
     replicas: int = Field(default=1, ge=1, le=32)
     device: str = Field(default="auto", description="auto, cpu, cuda or cuda:N")
     batching: BatchingSpec = Field(default_factory=BatchingSpec)
@@ -77,6 +80,8 @@ class EndpointSpec(Spec):
 
     @model_validator(mode="after")
     def _weights(self) -> EndpointSpec:
+        if not self.routes:
+            raise ValueError("an endpoint needs at least one route")
         total = sum(route.weight for route in self.routes)
         if not math.isclose(total, 100.0, abs_tol=1e-6):
             raise ValueError(f"route weights must add up to 100, they add up to {total:g}")

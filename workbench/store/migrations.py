@@ -51,7 +51,7 @@ def _v1_initial(connection: Connection, dialect: str) -> None:
         text(
             f"""
             CREATE TABLE endpoints (
-                name VARCHAR(128) PRIMARY KEY,
+                name VARCHAR(128) NOT NULL PRIMARY KEY,
                 spec TEXT NOT NULL,
                 revision INTEGER NOT NULL,
                 created_at {float_type} NOT NULL,
@@ -79,6 +79,13 @@ def _v1_initial(connection: Connection, dialect: str) -> None:
             text(
                 "CREATE TRIGGER audit_events_append_only BEFORE UPDATE OR DELETE ON audit_events "
                 "FOR EACH ROW EXECUTE FUNCTION workbench_append_only()"
+            )
+        )
+        # Row triggers do not fire on TRUNCATE; a statement trigger closes that door too.
+        connection.execute(
+            text(
+                "CREATE TRIGGER audit_events_no_truncate BEFORE TRUNCATE ON audit_events "
+                "FOR EACH STATEMENT EXECUTE FUNCTION workbench_append_only()"
             )
         )
 

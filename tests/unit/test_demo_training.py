@@ -133,12 +133,14 @@ def test_training_is_deterministic_for_a_seed(
     assert not torch.equal(other.module.state_dict()[first_layer], models[1].module.state_dict()[first_layer])
 
 
-def test_training_does_not_disturb_the_global_torch_rng(frames: tuple[pd.DataFrame, pd.DataFrame]) -> None:
+def test_training_does_not_disturb_global_torch_state(frames: tuple[pd.DataFrame, pd.DataFrame]) -> None:
+    threads = torch.get_num_threads()
     torch.manual_seed(123)
     expected = torch.rand(3)
     torch.manual_seed(123)
     train_version(1, frames[0].head(500), frames[1].head(200), seed=0)
     assert torch.equal(torch.rand(3), expected)
+    assert torch.get_num_threads() == threads
 
 
 def test_unknown_category_codes_do_not_crash_serving(

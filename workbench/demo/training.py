@@ -27,9 +27,9 @@ __all__ = ["ChurnNet", "TrainedModel", "evaluate", "predict_proba", "roc_auc", "
 
 _EVAL_CHUNK: Final[int] = 4096
 # Training runs on one intra-op thread. Measured on a 2-core box: v1/v2 steps are tiny matmuls where
-# threads only add synchronisation, and while other processes were busy two threads made all three
-# versions 2-8x slower (v3 included); the best case two threads buy is ~0.6 s on v3. One thread also
-# keeps float reductions, hence the trained weights, independent of the machine's core count.
+# threads only add synchronisation, and while other processes were busy two threads made every version
+# several times slower (v1 ~20x, v3 ~3x); the best case two threads buy is ~0.6 s on v3. It also makes
+# the trained weights less dependent on how many cores the machine happens to have.
 _TRAIN_THREADS: Final[int] = 1
 _PROBABILITY_EPS: Final[float] = 1e-7
 

@@ -1,30 +1,38 @@
-"""Runs the control plane in the foreground: ``workbench up``."""
+"""Runs the control plane in the foreground: ``workbench up``.
+
+The listening socket is bound and the control plane opened *before* uvicorn starts, so a port already
+in use or a bad store URL is a one-line error rather than a traceback from inside the event loop.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import socket
 from collections.abc import Callable
 
 import uvicorn
 
 from workbench.api import create_app
-from workbench.api.auth import ensure_token
+from workbench.control_plane import ControlPlane
+from workbench.errors import UnavailableError
 from workbench.settings import Settings
 
 
-def build_server(settings: Settings, *, log_level: str = "warning") -> uvicorn.Server:
-    ensure_token(settings.token_file)
-    app = create_app(settings)
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.api_port,
-        log_level=log_level,
-        access_log=False,
-        lifespan="on",
-        timeout_graceful_shutdown=10,
-    )
-    return uvicorn.Server(config)
+def bind_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host.strip("[]"), port))
+    except OSError as exc:
+        sock.close()
+        raise UnavailableError(
+            f"cannot listen on {host}:{port}: {exc.strerror}", host=host, port=port
+        ) from None
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
 
 
 def serve(
@@ -32,21 +40,33 @@ def serve(
 ) -> None:
     """Start the API and block until interrupted; ``on_ready`` runs once the socket is listening."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    server = build_server(settings, log_level=log_level)
-    if on_ready is None:
-        server.run()
-        return
+    sock = bind_socket(settings.host, settings.api_port)
+    try:
+        plane = ControlPlane(settings)
+    except BaseException:
+        sock.close()
+        raise
+    try:
+        config = uvicorn.Config(
+            create_app(settings, plane),
+            log_level=log_level,
+            access_log=False,
+            lifespan="on",
+            timeout_graceful_shutdown=10,
+        )
+        asyncio.run(_run(uvicorn.Server(config), sock, on_ready))
+    finally:
+        plane.close()
+        sock.close()
 
-    import asyncio
 
-    async def main() -> None:
-        task = asyncio.create_task(server.serve())
-        while not server.started:
-            if task.done():
-                await task
-                return
-            await asyncio.sleep(0.05)
+async def _run(server: uvicorn.Server, sock: socket.socket, on_ready: Callable[[], None] | None) -> None:
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        if task.done():
+            await task
+            return
+        await asyncio.sleep(0.05)
+    if on_ready is not None:
         on_ready()
-        await task
-
-    asyncio.run(main())
+    await task

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -210,3 +211,18 @@ def test_demo_registers_three_versions_with_champion_on_v1(tmp_path: Path, mlflo
         again = cli("demo", "--no-serve", "--rows", "6000").stdout
         assert "already registered" in again
         assert len(cli.json("models", "show", "churn-classifier")) == 3  # type: ignore[arg-type]
+
+
+def test_up_refuses_a_busy_port_and_a_bad_store_url(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = Cli(_env(home, port), tmp_path)("up", expect=1)
+    assert result.stderr.strip().splitlines() == [
+        f"error: cannot listen on 127.0.0.1:{port}: Address already in use"
+    ]
+    result = Cli(_env(home, free_port(), WORKBENCH_STATE_URL="mysql://db/x"), tmp_path)("up", expect=1)
+    assert "unsupported state-store backend 'mysql'" in result.stderr
+    assert "Traceback" not in result.stderr

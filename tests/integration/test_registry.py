@@ -69,10 +69,11 @@ def test_register_from_run_uses_the_run_as_lineage(plane: ControlPlane, model_di
     mlflow.log_artifacts(run.info.run_id, str(model_dir), "model")
     mlflow.log_metric(run.info.run_id, "auc", 0.81)
 
-    info = plane.register("churn", RunSource(run_id=run.info.run_id), RegistrationRequest(), actor="bob")
+    request = RegistrationRequest(metrics={"holdout_accuracy": 0.7})
+    info = plane.register("churn", RunSource(run_id=run.info.run_id), request, actor="bob")
 
     assert info.lineage.run_id == run.info.run_id
-    assert info.metrics["auc"] == pytest.approx(0.81)
+    assert info.metrics == {"auc": pytest.approx(0.81), "holdout_accuracy": pytest.approx(0.7)}
     assert info.source.endswith("/model")
 
 

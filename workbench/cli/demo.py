@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import typer
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
 
 from workbench.cli._output import console, handle_errors, print_table
 from workbench.client import Client
@@ -19,7 +20,7 @@ def demo(
     rows: int = typer.Option(24_000, "--rows", min=1000, max=1_000_000, help="rows of generated data"),
 ) -> None:
     """Train the demo models, register them with lineage and reference data, point champion at v1."""
-    from workbench.demo.world import DEMO_MODEL, existing_demo_versions, register_demo
+    from workbench.demo.world import DEMO_MODEL, DEMO_STEPS, existing_demo_versions, register_demo
 
     settings = get_settings()
     owned: ControlPlaneProcess | None = None
@@ -38,8 +39,20 @@ def demo(
                 )
                 versions = existing[::-1]
             else:
-                with console.status("building the demo world") as spinner:
-                    versions = register_demo(client, rows=rows, on_step=lambda step: spinner.update(step))
+                with Progress(
+                    SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), console=console
+                ) as progress:
+                    task = progress.add_task("building the demo world", total=DEMO_STEPS)
+
+                    announced: list[str] = []
+
+                    def step(message: str) -> None:
+                        # A step is done when the next one is announced.
+                        progress.update(task, completed=len(announced), description=message)
+                        announced.append(message)
+
+                    versions = register_demo(client, rows=rows, on_step=step)
+                    progress.update(task, completed=DEMO_STEPS, description="done")
                 for info in versions:
                     console.print(f"registered {info.uri} {', '.join(info.aliases)}")
             versions = [client.get_version(DEMO_MODEL, v.version) for v in versions]

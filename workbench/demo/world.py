@@ -21,6 +21,7 @@ DEMO_MODEL = "churn-classifier"
 DEMO_SEED = 7
 DEMO_ROWS = 24_000
 HOLDOUT_FRACTION = 0.25
+DEMO_STEPS = 7  # generate, then train and register each of three versions
 _DESCRIPTIONS = {
     1: "v1: small MLP, the first production model",
     2: "v2: larger MLP trained longer; better AUC",

@@ -40,6 +40,7 @@ _LINEAGE_TAGS = {
     "parent_version": "workbench.lineage.parent_version",
 }
 _REFERENCE_TAG = "workbench.reference"
+_REGISTRATION_RUN_TAG = "workbench.registration_run"
 _REFERENCE_ARTIFACT_DIR = "reference"
 _T = TypeVar("_T")
 
@@ -164,6 +165,7 @@ class MlflowRegistry:
                 self._client.log_artifacts(registration_run, str(model_dir), artifact_path)
                 source_uri = self._run_artifact_uri(registration_run, artifact_path)
             tags = self._version_tags(request, origin, run_id or registration_run)
+            tags[_REGISTRATION_RUN_TAG] = registration_run
             if reference_frame is not None and reference_path is not None:
                 tags[_REFERENCE_TAG] = json.dumps(
                     self._log_reference(registration_run, reference_frame, request)
@@ -334,14 +336,16 @@ class MlflowRegistry:
         metrics: dict[str, float] = {}
         params: dict[str, str] = {}
         run_id = tags.get(_LINEAGE_TAGS["run_id"]) or mv.run_id
-        if run_id:
+        # The training run's metrics first, then what was given at registration (which wins).
+        for source_run in dict.fromkeys(r for r in (run_id, tags.get(_REGISTRATION_RUN_TAG)) if r):
             try:
-                run = self._client.get_run(run_id)
-                metrics = {str(k): float(v) for k, v in run.data.metrics.items()}
-                params = {str(k): str(v) for k, v in run.data.params.items()}
+                run = self._client.get_run(source_run)
             except Exception as exc:
                 if not _is_not_found(exc):
                     raise
+                continue
+            metrics.update({str(k): float(v) for k, v in run.data.metrics.items()})
+            params.update({str(k): str(v) for k, v in run.data.params.items()})
         reference = None
         if _REFERENCE_TAG in tags:
             reference = ReferenceData.model_validate_json(tags[_REFERENCE_TAG])

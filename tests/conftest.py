@@ -32,7 +32,8 @@ def settings(tmp_path: Path, mlflow_template: Path) -> Settings:
     home = tmp_path / "home"
     home.mkdir()
     shutil.copy(mlflow_template, home / "mlflow.db")
-    return Settings.for_home(home, allowed_roots=(tmp_path,), api_port=0)
+    # Endpoint definitions only: the serving tests (tests/serving) run the real data plane.
+    return Settings.for_home(home, allowed_roots=(tmp_path,), api_port=0, serving_backend="none")
 
 
 @pytest.fixture

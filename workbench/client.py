@@ -225,7 +225,7 @@ class Client:
             [{"model": routes, "weight": 100}] if isinstance(routes, str) else [dict(r) for r in routes]
         )
         body = {"name": name, "routes": route_list, **fields}
-        return EndpointRecord.model_validate(self._request("POST", "/endpoints", json=body))
+        return EndpointRecord.model_validate(self._request("POST", "/endpoints", json=body, timeout=600.0))
 
     def update_endpoint(
         self,
@@ -241,8 +241,27 @@ class Client:
         headers = {"If-Match": str(revision)} if revision is not None else {}
         body = {"name": name, "routes": route_list, **fields}
         return EndpointRecord.model_validate(
-            self._request("PUT", f"/endpoints/{name}", json=body, headers=headers)
+            self._request("PUT", f"/endpoints/{name}", json=body, headers=headers, timeout=600.0)
         )
+
+    def deploy(self, name: str, model: str, *, reason: str | None = None, **options: Any) -> EndpointRecord:
+        """Serve ``model`` (``models:/NAME@ALIAS`` or ``/VERSION``) on endpoint ``name``; waits until ready.
+
+        ``options``: replicas, device, max_batch_size, max_wait_ms, payload_limit_bytes, threads,
+        log_sample_rate. Those not given keep their current values.
+        """
+        body = {"model": model, "reason": reason, **options}
+        return EndpointRecord.model_validate(
+            self._request("POST", f"/endpoints/{name}/deploy", json=body, timeout=600.0)
+        )
+
+    def undeploy(self, name: str, *, reason: str | None = None) -> EndpointRecord:
+        """Stop serving ``name``: in-flight requests finish, then its replicas stop."""
+        return self.delete_endpoint(name, reason=reason)
+
+    def endpoint_status(self, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._request("GET", f"/endpoints/{name}/status")
+        return result
 
     def delete_endpoint(self, name: str, *, reason: str | None = None) -> EndpointRecord:
         params = {"reason": reason} if reason else None

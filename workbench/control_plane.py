@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
 from workbench._version import __version__
-from workbench.errors import ValidationError, WorkbenchError, describe_validation_errors
+from workbench.errors import (
+    ConflictError,
+    NotFoundError,
+    ValidationError,
+    WorkbenchError,
+    describe_validation_errors,
+)
 from workbench.paths import resolve_allowed
 from workbench.registry import archive
 from workbench.registry.mlflow_registry import MlflowRegistry
@@ -30,6 +37,8 @@ from workbench.registry.types import (
     RegistrationRequest,
     RunSource,
 )
+from workbench.serving.backend import ServingBackend, make_backend
+from workbench.serving.device import probe_inventory, select_device
 from workbench.settings import Settings
 from workbench.specs.endpoint import BatchingSpec, EndpointSpec, ShadowTarget, TrafficRoute
 from workbench.store import AuditLog, Database, EndpointRecord, EndpointRepository, migrate
@@ -61,7 +70,25 @@ class EndpointRequest(BaseModel):
     device: str = "auto"
     batching: BatchingSpec = Field(default_factory=BatchingSpec)
     payload_limit_bytes: int = 8 * 1024 * 1024
+    threads: int | None = None
+    log_sample_rate: float = 1.0
     description: str | None = None
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+class DeployRequest(BaseModel):
+    """``workbench deploy``: a model reference and the serving options to change (None keeps them)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model: str = Field(description="models:/NAME@ALIAS or models:/NAME/VERSION")
+    replicas: int | None = None
+    device: str | None = None
+    max_batch_size: int | None = None
+    max_wait_ms: float | None = None
+    payload_limit_bytes: int | None = None
+    threads: int | None = None
+    log_sample_rate: float | None = None
     reason: str | None = Field(default=None, max_length=2000)
 
 
@@ -76,9 +103,15 @@ class ControlPlane:
             settings.mlflow_tracking_uri, settings.mlflow_registry_uri, settings.artifact_root
         )
         self.endpoints = EndpointRepository()
+        self.serving: ServingBackend = make_backend(
+            settings.serving_backend, settings=settings, audit=self.audit.append
+        )
+        self._endpoint_locks: dict[str, threading.RLock] = {}
+        self._locks_guard = threading.Lock()
         self.started_at = time.time()
 
     def close(self) -> None:
+        self.serving.close()
         self.db.dispose()
 
     # ----------------------------------------------------------------- models
@@ -184,48 +217,147 @@ class ControlPlane:
 
     def create_endpoint(self, request: EndpointRequest, *, actor: str) -> EndpointRecord:
         spec = self._resolve_endpoint(request)
-        with self.db.write() as connection:
-            record = self.endpoints.create(connection, spec)
-            self.audit.record(
-                connection,
-                actor=actor,
-                action="endpoint.create",
-                target=f"endpoint:{spec.name}",
-                after=spec.model_dump(mode="json"),
-                reason=request.reason,
-            )
-        return record
+        return self._apply(spec, action="endpoint.create", actor=actor, reason=request.reason, create=True)
 
     def update_endpoint(
         self, request: EndpointRequest, *, actor: str, expected_revision: int | None = None
     ) -> EndpointRecord:
         spec = self._resolve_endpoint(request)
-        with self.db.write() as connection:
-            before = self.endpoints.get(connection, spec.name)
-            record = self.endpoints.replace(connection, spec, expected_revision=expected_revision)
-            self.audit.record(
-                connection,
-                actor=actor,
-                action="endpoint.update",
-                target=f"endpoint:{spec.name}",
-                before=before.spec.model_dump(mode="json"),
-                after=spec.model_dump(mode="json"),
-                reason=request.reason,
+        return self._apply(
+            spec,
+            action="endpoint.update",
+            actor=actor,
+            reason=request.reason,
+            expected_revision=expected_revision,
+        )
+
+    def deploy(self, name: str, request: DeployRequest, *, actor: str) -> EndpointRecord:
+        """Serve ``request.model`` on ``name`` with all its traffic (creating the endpoint if needed).
+
+        Options not given keep their current values on an existing endpoint.
+        """
+        info = self.registry.resolve(ModelRef.parse(request.model))
+        try:
+            current: EndpointSpec | None = self.get_endpoint(name).spec
+        except NotFoundError:
+            current = None
+        base = current.model_dump() if current is not None else {"name": name}
+        options = request.model_dump(exclude={"model", "reason"}, exclude_none=True)
+        if "max_batch_size" in options or "max_wait_ms" in options:
+            batching: dict[str, Any] = dict(current.batching.model_dump()) if current is not None else {}
+            batching.update({k: options.pop(k) for k in ("max_batch_size", "max_wait_ms") if k in options})
+            options["batching"] = batching
+        try:
+            spec = EndpointSpec.model_validate(
+                {
+                    **base,
+                    **options,
+                    "name": name,
+                    "routes": [{"model": info.name, "version": info.version, "weight": 100.0}],
+                    "shadows": [],
+                }
             )
-        return record
+        except PydanticValidationError as exc:
+            message, details = describe_validation_errors(exc.errors())
+            raise ValidationError(f"invalid deployment: {message}", errors=details) from None
+        return self._apply(
+            spec, action="endpoint.deploy", actor=actor, reason=request.reason, create=current is None
+        )
 
     def delete_endpoint(self, name: str, *, actor: str, reason: str | None = None) -> EndpointRecord:
-        with self.db.write() as connection:
-            record = self.endpoints.delete(connection, name)
-            self.audit.record(
-                connection,
-                actor=actor,
-                action="endpoint.delete",
-                target=f"endpoint:{name}",
-                before=record.spec.model_dump(mode="json"),
-                reason=reason,
-            )
+        """Stop serving ``name`` (in-flight requests finish) and forget its definition."""
+        with self._endpoint_lock(name):
+            with self.db.write() as connection:
+                record = self.endpoints.delete(connection, name)
+                self.audit.record(
+                    connection,
+                    actor=actor,
+                    action="endpoint.delete",
+                    target=f"endpoint:{name}",
+                    before=record.spec.model_dump(mode="json"),
+                    reason=reason,
+                )
+            self.serving.publish([e.spec for e in self.list_endpoints()])
         return record
+
+    def endpoint_status(self, name: str) -> dict[str, Any]:
+        record = self.get_endpoint(name)
+        status = self.serving.status()
+        router = status.get("router_url")
+        return {
+            "endpoint": record.model_dump(mode="json"),
+            "backend": status.get("backend"),
+            "router_url": router,
+            "urls": {
+                "oip": f"{router}/v2/models/{name}/infer" if router else None,
+                "mlflow": f"{router}/endpoints/{name}/invocations" if router else None,
+            },
+            "replicas": [r for r in status.get("replicas", []) if r.get("endpoint") == name],
+        }
+
+    def start_serving(self) -> None:
+        """Adopt or start what the stored endpoints need; called once by the server at start-up."""
+        self.serving.start([e.spec for e in self.list_endpoints()], self._model_dirs)
+
+    def _apply(
+        self,
+        spec: EndpointSpec,
+        *,
+        action: str,
+        actor: str,
+        reason: str | None,
+        create: bool = False,
+        expected_revision: int | None = None,
+    ) -> EndpointRecord:
+        """Bring the replicas up first, then commit the definition with its audit event, then route.
+
+        If the replicas cannot start, nothing is committed and traffic is untouched.
+        """
+        with self._endpoint_lock(spec.name):
+            if create:
+                with self.db.read() as connection:
+                    try:
+                        self.endpoints.get(connection, spec.name)
+                    except NotFoundError:
+                        pass
+                    else:
+                        raise ConflictError(f"endpoint {spec.name!r} already exists", endpoint=spec.name)
+            self._check_device(spec)
+            self.serving.prepare(spec, self._model_dirs(spec))
+            try:
+                with self.db.write() as connection:
+                    before = None
+                    if create:
+                        record = self.endpoints.create(connection, spec)
+                    else:
+                        previous = self.endpoints.get(connection, spec.name)
+                        before = previous.spec.model_dump(mode="json")
+                        record = self.endpoints.replace(connection, spec, expected_revision=expected_revision)
+                    self.audit.record(
+                        connection,
+                        actor=actor,
+                        action=action,
+                        target=f"endpoint:{spec.name}",
+                        before=before,
+                        after=spec.model_dump(mode="json"),
+                        reason=reason,
+                    )
+            finally:
+                # Route what is committed (after a failure: the old definition, retiring what was prepared).
+                self.serving.publish([e.spec for e in self.list_endpoints()])
+        return record
+
+    def _check_device(self, spec: EndpointSpec) -> None:
+        if self.settings.serving_backend == "local" and spec.device not in ("auto", "cpu"):
+            select_device(spec.device, probe_inventory())
+
+    def _model_dirs(self, spec: EndpointSpec) -> dict[tuple[str, int], Path]:
+        versions = [(r.model, r.version) for r in spec.routes] + [(s.model, s.version) for s in spec.shadows]
+        return {(model, version): self.registry.model_path(model, version) for model, version in versions}
+
+    def _endpoint_lock(self, name: str) -> threading.RLock:
+        with self._locks_guard:
+            return self._endpoint_locks.setdefault(name, threading.RLock())
 
     # ----------------------------------------------------------------- status
     def status(self) -> dict[str, Any]:
@@ -249,6 +381,7 @@ class ControlPlane:
                 for e in endpoints
             ],
             "audit_events": self.audit.count(),
+            "serving": self.serving.status(),
         }
 
     # ---------------------------------------------------------------- helpers

@@ -39,6 +39,12 @@ class BadRequestError(WorkbenchError):
     error_type = "bad_request"
 
 
+class InvalidInputError(BadRequestError):
+    """An inference request whose inputs do not fit the model signature (names the offending input)."""
+
+    error_type = "invalid_input"
+
+
 class NotFoundError(WorkbenchError):
     status_code = 404
     error_type = "not_found"
@@ -81,6 +87,7 @@ ERROR_TYPES: dict[str, type[WorkbenchError]] = {
         WorkbenchError,
         ValidationError,
         BadRequestError,
+        InvalidInputError,
         NotFoundError,
         ConflictError,
         AuthenticationError,

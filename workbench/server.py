@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import socket
 from collections.abc import Callable
 
@@ -40,10 +41,20 @@ def serve(
 ) -> None:
     """Start the API and block until interrupted; ``on_ready`` runs once the socket is listening."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    # uvicorn re-raises the signal that stopped it once it has shut down; with the default SIGTERM
+    # action that would kill this process before the data plane is stopped below.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     sock = bind_socket(settings.host, settings.api_port)
     try:
         plane = ControlPlane(settings)
     except BaseException:
+        sock.close()
+        raise
+    try:
+        plane.start_serving()
+    except BaseException:
+        plane.close()
         sock.close()
         raise
     try:
@@ -58,6 +69,10 @@ def serve(
     finally:
         plane.close()
         sock.close()
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 async def _run(server: uvicorn.Server, sock: socket.socket, on_ready: Callable[[], None] | None) -> None:

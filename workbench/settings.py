@@ -60,6 +60,7 @@ class Settings:
     allowed_roots: tuple[Path, ...] = ()
     api_url: str = ""
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+    serving_backend: str = "local"
 
     @classmethod
     def for_home(cls, home: Path | str, **overrides: object) -> Settings:
@@ -108,6 +109,8 @@ class Settings:
             )
         if url := env.get("WORKBENCH_URL"):
             overrides["api_url"] = url.rstrip("/")
+        if backend := env.get("WORKBENCH_SERVING_BACKEND"):
+            overrides["serving_backend"] = backend
         if limit := env.get("WORKBENCH_MAX_UPLOAD_BYTES"):
             overrides["max_upload_bytes"] = _port_like_int(limit, "WORKBENCH_MAX_UPLOAD_BYTES")
         return cls.for_home(home, **overrides)

@@ -24,6 +24,7 @@ def _env(home: Path, port: int, **extra: str) -> dict[str, str]:
     env.update(
         WORKBENCH_HOME=str(home),
         WORKBENCH_API_PORT=str(port),
+        WORKBENCH_ROUTER_PORT=str(free_port()),
         WORKBENCH_ALLOWED_ROOTS=str(home.parent),
         COLUMNS="200",
         **extra,
@@ -207,7 +208,10 @@ def test_demo_registers_three_versions_with_champion_on_v1(tmp_path: Path, mlflo
             assert v["lineage"]["data_digest"].startswith("sha256:")
             assert v["lineage"]["data_rows"] > 0
             assert len(v["signature"]["inputs"]) == 20
-        assert {e["action"] for e in cli.json("audit")} == {"model.register"}
+        events = cli.json("audit", "--prefix", "models:/churn-classifier")
+        assert isinstance(events, list)
+        assert sorted(e["target"] for e in events) == [f"models:/churn-classifier/{n}" for n in (1, 2, 3)]
+        assert {e["action"] for e in events} == {"model.register"}
         again = cli("demo", "--no-serve", "--rows", "6000").stdout
         assert "already registered" in again
         assert len(cli.json("models", "show", "churn-classifier")) == 3  # type: ignore[arg-type]

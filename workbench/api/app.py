@@ -8,12 +8,13 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 
 from workbench._version import __version__
-from workbench.api.auth import TokenAuth, ensure_token
+from workbench.api.auth import TokenAuth
 from workbench.api.errors import install_error_handlers
 from workbench.api.routes import audit, endpoints, models, system
 from workbench.control_plane import ControlPlane
 from workbench.protocol import API_PREFIX
 from workbench.settings import Settings
+from workbench.tokens import ensure_token
 
 
 def create_app(settings: Settings, plane: ControlPlane | None = None) -> FastAPI:

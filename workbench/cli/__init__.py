@@ -7,7 +7,7 @@ import typer
 from workbench._version import __version__
 from workbench.cli import audit as audit_cmd
 from workbench.cli import demo as demo_cmd
-from workbench.cli import endpoints, models, system
+from workbench.cli import endpoints, models, serving, system
 
 app = typer.Typer(
     name="workbench",
@@ -20,6 +20,8 @@ app.command("up")(system.up)
 app.command("status")(system.status)
 app.command("audit")(audit_cmd.audit)
 app.command("demo")(demo_cmd.demo)
+app.command("deploy")(serving.deploy)
+app.command("undeploy")(serving.undeploy)
 app.add_typer(models.app, name="models")
 app.add_typer(endpoints.app, name="endpoints")
 

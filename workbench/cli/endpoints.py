@@ -40,14 +40,39 @@ def list_endpoints(as_json: bool = typer.Option(False, "--json", help="print JSO
 @app.command("show")
 @handle_errors
 def show(name: str, as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
-    """One endpoint's full definition (YAML unless --json)."""
+    """One endpoint: its definition (YAML), where to call it, and the replicas serving it."""
     with Client() as client:
         record = client.get_endpoint(name)
+        status = client.endpoint_status(name)
     if as_json:
-        print_json(record)
+        print_json(status)
         return
     console.print(f"# revision {record.revision}, updated {record.updated_at:%Y-%m-%d %H:%M:%S} UTC")
     console.print(record.spec.to_yaml(), highlight=False, markup=False)
+    for protocol, url in status["urls"].items():
+        if url:
+            console.print(f"{protocol}: {url}")
+    print_replicas(status["replicas"])
+
+
+def print_replicas(replicas: list[dict[str, object]]) -> None:
+    print_table(
+        "Replicas",
+        ["replica", "version", "state", "pid", "port", "device", "restarts", "last error"],
+        [
+            (
+                r["id"],
+                r["version"],
+                r["state"],
+                r["pid"],
+                r["port"],
+                r["device"],
+                r["restarts"],
+                r["last_error"] or "",
+            )
+            for r in replicas
+        ],
+    )
 
 
 def _parse_route(raw: str) -> dict[str, object]:

@@ -58,6 +58,10 @@ class EndpointSpec(Spec):
     device: str = Field(default="auto", description="auto, cpu, cuda or cuda:N")
     batching: BatchingSpec = Field(default_factory=BatchingSpec)
     payload_limit_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
+    threads: int | None = Field(default=None, ge=1, le=256, description="torch intra-op threads per replica")
+    log_sample_rate: float = Field(
+        default=1.0, ge=0.0, le=1.0, description="share of requests whose inputs and outputs are logged"
+    )
     description: str | None = Field(default=None, max_length=2000)
     kind: Literal["endpoint"] = "endpoint"
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Depends, Header, Query, Request
 
 from workbench.api.auth import actor_of
 from workbench.api.deps import control_plane
-from workbench.control_plane import ControlPlane, EndpointRequest
+from workbench.control_plane import ControlPlane, DeployRequest, EndpointRequest
 from workbench.errors import ValidationError
 from workbench.store import EndpointRecord
 
@@ -56,3 +58,17 @@ def delete_endpoint(
     plane: ControlPlane = Depends(control_plane),
 ) -> EndpointRecord:
     return plane.delete_endpoint(name, actor=actor_of(request), reason=reason)
+
+
+@router.post("/endpoints/{name}/deploy")
+def deploy(
+    name: str, body: DeployRequest, request: Request, plane: ControlPlane = Depends(control_plane)
+) -> EndpointRecord:
+    """Serve a model version on ``name`` with all its traffic; returns once its replicas are ready."""
+    return plane.deploy(name, body, actor=actor_of(request))
+
+
+@router.get("/endpoints/{name}/status")
+def endpoint_status(name: str, plane: ControlPlane = Depends(control_plane)) -> dict[str, Any]:
+    """The definition, the replicas serving it (state, pid, port, device, restarts) and its URLs."""
+    return plane.endpoint_status(name)

@@ -1,0 +1,137 @@
+"""Bad inference input gets a 4xx JSON error naming the problem, and the replica stays healthy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from tests.serving.conftest import World, oip_columns, replica_ready
+from workbench.demo.dataset import FEATURES
+
+
+@pytest.fixture(scope="module")
+def endpoint(world: World) -> str:
+    world.client.deploy("strict", "models:/churn/1", payload_limit_bytes=64 * 1024)
+    return "strict"
+
+
+def _good(world: World) -> dict[str, Any]:
+    return oip_columns(world.frame.head(2))
+
+
+def _without(body: dict[str, Any], name: str) -> dict[str, Any]:
+    return {**body, "inputs": [i for i in body["inputs"] if i["name"] != name]}
+
+
+def _replace(body: dict[str, Any], name: str, **changes: Any) -> dict[str, Any]:
+    return {**body, "inputs": [({**i, **changes} if i["name"] == name else i) for i in body["inputs"]]}
+
+
+def _cases(world: World) -> list[tuple[str, bytes, int, str]]:
+    good = _good(world)
+    nan = _replace(good, "tenure_months", data=[float("nan"), 1.0])
+    return [
+        ("malformed json", b'{"inputs": [', 400, "malformed JSON"),
+        ("not an object", b"[1, 2, 3]", 400, "inputs"),
+        ("missing input", orjson.dumps(_without(good, "tenure_months")), 400, "tenure_months"),
+        (
+            "extra input",
+            orjson.dumps(
+                {
+                    **good,
+                    "inputs": [
+                        *good["inputs"],
+                        {"name": "shoe_size", "shape": [2], "datatype": "FP64", "data": [1, 2]},
+                    ],
+                }
+            ),
+            400,
+            "shoe_size",
+        ),
+        ("wrong shape", orjson.dumps(_replace(good, "tenure_months", shape=[3])), 400, "tenure_months"),
+        (
+            "wrong datatype",
+            orjson.dumps(_replace(good, "tenure_months", datatype="BYTES", data=["a", "b"])),
+            400,
+            "tenure_months",
+        ),
+        ("unknown datatype", orjson.dumps(_replace(good, "tenure_months", datatype="FP128")), 400, "FP128"),
+        (
+            "nan",
+            orjson.dumps(nan, option=orjson.OPT_SERIALIZE_NUMPY).replace(b"null", b"NaN"),
+            400,
+            "tenure_months",
+        ),
+        ("oversized", b'{"inputs": [' + b" " * (70 * 1024) + b"]}", 413, "limit"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "malformed json",
+        "not an object",
+        "missing input",
+        "extra input",
+        "wrong shape",
+        "wrong datatype",
+        "unknown datatype",
+        "nan",
+        "oversized",
+    ],
+)
+@pytest.mark.parametrize("via", ["router", "replica"])
+def test_bad_inference_input(world: World, endpoint: str, case: str, via: str) -> None:
+    name, body, status, fragment = next(c for c in _cases(world) if c[0] == case)
+    (replica,) = [r for r in world.client.endpoint_status(endpoint)["replicas"] if r["state"] == "ready"]
+    replica_url = f"http://127.0.0.1:{replica['port']}"
+    base = world.router if via == "router" else replica_url
+    response = httpx.post(
+        f"{base}/v2/models/{endpoint}/infer", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == status, (name, response.text)
+    error = response.json()["error"]
+    assert fragment in error["message"], error
+    assert set(error) == {"type", "message", "details"}
+    assert replica_ready(replica_url)
+    assert httpx.post(f"{base}/v2/models/{endpoint}/infer", json=_good(world)).status_code == 200
+
+
+def test_nan_in_a_json_body_is_rejected(world: World, endpoint: str) -> None:
+    body = _good(world)
+    raw = orjson.dumps(body).replace(b'"data":[', b'"data":[NaN,', 1)
+    response = httpx.post(f"{world.router}/v2/models/{endpoint}/infer", content=raw)
+    assert response.status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "fragment"),
+    [
+        ("/v2/models/nope/infer", 404, "unknown endpoint"),
+        ("/v2/models/strict/versions/9/infer", 404, "version 9"),
+        ("/v2/models/strict/versions/x/infer", 400, "version"),
+        ("/endpoints/nope/invocations", 404, "unknown endpoint"),
+        ("/v3/whatever", 404, "no route"),
+    ],
+)
+def test_unknown_endpoints_and_versions(
+    world: World, endpoint: str, path: str, status: int, fragment: str
+) -> None:
+    response = httpx.post(f"{world.router}{path}", json=_good(world))
+    assert response.status_code == status
+    assert fragment in response.json()["error"]["message"]
+
+
+def test_mlflow_bad_input_names_the_column(world: World, endpoint: str) -> None:
+    features = world.frame.head(2)[list(FEATURES)]
+    body = {
+        "dataframe_split": {"columns": list(FEATURES)[1:], "data": features.iloc[:, 1:].to_numpy().tolist()}
+    }
+    response = httpx.post(f"{world.router}/endpoints/{endpoint}/invocations", json=body)
+    assert response.status_code == 400
+    assert FEATURES[0] in response.json()["error"]["message"]
+    both = {"dataframe_split": body["dataframe_split"], "instances": []}
+    assert httpx.post(f"{world.router}/endpoints/{endpoint}/invocations", json=both).status_code == 400

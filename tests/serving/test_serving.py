@@ -1,0 +1,270 @@
+"""The request path end to end: real control plane, router and replica processes on real ports."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import signal
+from collections import Counter
+from typing import Any
+
+import aiohttp
+import httpx
+import numpy as np
+import pytest
+
+from tests.serving.conftest import World, oip_columns, oip_matrix, replica_ready, wait_until
+from workbench.demo.dataset import FEATURES
+from workbench.errors import ValidationError
+from workbench.serving.device import probe_inventory
+from workbench.telemetry import read_records
+
+
+@pytest.fixture(scope="module")
+def churn(world: World) -> str:
+    world.client.deploy("churn-api", "models:/churn/1", max_batch_size=32, max_wait_ms=2, reason="first")
+    return "churn-api"
+
+
+def _replicas(world: World, endpoint: str) -> list[dict[str, Any]]:
+    return [r for r in world.client.endpoint_status(endpoint)["replicas"] if r["state"] == "ready"]
+
+
+def test_deploy_starts_a_ready_replica_and_reports_where_to_call(world: World, churn: str) -> None:
+    status = world.client.endpoint_status(churn)
+    assert status["urls"]["oip"] == f"{world.router}/v2/models/{churn}/infer"
+    (replica,) = status["replicas"]
+    assert replica["state"] == "ready"
+    assert replica["version"] == 1
+    assert replica["device"] == "cpu"
+    events = [e.action for e in world.client.audit(target=f"endpoint:{churn}", oldest_first=True)]
+    assert events[:2] == ["replica.start", "endpoint.deploy"]
+
+
+def test_oip_single_and_batched_requests_through_router_and_replica(world: World, churn: str) -> None:
+    rows = world.frame.head(17)
+    expected = world.expected(1, rows)
+    replica = f"http://127.0.0.1:{_replicas(world, churn)[0]['port']}"
+    for base in (world.router, replica):
+        for body in (oip_columns(rows.head(1), request_id="r-1"), oip_columns(rows), oip_matrix(rows)):
+            response = httpx.post(f"{base}/v2/models/{churn}/infer", json=body)
+            assert response.status_code == 200, response.text
+            assert response.headers["x-workbench-model-version"] == "1"
+            payload = response.json()
+            (output,) = payload["outputs"]
+            n = body["inputs"][0]["shape"][0]
+            assert output["shape"][0] == n
+            np.testing.assert_allclose(output["data"], expected[:n].ravel(), rtol=1e-5, atol=1e-6)
+            if "id" in body:
+                assert payload["id"] == "r-1"
+            assert payload["model_name"] == churn
+            assert payload["model_version"] == "1"
+    response = httpx.post(f"{world.router}/v2/models/{churn}/versions/1/infer", json=oip_columns(rows))
+    assert response.status_code == 200
+
+
+def test_oip_metadata_and_readiness(world: World, churn: str) -> None:
+    assert httpx.get(f"{world.router}/v2/health/live").status_code == 200
+    assert httpx.get(f"{world.router}/v2/models/{churn}/ready").json()["ready"] is True
+    metadata = httpx.get(f"{world.router}/v2/models/{churn}").json()
+    assert metadata["versions"] == ["1"]
+    assert [i["name"] for i in metadata["inputs"]] == list(FEATURES)
+    assert metadata["parameters"]["device"] == "cpu"
+    assert metadata["parameters"]["torch_threads"] >= 1
+    assert httpx.get(f"{world.router}/v2/models/{churn}/versions/1").status_code == 200
+
+
+def test_every_mlflow_format(world: World, churn: str) -> None:
+    rows = world.frame.head(5)
+    features = rows[list(FEATURES)]
+    expected = world.expected(1, rows)
+    bodies = [
+        {"dataframe_split": {"columns": list(FEATURES), "data": features.to_numpy().tolist()}},
+        {"dataframe_records": features.to_dict(orient="records")},
+        {"instances": features.to_dict(orient="records")},
+        {"inputs": {name: features[name].tolist() for name in FEATURES}},
+    ]
+    for body in bodies:
+        response = httpx.post(f"{world.router}/endpoints/{churn}/invocations", json=body)
+        assert response.status_code == 200, (body.keys(), response.text)
+        assert response.headers["x-workbench-model-version"] == "1"
+        np.testing.assert_allclose(response.json()["predictions"], expected, rtol=1e-5, atol=1e-6)
+
+
+async def _fire(
+    url: str, bodies: list[bytes], *, concurrency: int, headers: list[dict[str, str]] | None = None
+) -> list[tuple[int, str]]:
+    """Send every body with ``concurrency`` workers; returns (status, version header) per request."""
+    results: list[tuple[int, str]] = [(0, "")] * len(bodies)
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(len(bodies)):
+        queue.put_nowait(i)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
+
+        async def worker() -> None:
+            while not queue.empty():
+                i = queue.get_nowait()
+                extra = headers[i] if headers else {}
+                try:
+                    async with session.post(
+                        url, data=bodies[i], headers={"content-type": "application/json", **extra}
+                    ) as r:
+                        await r.read()
+                        results[i] = (r.status, r.headers.get("x-workbench-model-version", ""))
+                except aiohttp.ClientError as exc:
+                    results[i] = (-1, str(exc))
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return results
+
+
+def _body(world: World, i: int = 0) -> bytes:
+    import orjson
+
+    return orjson.dumps(oip_columns(world.frame.iloc[[i % len(world.frame)]]))
+
+
+def test_weighted_split_over_10k_requests(world: World) -> None:
+    world.client.create_endpoint(
+        "split", [{"model": "models:/churn/1", "weight": 70}, {"model": "models:/churn/2", "weight": 30}]
+    )
+    bodies = [_body(world, i) for i in range(10_000)]
+    results = asyncio.run(_fire(f"{world.router}/v2/models/split/infer", bodies, concurrency=16))
+    assert all(status == 200 for status, _ in results), Counter(s for s, _ in results)
+    share = Counter(version for _, version in results)["2"] / len(results)
+    sigma = math.sqrt(0.3 * 0.7 / len(results))
+    assert abs(share - 0.30) < 4 * sigma, share
+
+
+def test_sticky_keys_keep_their_version(world: World) -> None:
+    world.client.create_endpoint(
+        "sticky", [{"model": "models:/churn/1", "weight": 50}, {"model": "models:/churn/2", "weight": 50}]
+    )
+    keys = [f"user-{i}" for i in range(200)]
+    headers = [{"x-workbench-routing-key": key} for key in keys for _ in range(5)]
+    bodies = [_body(world) for _ in headers]
+    results = asyncio.run(
+        _fire(f"{world.router}/v2/models/sticky/infer", bodies, concurrency=8, headers=headers)
+    )
+    by_key: dict[str, set[str]] = {}
+    for header, (status, version) in zip(headers, results, strict=True):
+        assert status == 200
+        by_key.setdefault(header["x-workbench-routing-key"], set()).add(version)
+    assert all(len(versions) == 1 for versions in by_key.values())
+    share = sum(1 for v in by_key.values() if v == {"2"}) / len(by_key)
+    assert 0.35 < share < 0.65
+    explicit = httpx.post(
+        f"{world.router}/v2/models/sticky/infer", content=_body(world), headers={"x-workbench-version": "2"}
+    )
+    assert explicit.headers["x-workbench-model-version"] == "2"
+
+
+def test_shadow_never_changes_or_delays_the_primary(world: World) -> None:
+    world.client.create_endpoint("shadowed", "models:/churn/1", shadows=[{"model": "models:/churn/3"}])
+    rows = world.frame.head(3)
+    plain = httpx.post(f"{world.router}/v2/models/churn-api/infer", json=oip_columns(rows)).json()
+    request_ids = []
+    for i in range(6):
+        request_id = f"shadow-test-{i}"
+        request_ids.append(request_id)
+        response = httpx.post(
+            f"{world.router}/v2/models/shadowed/infer",
+            json=oip_columns(rows),
+            headers={"x-request-id": request_id},
+        )
+        assert response.status_code == 200
+        assert response.headers["x-workbench-model-version"] == "1"
+        assert response.json()["outputs"] == plain["outputs"]
+        # The shadow takes 0.5 s per batch; the primary answered long before that.
+        assert response.elapsed.total_seconds() < 0.4
+    log_dir = world.settings.home / "predictions" / "shadowed"
+
+    def shadow_records() -> list[dict[str, Any]]:
+        return [r for r in read_records(log_dir) if r.get("shadow") and r["request_id"] in request_ids]
+
+    records = wait_until(lambda: len(shadow_records()) == len(request_ids) and shadow_records(), timeout=30)
+    assert {r["version"] for r in records} == {3}
+    primaries = {r["request_id"] for r in read_records(log_dir) if not r.get("shadow")}
+    assert set(request_ids) <= primaries
+
+
+def test_routes_change_under_load_without_a_failed_request(world: World) -> None:
+    world.client.deploy("swap", "models:/churn/1")
+    bodies = [_body(world, i) for i in range(6000)]
+
+    async def scenario() -> list[tuple[int, str]]:
+        load = asyncio.create_task(_fire(f"{world.router}/v2/models/swap/infer", bodies, concurrency=8))
+        for model in ("models:/churn/2", "models:/churn/1", "models:/churn/2"):
+            await asyncio.sleep(0.3)
+            await asyncio.to_thread(world.client.deploy, "swap", model)
+        return await load
+
+    results = asyncio.run(scenario())
+    failures = Counter(status for status, _ in results if status != 200)
+    assert not failures, failures
+    assert {version for _, version in results} == {"1", "2"}
+
+
+def test_a_killed_replica_is_restarted_and_the_endpoint_answers_again(world: World) -> None:
+    world.client.deploy("crashy", "models:/churn/1")
+    (replica,) = _replicas(world, "crashy")
+    os.kill(replica["pid"], signal.SIGKILL)
+
+    def restarted() -> dict[str, Any] | None:
+        current = _replicas(world, "crashy")
+        return current[0] if current and current[0]["pid"] != replica["pid"] else None
+
+    new = wait_until(restarted, timeout=90)
+    assert new["restarts"] >= 1
+    assert replica_ready(f"http://127.0.0.1:{new['port']}")
+    response = httpx.post(f"{world.router}/v2/models/crashy/infer", json=oip_columns(world.frame.head(2)))
+    assert response.status_code == 200
+    actions = [e.action for e in world.client.audit(target="endpoint:crashy", oldest_first=True)]
+    assert "replica.crash" in actions
+    assert "replica.restart" in actions
+
+
+def test_undeploy_stops_the_replicas_and_the_route(world: World) -> None:
+    world.client.deploy("gone", "models:/churn/2")
+    (replica,) = _replicas(world, "gone")
+    world.client.undeploy("gone", reason="test")
+    response = httpx.post(f"{world.router}/v2/models/gone/infer", json=oip_columns(world.frame.head(1)))
+    assert response.status_code == 404
+    assert "unknown endpoint" in response.json()["error"]["message"]
+    assert wait_until(lambda: not _alive(replica["pid"]), timeout=30)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_cuda_without_a_gpu_is_refused_at_deploy_time(world: World, churn: str) -> None:
+    if probe_inventory().cuda_devices:
+        pytest.skip("this machine has a GPU: the refusal cannot happen here")
+    before = world.client.get_endpoint(churn)
+    replicas = _replicas(world, churn)
+    with pytest.raises(ValidationError, match="no CUDA device is available"):
+        world.client.deploy(churn, "models:/churn/2", device="cuda")
+    assert world.client.get_endpoint(churn) == before
+    assert _replicas(world, churn) == replicas
+
+
+def test_metrics_are_exposed_by_router_and_replica(world: World, churn: str) -> None:
+    httpx.post(f"{world.router}/v2/models/{churn}/infer", json=oip_columns(world.frame.head(2)))
+    router_metrics = httpx.get(f"{world.router}/metrics").text
+    assert 'workbench_router_requests_total{endpoint="churn-api",status="200",version="1"}' in router_metrics
+    replica = f"http://127.0.0.1:{_replicas(world, churn)[0]['port']}"
+    text = httpx.get(f"{replica}/metrics").text
+    for series in (
+        "workbench_requests_total",
+        "workbench_request_latency_seconds_bucket",
+        "workbench_batch_size_rows_bucket",
+        "workbench_queue_depth",
+        "workbench_prediction_log_dropped",
+    ):
+        assert series in text, series

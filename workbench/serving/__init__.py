@@ -1,0 +1,1 @@
+"""The data plane: model replicas, dynamic batching, the router."""

@@ -1,0 +1,80 @@
+"""The seam between the control plane and whatever runs the traffic.
+
+``local`` runs replica processes and a router on this machine (``supervisor.py``); ``none`` keeps
+endpoint definitions without serving them (a registry-only control plane). Ray Serve will be a third.
+Backends are picked by name from a small registry, as papermill picks its engines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from workbench.errors import ValidationError
+from workbench.specs.endpoint import EndpointSpec
+
+ModelDirs = Mapping[tuple[str, int], Path]
+
+
+class ServingBackend(Protocol):
+    def start(
+        self, endpoints: Sequence[EndpointSpec], model_dirs: Callable[[EndpointSpec], ModelDirs]
+    ) -> None:
+        """Adopt or start what the stored endpoints need (called once, when the control plane starts)."""
+
+    def prepare(self, spec: EndpointSpec, model_dirs: ModelDirs) -> None:
+        """Bring up everything ``spec`` needs and wait until it is ready; raise (having cleaned up) if not."""
+
+    def publish(self, endpoints: Sequence[EndpointSpec]) -> None:
+        """Route traffic as ``endpoints`` say, then retire what no endpoint needs any more."""
+
+    def status(self) -> dict[str, Any]:
+        """Processes, their state and addresses, for status pages."""
+
+    def close(self) -> None: ...
+
+
+class NoServing:
+    """Endpoint definitions only: nothing is served (for a registry-only control plane)."""
+
+    def start(
+        self, endpoints: Sequence[EndpointSpec], model_dirs: Callable[[EndpointSpec], ModelDirs]
+    ) -> None:
+        return None
+
+    def prepare(self, spec: EndpointSpec, model_dirs: ModelDirs) -> None:
+        return None
+
+    def publish(self, endpoints: Sequence[EndpointSpec]) -> None:
+        return None
+
+    def status(self) -> dict[str, Any]:
+        return {"backend": "none", "router": None, "replicas": []}
+
+    def close(self) -> None:
+        return None
+
+
+BackendFactory = Callable[..., ServingBackend]
+_BACKENDS: dict[str, BackendFactory] = {}
+
+
+def register_backend(name: str, factory: BackendFactory) -> None:
+    _BACKENDS[name] = factory
+
+
+def make_backend(name: str, **kwargs: Any) -> ServingBackend:
+    if name == "local" and "local" not in _BACKENDS:
+        from workbench.serving.supervisor import LocalSupervisor
+
+        register_backend("local", LocalSupervisor)
+    if name == "none":
+        return NoServing()
+    factory = _BACKENDS.get(name)
+    if factory is None:
+        raise ValidationError(
+            f"unknown serving backend {name!r}: choose one of {sorted({'local', 'none', *_BACKENDS})}",
+            field="serving_backend",
+        )
+    return factory(**kwargs)

@@ -1,0 +1,183 @@
+"""Dynamic batching: coalesce concurrent requests into one forward pass, give each caller its rows back.
+
+The policy is chosen for latency first. A batch is dispatched as soon as the model is free, with
+everything already queued (up to ``max_batch_size`` rows). It waits up to ``max_wait`` for more only
+when other requests are known to be on their way (received, still being decoded), so a lone request at
+concurrency 1 never waits, and under load batches fill while the previous one runs.
+
+The forward pass runs in one dedicated thread: torch releases the GIL while it computes, so the event
+loop keeps accepting and decoding the next requests meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import numpy as np
+
+Item = TypeVar("Item")
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """One caller's share of a batch, with the timings the telemetry needs."""
+
+    outputs: dict[str, np.ndarray[Any, Any]]
+    queue_seconds: float
+    inference_seconds: float
+    batch_size: int
+    batch_rows: int
+
+
+@dataclass
+class _Pending(Generic[Item]):
+    item: Item
+    rows: int
+    enqueued: float
+    future: asyncio.Future[BatchResult]
+
+
+class DynamicBatcher(Generic[Item]):
+    def __init__(
+        self,
+        run_batch: Callable[[Sequence[Item]], dict[str, np.ndarray[Any, Any]]],
+        *,
+        max_batch_size: int,
+        max_wait: float,
+        on_batch: Callable[[int, int, float], None] | None = None,
+    ) -> None:
+        self._run_batch = run_batch
+        self.max_batch_size = max_batch_size
+        self.max_wait = max_wait
+        self._on_batch = on_batch
+        self._queue: deque[_Pending[Item]] = deque()
+        self._wakeup = asyncio.Event()
+        self._arriving = 0
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+
+    # ------------------------------------------------------------ callers
+    def arriving(self) -> None:
+        """A request has been received and is being decoded: worth waiting a little for."""
+        self._arriving += 1
+
+    def arrived(self) -> None:
+        self._arriving = max(0, self._arriving - 1)
+
+    @property
+    def queue_depth(self) -> int:
+        return len(self._queue)
+
+    async def submit(self, item: Item, rows: int) -> BatchResult:
+        if self._closing:
+            raise RuntimeError("batcher is closed")
+        loop = asyncio.get_running_loop()
+        pending = _Pending(item, rows, time.perf_counter(), loop.create_future())
+        self._queue.append(pending)
+        self._wakeup.set()
+        return await pending.future
+
+    # ----------------------------------------------------------- lifecycle
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._loop(), name="batcher")
+
+    async def close(self) -> None:
+        """Finish every queued request, then stop."""
+        self._closing = True
+        while self._queue:
+            await asyncio.sleep(0.005)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._executor.shutdown(wait=True)
+
+    # --------------------------------------------------------------- loop
+    async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self._queue:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+            batch = self._take()
+            if self.max_wait > 0 and self._arriving > 0 and self._rows(batch) < self.max_batch_size:
+                deadline = loop.time() + self.max_wait
+                while self._arriving > 0 and self._rows(batch) < self.max_batch_size:
+                    remaining = deadline - loop.time()
+                    if remaining <= 0:
+                        break
+                    self._wakeup.clear()
+                    try:
+                        await asyncio.wait_for(self._wakeup.wait(), remaining)
+                    except TimeoutError:
+                        break
+                    batch.extend(self._take(self.max_batch_size - self._rows(batch)))
+            await self._dispatch(loop, batch)
+
+    def _take(self, capacity: int | None = None) -> list[_Pending[Item]]:
+        """Queued requests up to ``capacity`` rows; the first is always taken, even if larger."""
+        limit = self.max_batch_size if capacity is None else capacity
+        taken: list[_Pending[Item]] = []
+        rows = 0
+        while self._queue:
+            head = self._queue[0]
+            if taken and rows + head.rows > limit:
+                break
+            if not taken and capacity is not None and head.rows > capacity:
+                break
+            taken.append(self._queue.popleft())
+            rows += head.rows
+            if rows >= limit:
+                break
+        return taken
+
+    @staticmethod
+    def _rows(batch: Sequence[_Pending[Item]]) -> int:
+        return sum(p.rows for p in batch)
+
+    async def _dispatch(self, loop: asyncio.AbstractEventLoop, batch: list[_Pending[Item]]) -> None:
+        if not batch:
+            return
+        started = time.perf_counter()
+        try:
+            outputs = await loop.run_in_executor(self._executor, self._run_batch, [p.item for p in batch])
+        except Exception as exc:
+            for pending in batch:
+                if not pending.future.done():
+                    pending.future.set_exception(exc)
+            return
+        inference = time.perf_counter() - started
+        total_rows = self._rows(batch)
+        wrong = [name for name, array in outputs.items() if len(array) != total_rows]
+        if wrong:
+            error = RuntimeError(
+                f"model returned outputs {wrong} without one row per input row ({total_rows})"
+            )
+            for pending in batch:
+                if not pending.future.done():
+                    pending.future.set_exception(error)
+            return
+        if self._on_batch is not None:
+            self._on_batch(len(batch), total_rows, inference)
+        offset = 0
+        for pending in batch:
+            share = {name: array[offset : offset + pending.rows] for name, array in outputs.items()}
+            offset += pending.rows
+            if not pending.future.done():
+                pending.future.set_result(
+                    BatchResult(
+                        outputs=share,
+                        queue_seconds=started - pending.enqueued,
+                        inference_seconds=inference,
+                        batch_size=len(batch),
+                        batch_rows=total_rows,
+                    )
+                )

@@ -1,0 +1,52 @@
+"""What the supervisor tells a replica or the router when it starts them: one JSON file each."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ReplicaConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    replica_id: str
+    endpoint: str
+    model: str
+    version: int
+    model_dir: Path
+    device: str = "auto"
+    threads: int | None = None
+    max_batch_size: int = 64
+    max_wait_ms: float = 2.0
+    payload_limit_bytes: int = 8 * 1024 * 1024
+    host: str = "127.0.0.1"
+    port: int = 0
+    uds: Path | None = None
+    ready_file: Path
+    prediction_log_dir: Path | None = None
+    log_sample_rate: float = Field(default=1.0, ge=0.0, le=1.0)
+
+
+class RouterConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int
+    routes_file: Path
+    token_file: Path
+    ready_file: Path
+    request_timeout_s: float = 60.0
+    max_shadow_in_flight: int = 256
+
+
+class ReadyInfo(BaseModel):
+    """Written atomically by a process once it serves; how the supervisor learns its port and pid."""
+
+    model_config = ConfigDict(frozen=True)
+
+    pid: int
+    port: int
+    uds: Path | None = None
+    device: str | None = None
+    started_at: float

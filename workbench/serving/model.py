@@ -1,0 +1,206 @@
+"""Loading a registered model into a replica, and running a batch through it.
+
+Torch models saved by MLflow's pytorch flavour are loaded as the ``nn.Module`` itself, straight from the
+model directory (``torch.load`` of ``data/model.pth``): the replica does not import MLflow, which keeps
+its start-up short and its memory below ``mlflow models serve``'s. Every other flavour (and torch models
+in other serialisations) goes through ``mlflow.pyfunc``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import yaml
+
+from workbench.serving.codec import Decoded
+from workbench.serving.schema import (
+    COLUMN_NUMPY_DTYPES,
+    NUMERIC_COLUMN_TYPES,
+    ModelSchema,
+    schema_from_signature,
+)
+
+log = logging.getLogger("workbench.replica")
+
+
+class Runner(Protocol):
+    """Runs one batch; returns each output as an array whose first dimension is the batch's rows."""
+
+    output_names: tuple[str, ...]
+
+    def run(self, items: Sequence[Decoded]) -> dict[str, np.ndarray[Any, Any]]: ...
+
+
+@dataclass
+class LoadedModel:
+    runner: Runner
+    schema: ModelSchema
+    flavor: str
+    device: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def read_mlmodel(model_dir: Path) -> dict[str, Any]:
+    with (model_dir / "MLmodel").open() as handle:
+        data: dict[str, Any] = yaml.safe_load(handle)
+    return data
+
+
+def _output_names(schema: ModelSchema) -> tuple[str, ...]:
+    names = tuple(getattr(spec, "name", None) or "" for spec in schema.outputs)
+    if len(names) <= 1:
+        return (names[0] or "predictions",) if names else ("predictions",)
+    return tuple(name or f"output_{i}" for i, name in enumerate(names))
+
+
+class TorchRunner:
+    """An ``nn.Module`` on its device; on CUDA, pinned host memory and a side stream for the copies."""
+
+    def __init__(self, module: Any, device: str, schema: ModelSchema) -> None:
+        import torch
+
+        self._torch = torch
+        self.device = torch.device(device)
+        self.module = module.to(self.device).eval()
+        self.output_names = _output_names(schema)
+        self._cuda = self.device.type == "cuda"
+        self._stream = torch.cuda.Stream(device=self.device) if self._cuda else None  # type: ignore[no-untyped-call]
+
+    def run(self, items: Sequence[Decoded]) -> dict[str, np.ndarray[Any, Any]]:
+        torch = self._torch
+        matrix = items[0].matrix if len(items) == 1 else np.concatenate([item.matrix for item in items])
+        with torch.inference_mode():
+            inputs = torch.from_numpy(np.ascontiguousarray(matrix))
+            if self._cuda:
+                assert self._stream is not None
+                with torch.cuda.stream(self._stream):
+                    inputs = inputs.pin_memory().to(self.device, non_blocking=True)
+                    result = self.module(inputs)
+                    result = _to_host(result, torch)
+                self._stream.synchronize()
+            else:
+                result = self.module(inputs)
+        return self._named(result)
+
+    def _named(self, result: Any) -> dict[str, np.ndarray[Any, Any]]:
+        torch = self._torch
+        if isinstance(result, torch.Tensor):
+            return {self.output_names[0]: result.detach().cpu().numpy()}
+        if isinstance(result, dict):
+            return {str(k): v.detach().cpu().numpy() for k, v in result.items()}
+        if isinstance(result, list | tuple):
+            names = (
+                self.output_names
+                if len(self.output_names) == len(result)
+                else tuple(f"output_{i}" for i in range(len(result)))
+            )
+            return {name: tensor.detach().cpu().numpy() for name, tensor in zip(names, result, strict=True)}
+        raise TypeError(f"the model returned a {type(result).__name__}, expected tensors")
+
+
+def _to_host(result: Any, torch: Any) -> Any:
+    if isinstance(result, torch.Tensor):
+        return result.to("cpu", non_blocking=True)
+    if isinstance(result, dict):
+        return {k: v.to("cpu", non_blocking=True) for k, v in result.items()}
+    if isinstance(result, list | tuple):
+        return type(result)(t.to("cpu", non_blocking=True) for t in result)
+    return result
+
+
+class PyfuncRunner:
+    """Any MLflow flavour, through ``mlflow.pyfunc`` with a DataFrame built from the signature columns."""
+
+    def __init__(self, model: Any, schema: ModelSchema) -> None:
+        self.model = model
+        self.schema = schema
+        self.output_names = _output_names(schema)
+
+    def run(self, items: Sequence[Decoded]) -> dict[str, np.ndarray[Any, Any]]:
+        import pandas as pd
+
+        if self.schema.columns is not None and items[0].columns is not None:
+            names = [c.name for c in self.schema.columns]
+            frame = pd.DataFrame(
+                {
+                    name: np.concatenate([item.columns[name] for item in items if item.columns])
+                    for name in names
+                }
+            )
+            result = self.model.predict(frame)
+        else:
+            result = self.model.predict(np.concatenate([item.matrix for item in items]))
+        if isinstance(result, pd.DataFrame):
+            if result.shape[1] == 1 and len(self.output_names) == 1:
+                return {self.output_names[0]: result.iloc[:, 0].to_numpy()}
+            return {str(c): result[c].to_numpy() for c in result.columns}
+        if isinstance(result, pd.Series):
+            return {self.output_names[0]: result.to_numpy()}
+        if isinstance(result, dict):
+            return {str(k): np.asarray(v) for k, v in result.items()}
+        return {self.output_names[0]: np.asarray(result)}
+
+
+def load_model(model_dir: Path, device: str, *, threads: int | None = None) -> LoadedModel:
+    """Load the model in ``model_dir`` onto ``device`` (already resolved by ``select_device``)."""
+    started = time.perf_counter()
+    mlmodel = read_mlmodel(model_dir)
+    schema = schema_from_signature(mlmodel.get("signature"))
+    flavors = mlmodel.get("flavors", {})
+    import torch
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    details: dict[str, Any] = {"torch_threads": torch.get_num_threads(), "torch_version": torch.__version__}
+    pytorch = flavors.get("pytorch")
+    weights = model_dir / str((pytorch or {}).get("model_data", "data")) / "model.pth"
+    if pytorch is not None and weights.is_file():
+        module = torch.load(weights, map_location="cpu", weights_only=False)
+        runner: Runner = TorchRunner(module, device, schema)
+        parameters = sum(p.numel() for p in module.parameters())
+        dtypes = sorted({str(p.dtype).removeprefix("torch.") for p in module.parameters()})
+        details.update(parameters=parameters, dtype=",".join(dtypes) or "none")
+        flavor = "pytorch"
+    else:
+        import mlflow.pyfunc
+
+        if device.startswith("cuda"):
+            os.environ.setdefault("CUDA_VISIBLE_DEVICES", device.partition(":")[2] or "0")
+        runner = PyfuncRunner(mlflow.pyfunc.load_model(str(model_dir)), schema)
+        flavor = "pyfunc"
+    details["load_seconds"] = round(time.perf_counter() - started, 3)
+    log.info("loaded %s model from %s on %s in %.2fs", flavor, model_dir, device, details["load_seconds"])
+    return LoadedModel(runner=runner, schema=schema, flavor=flavor, device=device, details=details)
+
+
+def warm_up(model: LoadedModel, rows: Sequence[int]) -> None:
+    """Run the batch sizes the replica will see before it reports ready (allocations, lazy init, JIT).
+
+    Only models whose input is numeric can be warmed with zeros; others warm on their first request.
+    """
+    schema = model.schema
+    for count in rows:
+        if schema.tensor is not None:
+            shape = tuple(count if d == -1 else d for d in schema.tensor.shape)
+            if schema.tensor.dtype == "object" or any(d < 0 for d in shape[1:]):
+                return
+            matrix = np.zeros(shape, dtype=np.dtype(schema.tensor.dtype))
+            columns = None
+        elif schema.columns is not None:
+            if any(c.dtype not in NUMERIC_COLUMN_TYPES for c in schema.columns):
+                return
+            matrix = np.zeros((count, len(schema.columns)), dtype=np.float32)
+            columns = {c.name: np.zeros(count, dtype=COLUMN_NUMPY_DTYPES[c.dtype]) for c in schema.columns}
+        else:
+            return
+        decoded = Decoded(
+            matrix=matrix, rows=count, columns=columns, request_id=None, outputs=None, parameters={}
+        )
+        model.runner.run([decoded])

@@ -1,0 +1,293 @@
+"""The replica's ASGI app: Open Inference Protocol v2 and MLflow's ``/invocations`` for one model version.
+
+Request path: read the bounded body → decode and validate against the signature → queue for the
+dynamic batcher → encode → respond with the version in ``x-workbench-model-version``. Telemetry is a
+counter bump and one non-blocking hand-off to the prediction-log writer, after the response is sent.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from workbench._version import __version__
+from workbench.errors import NotFoundError, WorkbenchError
+from workbench.protocol import VERSION_HEADER
+from workbench.serving.asgi import JSON, TEXT, Receive, Scope, Send, header, read_body, send_bytes, send_json
+from workbench.serving.batcher import DynamicBatcher
+from workbench.serving.codec import Decoded, decode_mlflow, decode_oip, encode_mlflow, encode_oip
+from workbench.serving.config import ReplicaConfig
+from workbench.serving.metrics import ReplicaMetrics
+from workbench.serving.model import LoadedModel
+from workbench.telemetry import PredictionLogWriter
+
+log = logging.getLogger("workbench.replica")
+
+SHADOW_HEADER = b"x-workbench-shadow"
+REQUEST_ID_HEADER = b"x-request-id"
+
+
+class ReplicaApp:
+    def __init__(
+        self,
+        config: ReplicaConfig,
+        model: LoadedModel,
+        *,
+        writer: PredictionLogWriter | None = None,
+    ) -> None:
+        self.config = config
+        self.model = model
+        self.writer = writer
+        self.version = str(config.version)
+        self.version_header = (VERSION_HEADER.encode(), self.version.encode())
+        self.names = {config.endpoint, config.model}
+        self.metrics = ReplicaMetrics(config.endpoint, self.version)
+        self.batcher: DynamicBatcher[Decoded] = DynamicBatcher(
+            model.runner.run,
+            max_batch_size=config.max_batch_size,
+            max_wait=config.max_wait_ms / 1000.0,
+            on_batch=self._on_batch,
+        )
+        self.ready = False
+        self.draining = False
+        self.metrics.gauge(
+            "workbench_queue_depth", "Requests waiting for a batch", lambda: self.batcher.queue_depth
+        )
+        if writer is not None:
+            self.metrics.gauge(
+                "workbench_prediction_log_dropped",
+                "Prediction-log records dropped (overload or I/O errors)",
+                lambda: float(writer.stats.dropped_overload + writer.stats.dropped_io_error),
+            )
+        if model.device.startswith("cuda"):
+            self.metrics.gauge(
+                "workbench_gpu_memory_bytes", "CUDA memory allocated", _gpu_memory(model.device)
+            )
+
+    # -------------------------------------------------------------- ASGI
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        method, path = scope["method"], scope["path"]
+        try:
+            if method == "POST":
+                await self._post(scope, receive, send, path)
+            elif method == "GET":
+                await self._get(send, path)
+            else:
+                await send_json(send, 405, _error("method_not_allowed", f"{method} is not allowed on {path}"))
+        except WorkbenchError as exc:
+            await send_json(send, exc.status_code, {"error": exc.to_dict()}, [self.version_header])
+
+    async def _post(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
+        parts = path.strip("/").split("/")
+        if path in ("/invocations",) or (
+            len(parts) == 3 and parts[0] == "endpoints" and parts[2] == "invocations"
+        ):
+            if len(parts) == 3:
+                self._check_name(parts[1])
+            await self._infer(scope, receive, send, oip=False)
+            return
+        if len(parts) >= 4 and parts[0] == "v2" and parts[1] == "models" and parts[-1] == "infer":
+            self._check_model_path(parts)
+            await self._infer(scope, receive, send, oip=True)
+            return
+        raise NotFoundError(f"no route for POST {path}")
+
+    async def _get(self, send: Send, path: str) -> None:
+        if path in ("/v2/health/live", "/ping", "/health"):
+            await send_json(send, 200, {"live": True})
+        elif path == "/v2/health/ready":
+            ready = self.ready and not self.draining
+            await send_json(
+                send, 200 if ready else 503, {"ready": ready, "replica_id": self.config.replica_id}
+            )
+        elif path == "/metrics":
+            await send_bytes(send, 200, self.metrics.exposition(), content_type=TEXT)
+        elif path == "/v2":
+            await send_json(send, 200, {"name": "workbench", "version": __version__, "extensions": []})
+        elif path.startswith("/v2/models/"):
+            parts = path.strip("/").split("/")
+            if parts[-1] == "ready":
+                self._check_model_path(parts)
+                ready = self.ready and not self.draining
+                await send_json(send, 200 if ready else 503, {"name": parts[2], "ready": ready})
+            else:
+                self._check_model_path([*parts, "metadata"])
+                await send_json(send, 200, self.metadata(parts[2]), [self.version_header])
+        else:
+            raise NotFoundError(f"no route for GET {path}")
+
+    def _check_name(self, name: str) -> None:
+        if name not in self.names:
+            raise NotFoundError(f"unknown model or endpoint {name!r}", known=sorted(self.names))
+
+    def _check_model_path(self, parts: list[str]) -> None:
+        """``v2/models/{name}[/versions/{v}]/<action>``: the name and version must be this replica's."""
+        if len(parts) not in (4, 6) or (len(parts) == 6 and parts[3] != "versions"):
+            raise NotFoundError(f"no route for /{'/'.join(parts)}")
+        self._check_name(parts[2])
+        if len(parts) == 6 and parts[4] != self.version:
+            raise NotFoundError(
+                f"{parts[2]!r} has no version {parts[4]!r} here (this replica serves version {self.version})"
+            )
+
+    # ------------------------------------------------------------- infer
+    async def _infer(self, scope: Scope, receive: Receive, send: Send, *, oip: bool) -> None:
+        received = time.perf_counter()
+        shadow = header(scope, SHADOW_HEADER) is not None
+        request_id_raw = header(scope, REQUEST_ID_HEADER)
+        request_id = request_id_raw.decode("latin-1") if request_id_raw else ""
+        status = 200
+        decoded: Decoded | None = None
+        result = None
+        self.batcher.arriving()
+        try:
+            try:
+                body = await read_body(scope, receive, self.config.payload_limit_bytes)
+                decoded = (
+                    decode_oip(body, self.model.schema) if oip else decode_mlflow(body, self.model.schema)
+                )
+            finally:
+                self.batcher.arrived()
+            request_id = request_id or decoded.request_id or uuid.uuid4().hex
+            result = await self.batcher.submit(decoded, decoded.rows)
+            if oip:
+                payload = encode_oip(
+                    model_name=self.config.endpoint,
+                    model_version=self.version,
+                    request_id=decoded.request_id,
+                    outputs=result.outputs,
+                    selected=decoded.outputs,
+                )
+            else:
+                payload = encode_mlflow(result.outputs)
+            await send_bytes(
+                send,
+                200,
+                payload,
+                content_type=JSON,
+                headers=[self.version_header, (b"x-request-id", request_id.encode())],
+            )
+        except WorkbenchError as exc:
+            status = exc.status_code
+            raise
+        except Exception as exc:
+            status = 500
+            log.exception("inference failed")
+            await send_json(
+                send, 500, _error("inference_error", f"{type(exc).__name__}: {exc}"), [self.version_header]
+            )
+        finally:
+            self._record(received, status, shadow, request_id, decoded, result)
+
+    def _record(
+        self,
+        received: float,
+        status: int,
+        shadow: bool,
+        request_id: str,
+        decoded: Decoded | None,
+        result: Any,
+    ) -> None:
+        elapsed = time.perf_counter() - received
+        self.metrics.requests(status, shadow).inc()
+        if status == 200:
+            self.metrics.latency.observe(elapsed)
+            if result is not None:
+                self.metrics.queue.observe(result.queue_seconds)
+        if self.writer is None:
+            return
+        record: dict[str, Any] = {
+            "ts": time.time(),
+            "endpoint": self.config.endpoint,
+            "model": self.config.model,
+            "version": self.config.version,
+            "replica": self.config.replica_id,
+            "request_id": request_id,
+            "status": status,
+            "shadow": shadow,
+            "rows": decoded.rows if decoded is not None else 0,
+            "latency_ms": round(elapsed * 1000, 4),
+        }
+        if result is not None:
+            record["queue_ms"] = round(result.queue_seconds * 1000, 4)
+            record["inference_ms"] = round(result.inference_seconds * 1000, 4)
+            record["batch_size"] = result.batch_size
+            if self.config.log_sample_rate >= 1.0 or random.random() < self.config.log_sample_rate:
+                assert decoded is not None
+                record["inputs"] = (
+                    decoded.columns if decoded.columns is not None else {"matrix": decoded.matrix}
+                )
+                record["outputs"] = result.outputs
+        self.writer.log(record)
+
+    def _on_batch(self, requests: int, rows: int, seconds: float) -> None:
+        self.metrics.batch_size.observe(rows)
+        self.metrics.inference.observe(seconds)
+        self.metrics.rows.inc(rows)
+
+    # ---------------------------------------------------------- metadata
+    def metadata(self, name: str) -> dict[str, Any]:
+        described = self.model.schema.oip_metadata()
+        names = self.model.runner.output_names
+        outputs = described["outputs"]
+        if len(outputs) == len(names):
+            outputs = [{**spec, "name": out} for spec, out in zip(outputs, names, strict=True)]
+        else:
+            outputs = [{"name": out, "datatype": "FP32", "shape": [-1]} for out in names]
+        return {
+            "name": name,
+            "versions": [self.version],
+            "platform": "pytorch" if self.model.flavor == "pytorch" else "mlflow",
+            "inputs": described["inputs"],
+            "outputs": outputs,
+            "parameters": {
+                "model": self.config.model,
+                "endpoint": self.config.endpoint,
+                "replica_id": self.config.replica_id,
+                "device": self.model.device,
+                "flavor": self.model.flavor,
+                "max_batch_size": self.config.max_batch_size,
+                "max_wait_ms": self.config.max_wait_ms,
+                **self.model.details,
+            },
+        }
+
+    # ---------------------------------------------------------- lifespan
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                self.batcher.start()
+                if self.writer is not None:
+                    self.writer.start()
+                self.ready = True
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                self.draining = True
+                await self.batcher.close()
+                if self.writer is not None:
+                    self.writer.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+def _error(error_type: str, message: str) -> dict[str, Any]:
+    return {"error": {"type": error_type, "message": message, "details": {}}}
+
+
+def _gpu_memory(device: str) -> Callable[[], float]:
+    def read() -> float:
+        import torch
+
+        return float(torch.cuda.memory_allocated(torch.device(device)))
+
+    return read

@@ -1,0 +1,322 @@
+"""The router's ASGI app: picks a version per request, forwards to a replica, mirrors to shadows.
+
+Version choice, in order: the version in the URL (``/v2/models/{e}/versions/{v}/infer``), the
+``x-workbench-version`` header, a sticky key (``x-workbench-routing-key``: same key, same version while
+weights stand), else a weighted random draw. Shadow copies are fired after the primary is sent and
+never awaited by it; their number in flight is capped and overflow is counted, not queued.
+
+Routes are replaced whole by the control plane (``PUT /-/routes``) and swapped atomically: a request
+keeps the table it started with. The table is persisted, so a restarted router serves the last routes
+even while the control plane is down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import secrets
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from pydantic import ValidationError as PydanticValidationError
+
+from workbench.errors import (
+    AuthenticationError,
+    BadRequestError,
+    NotFoundError,
+    UnavailableError,
+    WorkbenchError,
+    describe_validation_errors,
+)
+from workbench.serving.asgi import TEXT, Receive, Scope, Send, header, read_body, send_bytes, send_json
+from workbench.serving.metrics import LATENCY_BUCKETS
+from workbench.serving.routes import (
+    EndpointRoutes,
+    RouteTable,
+    ShadowRoute,
+    Upstream,
+    VersionRoute,
+    choose_sticky,
+    choose_weighted,
+    find_version,
+    should_mirror,
+)
+from workbench.serving.upstreams import UpstreamError, UpstreamPools
+
+log = logging.getLogger("workbench.router")
+
+VERSION_SELECT_HEADER = b"x-workbench-version"
+ROUTING_KEY_HEADER = b"x-workbench-routing-key"
+REQUEST_ID_HEADER = b"x-request-id"
+ADMIN_LIMIT = 4 * 1024 * 1024
+
+
+class RouterMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "workbench_router_requests",
+            "Requests through the router",
+            ["endpoint", "version", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "workbench_router_latency_seconds",
+            "Time in the router, upstream included",
+            ["endpoint", "version"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.shadows = Counter(
+            "workbench_router_shadow_requests",
+            "Mirrored requests by outcome (sent, dropped, failed)",
+            ["endpoint", "version", "outcome"],
+            registry=self.registry,
+        )
+        self.revision = Gauge(
+            "workbench_router_routes_revision", "Route table revision", registry=self.registry
+        )
+
+
+class RouterApp:
+    def __init__(
+        self, *, token: str, routes_file: Path, request_timeout: float = 60.0, max_shadow_in_flight: int = 256
+    ) -> None:
+        self._token = token.encode()
+        self.routes_file = routes_file
+        self.table = RouteTable()
+        self.metrics = RouterMetrics()
+        self.pools = UpstreamPools(request_timeout)
+        self.max_shadow_in_flight = max_shadow_in_flight
+        self._shadow_in_flight = 0
+        self._shadow_tasks: set[asyncio.Task[None]] = set()
+        self._random = random.Random()
+
+    # ------------------------------------------------------------- routes
+    def load_persisted(self) -> None:
+        if self.routes_file.is_file():
+            try:
+                self.table = RouteTable.model_validate_json(self.routes_file.read_bytes())
+                log.info("serving persisted routes, revision %d", self.table.revision)
+            except (OSError, PydanticValidationError) as exc:
+                log.error("ignoring unreadable routes file %s: %s", self.routes_file, exc)
+
+    def apply(self, table: RouteTable) -> None:
+        self.pools.sync(_all_upstreams(table))
+        self.table = table
+        self.metrics.revision.set(table.revision)
+        tmp = self.routes_file.with_suffix(".tmp")
+        tmp.write_bytes(table.model_dump_json().encode())
+        os.replace(tmp, self.routes_file)
+
+    # --------------------------------------------------------------- ASGI
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        path: str = scope["path"]
+        try:
+            if path.startswith("/-/"):
+                await self._admin(scope, receive, send, path)
+            elif path in ("/v2/health/live", "/v2/health/ready", "/ping", "/health"):
+                await send_json(send, 200, {"live": True, "ready": True, "revision": self.table.revision})
+            elif path == "/metrics":
+                await send_bytes(send, 200, generate_latest(self.metrics.registry), content_type=TEXT)
+            else:
+                await self._forward(scope, receive, send, path)
+        except WorkbenchError as exc:
+            await send_json(send, exc.status_code, {"error": exc.to_dict()})
+
+    async def _forward(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
+        started = time.perf_counter()
+        table = self.table
+        parts = path.strip("/").split("/")
+        endpoint_name, version_in_path = _parse(parts, scope["method"])
+        routes = table.endpoints.get(endpoint_name)
+        if routes is None:
+            raise NotFoundError(f"unknown endpoint {endpoint_name!r}", known=sorted(table.endpoints))
+        if parts[-1] == "ready" and scope["method"] == "GET" and version_in_path is None:
+            ready = any(r.upstreams for r in routes.versions if r.weight > 0)
+            await send_json(send, 200 if ready else 503, {"name": endpoint_name, "ready": ready})
+            return
+        route = self._choose(scope, routes, version_in_path)
+        body = b""
+        if scope["method"] == "POST":
+            body = await read_body(scope, receive, routes.payload_limit_bytes)
+        request_id_raw = header(scope, REQUEST_ID_HEADER)
+        request_id = request_id_raw.decode("latin-1") if request_id_raw else uuid.uuid4().hex
+        headers = {"content-type": "application/json", "x-request-id": request_id}
+        version_label = str(route.version)
+        try:
+            response = await self.pools.send(route.upstreams, scope["method"], path, body, headers)
+        except UpstreamError as exc:
+            self.metrics.requests.labels(endpoint_name, version_label, "503").inc()
+            raise UnavailableError(
+                f"endpoint {endpoint_name!r} version {route.version} is unavailable: {exc}"
+            ) from None
+        except TimeoutError:
+            self.metrics.requests.labels(endpoint_name, version_label, "504").inc()
+            await send_json(send, 504, _error("timeout", f"version {route.version} did not answer in time"))
+            return
+        extra = [] if request_id_raw else [(b"x-request-id", request_id.encode())]
+        await send_bytes(
+            send,
+            response.status,
+            response.body,
+            content_type=_content_type(response.headers),
+            headers=[h for h in response.headers if h[0] != b"content-type"] + extra,
+        )
+        self.metrics.requests.labels(endpoint_name, version_label, str(response.status)).inc()
+        self.metrics.latency.labels(endpoint_name, version_label).observe(time.perf_counter() - started)
+        if scope["method"] == "POST" and routes.shadows and version_in_path is None:
+            self._mirror(routes, path, body, request_id)
+
+    def _choose(
+        self, scope: Scope, routes: EndpointRoutes, version_in_path: int | None
+    ) -> VersionRoute | ShadowRoute:
+        explicit = version_in_path
+        if explicit is None and (raw := header(scope, VERSION_SELECT_HEADER)) is not None:
+            if not raw.isdigit():
+                raise BadRequestError(
+                    f"x-workbench-version must be a version number, got {raw.decode('latin-1')!r}"
+                )
+            explicit = int(raw)
+        if explicit is not None:
+            found = find_version(routes, explicit)
+            if found is None:
+                raise NotFoundError(
+                    f"endpoint {routes.name!r} does not serve version {explicit}",
+                    versions=[r.version for r in routes.versions] + [s.version for s in routes.shadows],
+                )
+            return found
+        key = header(scope, ROUTING_KEY_HEADER)
+        chosen = (
+            choose_sticky(routes.versions, key.decode("latin-1"))
+            if key
+            else choose_weighted(routes.versions, self._random.random())
+        )
+        if chosen is None:
+            raise UnavailableError(f"endpoint {routes.name!r} has no version with traffic weight")
+        return chosen
+
+    def _mirror(self, routes: EndpointRoutes, path: str, body: bytes, request_id: str) -> None:
+        for shadow in routes.shadows:
+            if not should_mirror(shadow, request_id):
+                continue
+            label = (routes.name, str(shadow.version))
+            if self._shadow_in_flight >= self.max_shadow_in_flight:
+                self.metrics.shadows.labels(*label, "dropped").inc()
+                continue
+            self._shadow_in_flight += 1
+            task = asyncio.get_running_loop().create_task(
+                self._send_shadow(shadow, path, body, request_id, label)
+            )
+            self._shadow_tasks.add(task)
+            task.add_done_callback(self._shadow_tasks.discard)
+
+    async def _send_shadow(
+        self, shadow: ShadowRoute, path: str, body: bytes, request_id: str, label: tuple[str, str]
+    ) -> None:
+        headers = {"content-type": "application/json", "x-request-id": request_id, "x-workbench-shadow": "1"}
+        try:
+            response = await self.pools.send(shadow.upstreams, "POST", path, body, headers)
+            self.metrics.shadows.labels(*label, "sent" if response.status < 500 else "failed").inc()
+        except Exception:  # a shadow must never affect anything: count it and move on
+            self.metrics.shadows.labels(*label, "failed").inc()
+        finally:
+            self._shadow_in_flight -= 1
+
+    # -------------------------------------------------------------- admin
+    async def _admin(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
+        if path == "/-/health":
+            await send_json(send, 200, {"status": "ok", "revision": self.table.revision, "pid": os.getpid()})
+            return
+        self._authenticate(scope)
+        if path != "/-/routes":
+            raise NotFoundError(f"no admin route {path}")
+        if scope["method"] == "GET":
+            await send_bytes(send, 200, self.table.model_dump_json().encode())
+        elif scope["method"] == "PUT":
+            body = await read_body(scope, receive, ADMIN_LIMIT)
+            try:
+                table = RouteTable.model_validate_json(body)
+            except PydanticValidationError as exc:
+                message, details = describe_validation_errors(exc.errors())
+                raise BadRequestError(f"invalid route table: {message}", errors=details) from None
+            if table.revision < self.table.revision:
+                await send_json(
+                    send,
+                    409,
+                    _error("conflict", f"revision {table.revision} is older than {self.table.revision}"),
+                )
+                return
+            self.apply(table)
+            await send_json(send, 200, {"revision": table.revision})
+        else:
+            await send_json(send, 405, _error("method_not_allowed", f"{scope['method']} not allowed"))
+
+    def _authenticate(self, scope: Scope) -> None:
+        raw = header(scope, b"authorization") or b""
+        scheme, _, presented = raw.partition(b" ")
+        if scheme.lower() != b"bearer" or not secrets.compare_digest(presented.strip(), self._token):
+            raise AuthenticationError("the router's admin API needs the control plane's bearer token")
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                self.load_persisted()
+                self.pools.sync(_all_upstreams(self.table))
+                self.metrics.revision.set(self.table.revision)
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                if self._shadow_tasks:
+                    await asyncio.wait(self._shadow_tasks, timeout=5)
+                await self.pools.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+def _parse(parts: list[str], method: str) -> tuple[str, int | None]:
+    """(endpoint, version in the path) for the data-plane routes the router forwards."""
+    if len(parts) == 3 and parts[0] == "endpoints" and parts[2] == "invocations" and method == "POST":
+        return parts[1], None
+    if len(parts) >= 3 and parts[0] == "v2" and parts[1] == "models":
+        rest = parts[3:]
+        if len(rest) >= 2 and rest[0] == "versions":
+            if not rest[1].isdigit():
+                raise BadRequestError(f"version must be a number, got {rest[1]!r}")
+            rest_action = rest[2:]
+            if rest_action in ([], ["ready"], ["infer"]):
+                return parts[2], int(rest[1])
+        elif rest in ([], ["ready"], ["infer"]):
+            return parts[2], None
+    raise NotFoundError(f"no route for {method} /{'/'.join(parts)}")
+
+
+def _all_upstreams(table: RouteTable) -> dict[str, Upstream]:
+    upstreams: dict[str, Upstream] = {}
+    for routes in table.endpoints.values():
+        routed: list[VersionRoute | ShadowRoute] = [*routes.versions, *routes.shadows]
+        for route in routed:
+            for upstream in route.upstreams:
+                upstreams[upstream.replica_id] = upstream
+    return upstreams
+
+
+def _content_type(headers: list[tuple[bytes, bytes]]) -> bytes:
+    for name, value in headers:
+        if name == b"content-type":
+            return value
+    return b"application/json"
+
+
+def _error(error_type: str, message: str) -> dict[str, Any]:
+    return {"error": {"type": error_type, "message": message, "details": {}}}

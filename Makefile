@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck pytest install system-deps clean
+.PHONY: demo test lint typecheck pytest install system-deps clean bench-serving bench-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,13 @@ pytest: install system-deps
 	WORKBENCH_REQUIRE_POSTGRES=1 $(BIN)/pytest
 
 test: lint typecheck pytest
+
+# Benchmarks need wrk as the load generator (C, one thread: cheap on a 2-core machine).
+bench-deps:
+	@command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null)
+
+bench-serving: install bench-deps
+	$(BIN)/python benchmarks/serving.py --write-docs
 
 clean:
 	rm -rf $(VENV) .workbench .pytest_cache .mypy_cache .ruff_cache

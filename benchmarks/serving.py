@@ -1,0 +1,354 @@
+"""Serving benchmark: Workbench vs `mlflow models serve` vs raw in-process inference, side by side.
+
+    .venv/bin/python benchmarks/serving.py            # ~6 minutes; prints a table
+    .venv/bin/python benchmarks/serving.py --write-docs  # also updates docs/benchmarks.md
+
+For two registered models (the demo churn MLP, and a compute-heavy ~10M-parameter MLP on the same
+inputs), one run measures at concurrency 1, 8 and 64, with one-row requests:
+  (a) raw in-process forward at batch 1 and at the best batch size (the ceiling),
+  (b) `mlflow models serve --env-manager local` on the same model version,
+  (c) a Workbench replica directly (MLflow JSON and OIP v2),
+  (d) Workbench through the router (MLflow JSON and OIP v2),
+with wrk (one thread) as the load generator on the same machine, and the RSS of every server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import orjson
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from _load import LoadResult, require_wrk, run_wrk
+from _procs import rss_mb
+
+from workbench.control_plane import ControlPlane, DeployRequest
+from workbench.demo.dataset import FEATURES, generate_churn, split_frame
+from workbench.demo.training import ChurnNet, train_version
+from workbench.registry.packaging import save_model
+from workbench.registry.types import PathSource, RegistrationRequest
+from workbench.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+CONCURRENCY = (1, 8, 64)
+HEAVY_HIDDEN = (2560, 2560, 1024)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# ------------------------------------------------------------------ models
+def build_models(workdir: Path) -> tuple[dict[str, Path], Any]:
+    data = generate_churn(8000, seed=11)
+    train, holdout = split_frame(data, holdout_fraction=0.25, seed=11)
+    example = holdout[list(FEATURES)].head(2)
+    mlp = train_version(1, train, holdout, seed=11).module
+    torch.manual_seed(0)
+    heavy = ChurnNet(hidden_sizes=HEAVY_HIDDEN)
+    heavy.fit_normalization(torch.from_numpy(train[list(FEATURES)].to_numpy(dtype=np.float32)))
+    heavy.eval()
+    dirs = {}
+    for name, module in (("mlp", mlp), ("heavy", heavy)):
+        path = workdir / "models" / name
+        save_model(module, path, input_example=example)
+        dirs[name] = path
+    return dirs, holdout
+
+
+def raw_inference(model_dir: Path, row: np.ndarray[Any, Any], seconds: float) -> dict[str, Any]:
+    """The ceiling: the same module, in-process, no serving at all."""
+    module = torch.load(model_dir / "data" / "model.pth", map_location="cpu", weights_only=False).eval()
+    x1 = torch.from_numpy(row)
+    with torch.inference_mode():
+        for _ in range(50):
+            module(x1)
+        latencies = []
+        deadline = time.perf_counter() + seconds
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            module(x1)
+            latencies.append(time.perf_counter() - started)
+        per_batch = {}
+        for batch in (1, 8, 32, 64, 128, 256, 512, 1024):
+            xb = x1.repeat(batch, 1)
+            module(xb)
+            count, started = 0, time.perf_counter()
+            while time.perf_counter() - started < seconds / 4:
+                module(xb)
+                count += 1
+            per_batch[batch] = count * batch / (time.perf_counter() - started)
+    best = max(per_batch, key=lambda b: per_batch[b])
+    ms = sorted(x * 1000 for x in latencies)
+    return {
+        "batch1_p50_ms": statistics.median(ms),
+        "batch1_p99_ms": ms[int(len(ms) * 0.99)],
+        "batch1_rows_per_s": len(ms) / sum(latencies),
+        "best_batch": best,
+        "best_rows_per_s": per_batch[best],
+        "rows_per_s_by_batch": per_batch,
+        "parameters": sum(p.numel() for p in module.parameters()),
+    }
+
+
+# ----------------------------------------------------------------- servers
+def start_mlflow(model_dir: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    venv_bin = Path(sys.executable).parent
+    env = {**os.environ, "PATH": f"{venv_bin}:{os.environ.get('PATH', '')}"}
+    process = subprocess.Popen(
+        [
+            str(venv_bin / "mlflow"),
+            "models",
+            "serve",
+            "-m",
+            str(model_dir),
+            "--env-manager",
+            "local",
+            "-p",
+            str(port),
+            "--host",
+            "127.0.0.1",
+        ],
+        env=env,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/ping", timeout=1).status_code == 200:
+                return process, url
+        except httpx.HTTPError:
+            pass
+        if process.poll() is not None:
+            raise SystemExit(f"mlflow models serve exited; see {log}")
+        time.sleep(0.25)
+    raise SystemExit("mlflow models serve did not start")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    import signal
+
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+def measure(
+    label: str, url: str, body: bytes, seconds: float, levels: tuple[int, ...] = CONCURRENCY
+) -> list[dict[str, Any]]:
+    check = httpx.post(url, content=body, headers={"content-type": "application/json"}, timeout=30)
+    if check.status_code != 200:
+        raise SystemExit(f"{label}: {url} answered {check.status_code}: {check.text[:300]}")
+    rows = []
+    for concurrency in levels:
+        run_wrk(url, body, concurrency=concurrency, seconds=2)  # warm-up
+        result: LoadResult = run_wrk(url, body, concurrency=concurrency, seconds=seconds)
+        rows.append({"target": label, **asdict(result), "rps": result.rps})
+        print(
+            f"  {label:<28} c={concurrency:<3} {result.rps:>8.0f} req/s  p50 {result.p50_ms:7.2f} ms  "
+            f"p95 {result.p95_ms:7.2f}  p99 {result.p99_ms:7.2f}  errors {result.errors}",
+            flush=True,
+        )
+    return rows
+
+
+# -------------------------------------------------------------------- main
+def bodies(row: dict[str, Any]) -> tuple[bytes, bytes]:
+    mlflow_body = orjson.dumps(
+        {"dataframe_split": {"columns": list(FEATURES), "data": [[row[f] for f in FEATURES]]}}
+    )
+    oip = orjson.dumps(
+        {
+            "inputs": [
+                {
+                    "name": f,
+                    "shape": [1],
+                    "datatype": "INT64" if isinstance(row[f], int) else "FP64",
+                    "data": [row[f]],
+                }
+                for f in FEATURES
+            ]
+        }
+    )
+    return mlflow_body, oip
+
+
+def run(seconds: float) -> dict[str, Any]:
+    require_wrk()
+    workdir = Path(tempfile.mkdtemp(prefix="wb-bench-"))
+    results: dict[str, Any] = {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__},
+        "seconds_per_run": seconds,
+        "models": {},
+    }
+    try:
+        model_dirs, holdout = build_models(workdir)
+        first = holdout.iloc[0]
+        row = {f: (int(first[f]) if holdout[f].dtype.kind == "i" else float(first[f])) for f in FEATURES}
+        matrix_row = np.asarray([[row[f] for f in FEATURES]], dtype=np.float32)
+        mlflow_body, oip_body = bodies(row)
+        settings = Settings.for_home(
+            workdir / "home",
+            allowed_roots=(workdir,),
+            api_port=0,
+            router_port=free_port(),
+            serving_backend="local",
+        )
+        plane = ControlPlane(settings)
+        plane.start_serving()
+        try:
+            for name, model_dir in model_dirs.items():
+                print(f"\n== {name}", flush=True)
+                info = plane.register(
+                    name, PathSource(path=str(model_dir)), RegistrationRequest(), actor="bench"
+                )
+                entry: dict[str, Any] = {"raw": raw_inference(model_dir, matrix_row, seconds)}
+                raw = entry["raw"]
+                print(
+                    f"  raw in-process: batch-1 p50 {raw['batch1_p50_ms']:.3f} ms, "
+                    f"best batch {raw['best_batch']} → {raw['best_rows_per_s']:.0f} rows/s",
+                    flush=True,
+                )
+                runs: list[dict[str, Any]] = []
+                process, url = start_mlflow(model_dir, workdir / f"mlflow-{name}.log")
+                try:
+                    runs += measure("mlflow models serve", f"{url}/invocations", mlflow_body, seconds)
+                    entry["rss_mb_mlflow"] = rss_mb(process.pid)
+                finally:
+                    stop(process)
+                plane.deploy(
+                    f"bench-{name}", DeployRequest(model=f"models:/{name}/{info.version}"), actor="bench"
+                )
+                status = plane.endpoint_status(f"bench-{name}")
+                (replica,) = status["replicas"]
+                replica_url = f"http://127.0.0.1:{replica['port']}"
+                router_url = status["router_url"]
+                runs += measure(
+                    "workbench replica (mlflow json)", f"{replica_url}/invocations", mlflow_body, seconds
+                )
+                runs += measure(
+                    "workbench replica (oip)",
+                    f"{replica_url}/v2/models/bench-{name}/infer",
+                    oip_body,
+                    seconds,
+                )
+                runs += measure(
+                    "workbench router (mlflow json)",
+                    f"{router_url}/endpoints/bench-{name}/invocations",
+                    mlflow_body,
+                    seconds,
+                )
+                runs += measure(
+                    "workbench router (oip)", f"{router_url}/v2/models/bench-{name}/infer", oip_body, seconds
+                )
+                entry["rss_mb_replica"] = rss_mb(replica["pid"])
+                router_pid = plane.serving.status()["router"]["pid"]
+                entry["rss_mb_router"] = rss_mb(router_pid)
+                entry["runs"] = runs
+                results["models"][name] = entry
+                plane.delete_endpoint(f"bench-{name}", actor="bench")
+        finally:
+            plane.close()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return results
+
+
+def _run(entry: dict[str, Any], target: str, concurrency: int) -> dict[str, Any]:
+    return next(r for r in entry["runs"] if r["target"] == target and r["concurrency"] == concurrency)
+
+
+def to_markdown(results: dict[str, Any]) -> str:
+    lines = []
+    for name, entry in results["models"].items():
+        raw = entry["raw"]
+        lines.append(f"### {name} ({raw['parameters']:,} parameters)\n")
+        lines.append(
+            f"Raw in-process forward: batch 1 p50 {raw['batch1_p50_ms']:.3f} ms "
+            f"({raw['batch1_rows_per_s']:,.0f} rows/s); best batch {raw['best_batch']}: "
+            f"{raw['best_rows_per_s']:,.0f} rows/s (the ceiling).\n"
+        )
+        lines.append("| target | concurrency | req/s | p50 ms | p95 ms | p99 ms | errors | × mlflow |")
+        lines.append("|---|---:|---:|---:|---:|---:|---:|---:|")
+        for run in entry["runs"]:
+            base = _run(entry, "mlflow models serve", run["concurrency"])["rps"]
+            lines.append(
+                f"| {run['target']} | {run['concurrency']} | {run['rps']:,.0f} | {run['p50_ms']:.2f} | "
+                f"{run['p95_ms']:.2f} | {run['p99_ms']:.2f} | {run['errors']} | {run['rps'] / base:.1f}× |"
+            )
+        overhead = (
+            _run(entry, "workbench router (oip)", 1)["p50_ms"]
+            - _run(entry, "workbench replica (oip)", 1)["p50_ms"]
+        )
+        best = max(r["rps"] for r in entry["runs"] if r["target"].startswith("workbench router"))
+        lines.append("")
+        lines.append(
+            f"Router overhead at p50, concurrency 1 (OIP): {overhead:.2f} ms. "
+            f"Best routed throughput: {best:,.0f} rows/s = {best / raw['best_rows_per_s']:.0%} of the raw batched "
+            f"ceiling. RSS: router {entry['rss_mb_router']:.0f} MB, replica {entry['rss_mb_replica']:.0f} MB, "
+            f"`mlflow models serve` {entry['rss_mb_mlflow']:.0f} MB (process tree).\n"
+        )
+    return "\n".join(lines)
+
+
+def write_docs(markdown: str, command: str) -> None:
+    path = ROOT / "docs" / "benchmarks.md"
+    text = path.read_text()
+    begin, end = "<!-- serving:begin -->", "<!-- serving:end -->"
+    block = f"{begin}\nMeasured {time.strftime('%Y-%m-%d')} with `{command}`.\n\n{markdown}\n{end}"
+    if begin in text:
+        text = text[: text.index(begin)] + block + text[text.index(end) + len(end) :]
+    else:
+        text = text.rstrip() + "\n\n## Serving\n\n" + block + "\n"
+    path.write_text(text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seconds", type=float, default=8.0, help="measured seconds per run")
+    parser.add_argument("--write-docs", action="store_true", help="update docs/benchmarks.md")
+    parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "serving.json")
+    args = parser.parse_args()
+    results = run(args.seconds)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(results, indent=2))
+    markdown = to_markdown(results)
+    print("\n" + markdown)
+    if args.write_docs:
+        write_docs(markdown, "make bench-serving")
+
+
+if __name__ == "__main__":
+    main()

@@ -298,13 +298,13 @@ def to_markdown(results: dict[str, Any]) -> str:
             f"({raw['batch1_rows_per_s']:,.0f} rows/s); best batch {raw['best_batch']}: "
             f"{raw['best_rows_per_s']:,.0f} rows/s (the ceiling).\n"
         )
-        lines.append("| target | concurrency | req/s | p50 ms | p95 ms | p99 ms | errors | × mlflow |")
+        lines.append("| target | concurrency | req/s | p50 ms | p95 ms | p99 ms | errors | vs mlflow |")
         lines.append("|---|---:|---:|---:|---:|---:|---:|---:|")
         for run in entry["runs"]:
             base = _run(entry, "mlflow models serve", run["concurrency"])["rps"]
             lines.append(
                 f"| {run['target']} | {run['concurrency']} | {run['rps']:,.0f} | {run['p50_ms']:.2f} | "
-                f"{run['p95_ms']:.2f} | {run['p99_ms']:.2f} | {run['errors']} | {run['rps'] / base:.1f}× |"
+                f"{run['p95_ms']:.2f} | {run['p99_ms']:.2f} | {run['errors']} | {run["rps"] / base:.1f}x |"
             )
         overhead = (
             _run(entry, "workbench router (oip)", 1)["p50_ms"]

@@ -304,7 +304,7 @@ def to_markdown(results: dict[str, Any]) -> str:
             base = _run(entry, "mlflow models serve", run["concurrency"])["rps"]
             lines.append(
                 f"| {run['target']} | {run['concurrency']} | {run['rps']:,.0f} | {run['p50_ms']:.2f} | "
-                f"{run['p95_ms']:.2f} | {run['p99_ms']:.2f} | {run['errors']} | {run["rps"] / base:.1f}x |"
+                f"{run['p95_ms']:.2f} | {run['p99_ms']:.2f} | {run['errors']} | {run['rps'] / base:.1f}x |"
             )
         overhead = (
             _run(entry, "workbench router (oip)", 1)["p50_ms"]

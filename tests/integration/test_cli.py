@@ -11,10 +11,12 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests._servers import free_port
 from tests.integration.conftest import tiny_frame, tiny_module
+from workbench.demo.dataset import FEATURES
 from workbench.launcher import ControlPlaneProcess
 from workbench.registry.packaging import save_model
 
@@ -194,7 +196,14 @@ def test_demo_registers_three_versions_with_champion_on_v1(tmp_path: Path, mlflo
     out = cli("demo", "--no-serve", "--rows", "6000").stdout
     assert f"http://127.0.0.1:{port}" in out
     assert str(home / "api-token") in out
+    router = f"http://127.0.0.1:{cli.env['WORKBENCH_ROUTER_PORT']}"
+    assert f"{router}/v2/models/churn/infer" in out
     with ControlPlaneProcess(f"http://127.0.0.1:{port}", cli.env, home / "logs" / "check.log"):
+        # The restarted control plane serves the demo endpoint again, with the champion.
+        record = dict.fromkeys(FEATURES, 1.0)
+        response = httpx.post(f"{router}/endpoints/churn/invocations", json={"dataframe_records": [record]})
+        assert response.status_code == 200, response.text
+        assert response.headers["x-workbench-model-version"] == "1"
         versions = cli.json("models", "show", "churn-classifier")
         assert isinstance(versions, list)
         by_number = {v["version"]: v for v in versions}

@@ -167,3 +167,28 @@ def test_close_finishes_queued_requests() -> None:
             await batcher.submit(_rows(1, 0), 1)
 
     run(scenario())
+
+
+def test_under_load_it_waits_for_as_many_requests_as_the_last_batch_held() -> None:
+    async def scenario() -> None:
+        model = DoublingModel()
+        batcher: DynamicBatcher[np.ndarray[Any, Any]] = DynamicBatcher(model, max_batch_size=64, max_wait=5.0)
+        batcher.start()
+        model.gate.clear()
+        held = asyncio.create_task(batcher.submit(_rows(1, 0), 1))
+        await asyncio.sleep(0.05)
+        burst = [asyncio.create_task(batcher.submit(_rows(1, i), 1)) for i in range(4)]
+        await asyncio.sleep(0.05)
+        model.gate.set()
+        await asyncio.gather(held, *burst)  # batches so far: [1], [4]
+        # Clients send their next requests one by one: the batcher waits to gather them again.
+        following = [asyncio.create_task(batcher.submit(_rows(1, 0), 1))]
+        for _ in range(3):
+            await asyncio.sleep(0.02)
+            following.append(asyncio.create_task(batcher.submit(_rows(1, 0), 1)))
+        results = await asyncio.gather(*following)
+        assert model.batches[:2] == [1, 4]
+        assert {r.batch_size for r in results} == {4}
+        await batcher.close()
+
+    run(scenario())

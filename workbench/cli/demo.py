@@ -18,9 +18,19 @@ def demo(
     serve: bool = typer.Option(True, "--serve/--no-serve", help="keep the control plane running afterwards"),
     force: bool = typer.Option(False, "--force", help="register new demo versions even if some exist"),
     rows: int = typer.Option(24_000, "--rows", min=1000, max=1_000_000, help="rows of generated data"),
+    deploy: bool = typer.Option(
+        True, "--deploy/--no-deploy", help="serve the champion on the 'churn' endpoint"
+    ),
 ) -> None:
     """Train the demo models, register them with lineage and reference data, point champion at v1."""
-    from workbench.demo.world import DEMO_MODEL, DEMO_STEPS, existing_demo_versions, register_demo
+    from workbench.demo.world import (
+        DEMO_ENDPOINT,
+        DEMO_MODEL,
+        DEMO_STEPS,
+        ensure_demo_endpoint,
+        existing_demo_versions,
+        register_demo,
+    )
 
     settings = get_settings()
     owned: ControlPlaneProcess | None = None
@@ -56,6 +66,10 @@ def demo(
                 for info in versions:
                     console.print(f"registered {info.uri} {', '.join(info.aliases)}")
             versions = [client.get_version(DEMO_MODEL, v.version) for v in versions]
+            endpoint = None
+            if deploy:
+                with console.status(f"deploying {DEMO_MODEL}@champion to the endpoint '{DEMO_ENDPOINT}'"):
+                    endpoint = ensure_demo_endpoint(client)
         print_table(
             f"{DEMO_MODEL}",
             ["version", "aliases", "accuracy", "AUC", "parameters", "reference rows", "data digest"],
@@ -76,6 +90,9 @@ def demo(
             f"control plane: [bold]{settings.api_url}[/]  (OpenAPI: {settings.api_url}/api/v1/docs)"
         )
         console.print(f"API token:     {settings.token_file}")
+        if endpoint is not None and endpoint["urls"]["oip"]:
+            console.print(f"endpoint:      {endpoint['urls']['oip']}  (OIP v2)")
+            console.print(f"               {endpoint['urls']['mlflow']}  (MLflow JSON)")
         console.print(
             "try:          workbench status | workbench models show churn-classifier | workbench audit"
         )

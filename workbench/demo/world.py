@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import pandas as pd
 
@@ -18,6 +18,7 @@ from workbench.demo.training import train_version
 from workbench.registry.types import ModelVersionInfo
 
 DEMO_MODEL = "churn-classifier"
+DEMO_ENDPOINT = "churn"
 DEMO_SEED = 7
 DEMO_ROWS = 24_000
 HOLDOUT_FRACTION = 0.25
@@ -82,3 +83,10 @@ def register_demo(
         )
         registered.append(info)
     return registered
+
+
+def ensure_demo_endpoint(client: Client) -> dict[str, Any]:
+    """Serve the champion on the demo endpoint unless something already serves it; returns its status."""
+    if DEMO_ENDPOINT not in {e.spec.name for e in client.list_endpoints()}:
+        client.deploy(DEMO_ENDPOINT, f"models:/{DEMO_MODEL}@champion", reason="demo: serve the champion")
+    return client.endpoint_status(DEMO_ENDPOINT)

@@ -6,7 +6,9 @@ have a handful of fixed routes and only need to read a bounded body and send byt
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+import itertools
+import os
+from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableMapping
 from typing import Any
 
 import orjson
@@ -96,3 +98,13 @@ async def send_error(send: Send, error: WorkbenchError, headers: Iterable[tuple[
 
 def error_body(status: int, error_type: str, message: str, **details: Any) -> bytes:
     return orjson.dumps({"error": {"type": error_type, "message": message, "details": details}})
+
+
+def request_ids() -> Iterator[str]:
+    """Unique request ids without a syscall per request (``uuid4`` reads the OS's random source).
+
+    A random per-process prefix and a counter: unique across processes and restarts for practical
+    purposes, and an order of magnitude cheaper on the request path.
+    """
+    prefix = os.urandom(6).hex()
+    return (f"{prefix}-{n:x}" for n in itertools.count(1))

@@ -2,8 +2,10 @@
 
 The policy is chosen for latency first. A batch is dispatched as soon as the model is free, with
 everything already queued (up to ``max_batch_size`` rows). It waits up to ``max_wait`` for more only
-when other requests are known to be on their way (received, still being decoded), so a lone request at
-concurrency 1 never waits, and under load batches fill while the previous one runs.
+when more are expected: requests already received and still being decoded, or, under sustained load,
+as many requests as the previous batch held (clients whose answers just went out send their next
+request; dispatching the first of them alone would split one full batch into many small ones). A lone
+request at concurrency 1 never waits.
 
 The forward pass runs in one dedicated thread: torch releases the GIL while it computes, so the event
 loop keeps accepting and decoding the next requests meanwhile.
@@ -63,6 +65,7 @@ class DynamicBatcher(Generic[Item]):
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self._expected = 1  # requests in the previous batch: what to wait for under load
 
     # ------------------------------------------------------------ callers
     def arriving(self) -> None:
@@ -108,9 +111,9 @@ class DynamicBatcher(Generic[Item]):
                 self._wakeup.clear()
                 await self._wakeup.wait()
             batch = self._take()
-            if self.max_wait > 0 and self._arriving > 0 and self._rows(batch) < self.max_batch_size:
+            if self.max_wait > 0 and self._rows(batch) < self.max_batch_size and self._more_expected(batch):
                 deadline = loop.time() + self.max_wait
-                while self._arriving > 0 and self._rows(batch) < self.max_batch_size:
+                while self._rows(batch) < self.max_batch_size and self._more_expected(batch):
                     remaining = deadline - loop.time()
                     if remaining <= 0:
                         break
@@ -120,7 +123,11 @@ class DynamicBatcher(Generic[Item]):
                     except TimeoutError:
                         break
                     batch.extend(self._take(self.max_batch_size - self._rows(batch)))
+            self._expected = len(batch)
             await self._dispatch(loop, batch)
+
+    def _more_expected(self, batch: Sequence[_Pending[Item]]) -> bool:
+        return self._arriving > 0 or len(batch) < self._expected
 
     def _take(self, capacity: int | None = None) -> list[_Pending[Item]]:
         """Queued requests up to ``capacity`` rows; the first is always taken, even if larger."""

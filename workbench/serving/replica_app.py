@@ -10,14 +10,24 @@ from __future__ import annotations
 import logging
 import random
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
 from workbench._version import __version__
 from workbench.errors import NotFoundError, WorkbenchError
 from workbench.protocol import VERSION_HEADER
-from workbench.serving.asgi import JSON, TEXT, Receive, Scope, Send, header, read_body, send_bytes, send_json
+from workbench.serving.asgi import (
+    JSON,
+    TEXT,
+    Receive,
+    Scope,
+    Send,
+    header,
+    read_body,
+    request_ids,
+    send_bytes,
+    send_json,
+)
 from workbench.serving.batcher import DynamicBatcher
 from workbench.serving.codec import Decoded, decode_mlflow, decode_oip, encode_mlflow, encode_oip
 from workbench.serving.config import ReplicaConfig
@@ -54,6 +64,7 @@ class ReplicaApp:
         )
         self.ready = False
         self.draining = False
+        self._request_ids = request_ids()
         self.metrics.gauge(
             "workbench_queue_depth", "Requests waiting for a batch", lambda: self.batcher.queue_depth
         )
@@ -157,7 +168,7 @@ class ReplicaApp:
                 )
             finally:
                 self.batcher.arrived()
-            request_id = request_id or decoded.request_id or uuid.uuid4().hex
+            request_id = request_id or decoded.request_id or next(self._request_ids)
             result = await self.batcher.submit(decoded, decoded.rows)
             if oip:
                 payload = encode_oip(

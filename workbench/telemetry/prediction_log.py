@@ -23,6 +23,7 @@ import logging
 import os
 import re
 import threading
+import time
 import weakref
 from collections import deque
 from collections.abc import Iterator
@@ -34,6 +35,7 @@ import orjson
 
 __all__ = ["PredictionLogWriter", "WriterStats", "list_segments", "read_records"]
 
+_YIELD_EVERY = 32
 logger = logging.getLogger(__name__)
 
 _OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE
@@ -256,8 +258,14 @@ class PredictionLogWriter:
         chunk_bytes = 0
         invalid = 0
         invalid_error: str | None = None
+        encoded = 0
         while batch:
             record = batch.popleft()
+            encoded += 1
+            if encoded % _YIELD_EVERY == 0:
+                # Hand the GIL back: otherwise the serving thread waits up to the interpreter's switch
+                # interval (5 ms) per turn while this thread encodes a large batch.
+                time.sleep(0)
             try:
                 line = orjson.dumps(record, default=_default, option=_OPTIONS)
             except (TypeError, ValueError) as exc:  # orjson.JSONEncodeError is a TypeError

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import httpx
+import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 import pytest
@@ -40,6 +41,17 @@ class SlowNet(torch.nn.Module):
         time.sleep(self.delay)
         out: torch.Tensor = self.inner(x)
         return out
+
+
+class ScorePyfunc(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+    """A non-torch MLflow model: served through mlflow.pyfunc, with a DataFrame built from the signature."""
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> np.ndarray[Any, Any]:
+        score: np.ndarray[Any, Any] = (
+            model_input["tenure_months"].to_numpy(dtype=np.float64) * 0.01
+            + model_input["contract_type"].to_numpy()
+        )
+        return score
 
 
 @dataclass
@@ -98,6 +110,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, mlflow_template: Path) -> It
             slow = SlowNet(modules[1], delay=0.5)
             modules[3] = slow
             client.register_model("churn", slow, input_example=example)
+            client.register_model("scorer", ScorePyfunc(), input_example=example)
             yield World(settings, plane, client, url, holdout.reset_index(drop=True), modules)
     finally:
         plane.close()

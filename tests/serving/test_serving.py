@@ -268,3 +268,36 @@ def test_metrics_are_exposed_by_router_and_replica(world: World, churn: str) -> 
         "workbench_prediction_log_dropped",
     ):
         assert series in text, series
+
+
+def test_a_pyfunc_model_is_served_through_mlflow_pyfunc(world: World) -> None:
+    world.client.deploy("scores", "models:/scorer/1")
+    rows = world.frame.head(6)
+    expected = rows["tenure_months"].to_numpy() * 0.01 + rows["contract_type"].to_numpy()
+    oip = httpx.post(f"{world.router}/v2/models/scores/infer", json=oip_columns(rows))
+    assert oip.status_code == 200, oip.text
+    np.testing.assert_allclose(oip.json()["outputs"][0]["data"], expected)
+    records = {"dataframe_records": rows[list(FEATURES)].to_dict(orient="records")}
+    mlflow_json = httpx.post(f"{world.router}/endpoints/scores/invocations", json=records)
+    np.testing.assert_allclose(mlflow_json.json()["predictions"], expected)
+    metadata = httpx.get(f"{world.router}/v2/models/scores").json()
+    assert metadata["parameters"]["flavor"] == "pyfunc"
+
+
+def test_a_killed_router_is_restarted_on_its_port_with_its_routes(world: World, churn: str) -> None:
+    router = world.plane.serving.status()["router"]
+    url = world.router
+    os.kill(router["pid"], signal.SIGKILL)
+
+    def serving_again() -> bool:
+        try:
+            response = httpx.post(f"{url}/v2/models/{churn}/infer", json=oip_columns(world.frame.head(1)))
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200
+
+    wait_until(serving_again, timeout=90)
+    assert world.plane.serving.status()["router"]["pid"] != router["pid"]
+    actions = [e.action for e in world.client.audit(target="router")]
+    assert "router.crash" in actions
+    assert "router.restart" in actions

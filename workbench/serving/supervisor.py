@@ -187,7 +187,7 @@ class LocalSupervisor:
                     self._wait_ready(managed)
             except Exception:
                 for managed in started:
-                    self._terminate(managed)
+                    self._retire(managed)
                     self._processes.pop(managed.process_id, None)
                 self._save()
                 raise
@@ -204,7 +204,7 @@ class LocalSupervisor:
                 self._processes.pop(managed.process_id)
             self._save()
         for managed in retired:  # outside the lock: draining may take a while
-            self._terminate(managed)
+            self._retire(managed)
             self._audit(
                 actor="supervisor",
                 action="replica.stop",
@@ -238,7 +238,7 @@ class LocalSupervisor:
                 self._processes.clear()
                 self._save()
             for managed in processes:
-                self._terminate(managed)
+                self._retire(managed)
         self._http.close()
 
     # ------------------------------------------------------------ routes
@@ -440,7 +440,12 @@ class LocalSupervisor:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 managed.popen.wait(timeout=5)
         managed.state = "stopped"
-        for path in (managed.ready_file, managed.config_path, _socket_path(self.run_dir, managed.process_id)):
+        managed.ready_file.unlink(missing_ok=True)
+
+    def _retire(self, managed: Managed) -> None:
+        """Stop a process for good: its config and socket go too (a restart keeps them)."""
+        self._terminate(managed)
+        for path in (managed.config_path, _socket_path(self.run_dir, managed.process_id)):
             path.unlink(missing_ok=True)
 
     # ------------------------------------------------------------ monitor

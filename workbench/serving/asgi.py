@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from workbench.errors import PayloadTooLargeError, WorkbenchError
+from workbench.errors import PayloadTooLargeError
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -92,12 +92,9 @@ async def send_json(
     await send_bytes(send, status, orjson.dumps(payload), headers=headers)
 
 
-async def send_error(send: Send, error: WorkbenchError, headers: Iterable[tuple[bytes, bytes]] = ()) -> None:
-    await send_json(send, error.status_code, {"error": error.to_dict()}, headers)
-
-
-def error_body(status: int, error_type: str, message: str, **details: Any) -> bytes:
-    return orjson.dumps({"error": {"type": error_type, "message": message, "details": details}})
+def error_payload(error_type: str, message: str, **details: Any) -> dict[str, Any]:
+    """The same error shape as the control plane's: ``{"error": {"type", "message", "details"}}``."""
+    return {"error": {"type": error_type, "message": message, "details": details}}
 
 
 def request_ids() -> Iterator[str]:

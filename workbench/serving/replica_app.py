@@ -22,6 +22,7 @@ from workbench.serving.asgi import (
     Receive,
     Scope,
     Send,
+    error_payload,
     header,
     read_body,
     request_ids,
@@ -93,7 +94,9 @@ class ReplicaApp:
             elif method == "GET":
                 await self._get(send, path)
             else:
-                await send_json(send, 405, _error("method_not_allowed", f"{method} is not allowed on {path}"))
+                await send_json(
+                    send, 405, error_payload("method_not_allowed", f"{method} is not allowed on {path}")
+                )
         except WorkbenchError as exc:
             await send_json(send, exc.status_code, {"error": exc.to_dict()}, [self.version_header])
 
@@ -194,7 +197,10 @@ class ReplicaApp:
             status = 500
             log.exception("inference failed")
             await send_json(
-                send, 500, _error("inference_error", f"{type(exc).__name__}: {exc}"), [self.version_header]
+                send,
+                500,
+                error_payload("inference_error", f"{type(exc).__name__}: {exc}"),
+                [self.version_header],
             )
         finally:
             self._record(received, status, shadow, request_id, decoded, result)
@@ -289,10 +295,6 @@ class ReplicaApp:
                     self.writer.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
-
-
-def _error(error_type: str, message: str) -> dict[str, Any]:
-    return {"error": {"type": error_type, "message": message, "details": {}}}
 
 
 def _gpu_memory(device: str) -> Callable[[], float]:

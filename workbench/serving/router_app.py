@@ -37,6 +37,7 @@ from workbench.serving.asgi import (
     Receive,
     Scope,
     Send,
+    error_payload,
     header,
     read_body,
     request_ids,
@@ -190,7 +191,9 @@ class RouterApp:
             ) from None
         except TimeoutError:
             self.metrics.count(endpoint_name, version_label, 504)
-            await send_json(send, 504, _error("timeout", f"version {route.version} did not answer in time"))
+            await send_json(
+                send, 504, error_payload("timeout", f"version {route.version} did not answer in time")
+            )
             return
         extra = [] if request_id_raw else [(b"x-request-id", request_id.encode())]
         await send_bytes(
@@ -281,13 +284,15 @@ class RouterApp:
                 await send_json(
                     send,
                     409,
-                    _error("conflict", f"revision {table.revision} is older than {self.table.revision}"),
+                    error_payload(
+                        "conflict", f"revision {table.revision} is older than {self.table.revision}"
+                    ),
                 )
                 return
             self.apply(table)
             await send_json(send, 200, {"revision": table.revision})
         else:
-            await send_json(send, 405, _error("method_not_allowed", f"{scope['method']} not allowed"))
+            await send_json(send, 405, error_payload("method_not_allowed", f"{scope['method']} not allowed"))
 
     def _authenticate(self, scope: Scope) -> None:
         raw = header(scope, b"authorization") or b""
@@ -343,7 +348,3 @@ def _content_type(headers: list[tuple[bytes, bytes]]) -> bytes:
         if name == b"content-type":
             return value
     return b"application/json"
-
-
-def _error(error_type: str, message: str) -> dict[str, Any]:
-    return {"error": {"type": error_type, "message": message, "details": {}}}

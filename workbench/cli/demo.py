@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import sys
 
 import typer
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
@@ -33,6 +35,8 @@ def demo(
     )
 
     settings = get_settings()
+    # A SIGTERM must stop the control plane this command started, as Ctrl-C does.
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
     owned: ControlPlaneProcess | None = None
     if not is_healthy(settings.api_url):
         console.print(f"starting the control plane at {settings.api_url} (home {settings.home})")

@@ -36,6 +36,9 @@ def _as_float_array(example: Any) -> np.ndarray[Any, Any]:
 
 def save_model(model: Any, path: Path, *, input_example: Any) -> None:
     """Save quietly: MLflow's warnings about pickle and integer columns are expected here, not news."""
+    import mlflow  # configures its loggers on import: quiet them after that, not before
+
+    del mlflow
     mlflow_logger = logging.getLogger("mlflow")
     level = mlflow_logger.level
     mlflow_logger.setLevel(logging.ERROR)

@@ -11,6 +11,7 @@ import pydantic
 import pytest
 
 import workbench.specs
+from workbench.specs.analysis import AnalysisSpec, MetricCheck
 from workbench.specs.base import Spec
 from workbench.specs.endpoint import BatchingSpec, EndpointSpec, ShadowTarget, TrafficRoute
 
@@ -53,6 +54,45 @@ FACTORIES: dict[type[Spec], dict[str, Any]] = {
         "payload_limit_bytes": 65536,
         "description": "Scores card payments.\nSecond line: ünïcødé, 'quotes' and: colons.",
         "kind": "endpoint",
+    },
+    MetricCheck: {
+        "name": "accuracy",
+        "kind": "custom",
+        "threshold": 0.02,
+        "quantile": None,
+        "lower": -1.0,
+        "upper": 2.5,
+        "higher_is_better": False,
+        "min_samples": 500,
+        "alpha": 0.01,
+    },
+    AnalysisSpec: {
+        "checks": [
+            {
+                "name": "errors",
+                "kind": "error_rate",
+                "threshold": 0.005,
+                "quantile": None,
+                "lower": None,
+                "upper": None,
+                "higher_is_better": None,
+                "min_samples": 1000,
+                "alpha": 0.02,
+            },
+            {
+                "name": "latency_p99",
+                "kind": "latency",
+                "threshold": 0.005,
+                "quantile": 0.99,
+                "lower": None,
+                "upper": None,
+                "higher_is_better": None,
+                "min_samples": None,
+                "alpha": None,
+            },
+        ],
+        "alpha": 0.1,
+        "min_samples": 50,
     },
 }
 

@@ -50,15 +50,24 @@ def _spec(name: str = "fraud", version: int = 1, **fields: Any) -> EndpointSpec:
 # --- migrations ---------------------------------------------------------------------------------------------
 
 
-def test_migrate_applies_version_1_once(fresh_db: Database) -> None:
+def test_migrate_applies_every_version_once_in_order(fresh_db: Database) -> None:
+    versions = [m.version for m in MIGRATIONS]
+    assert versions == list(range(1, len(versions) + 1))
     assert current_version(fresh_db) == 0
-    assert migrate(fresh_db) == [1]
-    assert current_version(fresh_db) == 1 == max(m.version for m in MIGRATIONS)
+    assert migrate(fresh_db) == versions
+    assert current_version(fresh_db) == versions[-1]
     assert migrate(fresh_db) == []
-    assert current_version(fresh_db) == 1
     with fresh_db.read() as connection:
-        rows = connection.execute(text("SELECT version FROM workbench_schema_version")).all()
-    assert [row[0] for row in rows] == [1]
+        rows = connection.execute(text("SELECT version FROM workbench_schema_version ORDER BY version")).all()
+    assert [row[0] for row in rows] == versions
+
+
+def test_a_store_at_version_1_is_upgraded_in_place(fresh_db: Database) -> None:
+    """An existing installation keeps its data when a later migration adds tables."""
+    migrate(fresh_db, MIGRATIONS[:1])
+    AuditLog(fresh_db).append(actor="a", action="model.register", target="models:/m/1")
+    assert migrate(fresh_db) == [m.version for m in MIGRATIONS[1:]]
+    assert [e.target for e in AuditLog(fresh_db).query()] == ["models:/m/1"]
 
 
 def test_migrated_tables_match_schema_module(db: Database) -> None:
@@ -97,7 +106,8 @@ def _v2_probe(connection: Connection, _dialect: str) -> None:
 
 
 def test_concurrent_migrate_applies_each_migration_exactly_once(state_url: str) -> None:
-    migrations = (*MIGRATIONS, Migration(2, "probe", _v2_probe))
+    probe_version = MIGRATIONS[-1].version + 1
+    migrations = (*MIGRATIONS, Migration(probe_version, "probe", _v2_probe))
     workers = 4
     barrier = threading.Barrier(workers)
     applied: list[list[int]] = []
@@ -125,14 +135,14 @@ def test_concurrent_migrate_applies_each_migration_exactly_once(state_url: str) 
     assert not any(thread.is_alive() for thread in threads)
     assert errors == []
     assert len(applied) == workers
-    assert sorted(v for result in applied for v in result) == [1, 2]
+    assert sorted(v for result in applied for v in result) == list(range(1, probe_version + 1))
     check = Database(state_url)
     try:
-        assert current_version(check) == 2
+        assert current_version(check) == probe_version
         with check.read() as connection:
             versions = connection.execute(text("SELECT version FROM workbench_schema_version")).all()
             probes = connection.execute(text("SELECT COUNT(*) FROM migration_probe")).scalar()
-        assert sorted(row[0] for row in versions) == [1, 2]
+        assert sorted(row[0] for row in versions) == list(range(1, probe_version + 1))
         assert probes == 1
     finally:
         check.dispose()

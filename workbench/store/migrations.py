@@ -90,7 +90,58 @@ def _v1_initial(connection: Connection, dialect: str) -> None:
         )
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "audit log and endpoint definitions", _v1_initial),)
+def _v2_rollouts(connection: Connection, dialect: str) -> None:
+    id_column = "INTEGER PRIMARY KEY AUTOINCREMENT" if dialect == "sqlite" else "BIGSERIAL PRIMARY KEY"
+    float_type = "REAL" if dialect == "sqlite" else "DOUBLE PRECISION"
+    connection.execute(
+        text(
+            f"""
+            CREATE TABLE rollouts (
+                id VARCHAR(32) NOT NULL PRIMARY KEY,
+                endpoint VARCHAR(128) NOT NULL,
+                strategy VARCHAR(32) NOT NULL,
+                spec TEXT NOT NULL,
+                phase VARCHAR(32) NOT NULL,
+                active INTEGER NOT NULL,
+                step_index INTEGER NOT NULL,
+                step_started_at {float_type} NOT NULL,
+                stable_model VARCHAR(128) NOT NULL,
+                stable_version INTEGER NOT NULL,
+                candidate_model VARCHAR(128) NOT NULL,
+                candidate_version INTEGER NOT NULL,
+                actor VARCHAR(200) NOT NULL,
+                reason TEXT,
+                revision INTEGER NOT NULL,
+                created_at {float_type} NOT NULL,
+                updated_at {float_type} NOT NULL
+            )"""
+        )
+    )
+    connection.execute(text("CREATE INDEX ix_rollouts_endpoint ON rollouts (endpoint)"))
+    # One active rollout per endpoint, enforced by the database itself (a partial unique index).
+    connection.execute(text("CREATE UNIQUE INDEX ux_rollouts_active ON rollouts (endpoint) WHERE active = 1"))
+    connection.execute(
+        text(
+            f"""
+            CREATE TABLE rollout_events (
+                id {id_column},
+                rollout_id VARCHAR(32) NOT NULL REFERENCES rollouts (id),
+                ts {float_type} NOT NULL,
+                phase VARCHAR(32) NOT NULL,
+                step_index INTEGER NOT NULL,
+                kind VARCHAR(32) NOT NULL,
+                message TEXT NOT NULL,
+                evidence TEXT
+            )"""
+        )
+    )
+    connection.execute(text("CREATE INDEX ix_rollout_events_rollout ON rollout_events (rollout_id, id)"))
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "audit log and endpoint definitions", _v1_initial),
+    Migration(2, "rollouts and their event history", _v2_rollouts),
+)
 
 
 def _ensure_version_table(connection: Connection, dialect: str) -> None:

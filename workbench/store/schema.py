@@ -6,7 +6,7 @@ now, so queries stay readable. A test checks the two agree.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Float, Integer, MetaData, String, Table, Text
+from sqlalchemy import BigInteger, Column, Float, ForeignKey, Index, Integer, MetaData, String, Table, Text
 
 metadata = MetaData()
 
@@ -40,4 +40,40 @@ endpoints = Table(
     Column("revision", Integer, nullable=False),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
+)
+
+rollouts = Table(
+    "rollouts",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("endpoint", String(128), nullable=False, index=True),
+    Column("strategy", String(32), nullable=False),
+    Column("spec", Text, nullable=False),
+    Column("phase", String(32), nullable=False),
+    Column("active", Integer, nullable=False),
+    Column("step_index", Integer, nullable=False),
+    Column("step_started_at", Float, nullable=False),
+    Column("stable_model", String(128), nullable=False),
+    Column("stable_version", Integer, nullable=False),
+    Column("candidate_model", String(128), nullable=False),
+    Column("candidate_version", Integer, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("revision", Integer, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+rollout_events = Table(
+    "rollout_events",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("rollout_id", String(32), ForeignKey("rollouts.id"), nullable=False),
+    Column("ts", Float, nullable=False),
+    Column("phase", String(32), nullable=False),
+    Column("step_index", Integer, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("evidence", Text, nullable=True),
+    Index("ix_rollout_events_rollout", "rollout_id", "id"),
 )

@@ -1,0 +1,192 @@
+"""What a canary analysis checks: per-metric tolerated degradations and one false-alarm budget.
+
+Each :class:`MetricCheck` states how much worse the candidate may be than the baseline (the stable
+version) on one metric before the rollout should stop. :class:`AnalysisSpec` holds the checks and
+``alpha``, the probability of a false FAIL over the *whole* rollout, all metrics and all ticks together;
+it is split across the checks (Bonferroni). ``workbench.rollouts.analysis`` turns a spec and the
+measurements so far into verdicts; ``docs/analysis.md`` gives the statistics.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from enum import StrEnum
+from typing import Final
+
+from pydantic import Field, field_validator, model_validator
+
+from workbench.specs.base import Spec
+
+__all__ = ["DEFAULT_CHECKS", "AnalysisSpec", "MetricCheck", "MetricKind"]
+
+CHECK_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}\Z")
+DEFAULT_QUANTILE: Final = 0.95
+DEFAULT_MIN_SAMPLES: Final = 200
+
+
+class MetricKind(StrEnum):
+    """What a check compares, and so what its ``threshold`` means."""
+
+    #: Share of failed requests. Threshold: tolerated absolute increase (0.01 = one percentage point).
+    ERROR_RATE = "error_rate"
+    #: Share of candidate requests slower than the baseline's ``quantile`` (5% for p95). Threshold:
+    #: tolerated excess of that share (0.05: up to 10% of candidate requests may be slower than p95).
+    LATENCY = "latency"
+    #: Kolmogorov-Smirnov distance between the candidate's and the baseline's prediction distributions.
+    #: Threshold: the largest tolerated distance, in (0, 1).
+    PREDICTION_SHIFT = "prediction_shift"
+    #: A per-observation metric bounded in [lower, upper] (accuracy from fed-back labels, a business
+    #: score). Threshold: tolerated decrease of its mean (increase when ``higher_is_better`` is false).
+    CUSTOM = "custom"
+
+
+class MetricCheck(Spec):
+    """One metric compared between candidate and baseline, and the degradation it tolerates."""
+
+    name: str = Field(description="unique within the analysis; for a custom metric, the key of its values")
+    kind: MetricKind
+    threshold: float = Field(description="tolerated degradation, in the metric's own unit (see MetricKind)")
+    quantile: float | None = Field(
+        default=None, description="latency only: the baseline quantile, 0.95 if unset"
+    )
+    lower: float | None = Field(default=None, description="custom only: smallest possible value, 0 if unset")
+    upper: float | None = Field(default=None, description="custom only: largest possible value, 1 if unset")
+    higher_is_better: bool | None = Field(default=None, description="custom only: true if unset")
+    min_samples: int | None = Field(
+        default=None, ge=1, description="per variant, before any verdict; the analysis default if unset"
+    )
+    alpha: float | None = Field(
+        default=None, description="this check's share of the false-alarm budget; an equal split if unset"
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not CHECK_NAME_RE.match(value):
+            raise ValueError(
+                f"invalid check name {value!r}: use 1-64 letters, digits, '_', '.' or '-', "
+                "starting with a letter or '_'"
+            )
+        return value
+
+    @field_validator("threshold")
+    @classmethod
+    def _threshold(cls, value: float) -> float:
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(
+                f"threshold must be a finite number > 0 (the tolerated degradation), got {value}"
+            )
+        return value
+
+    @field_validator("alpha")
+    @classmethod
+    def _alpha(cls, value: float | None) -> float | None:
+        if value is not None and not 0 < value < 0.5:
+            raise ValueError(f"alpha must be in (0, 0.5), got {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _kind_fields(self) -> MetricCheck:
+        kind = self.kind
+        if kind is not MetricKind.LATENCY and self.quantile is not None:
+            raise ValueError(f"check {self.name!r}: quantile applies to latency checks only")
+        if kind is not MetricKind.CUSTOM:
+            for field in ("lower", "upper", "higher_is_better"):
+                if getattr(self, field) is not None:
+                    raise ValueError(f"check {self.name!r}: {field} applies to custom checks only")
+        if kind in (MetricKind.ERROR_RATE, MetricKind.PREDICTION_SHIFT) and self.threshold >= 1:
+            raise ValueError(
+                f"check {self.name!r}: a {kind.value} threshold must be below 1, got {self.threshold}"
+            )
+        if kind is MetricKind.LATENCY:
+            quantile = self.effective_quantile
+            if not 0 < quantile < 1:
+                raise ValueError(f"check {self.name!r}: quantile must be in (0, 1), got {quantile}")
+            if self.threshold >= quantile:
+                raise ValueError(
+                    f"check {self.name!r}: a latency threshold must be below the quantile {quantile:g} "
+                    f"(the share of slow requests can exceed {1 - quantile:g} by at most that), "
+                    f"got {self.threshold}"
+                )
+        if kind is MetricKind.CUSTOM:
+            lower, upper = self.bounds
+            if not (math.isfinite(lower) and math.isfinite(upper) and lower < upper):
+                raise ValueError(f"check {self.name!r}: need finite lower < upper, got [{lower}, {upper}]")
+            if self.threshold >= upper - lower:
+                raise ValueError(
+                    f"check {self.name!r}: threshold {self.threshold} must be below the range "
+                    f"upper - lower = {upper - lower:g}"
+                )
+        return self
+
+    @property
+    def effective_quantile(self) -> float:
+        return DEFAULT_QUANTILE if self.quantile is None else self.quantile
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        return (0.0 if self.lower is None else self.lower, 1.0 if self.upper is None else self.upper)
+
+    @property
+    def effective_higher_is_better(self) -> bool:
+        return True if self.higher_is_better is None else self.higher_is_better
+
+
+DEFAULT_CHECKS: Final = (
+    MetricCheck(name="error_rate", kind=MetricKind.ERROR_RATE, threshold=0.01),
+    MetricCheck(name="latency_p95", kind=MetricKind.LATENCY, threshold=0.05, quantile=DEFAULT_QUANTILE),
+    MetricCheck(name="prediction_shift", kind=MetricKind.PREDICTION_SHIFT, threshold=0.1),
+)
+
+
+class AnalysisSpec(Spec):
+    """The checks of a canary analysis and the false-alarm budget they share."""
+
+    # A tuple keeps the frozen spec frozen all the way down.
+    checks: tuple[MetricCheck, ...] = Field(default=DEFAULT_CHECKS, max_length=32)
+    alpha: float = Field(
+        default=0.05, description="probability of any false FAIL over the whole rollout, all checks and ticks"
+    )
+    min_samples: int = Field(
+        default=DEFAULT_MIN_SAMPLES, ge=1, description="per variant, for checks without one"
+    )
+
+    @field_validator("alpha")
+    @classmethod
+    def _alpha(cls, value: float) -> float:
+        if not 0 < value < 0.5:
+            raise ValueError(
+                f"alpha must be in (0, 0.5): it is the false-alarm probability of the whole rollout, got {value}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _checks(self) -> AnalysisSpec:
+        if not self.checks:
+            raise ValueError("an analysis needs at least one check")
+        names = [check.name for check in self.checks]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"check names must be unique, repeated: {', '.join(duplicates)}")
+        pinned = [check.alpha for check in self.checks if check.alpha is not None]
+        spent = math.fsum(pinned)
+        free = len(self.checks) - len(pinned)
+        if spent > self.alpha * (1 + 1e-9) or (free and spent >= self.alpha):
+            raise ValueError(
+                f"the checks' own alphas add up to {spent:g}, which leaves nothing of the analysis alpha "
+                f"{self.alpha:g} for the {free} check(s) without one"
+                if free
+                else f"the checks' own alphas add up to {spent:g}, more than the analysis alpha {self.alpha:g}"
+            )
+        return self
+
+    def check_alpha(self, check: MetricCheck) -> float:
+        """The check's share of ``alpha``: its own if set, else an equal part of what the others leave."""
+        if check.alpha is not None:
+            return check.alpha
+        pinned = [other.alpha for other in self.checks if other.alpha is not None]
+        return (self.alpha - math.fsum(pinned)) / (len(self.checks) - len(pinned))
+
+    def check_min_samples(self, check: MetricCheck) -> int:
+        return self.min_samples if check.min_samples is None else check.min_samples

@@ -14,6 +14,7 @@ import workbench.specs
 from workbench.specs.analysis import AnalysisSpec, MetricCheck
 from workbench.specs.base import Spec
 from workbench.specs.endpoint import BatchingSpec, EndpointSpec, ShadowTarget, TrafficRoute
+from workbench.specs.rollout import CanaryStep, RolloutSpec
 
 
 def _discover_specs() -> list[type[Spec]]:
@@ -38,6 +39,35 @@ SPEC_CLASSES = _discover_specs()
 # A representative valid instance of each spec, with every optional field set away from its default so a
 # field that does not survive the round trip is noticed.
 FACTORIES: dict[type[Spec], dict[str, Any]] = {
+    CanaryStep: {"weight": 12.5, "min_duration_s": 90.0},
+    RolloutSpec: {
+        "endpoint": "fraud-scoring-2",
+        "candidate": "models:/fraud-model@challenger",
+        "strategy": "canary",
+        "steps": [{"weight": 10.0, "min_duration_s": 60.0}, {"weight": 40.0, "min_duration_s": 120.0}],
+        "analysis": {
+            "checks": [
+                {
+                    "name": "errors",
+                    "kind": "error_rate",
+                    "threshold": 0.02,
+                    "quantile": None,
+                    "lower": None,
+                    "upper": None,
+                    "higher_is_better": None,
+                    "min_samples": 300,
+                    "alpha": None,
+                }
+            ],
+            "alpha": 0.01,
+            "min_samples": 400,
+        },
+        "tick_s": 2.0,
+        "step_timeout_s": 1200.0,
+        "rollback_on_inconclusive": True,
+        "keep_warm_s": 60.0,
+        "shadow_duration_s": 30.0,
+    },
     TrafficRoute: {"model": "fraud.model_v2-b", "version": 3, "weight": 12.5},
     ShadowTarget: {"model": "fraud-model", "version": 7, "sample_percent": 2.5},
     BatchingSpec: {"max_batch_size": 256, "max_wait_ms": 0.75},

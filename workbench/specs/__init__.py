@@ -2,5 +2,16 @@
 
 from workbench.specs.analysis import AnalysisSpec, MetricCheck, MetricKind
 from workbench.specs.endpoint import BatchingSpec, EndpointSpec, TrafficRoute
+from workbench.specs.rollout import CanaryStep, RolloutSpec, Strategy
 
-__all__ = ["AnalysisSpec", "BatchingSpec", "EndpointSpec", "MetricCheck", "MetricKind", "TrafficRoute"]
+__all__ = [
+    "AnalysisSpec",
+    "BatchingSpec",
+    "CanaryStep",
+    "EndpointSpec",
+    "MetricCheck",
+    "MetricKind",
+    "RolloutSpec",
+    "Strategy",
+    "TrafficRoute",
+]

@@ -25,7 +25,9 @@ from workbench.registry.types import (
     RegistrationRequest,
 )
 from workbench.settings import Settings, get_settings
+from workbench.specs.rollout import RolloutSpec
 from workbench.store import AuditEvent, EndpointRecord
+from workbench.store.rollouts import RolloutRecord
 
 
 def _default_actor() -> str:
@@ -266,6 +268,33 @@ class Client:
     def delete_endpoint(self, name: str, *, reason: str | None = None) -> EndpointRecord:
         params = {"reason": reason} if reason else None
         return EndpointRecord.model_validate(self._request("DELETE", f"/endpoints/{name}", params=params))
+
+    # ------------------------------------------------------------- rollouts
+    def start_rollout(
+        self, spec: RolloutSpec | Mapping[str, Any], *, reason: str | None = None
+    ) -> RolloutRecord:
+        """Start a canary of ``spec["candidate"]`` on ``spec["endpoint"]``; the controller drives it."""
+        body_spec = spec.model_dump(mode="json") if isinstance(spec, RolloutSpec) else dict(spec)
+        return RolloutRecord.model_validate(
+            self._request("POST", "/rollouts", json={"spec": body_spec, "reason": reason}, timeout=600.0)
+        )
+
+    def rollouts(self, *, endpoint: str | None = None, active: bool = False) -> list[RolloutRecord]:
+        params: dict[str, Any] = {"active": active}
+        if endpoint:
+            params["endpoint"] = endpoint
+        return [RolloutRecord.model_validate(r) for r in self._request("GET", "/rollouts", params=params)]
+
+    def rollout(self, rollout_id: str) -> dict[str, Any]:
+        """The rollout and its events (every step, verdict and transition, with evidence)."""
+        result: dict[str, Any] = self._request("GET", f"/rollouts/{rollout_id}")
+        return result
+
+    def rollout_action(self, rollout_id: str, action: str, *, reason: str | None = None) -> RolloutRecord:
+        """``pause``, ``resume``, ``promote`` or ``abort``."""
+        return RolloutRecord.model_validate(
+            self._request("POST", f"/rollouts/{rollout_id}/{action}", json={"reason": reason}, timeout=600.0)
+        )
 
     # ---------------------------------------------------------------- audit
     def audit(

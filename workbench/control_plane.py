@@ -109,8 +109,12 @@ class ControlPlane:
         self._endpoint_locks: dict[str, threading.RLock] = {}
         self._locks_guard = threading.Lock()
         self.started_at = time.time()
+        from workbench.rollouts.controller import RolloutController
+
+        self.rollouts = RolloutController(self)
 
     def close(self) -> None:
+        self.rollouts.stop_loop()
         self.serving.close()
         self.db.dispose()
 
@@ -346,6 +350,12 @@ class ControlPlane:
                 # Route what is committed (after a failure: the old definition, retiring what was prepared).
                 self.serving.publish([e.spec for e in self.list_endpoints()])
         return record
+
+    def apply_spec(
+        self, spec: EndpointSpec, *, action: str, actor: str, reason: str | None
+    ) -> EndpointRecord:
+        """Replace an endpoint's definition (traffic split, options) the same way every change does."""
+        return self._apply(spec, action=action, actor=actor, reason=reason)
 
     def _check_device(self, spec: EndpointSpec) -> None:
         if self.settings.serving_backend == "local" and spec.device not in ("auto", "cpu"):

@@ -53,6 +53,7 @@ def serve(
         raise
     try:
         plane.start_serving()
+        plane.rollouts.start_loop()
     except BaseException:
         plane.close()
         sock.close()

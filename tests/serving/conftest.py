@@ -43,6 +43,26 @@ class SlowNet(torch.nn.Module):
         return out
 
 
+class FlakyNet(torch.nn.Module):
+    """A candidate with injected errors: every third batch of real data raises, as a broken model would.
+
+    All-zero batches (the replica's warm-up) pass, so the candidate deploys and fails only under traffic.
+    """
+
+    def __init__(self, inner: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+        self.calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if bool(x.any()):
+            self.calls += 1
+            if self.calls % 3 == 0:
+                raise RuntimeError("injected failure")
+        out: torch.Tensor = self.inner(x)
+        return out
+
+
 class ScorePyfunc(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
     """A non-torch MLflow model: served through mlflow.pyfunc, with a DataFrame built from the signature."""
 
@@ -111,6 +131,8 @@ def world(tmp_path_factory: pytest.TempPathFactory, mlflow_template: Path) -> It
             modules[3] = slow
             client.register_model("churn", slow, input_example=example)
             client.register_model("scorer", ScorePyfunc(), input_example=example)
+            client.register_model("churn", FlakyNet(modules[2]), input_example=example)  # v4: errors
+            client.register_model("churn", SlowNet(modules[2], delay=0.05), input_example=example)  # v5: slow
             yield World(settings, plane, client, url, holdout.reset_index(drop=True), modules)
     finally:
         plane.close()

@@ -7,7 +7,7 @@ import typer
 from workbench._version import __version__
 from workbench.cli import audit as audit_cmd
 from workbench.cli import demo as demo_cmd
-from workbench.cli import endpoints, models, serving, system
+from workbench.cli import endpoints, models, rollouts, serving, system
 
 app = typer.Typer(
     name="workbench",
@@ -24,6 +24,7 @@ app.command("deploy")(serving.deploy)
 app.command("undeploy")(serving.undeploy)
 app.add_typer(models.app, name="models")
 app.add_typer(endpoints.app, name="endpoints")
+app.add_typer(rollouts.app, name="rollout")
 
 
 def _version(value: bool) -> None:

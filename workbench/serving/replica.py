@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         device = select_device(config.device, local_inventory())
         model = load_model(config.model_dir, device, threads=config.threads)
         warm_up(model, sorted({1, config.max_batch_size}))
-    except (WorkbenchError, OSError, ValueError) as exc:
+    except Exception as exc:  # a model that cannot load or run its warm-up must never get traffic
         message = exc.message if isinstance(exc, WorkbenchError) else f"{type(exc).__name__}: {exc}"
         print(f"workbench-replica-error: {message}", file=sys.stderr, flush=True)
         return EXIT_CONFIG

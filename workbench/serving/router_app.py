@@ -174,16 +174,26 @@ class RouterApp:
             ready = any(r.upstreams for r in routes.versions if r.weight > 0)
             await send_json(send, 200 if ready else 503, {"name": endpoint_name, "ready": ready})
             return
-        route = self._choose(scope, routes, version_in_path)
         body = b""
         if scope["method"] == "POST":
             body = await read_body(scope, receive, routes.payload_limit_bytes)
+        route = self._choose(scope, routes, version_in_path)
         request_id_raw = header(scope, REQUEST_ID_HEADER)
         request_id = request_id_raw.decode("latin-1") if request_id_raw else next(self._request_ids)
         headers = {"content-type": "application/json", "x-request-id": request_id}
         version_label = str(route.version)
         try:
-            response = await self.pools.send(route.upstreams, scope["method"], path, body, headers)
+            try:
+                response = await self.pools.send(route.upstreams, scope["method"], path, body, headers)
+            except UpstreamError:
+                if self.table is table or endpoint_name not in self.table.endpoints:
+                    raise
+                # The routes changed while this request was on its way (its replica may be draining):
+                # choose again from the new table, once.
+                routes = self.table.endpoints[endpoint_name]
+                route = self._choose(scope, routes, version_in_path)
+                version_label = str(route.version)
+                response = await self.pools.send(route.upstreams, scope["method"], path, body, headers)
         except UpstreamError as exc:
             self.metrics.count(endpoint_name, version_label, 503)
             raise UnavailableError(

@@ -1,0 +1,158 @@
+"""Canary rollouts end to end: real router and replicas under generated concurrent load; the
+controller ticks with the real clock and the real analysis of the prediction log."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import httpx
+import orjson
+import pytest
+
+from tests.serving.conftest import World, oip_columns
+from workbench.errors import ConflictError
+from workbench.rollouts.phases import Phase
+from workbench.specs.analysis import AnalysisSpec, MetricCheck
+from workbench.specs.rollout import CanaryStep, RolloutSpec
+
+ANALYSIS = AnalysisSpec(
+    checks=(
+        MetricCheck(name="errors", kind="error_rate", threshold=0.05),
+        MetricCheck(name="latency_p95", kind="latency", threshold=0.25, quantile=0.95),
+    ),
+    min_samples=100,
+)
+
+
+class Load:
+    """Concurrent clients sending one-row requests until stopped; counts what failed."""
+
+    def __init__(self, url: str, body: bytes, workers: int = 4) -> None:
+        self.url, self.body = url, body
+        self.statuses: list[int] = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(workers)]
+
+    def _run(self) -> None:
+        with httpx.Client(timeout=30) as client:
+            while not self._stop.is_set():
+                try:
+                    status = client.post(
+                        self.url, content=self.body, headers={"content-type": "application/json"}
+                    ).status_code
+                except httpx.HTTPError:
+                    status = -1
+                self.statuses.append(status)
+
+    def __enter__(self) -> Load:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=30)
+
+
+def _run_to_the_end(world: World, rollout_id: str, timeout: float = 120) -> Phase:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        record = world.plane.rollouts.advance(rollout_id)
+        if record.phase.is_terminal:
+            return record.phase
+        time.sleep(0.5)
+    raise AssertionError(f"rollout {rollout_id} did not finish: {world.plane.rollouts.get(rollout_id).phase}")
+
+
+def _spec(endpoint: str, candidate: str) -> RolloutSpec:
+    return RolloutSpec(
+        endpoint=endpoint,
+        candidate=candidate,
+        steps=(CanaryStep(weight=30, min_duration_s=1), CanaryStep(weight=60, min_duration_s=1)),
+        analysis=ANALYSIS,
+        step_timeout_s=90,
+        tick_s=0.5,
+    )
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "candidate", "expected"),
+    [
+        ("canary-good", "models:/churn/2", Phase.SUCCEEDED),
+        ("canary-errors", "models:/churn/4", Phase.ROLLED_BACK),
+        ("canary-slow", "models:/churn/5", Phase.ROLLED_BACK),
+    ],
+)
+def test_canary_promotes_a_good_candidate_and_rolls_back_bad_ones(
+    world: World, endpoint: str, candidate: str, expected: Phase
+) -> None:
+    world.client.deploy(endpoint, "models:/churn/1")
+    body = orjson.dumps(oip_columns(world.frame.head(1)))
+    with Load(f"{world.router}/v2/models/{endpoint}/infer", body) as load:
+        record = world.plane.rollouts.start(_spec(endpoint, candidate), actor="tester", reason="test")
+        assert record.phase == Phase.PROGRESSING
+        with pytest.raises(ConflictError, match="already has an active rollout"):
+            world.plane.rollouts.start(_spec(endpoint, candidate), actor="tester")
+        phase = _run_to_the_end(world, record.id)
+    assert phase == expected
+    routes = world.client.get_endpoint(endpoint).spec.routes
+    events = world.plane.rollouts.events(record.id)
+    audit = [e.action for e in world.client.audit(target=f"endpoint:{endpoint}", oldest_first=True)]
+    if expected == Phase.SUCCEEDED:
+        assert set(load.statuses) == {200}, "a request failed while routes changed"
+        assert [(r.version, r.weight) for r in routes] == [(2, 100.0)]
+        assert world.client.resolve("models:/churn@champion").version == 2
+        assert "rollout.promote" in audit
+    else:
+        assert [(r.version, r.weight) for r in routes] == [(1, 100.0)]
+        failing = events[-1]
+        assert failing.phase == Phase.ROLLED_BACK
+        metric = "errors" if endpoint == "canary-errors" else "latency_p95"
+        assert metric in failing.message
+        rollback = world.client.audit(target=f"endpoint:{endpoint}", action="rollout.rollback")[0]
+        assert metric in (rollback.reason or "")
+        assert rollback.link == f"rollout:{record.id}"
+    assert [e.phase for e in events][:2] == [Phase.PENDING, Phase.PROGRESSING]
+    world.client.set_alias("churn", "champion", 1, reason="reset for the next test")
+
+
+def test_manual_control_through_the_api(world: World) -> None:
+    from workbench.errors import NotFoundError, ValidationError
+
+    world.client.deploy("canary-manual", "models:/churn/1")
+    spec = _spec("canary-manual", "models:/churn/2")
+    record = world.client.start_rollout(spec, reason="manual")
+    assert [(r.version, r.weight) for r in world.client.get_endpoint("canary-manual").spec.routes] == [
+        (1, 70.0),
+        (2, 30.0),
+    ]
+    assert world.client.resolve("models:/churn@challenger").version == 2
+    paused = world.client.rollout_action(record.id, "pause")
+    assert paused.phase == Phase.PAUSED
+    assert world.plane.rollouts.advance(record.id).phase == Phase.PAUSED  # a paused canary does not move
+    with pytest.raises(ConflictError, match="cannot go to 'paused'"):
+        world.client.rollout_action(record.id, "pause")
+    assert world.client.rollout_action(record.id, "resume").phase == Phase.PROGRESSING
+    aborted = world.client.rollout_action(record.id, "abort", reason="changed my mind")
+    assert aborted.phase == Phase.ROLLED_BACK
+    assert [(r.version, r.weight) for r in world.client.get_endpoint("canary-manual").spec.routes] == [
+        (1, 100.0)
+    ]
+    with pytest.raises(NotFoundError):
+        world.client.resolve("models:/churn@challenger")
+    detail = world.client.rollout(record.id)
+    assert [e["phase"] for e in detail["events"]] == [
+        "pending",
+        "progressing",
+        "paused",
+        "progressing",
+        "rolled_back",
+    ]
+    with pytest.raises(NotFoundError, match="unknown rollout action"):
+        world.client.rollout_action(record.id, "explode")
+    with pytest.raises(ValidationError):
+        world.client.start_rollout({"endpoint": "canary-manual", "candidate": "models:/churn/2", "steps": []})
+    with pytest.raises(NotFoundError):
+        world.client.start_rollout({"endpoint": "nope", "candidate": "models:/churn/2"})

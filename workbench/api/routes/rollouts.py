@@ -1,0 +1,77 @@
+"""Rollouts: start one, watch it, and pause, resume, promote or abort it by hand."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from workbench.api.auth import actor_of
+from workbench.api.deps import control_plane
+from workbench.control_plane import ControlPlane
+from workbench.specs.rollout import RolloutSpec
+from workbench.store.rollouts import RolloutRecord
+
+router = APIRouter(tags=["rollouts"])
+
+
+class StartRollout(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    spec: RolloutSpec
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+class RolloutAction(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+@router.post("/rollouts", status_code=201)
+def start_rollout(
+    body: StartRollout, request: Request, plane: ControlPlane = Depends(control_plane)
+) -> RolloutRecord:
+    return plane.rollouts.start(body.spec, actor=actor_of(request), reason=body.reason)
+
+
+@router.get("/rollouts")
+def list_rollouts(
+    endpoint: str | None = Query(default=None, max_length=128),
+    active: bool = False,
+    plane: ControlPlane = Depends(control_plane),
+) -> list[RolloutRecord]:
+    return plane.rollouts.find(endpoint=endpoint, active_only=active)
+
+
+@router.get("/rollouts/{rollout_id}")
+def get_rollout(rollout_id: str, plane: ControlPlane = Depends(control_plane)) -> dict[str, Any]:
+    """The rollout and its full history: every step, verdict and transition, with evidence."""
+    record = plane.rollouts.get(rollout_id)
+    events = plane.rollouts.events(rollout_id)
+    return {"rollout": record.model_dump(mode="json"), "events": [e.model_dump(mode="json") for e in events]}
+
+
+@router.post("/rollouts/{rollout_id}/{action}")
+def act_on_rollout(
+    rollout_id: str,
+    action: str,
+    request: Request,
+    body: RolloutAction | None = None,
+    plane: ControlPlane = Depends(control_plane),
+) -> RolloutRecord:
+    actor = actor_of(request)
+    reason = body.reason if body else None
+    controller = plane.rollouts
+    if action == "pause":
+        return controller.pause(rollout_id, actor=actor)
+    if action == "resume":
+        return controller.resume(rollout_id, actor=actor)
+    if action == "promote":
+        return controller.promote(rollout_id, actor=actor, reason=reason)
+    if action == "abort":
+        return controller.abort(rollout_id, actor=actor, reason=reason)
+    from workbench.errors import NotFoundError
+
+    raise NotFoundError(f"unknown rollout action {action!r}: use pause, resume, promote or abort")

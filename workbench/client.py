@@ -257,6 +257,13 @@ class Client:
             self._request("POST", f"/endpoints/{name}/deploy", json=body, timeout=600.0)
         )
 
+    def rollback(self, name: str, *, reason: str | None = None) -> EndpointRecord:
+        """Back to the version that served before the last change (aborting an active rollout first)."""
+        params = {"reason": reason} if reason else None
+        return EndpointRecord.model_validate(
+            self._request("POST", f"/endpoints/{name}/rollback", params=params, timeout=600.0)
+        )
+
     def undeploy(self, name: str, *, reason: str | None = None) -> EndpointRecord:
         """Stop serving ``name``: in-flight requests finish, then its replicas stop."""
         return self.delete_endpoint(name, reason=reason)

@@ -76,6 +76,9 @@ class EndpointRequest(BaseModel):
     reason: str | None = Field(default=None, max_length=2000)
 
 
+_TRAFFIC_ACTIONS = frozenset({"endpoint.deploy", "endpoint.update", "endpoint.route", "endpoint.rollback"})
+
+
 class DeployRequest(BaseModel):
     """``workbench deploy``: a model reference and the serving options to change (None keeps them)."""
 
@@ -282,6 +285,49 @@ class ControlPlane:
                     reason=reason,
                 )
             self.serving.publish([e.spec for e in self.list_endpoints()])
+        return record
+
+    def rollback(self, name: str, *, actor: str, reason: str | None = None) -> EndpointRecord:
+        """Back to what served before the last change: abort an active rollout, else undo the last change.
+
+        Works after a completed rollout too: the previous routes come back, and ``champion`` follows the
+        version that serves again.
+        """
+        active = self.rollouts.find(endpoint=name, active_only=True)
+        if active:
+            self.rollouts.abort(active[0].id, actor=actor, reason=reason or "rollback")
+            return self.get_endpoint(name)
+        current = self.get_endpoint(name).spec
+        traffic = [
+            e for e in self.audit.query(target=f"endpoint:{name}", limit=500) if e.action in _TRAFFIC_ACTIONS
+        ]
+        finished = self.rollouts.find(endpoint=name)[:1]
+        routes: list[dict[str, Any]] | None = None
+        if finished and traffic and (traffic[0].reason or "").startswith(f"rollout {finished[0].id}"):
+            # The last change was a whole rollout: undo it entirely, back to its stable version.
+            last = finished[0]
+            routes = [{"model": last.stable_model, "version": last.stable_version, "weight": 100.0}]
+        else:
+            now_routes = current.model_dump(mode="json")["routes"]
+            routes = next(
+                (
+                    e.before["routes"]
+                    for e in traffic
+                    if isinstance(e.before, dict) and e.before.get("routes") != now_routes
+                ),
+                None,
+            )
+        if routes is None:
+            raise ConflictError(f"endpoint {name!r} has no earlier traffic to return to", endpoint=name)
+        spec = EndpointSpec.model_validate({**current.model_dump(), "routes": routes})
+        record = self._apply(spec, action="endpoint.rollback", actor=actor, reason=reason)
+        live = [r for r in spec.routes if r.weight > 0]
+        if len(live) == 1:
+            model = self.registry.get_model(live[0].model)
+            if model.aliases.get("champion") not in (None, live[0].version):
+                self.set_alias(
+                    live[0].model, "champion", live[0].version, actor=actor, reason=f"rollback of {name}"
+                )
         return record
 
     def endpoint_status(self, name: str) -> dict[str, Any]:

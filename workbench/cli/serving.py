@@ -58,3 +58,15 @@ def undeploy(
     with Client() as client:
         client.undeploy(endpoint, reason=reason)
     console.print(f"undeployed {endpoint}")
+
+
+@handle_errors
+def rollback(
+    endpoint: str = typer.Argument(..., help="endpoint name"),
+    reason: str | None = typer.Option(None, "--reason", help="why, for the audit log"),
+) -> None:
+    """Back to the version that served before the last change, now (aborts an active rollout)."""
+    with Client() as client, console.status(f"rolling back {endpoint}..."):
+        record = client.rollback(endpoint, reason=reason)
+    routes = ", ".join(f"{r.uri} {r.weight:g}%" for r in record.spec.routes)
+    console.print(f"[bold]{endpoint}[/] serves {routes}")

@@ -72,3 +72,14 @@ def deploy(
 def endpoint_status(name: str, plane: ControlPlane = Depends(control_plane)) -> dict[str, Any]:
     """The definition, the replicas serving it (state, pid, port, device, restarts) and its URLs."""
     return plane.endpoint_status(name)
+
+
+@router.post("/endpoints/{name}/rollback")
+def rollback(
+    name: str,
+    request: Request,
+    reason: str | None = Query(default=None, max_length=2000),
+    plane: ControlPlane = Depends(control_plane),
+) -> EndpointRecord:
+    """Back to the version that served before the last change (aborting an active rollout first)."""
+    return plane.rollback(name, actor=actor_of(request), reason=reason)

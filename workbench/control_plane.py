@@ -42,6 +42,7 @@ from workbench.serving.device import probe_inventory, select_device
 from workbench.settings import Settings
 from workbench.specs.endpoint import BatchingSpec, EndpointSpec, ShadowTarget, TrafficRoute
 from workbench.store import AuditLog, Database, EndpointRecord, EndpointRepository, migrate
+from workbench.store.rollouts import RolloutEvent
 
 
 class RouteRequest(BaseModel):
@@ -301,10 +302,16 @@ class ControlPlane:
         traffic = [
             e for e in self.audit.query(target=f"endpoint:{name}", limit=500) if e.action in _TRAFFIC_ACTIONS
         ]
-        finished = self.rollouts.find(endpoint=name)[:1]
+        finished = self.rollouts.find(endpoint=name, limit=1)
         routes: list[dict[str, Any]] | None = None
-        if finished and traffic and (traffic[0].reason or "").startswith(f"rollout {finished[0].id}"):
-            # The last change was a whole rollout: undo it entirely, back to its stable version.
+        serving = {(r.model, r.version) for r in current.routes if r.weight > 0}
+        if (
+            finished
+            and traffic
+            and (traffic[0].reason or "").startswith(f"rollout {finished[0].id}")
+            and (finished[0].candidate_model, finished[0].candidate_version) in serving
+        ):
+            # The last change was a whole rollout that put its candidate live: undo it entirely.
             last = finished[0]
             routes = [{"model": last.stable_model, "version": last.stable_version, "weight": 100.0}]
         else:
@@ -436,11 +443,30 @@ class ControlPlane:
                 }
                 for e in endpoints
             ],
+            "rollouts": [
+                {
+                    "id": r.id,
+                    "endpoint": r.endpoint,
+                    "strategy": r.strategy,
+                    "stable": f"models:/{r.stable_model}/{r.stable_version}",
+                    "candidate": f"models:/{r.candidate_model}/{r.candidate_version}",
+                    "phase": r.phase.value,
+                    "step_index": r.step_index,
+                    "updated_at": r.updated_at.isoformat(),
+                    "message": last.message if (last := self._last_event(r.id)) else None,
+                }
+                for r in self.rollouts.find(limit=10)
+            ],
             "audit_events": self.audit.count(),
             "serving": self.serving.status(),
         }
 
     # ---------------------------------------------------------------- helpers
+    def _last_event(self, rollout_id: str) -> RolloutEvent | None:
+        events = self.rollouts.events(rollout_id)
+        transitions = [e for e in events if e.kind == "transition"] or events
+        return transitions[-1] if transitions else None
+
     def _staging_dir(self) -> Path:
         staging = self.settings.home / "staging"
         staging.mkdir(parents=True, exist_ok=True)

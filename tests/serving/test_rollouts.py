@@ -26,24 +26,37 @@ ANALYSIS = AnalysisSpec(
 
 
 class Load:
-    """Concurrent clients sending one-row requests until stopped; counts what failed."""
+    """Concurrent clients sending requests until stopped (cycling through ``body`` when it is a list);
+    records each answer's status and the version that gave it."""
 
-    def __init__(self, url: str, body: bytes, workers: int = 4) -> None:
-        self.url, self.body = url, body
-        self.statuses: list[int] = []
+    def __init__(self, url: str, body: bytes | list[bytes], workers: int = 4) -> None:
+        self.url = url
+        self.bodies = body if isinstance(body, list) else [body]
+        self.answers: list[tuple[int, str | None]] = []
         self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(workers)]
+        self._threads = [
+            threading.Thread(target=self._run, args=(offset,), daemon=True) for offset in range(workers)
+        ]
 
-    def _run(self) -> None:
+    def _run(self, offset: int) -> None:
+        sent = offset
         with httpx.Client(timeout=30) as client:
             while not self._stop.is_set():
+                body = self.bodies[sent % len(self.bodies)]
+                sent += len(self._threads)
+                version = None
                 try:
-                    status = client.post(
-                        self.url, content=self.body, headers={"content-type": "application/json"}
-                    ).status_code
+                    response = client.post(
+                        self.url, content=body, headers={"content-type": "application/json"}
+                    )
+                    status, version = response.status_code, response.headers.get("x-workbench-model-version")
                 except httpx.HTTPError:
                     status = -1
-                self.statuses.append(status)
+                self.answers.append((status, version))
+
+    @property
+    def statuses(self) -> list[int]:
+        return [status for status, _ in self.answers]
 
     def __enter__(self) -> Load:
         for thread in self._threads:

@@ -413,7 +413,8 @@ def test_spec_validation_errors() -> None:
     _refused("leaves nothing", {**ERRORS, "alpha": 0.05}, LATENCY, alpha=0.05)
     _refused("more than the analysis alpha", {**ERRORS, "alpha": 0.04}, {**LATENCY, "alpha": 0.02})
     _refused(
-        "Input should be 'error_rate', 'latency', 'prediction_shift' or 'custom'", {**ERRORS, "kind": "x"}
+        "Input should be 'error_rate', 'latency', 'prediction_shift', 'custom' or 'agreement'",
+        {**ERRORS, "kind": "x"},
     )
     _refused("Extra inputs are not permitted", {**ERRORS, "direction": "up"})
 

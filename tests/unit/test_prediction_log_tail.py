@@ -42,3 +42,17 @@ def test_rotation_across_many_segments_loses_nothing(tmp_path: Path) -> None:
     seen = [r["n"] for r in tail.poll()]
     assert sorted(seen) == list(range(500))
     assert len(list(tmp_path.glob("*.jsonl"))) > 3
+
+
+def test_segments_closed_before_the_window_are_skipped_unread(tmp_path: Path) -> None:
+    import os
+
+    _write(tmp_path, "old", range(5))
+    old = next(tmp_path.glob("old-*.jsonl"))
+    os.utime(old, (1000.0, 1000.0))
+    _write(tmp_path, "new", range(100, 103))
+    tail = PredictionLogTail(tmp_path, modified_since=2000.0)
+    assert sorted(r["n"] for r in tail.poll()) == [100, 101, 102]
+    with old.open("ab") as handle:  # a segment written again after all is read from there on
+        handle.write(b'{"ts": 5.0, "n": 5}\n')
+    assert [r["n"] for r in tail.poll()] == [5]

@@ -14,7 +14,7 @@ import workbench.specs
 from workbench.specs.analysis import AnalysisSpec, MetricCheck
 from workbench.specs.base import Spec
 from workbench.specs.endpoint import BatchingSpec, EndpointSpec, ShadowTarget, TrafficRoute
-from workbench.specs.rollout import CanaryStep, RolloutSpec
+from workbench.specs.rollout import BlueGreenOptions, CanaryStep, RolloutSpec, ShadowOptions
 
 
 def _discover_specs() -> list[type[Spec]]:
@@ -40,6 +40,20 @@ SPEC_CLASSES = _discover_specs()
 # field that does not survive the round trip is noticed.
 FACTORIES: dict[type[Spec], dict[str, Any]] = {
     CanaryStep: {"weight": 12.5, "min_duration_s": 90.0},
+    BlueGreenOptions: {
+        "keep_warm_s": 0.0,
+        "gate_requests": 0,
+        "baseline_window_s": 30.0,
+        "require_pass": True,
+    },
+    ShadowOptions: {
+        "duration_s": 600.0,
+        "sample_percent": 10.0,
+        "tolerance": 0.0,
+        "max_disagreement": 0.5,
+        "alpha": 0.1,
+        "min_pairs": 1,
+    },
     RolloutSpec: {
         "endpoint": "fraud-scoring-2",
         "candidate": "models:/fraud-model@challenger",
@@ -65,8 +79,20 @@ FACTORIES: dict[type[Spec], dict[str, Any]] = {
         "tick_s": 2.0,
         "step_timeout_s": 1200.0,
         "rollback_on_inconclusive": True,
-        "keep_warm_s": 60.0,
-        "shadow_duration_s": 30.0,
+        "blue_green": {
+            "keep_warm_s": 60.0,
+            "gate_requests": 3,
+            "baseline_window_s": 120.0,
+            "require_pass": True,
+        },
+        "shadow": {
+            "duration_s": 30.0,
+            "sample_percent": 50.0,
+            "tolerance": 0.01,
+            "max_disagreement": 0.02,
+            "alpha": 0.02,
+            "min_pairs": 50,
+        },
     },
     TrafficRoute: {"model": "fraud.model_v2-b", "version": 3, "weight": 12.5},
     ShadowTarget: {"model": "fraud-model", "version": 7, "sample_percent": 2.5},

@@ -70,8 +70,8 @@ def test_transitions_are_checked_recorded_and_free_the_endpoint_when_terminal(db
             now=1060.0,
         )
         assert record.step_started_at == 1060.0
-        with pytest.raises(ConflictError, match="cannot go to 'succeeded'"):
-            repo.transition(connection, record, Phase.SUCCEEDED, message="skip")
+        with pytest.raises(ConflictError, match="cannot go to 'failed'"):
+            repo.transition(connection, record, Phase.FAILED, message="skip")
         record = repo.transition(connection, record, Phase.ROLLED_BACK, message="error rate", now=1070.0)
     with db.read() as connection:
         events = repo.events(connection, rollout_id)

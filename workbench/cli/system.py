@@ -71,3 +71,19 @@ def status(as_json: bool = typer.Option(False, "--json", help="print JSON")) -> 
             for e in data["endpoints"]
         ],
     )
+    if data.get("rollouts"):
+        print_table(
+            "Rollouts (latest first)",
+            ["endpoint", "strategy", "stable → candidate", "phase", "step", "last event"],
+            [
+                (
+                    r["endpoint"],
+                    r["strategy"],
+                    f"{r['stable'].removeprefix('models:/')} → {r['candidate'].removeprefix('models:/')}",
+                    r["phase"],
+                    r["step_index"],
+                    (r["message"] or "")[:90],
+                )
+                for r in data["rollouts"]
+            ],
+        )

@@ -33,7 +33,7 @@ Degradation and CS per kind (``a`` is the check's share of alpha):
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
@@ -51,7 +51,15 @@ from workbench.rollouts.sequential import (
 )
 from workbench.specs.analysis import AnalysisSpec, MetricCheck, MetricKind
 
-__all__ = ["AnalysisResult", "Measurements", "MetricResult", "VariantSample", "Verdict", "analyse"]
+__all__ = [
+    "AnalysisResult",
+    "Measurements",
+    "MetricResult",
+    "VariantSample",
+    "Verdict",
+    "analyse",
+    "combine",
+]
 
 
 class Verdict(StrEnum):
@@ -195,10 +203,15 @@ def analyse(measurements: Measurements, spec: AnalysisSpec) -> AnalysisResult:
         else:
             result = _custom(check, alpha, min_samples, baseline, candidate)
         results.append(result)
+    return combine(results)
+
+
+def combine(results: Sequence[MetricResult]) -> AnalysisResult:
+    """Several checks' verdicts as one analysis, with the overall verdict :func:`analyse` gives."""
     return AnalysisResult(results=tuple(results), verdict=_overall(results))
 
 
-def _overall(results: list[MetricResult]) -> Verdict:
+def _overall(results: Sequence[MetricResult]) -> Verdict:
     verdicts = [result.verdict for result in results]
     if Verdict.FAIL in verdicts:
         return Verdict.FAIL

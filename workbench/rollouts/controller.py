@@ -1,8 +1,16 @@
 """The rollout controller: one tick at a time, read telemetry → analyse → decide → route → record.
 
 Everything it knows lives in the state store (the rollout's phase and step) and in the prediction log
-(the telemetry), so a control plane restarted mid-canary picks up exactly where the last one stopped:
-the router kept its routes meanwhile, and the next tick re-reads both.
+(the telemetry), so a control plane restarted mid-rollout picks up exactly where the last one stopped:
+the router kept its routes meanwhile, and the next tick re-reads both. The telemetry is followed
+incrementally (:mod:`workbench.rollouts.telemetry`); a restart rebuilds it from the log.
+
+Per strategy (see :mod:`workbench.specs.rollout`), as steps of the recorded ``step_index``:
+
+* canary: step *i* is ``spec.steps[i]``'s weight; the last passing step promotes;
+* blue-green: step 0 is the candidate warm and gated at 0 %, step 1 the switch to 100 % with the stable
+  version kept warm; a controller that dies between the two finishes the switch on its next tick;
+* shadow: step 0 is the candidate mirrored; a pass completes the rollout with live traffic unchanged.
 """
 
 from __future__ import annotations
@@ -11,19 +19,25 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from workbench.errors import ConflictError, ValidationError, WorkbenchError
+from workbench.errors import ConflictError, NotFoundError, UnavailableError, ValidationError, WorkbenchError
 from workbench.registry.refs import ModelRef
-from workbench.rollouts.analysis import Measurements, VariantSample, analyse
-from workbench.rollouts.decide import Action, Decision, decide_canary
+from workbench.rollouts.analysis import Measurements, analyse
+from workbench.rollouts.decide import (
+    Action,
+    Decision,
+    decide_blue_green,
+    decide_canary,
+    decide_shadow,
+)
+from workbench.rollouts.gate import GateResult, input_columns, run_gate, smoke_bodies
 from workbench.rollouts.phases import Phase
+from workbench.rollouts.shadow import with_agreement
+from workbench.rollouts.telemetry import RolloutTelemetry
+from workbench.specs.endpoint import EndpointSpec
 from workbench.specs.rollout import RolloutSpec, Strategy
 from workbench.store.rollouts import RolloutEvent, RolloutRecord, RolloutRepository
-from workbench.telemetry import read_records
 
 if TYPE_CHECKING:
     from workbench.control_plane import ControlPlane
@@ -32,57 +46,18 @@ log = logging.getLogger("workbench.rollouts")
 CHAMPION, CHALLENGER = "champion", "challenger"
 
 
-def measurements_from(records: Iterable[dict[str, Any]], stable: int, candidate: int) -> Measurements:
-    """Cumulative telemetry of both versions from prediction-log records (shadow copies excluded).
-
-    Server errors (5xx) count against a version; client errors (4xx) are the caller's and do not.
-    """
-    acc: dict[int, dict[str, Any]] = {
-        v: {"requests": 0, "errors": 0, "latencies": [], "predictions": []} for v in (stable, candidate)
-    }
-    for record in records:
-        version = record.get("version")
-        if record.get("shadow") or version not in acc:
-            continue
-        status = int(record.get("status", 0))
-        if 400 <= status < 500:
-            continue
-        bucket = acc[version]
-        bucket["requests"] += 1
-        if status >= 500:
-            bucket["errors"] += 1
-        if "latency_ms" in record:
-            bucket["latencies"].append(float(record["latency_ms"]))
-        outputs = record.get("outputs")
-        if isinstance(outputs, dict) and outputs:
-            first = next(iter(outputs.values()))
-            values = np.asarray(first, dtype=np.float64).reshape(-1)
-            if values.size:
-                bucket["predictions"].append(float(values.mean()))
-
-    def sample(version: int) -> VariantSample:
-        bucket = acc[version]
-        return VariantSample(
-            requests=bucket["requests"],
-            errors=bucket["errors"],
-            latencies_ms=np.asarray(bucket["latencies"], dtype=np.float64),
-            predictions=np.asarray(bucket["predictions"], dtype=np.float64),
-        )
-
-    return Measurements(baseline=sample(stable), candidate=sample(candidate))
-
-
 class RolloutController:
     def __init__(self, plane: ControlPlane) -> None:
         self.plane = plane
         self.repo = RolloutRepository()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._telemetry: dict[str, RolloutTelemetry] = {}
+        self._latest: dict[str, dict[str, Any]] = {}
+        self._tick_lock = threading.Lock()
 
     # --------------------------------------------------------------- commands
     def start(self, spec: RolloutSpec, *, actor: str, reason: str | None = None) -> RolloutRecord:
-        if spec.strategy != Strategy.CANARY:
-            raise ValidationError(f"strategy {spec.strategy.value!r} is not available yet: use canary")
         endpoint = self.plane.get_endpoint(spec.endpoint).spec
         with self.plane.db.read() as connection:
             active = self.repo.active_for(connection, spec.endpoint)
@@ -102,6 +77,8 @@ class RolloutController:
         candidate = self.plane.registry.resolve(ModelRef.parse(spec.candidate))
         if (candidate.name, candidate.version) == (stable.model, stable.version):
             raise ValidationError(f"{spec.candidate} is already the stable version of {spec.endpoint!r}")
+        if spec.strategy == Strategy.SHADOW and len(endpoint.shadows) >= 4:
+            raise ConflictError(f"endpoint {spec.endpoint!r} already mirrors to 4 shadows, the most it may")
         with self.plane.db.write() as connection:
             record = self.repo.create(
                 connection,
@@ -122,7 +99,8 @@ class RolloutController:
                 after={
                     "candidate": candidate.uri,
                     "rollout": record.id,
-                    "steps": [s.weight for s in spec.steps],
+                    "strategy": spec.strategy.value,
+                    "steps": [s.weight for s in spec.steps] if spec.strategy == Strategy.CANARY else None,
                 },
                 reason=reason,
                 link=f"rollout:{record.id}",
@@ -131,27 +109,61 @@ class RolloutController:
             self.plane.set_alias(
                 candidate.name, CHALLENGER, candidate.version, actor=actor, reason=f"rollout {record.id}"
             )
-            self._route(record, spec.steps[0].weight, actor, f"rollout {record.id}: step 0")
+            if spec.strategy == Strategy.CANARY:
+                self._traffic(record, spec.steps[0].weight, actor, f"rollout {record.id}: step 0")
+                message = f"step 0: {spec.steps[0].weight:g}% to the candidate"
+            elif spec.strategy == Strategy.SHADOW:
+                self._traffic(
+                    record, 0.0, actor, f"rollout {record.id}: mirror", mirror=spec.shadow.sample_percent
+                )
+                message = (
+                    f"mirroring {spec.shadow.sample_percent:g}% of requests to the candidate "
+                    f"for {spec.shadow.duration_s:g}s"
+                )
+            else:
+                self._traffic(record, 0.0, actor, f"rollout {record.id}: warm", candidate_warm=True)
+                gate = self._gate(record, spec)
+                if not gate.passed:
+                    raise UnavailableError(f"the candidate failed its health gate: {gate.summary}")
+                message = f"candidate warm at 0%, health gate passed: {gate.summary}"
         except WorkbenchError as exc:
+            self._undo_start(record, actor)
             self._transition(record.id, Phase.FAILED, f"candidate could not be started: {exc.message}")
             raise
-        return self._transition(
-            record.id, Phase.PROGRESSING, f"step 0: {spec.steps[0].weight:g}% to the candidate"
-        )
+        record = self._transition(record.id, Phase.PROGRESSING, message)
+        if spec.strategy == Strategy.BLUE_GREEN:
+            record = self._switch(record, spec, actor)
+        return record
 
     def advance(self, rollout_id: str, *, now: float | None = None) -> RolloutRecord:
-        """One tick: analyse the canary so far and apply the decision."""
-        record = self.get(rollout_id)
-        if record.phase != Phase.PROGRESSING:
-            return record
-        spec = RolloutSpec.model_validate(record.spec)
-        at = time.time() if now is None else now
-        directory = self.plane.settings.home / "predictions" / record.endpoint
-        records = read_records(directory, since=record.created_at.timestamp())
-        measurements = measurements_from(records, record.stable_version, record.candidate_version)
-        result = analyse(measurements, spec.analysis)
-        decision = decide_canary(spec, record.step_index, record.step_started_at, result, at)
-        return self._apply(record, spec, decision)
+        """One tick: analyse the rollout so far and apply the decision."""
+        with self._tick_lock:  # the loop and a test (or two API calls) must not tick one rollout twice
+            record = self.get(rollout_id)
+            if record.phase != Phase.PROGRESSING:
+                return record
+            spec = RolloutSpec.model_validate(record.spec)
+            at = time.time() if now is None else now
+            if spec.strategy == Strategy.BLUE_GREEN and record.step_index == 0:
+                return self._switch(
+                    record, spec, "rollout-controller"
+                )  # a crash came between gate and switch
+            decision = self._decide(record, spec, at)
+            self._latest[record.id] = {
+                "at": at,
+                "decision": decision.action.value,
+                "reason": decision.reason,
+                **decision.evidence,
+            }
+            return self._apply(record, decision)
+
+    def analysis(self, rollout_id: str) -> dict[str, Any] | None:
+        """The latest analysis of a rollout: from this controller's last tick, else its last evidence."""
+        if rollout_id in self._latest:
+            return self._latest[rollout_id]
+        for event in reversed(self.events(rollout_id)):
+            if isinstance(event.evidence, dict) and "metrics" in event.evidence:
+                return {"at": event.at.timestamp(), "reason": event.message, **event.evidence}
+        return None
 
     def pause(self, rollout_id: str, *, actor: str) -> RolloutRecord:
         return self._transition(rollout_id, Phase.PAUSED, f"paused by {actor}")
@@ -176,9 +188,11 @@ class RolloutController:
         with self.plane.db.read() as connection:
             return self.repo.events(connection, rollout_id)
 
-    def find(self, *, endpoint: str | None = None, active_only: bool = False) -> list[RolloutRecord]:
+    def find(
+        self, *, endpoint: str | None = None, active_only: bool = False, limit: int = 100
+    ) -> list[RolloutRecord]:
         with self.plane.db.read() as connection:
-            return self.repo.find(connection, endpoint=endpoint, active_only=active_only)
+            return self.repo.find(connection, endpoint=endpoint, active_only=active_only, limit=limit)
 
     # ------------------------------------------------------------------- loop
     def start_loop(self, every: float = 1.0) -> None:
@@ -207,19 +221,102 @@ class RolloutController:
                     with contextlib.suppress(WorkbenchError):
                         self._transition(record.id, Phase.ERROR, "the controller failed to apply a step")
 
+    # ---------------------------------------------------------------- deciding
+    def _telemetry_of(self, record: RolloutRecord, spec: RolloutSpec) -> RolloutTelemetry:
+        telemetry = self._telemetry.get(record.id)
+        if telemetry is None:
+            since = record.created_at.timestamp()
+            if spec.strategy == Strategy.BLUE_GREEN:
+                since -= spec.blue_green.baseline_window_s
+            telemetry = RolloutTelemetry(
+                self.plane.settings.home / "predictions" / record.endpoint,
+                since=since,
+                versions=(record.stable_version, record.candidate_version),
+                pair_shadows=spec.strategy == Strategy.SHADOW,
+            )
+            self._telemetry[record.id] = telemetry
+        telemetry.refresh()
+        return telemetry
+
+    def _decide(self, record: RolloutRecord, spec: RolloutSpec, at: float) -> Decision:
+        telemetry = self._telemetry_of(record, spec)
+        stable, candidate = record.stable_version, record.candidate_version
+        if spec.strategy == Strategy.CANARY:
+            measured = Measurements(baseline=telemetry.sample(stable), candidate=telemetry.sample(candidate))
+            result = analyse(measured, spec.analysis)
+            return decide_canary(spec, record.step_index, record.step_started_at, result, at)
+        if spec.strategy == Strategy.BLUE_GREEN:
+            switched_at = self._switched_at(record)
+            measured = Measurements(
+                baseline=telemetry.sample(
+                    stable, start=switched_at - spec.blue_green.baseline_window_s, end=switched_at
+                ),
+                candidate=telemetry.sample(candidate, start=switched_at),
+            )
+            result = analyse(measured, spec.analysis)
+            return decide_blue_green(spec, switched_at, result, at)
+        measured = Measurements(
+            baseline=telemetry.sample(stable), candidate=telemetry.sample(candidate, shadow=True)
+        )
+        result = with_agreement(
+            analyse(measured, spec.analysis), telemetry.agreement(spec.shadow.tolerance), spec.shadow
+        )
+        return decide_shadow(spec, self._mirrored_at(record), result, at)
+
+    def _switched_at(self, record: RolloutRecord) -> float:
+        """When a blue-green rollout switched: its first event at step 1 (pausing does not move it)."""
+        for event in self.events(record.id):
+            if event.step_index == 1:
+                return event.at.timestamp()
+        return record.step_started_at
+
+    def _mirrored_at(self, record: RolloutRecord) -> float:
+        for event in self.events(record.id):
+            if event.phase == Phase.PROGRESSING:
+                return event.at.timestamp()
+        return record.created_at.timestamp()
+
+    def _gate(self, record: RolloutRecord, spec: RolloutSpec) -> GateResult:
+        """Smoke requests to the warm candidate, with rows of a registered reference dataset."""
+        router = self.plane.serving.status().get("router_url")
+        if not router:
+            return GateResult(passed=True, requests=0, failures=(), source="no router: not served")
+        info = self.plane.registry.get_version(record.candidate_model, record.candidate_version)
+        bodies: list[bytes] = []
+        source = "no reference dataset"
+        for model, version in (
+            (record.candidate_model, record.candidate_version),
+            (record.stable_model, record.stable_version),
+        ):
+            try:
+                frame = self.plane.registry.load_reference(model, version)
+            except NotFoundError:
+                continue
+            bodies = smoke_bodies(frame, input_columns(info.signature, frame), spec.blue_green.gate_requests)
+            source = f"reference rows of models:/{model}/{version}"
+            break
+        result = run_gate(str(router), record.endpoint, record.candidate_version, bodies, source)
+        with self.plane.db.write() as connection:
+            self.repo.add_event(
+                connection, record.id, record.phase, 0, "gate", result.summary, evidence=result.evidence()
+            )
+        return result
+
     # ---------------------------------------------------------------- applying
-    def _apply(self, record: RolloutRecord, spec: RolloutSpec, decision: Decision) -> RolloutRecord:
+    def _apply(self, record: RolloutRecord, decision: Decision) -> RolloutRecord:
         if decision.action == Action.WAIT:
             return record
         if decision.action == Action.ROLLBACK:
             return self._rollback(record, decision.reason, "rollout-controller", decision.evidence)
         if decision.action == Action.PROMOTE:
             return self._promote(record, decision.reason, "rollout-controller", decision.evidence)
+        if decision.action == Action.COMPLETE:
+            return self._complete(record, decision.reason, decision.evidence)
         if decision.action == Action.INCONCLUSIVE:
             return self._transition(
                 record.id, Phase.INCONCLUSIVE, decision.reason, evidence=decision.evidence
             )
-        self._route(record, decision.candidate_weight, "rollout-controller", decision.reason)
+        self._traffic(record, decision.candidate_weight, "rollout-controller", decision.reason)
         return self._transition(
             record.id,
             Phase.PROGRESSING,
@@ -228,18 +325,41 @@ class RolloutController:
             evidence=decision.evidence,
         )
 
-    def _route(self, record: RolloutRecord, candidate_weight: float, actor: str, reason: str) -> None:
+    def _switch(self, record: RolloutRecord, spec: RolloutSpec, actor: str) -> RolloutRecord:
+        """Blue-green: all traffic to the candidate in one route swap, the stable version kept warm."""
+        self._traffic(record, 100.0, actor, f"rollout {record.id}: switch", stable_warm=True)
+        return self._transition(
+            record.id,
+            Phase.PROGRESSING,
+            f"switched: 100% to the candidate; v{record.stable_version} kept warm for "
+            f"{spec.blue_green.keep_warm_s:g}s",
+            step_index=1,
+        )
+
+    def _traffic(
+        self,
+        record: RolloutRecord,
+        candidate_weight: float,
+        actor: str,
+        reason: str,
+        *,
+        candidate_warm: bool = False,
+        stable_warm: bool = False,
+        mirror: float | None = None,
+    ) -> None:
+        """Route the endpoint between the rollout's two versions; other shadows of it are kept.
+
+        A version routed at 0 % keeps its replicas running (warm) without traffic; ``mirror`` makes the
+        candidate a shadow of that share of requests instead of a route.
+        """
         current = self.plane.get_endpoint(record.endpoint).spec
+        stable_weight = 100.0 - candidate_weight
         routes = []
-        if candidate_weight < 100:
+        if stable_weight > 0 or stable_warm:
             routes.append(
-                {
-                    "model": record.stable_model,
-                    "version": record.stable_version,
-                    "weight": 100 - candidate_weight,
-                }
+                {"model": record.stable_model, "version": record.stable_version, "weight": stable_weight}
             )
-        if candidate_weight > 0:
+        if candidate_weight > 0 or candidate_warm:
             routes.append(
                 {
                     "model": record.candidate_model,
@@ -247,12 +367,25 @@ class RolloutController:
                     "weight": candidate_weight,
                 }
             )
-        spec = current.model_validate({**current.model_dump(), "routes": routes})
+        candidate = (record.candidate_model, record.candidate_version)
+        shadows = [s.model_dump() for s in current.shadows if (s.model, s.version) != candidate]
+        if mirror is not None:
+            shadows.append({"model": candidate[0], "version": candidate[1], "sample_percent": mirror})
+        spec = EndpointSpec.model_validate({**current.model_dump(), "routes": routes, "shadows": shadows})
         self.plane.apply_spec(spec, action="endpoint.route", actor=actor, reason=reason)
+
+    def _undo_start(self, record: RolloutRecord, actor: str) -> None:
+        """After a failed start: the stable version alone again, and no challenger."""
+        with contextlib.suppress(WorkbenchError):
+            self._traffic(record, 0.0, actor, f"rollout {record.id}: start failed")
+        with contextlib.suppress(WorkbenchError):
+            self.plane.delete_alias(
+                record.candidate_model, CHALLENGER, actor=actor, reason=f"rollout {record.id}"
+            )
 
     def _promote(self, record: RolloutRecord, reason: str, actor: str, evidence: Any = None) -> RolloutRecord:
         record = self._transition(record.id, Phase.PROMOTING, reason, evidence=evidence)
-        self._route(record, 100.0, actor, f"rollout {record.id}: promote")
+        self._traffic(record, 100.0, actor, f"rollout {record.id}: promote")
         self.plane.set_alias(
             record.candidate_model,
             CHAMPION,
@@ -272,11 +405,33 @@ class RolloutController:
             reason=reason,
             link=f"rollout:{record.id}",
         )
+        self._forget(record.id)
         return self._transition(record.id, Phase.SUCCEEDED, "candidate promoted to 100% and champion")
+
+    def _complete(self, record: RolloutRecord, reason: str, evidence: Any) -> RolloutRecord:
+        """A shadow that passed: stop mirroring; live traffic and champion stay as they were."""
+        self._traffic(record, 0.0, "rollout-controller", f"rollout {record.id}: shadow done")
+        with contextlib.suppress(WorkbenchError):
+            self.plane.delete_alias(
+                record.candidate_model, CHALLENGER, actor="rollout-controller", reason=f"rollout {record.id}"
+            )
+        self.plane.audit.append(
+            actor="rollout-controller",
+            action="rollout.complete",
+            target=f"endpoint:{record.endpoint}",
+            after={
+                "shadow": f"models:/{record.candidate_model}/{record.candidate_version}",
+                "evidence": evidence,
+            },
+            reason=reason,
+            link=f"rollout:{record.id}",
+        )
+        self._forget(record.id)
+        return self._transition(record.id, Phase.SUCCEEDED, reason, evidence=evidence)
 
     def _rollback(self, record: RolloutRecord, reason: str, actor: str, evidence: Any) -> RolloutRecord:
         """Traffic first (one route change), then the record: within one tick of the verdict."""
-        self._route(record, 0.0, actor, f"rollout {record.id}: roll back")
+        self._traffic(record, 0.0, actor, f"rollout {record.id}: roll back")
         with contextlib.suppress(WorkbenchError):
             self.plane.delete_alias(
                 record.candidate_model, CHALLENGER, actor=actor, reason=f"rollout {record.id}"
@@ -290,7 +445,11 @@ class RolloutController:
             reason=reason,
             link=f"rollout:{record.id}",
         )
+        self._forget(record.id)
         return self._transition(record.id, Phase.ROLLED_BACK, reason, evidence=evidence)
+
+    def _forget(self, rollout_id: str) -> None:
+        self._telemetry.pop(rollout_id, None)
 
     def _transition(
         self,

@@ -39,8 +39,17 @@ TRANSITIONS: dict[Phase, frozenset[Phase]] = {
     Phase.PENDING: frozenset(
         {Phase.PROGRESSING, Phase.PROMOTING, Phase.FAILED, Phase.ROLLED_BACK, Phase.ERROR}
     ),
+    # PROGRESSING -> SUCCEEDED is a shadow rollout that passed: nothing to promote, live traffic unchanged.
     Phase.PROGRESSING: frozenset(
-        {Phase.PROGRESSING, Phase.PAUSED, Phase.INCONCLUSIVE, Phase.PROMOTING, Phase.ROLLED_BACK, Phase.ERROR}
+        {
+            Phase.PROGRESSING,
+            Phase.PAUSED,
+            Phase.INCONCLUSIVE,
+            Phase.PROMOTING,
+            Phase.SUCCEEDED,
+            Phase.ROLLED_BACK,
+            Phase.ERROR,
+        }
     ),
     Phase.PAUSED: frozenset({Phase.PROGRESSING, Phase.PROMOTING, Phase.ROLLED_BACK, Phase.ERROR}),
     Phase.INCONCLUSIVE: frozenset({Phase.PROGRESSING, Phase.PROMOTING, Phase.ROLLED_BACK, Phase.ERROR}),

@@ -39,6 +39,9 @@ class MetricKind(StrEnum):
     #: A per-observation metric bounded in [lower, upper] (accuracy from fed-back labels, a business
     #: score). Threshold: tolerated decrease of its mean (increase when ``higher_is_better`` is false).
     CUSTOM = "custom"
+    #: Shadow rollouts only, computed from paired outputs and configured by the rollout's shadow options:
+    #: the share of mirrored requests whose output differs from the primary's beyond a tolerance.
+    AGREEMENT = "agreement"
 
 
 class MetricCheck(Spec):
@@ -89,6 +92,11 @@ class MetricCheck(Spec):
     @model_validator(mode="after")
     def _kind_fields(self) -> MetricCheck:
         kind = self.kind
+        if kind is MetricKind.AGREEMENT:
+            raise ValueError(
+                f"check {self.name!r}: agreement is measured by shadow rollouts (see the rollout's shadow "
+                "options), not configured as a check"
+            )
         if kind is not MetricKind.LATENCY and self.quantile is not None:
             raise ValueError(f"check {self.name!r}: quantile applies to latency checks only")
         if kind is not MetricKind.CUSTOM:

@@ -1,7 +1,14 @@
 """A rollout: move an endpoint from its stable version to a candidate, by a strategy, with analysis.
 
-Canary steps are traffic weights for the candidate (default 5 → 25 → 50 %, then promotion to 100 %);
-each step lasts at least ``min_duration_s`` and is judged by the analysis at every tick.
+* ``canary``: steps of traffic for the candidate (default 5 → 25 → 50 %, then promotion to 100 %); each
+  step lasts at least ``min_duration_s`` and is judged by the analysis at every tick.
+* ``blue_green``: the candidate is started beside the stable version with no traffic, warmed and
+  health-gated (smoke requests through the router), then takes 100 % in one atomic route swap. The stable
+  version stays warm (0 %) for ``blue_green.keep_warm_s`` while the analysis watches the candidate
+  against the stable version's traffic from before the switch: a FAIL swaps back at once.
+* ``shadow``: the candidate only receives mirrored copies of live requests for ``shadow.duration_s``;
+  its outputs are paired with the primary's by request id (agreement), and its errors and latency are
+  compared with the primary's. Live traffic never changes, whatever the verdict.
 """
 
 from __future__ import annotations
@@ -30,6 +37,38 @@ class CanaryStep(Spec):
 DEFAULT_STEPS = (CanaryStep(weight=5), CanaryStep(weight=25), CanaryStep(weight=50))
 
 
+class BlueGreenOptions(Spec):
+    keep_warm_s: float = Field(
+        default=300.0, ge=0, le=86_400, description="how long the old version stays warm after the switch"
+    )
+    gate_requests: int = Field(
+        default=8, ge=0, le=1000, description="smoke requests the candidate must answer before the switch"
+    )
+    baseline_window_s: float = Field(
+        default=900.0, gt=0, description="the stable version's traffic before the switch used as baseline"
+    )
+    require_pass: bool = Field(
+        default=False,
+        description="promote only on an analysis PASS; else the end of the keep-warm window promotes "
+        "unless the analysis failed (the verdict is recorded either way)",
+    )
+
+
+class ShadowOptions(Spec):
+    duration_s: float = Field(default=300.0, gt=0, le=7 * 86_400, description="how long to mirror")
+    sample_percent: float = Field(default=100.0, gt=0, le=100, description="share of requests mirrored")
+    tolerance: float = Field(
+        default=0.05, ge=0, description="largest absolute output difference that still counts as agreement"
+    )
+    max_disagreement: float = Field(
+        default=0.05, gt=0, lt=1, description="tolerated share of paired requests whose outputs disagree"
+    )
+    alpha: float = Field(
+        default=0.01, gt=0, lt=0.5, description="false-alarm probability of the agreement check"
+    )
+    min_pairs: int = Field(default=200, ge=1, description="paired requests before agreement is judged")
+
+
 class RolloutSpec(Spec):
     endpoint: str
     candidate: str = Field(description="models:/NAME@ALIAS or models:/NAME/VERSION")
@@ -43,8 +82,8 @@ class RolloutSpec(Spec):
     rollback_on_inconclusive: bool = Field(
         default=False, description="roll back instead of waiting for a person when a step times out"
     )
-    keep_warm_s: float = Field(default=300.0, ge=0, description="blue-green: keep the old version warm")
-    shadow_duration_s: float = Field(default=300.0, gt=0, description="shadow: how long to mirror")
+    blue_green: BlueGreenOptions = Field(default_factory=lambda: BlueGreenOptions())
+    shadow: ShadowOptions = Field(default_factory=lambda: ShadowOptions())
 
     @field_validator("endpoint")
     @classmethod

@@ -20,8 +20,11 @@ log = logging.getLogger("workbench.telemetry")
 
 
 class PredictionLogTail:
-    def __init__(self, directory: Path) -> None:
+    """``modified_since`` skips segments last written before it (their records are all older)."""
+
+    def __init__(self, directory: Path, *, modified_since: float | None = None) -> None:
         self.directory = directory
+        self.modified_since = modified_since
         self._offsets: dict[Path, int] = {}
 
     def poll(self, *, max_bytes: int = 256 * 1024 * 1024) -> list[dict[str, Any]]:
@@ -33,10 +36,14 @@ class PredictionLogTail:
                 break
             offset = self._offsets.get(segment, 0)
             try:
-                size = segment.stat().st_size
+                stat = segment.stat()
             except OSError:
                 continue
+            size = stat.st_size
             if size <= offset:
+                continue
+            if offset == 0 and self.modified_since is not None and stat.st_mtime < self.modified_since:
+                self._offsets[segment] = size  # closed before the window began: nothing in it is wanted
                 continue
             with segment.open("rb") as handle:
                 handle.seek(offset)

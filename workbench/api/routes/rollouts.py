@@ -47,10 +47,15 @@ def list_rollouts(
 
 @router.get("/rollouts/{rollout_id}")
 def get_rollout(rollout_id: str, plane: ControlPlane = Depends(control_plane)) -> dict[str, Any]:
-    """The rollout and its full history: every step, verdict and transition, with evidence."""
+    """The rollout, its full history (every step, verdict and transition, with evidence) and its latest
+    analysis (every check's verdict and confidence bounds at the last tick)."""
     record = plane.rollouts.get(rollout_id)
     events = plane.rollouts.events(rollout_id)
-    return {"rollout": record.model_dump(mode="json"), "events": [e.model_dump(mode="json") for e in events]}
+    return {
+        "rollout": record.model_dump(mode="json"),
+        "events": [e.model_dump(mode="json") for e in events],
+        "analysis": plane.rollouts.analysis(rollout_id),
+    }
 
 
 @router.post("/rollouts/{rollout_id}/{action}")

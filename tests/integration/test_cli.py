@@ -187,7 +187,9 @@ def test_wrong_token_and_no_server_are_clear_errors(workspace: tuple[Cli, Path],
     assert "cannot reach the control plane" in result.stderr
 
 
-def test_demo_registers_three_versions_with_champion_on_v1(tmp_path: Path, mlflow_template: Path) -> None:
+def test_demo_registers_three_versions_and_canaries_v2_to_champion_and_v3_back(
+    tmp_path: Path, mlflow_template: Path
+) -> None:
     home = tmp_path / "home"
     home.mkdir()
     shutil.copy(mlflow_template, home / "mlflow.db")
@@ -198,17 +200,29 @@ def test_demo_registers_three_versions_with_champion_on_v1(tmp_path: Path, mlflo
     assert str(home / "api-token") in out
     router = f"http://127.0.0.1:{cli.env['WORKBENCH_ROUTER_PORT']}"
     assert f"{router}/v2/models/churn/infer" in out
+    assert "canary of v2: succeeded" in out
+    assert "canary of v3: rolled_back" in out
     with ControlPlaneProcess(f"http://127.0.0.1:{port}", cli.env, home / "logs" / "check.log"):
-        # The restarted control plane serves the demo endpoint again, with the champion.
+        # The restarted control plane serves the demo endpoint again, with the champion: v2 after its canary.
         record = dict.fromkeys(FEATURES, 1.0)
         response = httpx.post(f"{router}/endpoints/churn/invocations", json={"dataframe_records": [record]})
         assert response.status_code == 200, response.text
-        assert response.headers["x-workbench-model-version"] == "1"
+        assert response.headers["x-workbench-model-version"] == "2"
         versions = cli.json("models", "show", "churn-classifier")
         assert isinstance(versions, list)
         by_number = {v["version"]: v for v in versions}
         assert sorted(by_number) == [1, 2, 3]
-        assert by_number[1]["aliases"] == ["champion"]
+        assert by_number[2]["aliases"] == ["champion"]
+        status = cli.json("status")
+        assert isinstance(status, dict)
+        assert [(r["candidate"], r["phase"]) for r in status["rollouts"]] == [
+            ("models:/churn-classifier/3", "rolled_back"),
+            ("models:/churn-classifier/2", "succeeded"),
+        ]
+        assert "latency_p95" in status["rollouts"][0]["message"]
+        shown = cli("status").stdout
+        assert "Rollouts" in shown
+        assert "rolled_back" in shown
         assert (
             by_number[2]["metrics"]["auc"] > by_number[1]["metrics"]["auc"] > by_number[3]["metrics"]["auc"]
         )
@@ -219,8 +233,9 @@ def test_demo_registers_three_versions_with_champion_on_v1(tmp_path: Path, mlflo
             assert len(v["signature"]["inputs"]) == 20
         events = cli.json("audit", "--prefix", "models:/churn-classifier")
         assert isinstance(events, list)
-        assert sorted(e["target"] for e in events) == [f"models:/churn-classifier/{n}" for n in (1, 2, 3)]
-        assert {e["action"] for e in events} == {"model.register"}
+        registered = [e["target"] for e in events if e["action"] == "model.register"]
+        assert sorted(registered) == [f"models:/churn-classifier/{n}" for n in (1, 2, 3)]
+        assert {e["action"] for e in events} == {"model.register", "model.alias.set", "model.alias.delete"}
         again = cli("demo", "--no-serve", "--rows", "6000").stdout
         assert "already registered" in again
         assert len(cli.json("models", "show", "churn-classifier")) == 3  # type: ignore[arg-type]

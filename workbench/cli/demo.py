@@ -23,8 +23,13 @@ def demo(
     deploy: bool = typer.Option(
         True, "--deploy/--no-deploy", help="serve the champion on the 'churn' endpoint"
     ),
+    canaries: bool = typer.Option(
+        True,
+        "--canaries/--no-canaries",
+        help="under generated traffic, canary v2 (promoted) and the bad v3 (rolled back)",
+    ),
 ) -> None:
-    """Train the demo models, register them with lineage and reference data, point champion at v1."""
+    """Train and register the demo models, serve the champion, and run two canaries under traffic."""
     from workbench.demo.world import (
         DEMO_ENDPOINT,
         DEMO_MODEL,
@@ -69,11 +74,15 @@ def demo(
                     progress.update(task, completed=DEMO_STEPS, description="done")
                 for info in versions:
                     console.print(f"registered {info.uri} {', '.join(info.aliases)}")
-            versions = [client.get_version(DEMO_MODEL, v.version) for v in versions]
+            fresh = not existing or force
             endpoint = None
             if deploy:
                 with console.status(f"deploying {DEMO_MODEL}@champion to the endpoint '{DEMO_ENDPOINT}'"):
                     endpoint = ensure_demo_endpoint(client)
+                if canaries and fresh and endpoint["router_url"]:
+                    _run_demo_canaries(client, endpoint["router_url"], [v.version for v in versions])
+                    endpoint = client.endpoint_status(DEMO_ENDPOINT)
+            versions = [client.get_version(DEMO_MODEL, v.version) for v in versions]
         print_table(
             f"{DEMO_MODEL}",
             ["version", "aliases", "accuracy", "AUC", "parameters", "reference rows", "data digest"],
@@ -109,3 +118,25 @@ def demo(
     finally:
         if owned is not None:
             owned.stop()
+
+
+def _run_demo_canaries(client: Client, router_url: str, numbers: list[int]) -> None:
+    """Canary the better model, then the bad one, under generated traffic; print what happened."""
+    from workbench.demo.canaries import DemoTraffic, demo_canary, run_canary
+    from workbench.demo.world import DEMO_ENDPOINT, DEMO_MODEL, demo_data
+
+    rows = demo_data(rows=4000).holdout
+    results = []
+    with DemoTraffic(router_url, DEMO_ENDPOINT, rows) as traffic:
+        for number in numbers[1:]:
+            spec = demo_canary(DEMO_ENDPOINT, f"models:/{DEMO_MODEL}/{number}")
+            with console.status(f"canary of v{number}") as status:
+                record = run_canary(client, spec, on_progress=status.update)
+            events = client.rollout(record.id)["events"]
+            results.append((f"v{number}", record.phase.value, events[-1]["message"] if events else ""))
+            console.print(f"canary of v{number}: [bold]{record.phase.value}[/]")
+    print_table(
+        f"Canaries on '{DEMO_ENDPOINT}' ({traffic.sent} requests, {traffic.failed} failed)",
+        ["candidate", "outcome", "why"],
+        results,
+    )

@@ -1,0 +1,133 @@
+"""The demo's two canaries under generated traffic: v2 is promoted, the slow v3 is rolled back.
+
+Traffic is real HTTP through the router (one-row MLflow JSON requests over the holdout rows), and the
+rollouts are driven by the control plane's own loop, exactly as a user's would be: the demo only starts
+them and watches. The analysis is the product's, with thresholds sized for a short demo (a few thousand
+requests per canary) rather than for production volumes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import httpx
+import orjson
+import pandas as pd
+
+from workbench.client import Client
+from workbench.demo.dataset import FEATURES
+from workbench.specs.analysis import AnalysisSpec, MetricCheck, MetricKind
+from workbench.specs.rollout import CanaryStep, RolloutSpec
+from workbench.store.rollouts import RolloutRecord
+
+DEMO_ANALYSIS = AnalysisSpec(
+    checks=(
+        MetricCheck(name="error_rate", kind=MetricKind.ERROR_RATE, threshold=0.02),
+        MetricCheck(name="latency_p95", kind=MetricKind.LATENCY, threshold=0.15, quantile=0.95),
+        MetricCheck(name="prediction_shift", kind=MetricKind.PREDICTION_SHIFT, threshold=0.35),
+    ),
+    min_samples=150,
+)
+_TERMINAL = {"succeeded", "rolled_back", "failed", "error"}
+
+
+def demo_canary(endpoint: str, candidate: str) -> RolloutSpec:
+    return RolloutSpec(
+        endpoint=endpoint,
+        candidate=candidate,
+        steps=(CanaryStep(weight=20, min_duration_s=5), CanaryStep(weight=50, min_duration_s=5)),
+        analysis=DEMO_ANALYSIS,
+        tick_s=1.0,
+        step_timeout_s=180,
+        rollback_on_inconclusive=True,
+    )
+
+
+@dataclass
+class DemoTraffic:
+    """A few clients sending one-row requests to an endpoint until stopped, paced to ``rate`` req/s."""
+
+    router_url: str
+    endpoint: str
+    rows: pd.DataFrame
+    rate: float = 300.0
+    workers: int = 3
+    sent: int = 0
+    failed: int = 0
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _threads: list[threading.Thread] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __enter__(self) -> DemoTraffic:
+        split = self.rows[list(FEATURES)].to_dict(orient="split")
+        bodies = [
+            orjson.dumps({"dataframe_split": {"columns": split["columns"], "data": [row]}})
+            for row in split["data"][:2000]
+        ]
+        for index in range(self.workers):
+            thread = threading.Thread(target=self._run, args=(bodies[index :: self.workers],), daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=30)
+
+    def _run(self, bodies: list[bytes]) -> None:
+        url = f"{self.router_url}/endpoints/{self.endpoint}/invocations"
+        interval = self.workers / self.rate
+        headers = {"content-type": "application/json"}
+        with httpx.Client(timeout=30) as client:
+            next_at = time.monotonic()
+            for count in itertools.count():
+                if self._stop.is_set():
+                    return
+                try:
+                    ok = (
+                        client.post(url, content=bodies[count % len(bodies)], headers=headers).status_code
+                        == 200
+                    )
+                except httpx.HTTPError:
+                    ok = False
+                with self._lock:
+                    self.sent += 1
+                    self.failed += not ok
+                next_at += interval
+                delay = next_at - time.monotonic()
+                if delay > 0:
+                    self._stop.wait(delay)
+                else:
+                    next_at = time.monotonic()
+
+
+def run_canary(
+    client: Client,
+    spec: RolloutSpec,
+    *,
+    on_progress: Callable[[str], None] = lambda _line: None,
+    timeout: float = 300.0,
+) -> RolloutRecord:
+    """Start a canary and follow it (the control plane's loop ticks it) until it ends."""
+    record = client.start_rollout(spec, reason=f"demo: canary of {spec.candidate}")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        detail = client.rollout(record.id)
+        rollout = detail["rollout"]
+        analysis = detail.get("analysis") or {}
+        verdicts = ", ".join(f"{m['name']} {m['verdict']}" for m in analysis.get("metrics", []))
+        on_progress(
+            f"canary of {spec.candidate}: {rollout['phase']}, step {rollout['step_index']}"
+            + (f" ({verdicts})" if verdicts else "")
+        )
+        if rollout["phase"] in _TERMINAL:
+            return RolloutRecord.model_validate(rollout)
+        if rollout["phase"] in ("inconclusive", "paused"):
+            return RolloutRecord.model_validate(rollout)
+        time.sleep(0.5)
+    return client.rollout_action(record.id, "abort", reason="demo: canary took too long")

@@ -104,3 +104,74 @@ def _listening(url: str) -> bool:
     except httpx.HTTPError:
         return False
     return True
+
+
+def test_cli_rollouts_blue_green_rollback_and_a_shadow_from_a_spec_file(
+    tmp_path: Path, mlflow_template: Path
+) -> None:
+    import threading
+
+    import orjson
+
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(mlflow_template, home / "mlflow.db")
+    api_port, router_port = free_port(), free_port()
+    env = _env(home, api_port, router_port)
+    url, router = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{router_port}"
+    data = generate_churn(3000, seed=6)
+    train, holdout = split_frame(data, holdout_fraction=0.25, seed=6)
+    bodies = [orjson.dumps(oip_columns(holdout.iloc[[i]])) for i in range(100)]
+    stop = threading.Event()
+
+    def traffic() -> None:
+        with httpx.Client(timeout=30) as http:
+            for n in range(10**6):
+                if stop.is_set():
+                    return
+                http.post(f"{router}/v2/models/web/infer", content=bodies[n % len(bodies)])
+
+    with ControlPlaneProcess(url, env, home / "logs" / "cp.log"):
+        with Client(url, settings=Settings.for_home(home, api_url=url)) as client:
+            for number in (1, 2):
+                trained = train_version(number, train, holdout, seed=6)  # type: ignore[arg-type]
+                client.register_model("churn", trained.module, input_example=holdout[list(FEATURES)].head(2))
+        _cli(env, "deploy", "web", "models:/churn/1")
+        bad = _cli(env, "rollout", "start", "web", "models:/churn/2", "--strategy", "sideways", expect=1)
+        assert bad.stderr.startswith("error:")
+        assert "strategy" in bad.stderr
+        assert "canary" in bad.stderr
+
+        out = _cli(env, "rollout", "start", "web", "models:/churn/2", "--strategy", "blue_green").stdout
+        assert "switched: 100% to the candidate" in out
+        headers = httpx.post(f"{router}/v2/models/web/infer", content=bodies[0]).headers
+        assert headers["x-workbench-model-version"] == "2"
+        _cli(env, "rollback", "web", "--reason", "cli test")
+        headers = httpx.post(f"{router}/v2/models/web/infer", content=bodies[0]).headers
+        assert headers["x-workbench-model-version"] == "1"
+
+        spec = home.parent / "shadow.yaml"
+        spec.write_text(
+            "strategy: shadow\ntick_s: 0.5\nshadow: {duration_s: 30, min_pairs: 100}\n"
+            "analysis: {min_samples: 100}\n"
+        )
+        worker = threading.Thread(target=traffic, daemon=True)
+        worker.start()
+        try:
+            out = _cli(env, "rollout", "start", "web", "models:/churn/2", "--spec", str(spec)).stdout
+            assert "mirroring 100% of requests" in out
+            watched = _cli(env, "rollout", "status", "web", "--watch").stdout
+        finally:
+            stop.set()
+            worker.join(timeout=30)
+        assert "shadow rollout" in watched
+        assert "agreement" in watched  # the analysis table
+        detail = json.loads(_cli(env, "rollout", "status", "web", "--json").stdout)
+        assert detail["rollout"]["phase"] == "rolled_back"  # v2 does not answer like v1
+        assert any(m["name"] == "agreement" and m["verdict"] == "fail" for m in detail["analysis"]["metrics"])
+        endpoint = json.loads(_cli(env, "endpoints", "show", "web", "--json").stdout)
+        assert endpoint["endpoint"]["spec"]["shadows"] == []
+        missing = _cli(
+            env, "rollout", "start", "web", "models:/churn/2", "--spec", str(home / "nope.yaml"), expect=2
+        )
+        assert "nope.yaml" in missing.stderr

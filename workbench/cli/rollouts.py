@@ -16,7 +16,7 @@ app = typer.Typer(
     help="Rollouts (canary, blue-green, shadow): start, watch, pause, resume, promote, abort.",
     no_args_is_help=True,
 )
-_TERMINAL = ("succeeded", "rolled_back", "failed", "error")
+_WAITING_FOR_A_PERSON = ("succeeded", "rolled_back", "failed", "error", "paused", "inconclusive")
 
 
 def _active(client: Client, endpoint: str) -> str:
@@ -101,7 +101,12 @@ def _analysis_rows(analysis: dict[str, Any]) -> list[tuple[Any, ...]]:
 @handle_errors
 def status(
     endpoint: str = typer.Argument(..., help="endpoint"),
-    watch: bool = typer.Option(False, "--watch", "-w", help="follow until the rollout ends"),
+    watch: bool = typer.Option(
+        False,
+        "--watch",
+        "-w",
+        help="follow until the rollout ends or waits for a person (paused, inconclusive)",
+    ),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
     """The endpoint's latest rollout: phase, step, and its history with the evidence of each step."""
@@ -133,7 +138,7 @@ def status(
                     ["check", "verdict", "degradation", "confidence sequence", "tolerated", "samples b/c"],
                     _analysis_rows(analysis),
                 )
-            if not watch or rollout["phase"] in _TERMINAL:
+            if not watch or rollout["phase"] in _WAITING_FOR_A_PERSON:
                 return
             time.sleep(2)
 

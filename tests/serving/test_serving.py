@@ -191,14 +191,22 @@ def test_shadow_never_changes_or_delays_the_primary(world: World) -> None:
 
 def test_routes_change_under_load_without_a_failed_request(world: World) -> None:
     world.client.deploy("swap", "models:/churn/1")
-    bodies = [_body(world, i) for i in range(6000)]
+    bodies = [_body(world, i) for i in range(400)]
+    url = f"{world.router}/v2/models/swap/infer"
 
-    async def scenario() -> list[tuple[int, str]]:
-        load = asyncio.create_task(_fire(f"{world.router}/v2/models/swap/infer", bodies, concurrency=8))
+    async def swaps() -> None:
         for model in ("models:/churn/2", "models:/churn/1", "models:/churn/2"):
             await asyncio.sleep(0.3)
             await asyncio.to_thread(world.client.deploy, "swap", model)
-        return await load
+
+    async def scenario() -> list[tuple[int, str]]:
+        # Load for as long as the swaps take (a replica start is slower on a busy machine), then a little more.
+        deploys = asyncio.create_task(swaps())
+        results: list[tuple[int, str]] = []
+        while not deploys.done():
+            results += await _fire(url, bodies, concurrency=8)
+        await deploys
+        return results + await _fire(url, bodies, concurrency=8)
 
     results = asyncio.run(scenario())
     failures = Counter(status for status, _ in results if status != 200)

@@ -12,6 +12,7 @@ controller can keep it in memory.
 
 from __future__ import annotations
 
+from array import array
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -27,14 +28,20 @@ from workbench.telemetry.tail import PredictionLogTail
 MAX_UNPAIRED = 100_000
 
 
+def _floats() -> array[float]:
+    return array("d")
+
+
 @dataclass
 class _Series:
-    ts: list[float] = field(default_factory=list)
-    error: list[bool] = field(default_factory=list)
-    latency_ts: list[float] = field(default_factory=list)
-    latency_ms: list[float] = field(default_factory=list)
-    prediction_ts: list[float] = field(default_factory=list)
-    prediction: list[float] = field(default_factory=list)
+    """Typed arrays, not lists: 8 bytes a value instead of ~32, for canaries of millions of requests."""
+
+    ts: array[float] = field(default_factory=_floats)
+    error: array[int] = field(default_factory=lambda: array("b"))
+    latency_ts: array[float] = field(default_factory=_floats)
+    latency_ms: array[float] = field(default_factory=_floats)
+    prediction_ts: array[float] = field(default_factory=_floats)
+    prediction: array[float] = field(default_factory=_floats)
 
 
 @dataclass(frozen=True)
@@ -74,8 +81,8 @@ class RolloutTelemetry:
             False: OrderedDict(),
             True: OrderedDict(),
         }
-        self._pair_ts: list[float] = []
-        self._pair_diff: list[float] = []
+        self._pair_ts = _floats()
+        self._pair_diff = _floats()
 
     def refresh(self) -> int:
         """Read what the log gained since the last refresh; returns how many records were new."""
@@ -131,17 +138,17 @@ class RolloutTelemetry:
         if series is None:
             return VariantSample()
 
-        def window(ts: list[float], values: list[Any]) -> np.ndarray[Any, Any]:
-            array = np.asarray(values)
+        def window(ts: array[float], values: array[Any]) -> np.ndarray[Any, Any]:
+            every = np.asarray(values)
             if start is None and end is None:
-                return array
+                return every
             times = np.asarray(ts, dtype=np.float64)
             mask = np.ones(times.size, dtype=bool)
             if start is not None:
                 mask &= times >= start
             if end is not None:
                 mask &= times < end
-            return array[mask]
+            return every[mask]
 
         errors = window(series.ts, series.error)
         return VariantSample(

@@ -25,8 +25,10 @@ from workbench.registry.types import (
     RegistrationRequest,
 )
 from workbench.settings import Settings, get_settings
+from workbench.specs.monitor import AlertRuleSpec, MonitorSpec
 from workbench.specs.rollout import RolloutSpec
 from workbench.store import AuditEvent, EndpointRecord
+from workbench.store.monitoring import AlertEvent, AlertRuleRecord, MonitorRecord, ReportRecord
 from workbench.store.rollouts import RolloutRecord
 
 
@@ -302,6 +304,79 @@ class Client:
         return RolloutRecord.model_validate(
             self._request("POST", f"/rollouts/{rollout_id}/{action}", json={"reason": reason}, timeout=600.0)
         )
+
+    # ----------------------------------------------------------- monitoring
+    def create_monitor(
+        self, spec: MonitorSpec | Mapping[str, Any], *, reason: str | None = None
+    ) -> MonitorRecord:
+        """Watch an endpoint: series, drift against the serving version's reference, performance."""
+        body = spec.model_dump(mode="json") if isinstance(spec, MonitorSpec) else dict(spec)
+        return MonitorRecord.model_validate(
+            self._request("POST", "/monitors", json={"spec": body, "reason": reason}, timeout=120.0)
+        )
+
+    def monitors(self, *, endpoint: str | None = None) -> list[MonitorRecord]:
+        params = {"endpoint": endpoint} if endpoint else {}
+        return [MonitorRecord.model_validate(m) for m in self._request("GET", "/monitors", params=params)]
+
+    def monitor(self, name: str, *, history: int = 0) -> dict[str, Any]:
+        """The monitor's values now (series, drift per column, performance), its rules, and history."""
+        result: dict[str, Any] = self._request(
+            "GET", f"/monitors/{name}", params={"history": history}, timeout=120.0
+        )
+        return result
+
+    def delete_monitor(self, name: str) -> MonitorRecord:
+        return MonitorRecord.model_validate(self._request("DELETE", f"/monitors/{name}"))
+
+    def create_alert_rule(
+        self, spec: AlertRuleSpec | Mapping[str, Any], *, reason: str | None = None
+    ) -> AlertRuleRecord:
+        body = spec.model_dump(mode="json") if isinstance(spec, AlertRuleSpec) else dict(spec)
+        return AlertRuleRecord.model_validate(
+            self._request("POST", "/alert-rules", json={"spec": body, "reason": reason}, timeout=120.0)
+        )
+
+    def alert_rules(self, *, monitor: str | None = None) -> list[AlertRuleRecord]:
+        params = {"monitor": monitor} if monitor else {}
+        return [
+            AlertRuleRecord.model_validate(r) for r in self._request("GET", "/alert-rules", params=params)
+        ]
+
+    def delete_alert_rule(self, name: str) -> AlertRuleRecord:
+        return AlertRuleRecord.model_validate(self._request("DELETE", f"/alert-rules/{name}"))
+
+    def alerts(
+        self,
+        *,
+        rule: str | None = None,
+        monitor: str | None = None,
+        endpoint: str | None = None,
+        limit: int = 200,
+    ) -> list[AlertEvent]:
+        params: dict[str, Any] = {"limit": limit}
+        for key, value in (("rule", rule), ("monitor", monitor), ("endpoint", endpoint)):
+            if value is not None:
+                params[key] = value
+        return [AlertEvent.model_validate(e) for e in self._request("GET", "/alerts", params=params)]
+
+    def feedback(
+        self, endpoint: str, labels: Mapping[str, float] | Sequence[tuple[str, float]]
+    ) -> dict[str, Any]:
+        """Ground truth for earlier predictions, by request id (the ``x-request-id`` of each answer)."""
+        pairs = list(labels.items()) if isinstance(labels, Mapping) else list(labels)
+        body = {"endpoint": endpoint, "labels": [{"request_id": r, "label": y} for r, y in pairs]}
+        result: dict[str, Any] = self._request("POST", "/feedback", json=body, timeout=120.0)
+        return result
+
+    def drift_report(self, monitor: str, *, window_s: float | None = None) -> ReportRecord:
+        """A full Evidently report of the monitor's window, archived; returns where its files are."""
+        return ReportRecord.model_validate(
+            self._request("POST", f"/monitors/{monitor}/reports", json={"window_s": window_s}, timeout=600.0)
+        )
+
+    def drift_reports(self, monitor: str) -> list[ReportRecord]:
+        return [ReportRecord.model_validate(r) for r in self._request("GET", f"/monitors/{monitor}/reports")]
 
     # ---------------------------------------------------------------- audit
     def audit(

@@ -113,11 +113,14 @@ class ControlPlane:
         self._endpoint_locks: dict[str, threading.RLock] = {}
         self._locks_guard = threading.Lock()
         self.started_at = time.time()
+        from workbench.monitoring.service import MonitoringService
         from workbench.rollouts.controller import RolloutController
 
         self.rollouts = RolloutController(self)
+        self.monitoring = MonitoringService(self)
 
     def close(self) -> None:
+        self.monitoring.engine.stop_loop()
         self.rollouts.stop_loop()
         self.serving.close()
         self.db.dispose()

@@ -54,6 +54,7 @@ def serve(
     try:
         plane.start_serving()
         plane.rollouts.start_loop()
+        plane.monitoring.engine.start_loop()
     except BaseException:
         plane.close()
         sock.close()

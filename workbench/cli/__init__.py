@@ -7,7 +7,7 @@ import typer
 from workbench._version import __version__
 from workbench.cli import audit as audit_cmd
 from workbench.cli import demo as demo_cmd
-from workbench.cli import endpoints, models, rollouts, serving, system
+from workbench.cli import endpoints, models, monitoring, rollouts, serving, system
 
 app = typer.Typer(
     name="workbench",
@@ -26,6 +26,9 @@ app.command("rollback")(serving.rollback)
 app.add_typer(models.app, name="models")
 app.add_typer(endpoints.app, name="endpoints")
 app.add_typer(rollouts.app, name="rollout")
+app.add_typer(monitoring.app, name="monitor")
+app.command("alerts")(monitoring.alerts)
+app.command("feedback")(monitoring.feedback)
 
 
 def _version(value: bool) -> None:

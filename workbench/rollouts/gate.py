@@ -68,7 +68,12 @@ def run_gate(router_url: str, endpoint: str, version: int, bodies: list[bytes], 
     """Send each body to ``version`` of ``endpoint`` through the router; all must answer."""
     failures: list[str] = []
     url = f"{router_url}/endpoints/{endpoint}/invocations"
-    headers = {"content-type": "application/json", "x-workbench-version": str(version)}
+    # A probe: answered like live traffic, but never logged as such (no analysis counts it).
+    headers = {
+        "content-type": "application/json",
+        "x-workbench-version": str(version),
+        "x-workbench-probe": "1",
+    }
     with httpx.Client(timeout=GATE_TIMEOUT_S) as client:
         for body in bodies:
             try:

@@ -39,6 +39,9 @@ from workbench.telemetry import PredictionLogWriter
 log = logging.getLogger("workbench.replica")
 
 SHADOW_HEADER = b"x-workbench-shadow"
+#: The control plane's own requests (health gates, scoring reference data): answered and counted in the
+#: metrics, never written to the prediction log, so no analysis or monitor mistakes them for traffic.
+PROBE_HEADER = b"x-workbench-probe"
 REQUEST_ID_HEADER = b"x-request-id"
 
 
@@ -157,6 +160,7 @@ class ReplicaApp:
     async def _infer(self, scope: Scope, receive: Receive, send: Send, *, oip: bool) -> None:
         received = time.perf_counter()
         shadow = header(scope, SHADOW_HEADER) is not None
+        probe = header(scope, PROBE_HEADER) is not None
         request_id_raw = header(scope, REQUEST_ID_HEADER)
         request_id = request_id_raw.decode("latin-1") if request_id_raw else ""
         status = 200
@@ -203,7 +207,7 @@ class ReplicaApp:
                 [self.version_header],
             )
         finally:
-            self._record(received, status, shadow, request_id, decoded, result)
+            self._record(received, status, shadow, request_id, decoded, result, logged=not probe)
 
     def _record(
         self,
@@ -213,6 +217,8 @@ class ReplicaApp:
         request_id: str,
         decoded: Decoded | None,
         result: Any,
+        *,
+        logged: bool = True,
     ) -> None:
         elapsed = time.perf_counter() - received
         self.metrics.requests(status, shadow).inc()
@@ -220,7 +226,7 @@ class ReplicaApp:
             self.metrics.latency.observe(elapsed)
             if result is not None:
                 self.metrics.queue.observe(result.queue_seconds)
-        if self.writer is None:
+        if self.writer is None or not logged:
             return
         record: dict[str, Any] = {
             "ts": time.time(),

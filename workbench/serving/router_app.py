@@ -63,6 +63,7 @@ log = logging.getLogger("workbench.router")
 VERSION_SELECT_HEADER = b"x-workbench-version"
 ROUTING_KEY_HEADER = b"x-workbench-routing-key"
 REQUEST_ID_HEADER = b"x-request-id"
+PROBE_HEADER = b"x-workbench-probe"
 ADMIN_LIMIT = 4 * 1024 * 1024
 
 
@@ -181,6 +182,9 @@ class RouterApp:
         request_id_raw = header(scope, REQUEST_ID_HEADER)
         request_id = request_id_raw.decode("latin-1") if request_id_raw else next(self._request_ids)
         headers = {"content-type": "application/json", "x-request-id": request_id}
+        probe = header(scope, PROBE_HEADER) is not None
+        if probe:
+            headers["x-workbench-probe"] = "1"
         version_label = str(route.version)
         try:
             try:
@@ -215,7 +219,7 @@ class RouterApp:
         )
         self.metrics.count(endpoint_name, version_label, response.status)
         self.metrics.observe(endpoint_name, version_label, time.perf_counter() - started)
-        if scope["method"] == "POST" and routes.shadows and version_in_path is None:
+        if scope["method"] == "POST" and routes.shadows and version_in_path is None and not probe:
             self._mirror(routes, path, body, request_id)
 
     def _choose(

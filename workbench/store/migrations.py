@@ -138,9 +138,72 @@ def _v2_rollouts(connection: Connection, dialect: str) -> None:
     connection.execute(text("CREATE INDEX ix_rollout_events_rollout ON rollout_events (rollout_id, id)"))
 
 
+def _v3_monitoring(connection: Connection, dialect: str) -> None:
+    id_column = "INTEGER PRIMARY KEY AUTOINCREMENT" if dialect == "sqlite" else "BIGSERIAL PRIMARY KEY"
+    float_type = "REAL" if dialect == "sqlite" else "DOUBLE PRECISION"
+    statements = [
+        f"""CREATE TABLE monitors (
+            name VARCHAR(64) NOT NULL PRIMARY KEY,
+            endpoint VARCHAR(128) NOT NULL,
+            spec TEXT NOT NULL,
+            created_at {float_type} NOT NULL,
+            updated_at {float_type} NOT NULL
+        )""",
+        "CREATE INDEX ix_monitors_endpoint ON monitors (endpoint)",
+        f"""CREATE TABLE alert_rules (
+            name VARCHAR(64) NOT NULL PRIMARY KEY,
+            monitor VARCHAR(64) NOT NULL REFERENCES monitors (name),
+            spec TEXT NOT NULL,
+            state TEXT NOT NULL,
+            created_at {float_type} NOT NULL,
+            updated_at {float_type} NOT NULL
+        )""",
+        "CREATE INDEX ix_alert_rules_monitor ON alert_rules (monitor)",
+        f"""CREATE TABLE alert_events (
+            id {id_column},
+            ts {float_type} NOT NULL,
+            rule VARCHAR(64) NOT NULL,
+            monitor VARCHAR(64) NOT NULL,
+            endpoint VARCHAR(128) NOT NULL,
+            kind VARCHAR(32) NOT NULL,
+            severity VARCHAR(16) NOT NULL,
+            value {float_type},
+            message TEXT NOT NULL,
+            details TEXT
+        )""",
+        "CREATE INDEX ix_alert_events_rule ON alert_events (rule, id)",
+        f"""CREATE TABLE feedback (
+            endpoint VARCHAR(128) NOT NULL,
+            request_id VARCHAR(200) NOT NULL,
+            version INTEGER NOT NULL,
+            label {float_type} NOT NULL,
+            predicted_at {float_type} NOT NULL,
+            received_at {float_type} NOT NULL,
+            actor VARCHAR(200) NOT NULL,
+            PRIMARY KEY (endpoint, request_id)
+        )""",
+        "CREATE INDEX ix_feedback_predicted ON feedback (endpoint, predicted_at)",
+        f"""CREATE TABLE monitor_reports (
+            id {id_column},
+            monitor VARCHAR(64) NOT NULL,
+            ts {float_type} NOT NULL,
+            window_start {float_type} NOT NULL,
+            window_end {float_type} NOT NULL,
+            trigger VARCHAR(32) NOT NULL,
+            html_path TEXT NOT NULL,
+            json_path TEXT NOT NULL,
+            summary TEXT NOT NULL
+        )""",
+        "CREATE INDEX ix_monitor_reports_monitor ON monitor_reports (monitor, id)",
+    ]
+    for statement in statements:
+        connection.execute(text(statement))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "audit log and endpoint definitions", _v1_initial),
     Migration(2, "rollouts and their event history", _v2_rollouts),
+    Migration(3, "monitors, alert rules and events, feedback, drift reports", _v3_monitoring),
 )
 
 

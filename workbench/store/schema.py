@@ -77,3 +77,68 @@ rollout_events = Table(
     Column("evidence", Text, nullable=True),
     Index("ix_rollout_events_rollout", "rollout_id", "id"),
 )
+
+monitors = Table(
+    "monitors",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("endpoint", String(128), nullable=False, index=True),
+    Column("spec", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+alert_rules = Table(
+    "alert_rules",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("monitor", String(64), ForeignKey("monitors.name"), nullable=False, index=True),
+    Column("spec", Text, nullable=False),
+    Column("state", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+alert_events = Table(
+    "alert_events",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("ts", Float, nullable=False),
+    Column("rule", String(64), nullable=False),
+    Column("monitor", String(64), nullable=False),
+    Column("endpoint", String(128), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("value", Float, nullable=True),
+    Column("message", Text, nullable=False),
+    Column("details", Text, nullable=True),
+    Index("ix_alert_events_rule", "rule", "id"),
+)
+
+feedback = Table(
+    "feedback",
+    metadata,
+    Column("endpoint", String(128), primary_key=True),
+    Column("request_id", String(200), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("label", Float, nullable=False),
+    Column("predicted_at", Float, nullable=False),
+    Column("received_at", Float, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Index("ix_feedback_predicted", "endpoint", "predicted_at"),
+)
+
+monitor_reports = Table(
+    "monitor_reports",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("monitor", String(64), nullable=False),
+    Column("ts", Float, nullable=False),
+    Column("window_start", Float, nullable=False),
+    Column("window_end", Float, nullable=False),
+    Column("trigger", String(32), nullable=False),
+    Column("html_path", Text, nullable=False),
+    Column("json_path", Text, nullable=False),
+    Column("summary", Text, nullable=False),
+    Index("ix_monitor_reports_monitor", "monitor", "id"),
+)

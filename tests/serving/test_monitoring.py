@@ -1,0 +1,234 @@
+"""Monitoring end to end: real router and replicas, the real prediction log, the engine ticking with the
+real clock; drift alerts, an alert that rolls back, feedback, reports and bad input."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import httpx
+import orjson
+import pandas as pd
+import pytest
+
+from tests.serving.conftest import FlakyNet, World, oip_columns, wait_until
+from workbench.demo.dataset import FEATURES, generate_churn
+from workbench.errors import ConflictError, NotFoundError, ValidationError
+from workbench.specs.monitor import AlertRuleSpec, DriftOptions, MonitorSpec, RollbackAction
+
+WINDOW_S, EVERY_S = 1.0, 0.25
+
+
+class RowTraffic:
+    """Clients sending multi-row requests drawn from ``frame`` (swappable while running)."""
+
+    def __init__(self, url: str, frame: pd.DataFrame, rows_per_request: int = 25, workers: int = 2) -> None:
+        self.url = url
+        self.rows_per_request = rows_per_request
+        self.bodies = self._bodies(frame)
+        self.statuses: list[int] = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(workers)]
+
+    def _bodies(self, frame: pd.DataFrame) -> list[bytes]:
+        n = self.rows_per_request
+        return [orjson.dumps(oip_columns(frame.iloc[i : i + n])) for i in range(0, len(frame) - n, n)]
+
+    def switch(self, frame: pd.DataFrame) -> None:
+        self.bodies = self._bodies(frame)
+
+    def _run(self) -> None:
+        sent = 0
+        with httpx.Client(timeout=30) as client:
+            while not self._stop.is_set():
+                bodies = self.bodies
+                body = bodies[sent % len(bodies)]
+                sent += 1
+                try:
+                    status = client.post(self.url, content=body).status_code
+                except httpx.HTTPError:
+                    status = -1
+                self.statuses.append(status)
+                self._stop.wait(0.02)
+
+    def __enter__(self) -> RowTraffic:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=30)
+
+
+def _monitor(name: str, endpoint: str, **drift: Any) -> MonitorSpec:
+    return MonitorSpec(
+        name=name,
+        endpoint=endpoint,
+        window_s=WINDOW_S,
+        every_s=EVERY_S,
+        drift=DriftOptions(min_rows=400, **drift),
+    )
+
+
+def _firing(world: World, rule: str) -> list[Any]:
+    return [e for e in world.plane.monitoring.alerts(rule=rule) if e.kind == "firing"]
+
+
+@pytest.fixture(scope="module")
+def watched(world: World) -> str:
+    world.client.deploy("watched", "models:/churn/1")
+    world.plane.monitoring.create_monitor(_monitor("watched", "watched"), actor="tester")
+    return "watched"
+
+
+def test_covariate_drift_is_flagged_within_two_windows_and_clean_traffic_never(
+    world: World, watched: str
+) -> None:
+    world.client.create_alert_rule(
+        AlertRuleSpec(
+            name="drifting", monitor=watched, series="drift_share", op=">=", threshold=0.25, cooldown_s=0
+        )
+    )
+    engine = world.plane.monitoring.engine
+    clean = generate_churn(6000, seed=21)
+    drifted = generate_churn(6000, seed=22, covariate_drift=1.0)
+    with RowTraffic(f"{world.router}/v2/models/{watched}/infer", clean) as traffic:
+        wait_until(lambda: (engine.tick(watched)["rows"] or 0) >= 400, timeout=30)
+        started = time.monotonic()
+        judged = 0
+        while time.monotonic() - started < 30 * WINDOW_S:  # 30 windows of undrifted traffic
+            values = engine.tick(watched)
+            judged += values["drift"] is not None
+            time.sleep(EVERY_S)
+        assert judged >= 100, "the window never held enough rows to judge drift"
+        assert _firing(world, "drifting") == [], "undrifted traffic raised a drift alert"
+        traffic.switch(drifted)
+        switched = time.monotonic()
+        while not _firing(world, "drifting") and time.monotonic() - switched < 10 * WINDOW_S:
+            engine.tick(watched)
+            time.sleep(EVERY_S)
+        flagged_after = time.monotonic() - switched
+    assert _firing(world, "drifting"), "covariate drift was never flagged"
+    assert flagged_after <= 2 * WINDOW_S + 2 * EVERY_S, f"drift flagged only after {flagged_after:.2f}s"
+    assert set(traffic.statuses) == {200}
+    detail = world.client.monitor(watched)
+    drifted_columns = {c["column"] for c in detail["values"]["drift"]["columns"] if c["drifted"]}
+    assert {"monthly_charges", "sessions_30d"} <= drifted_columns
+    audit = world.client.audit(target=f"endpoint:{watched}", action="alert.firing")
+    assert audit
+    assert audit[0].actor == "alert:drifting"
+
+
+def test_an_alert_rule_with_a_rollback_action_rolls_the_endpoint_back(world: World) -> None:
+    flaky = world.client.register_model(
+        "churn",
+        FlakyNet(world.modules[2]),
+        input_example=world.frame[list(FEATURES)].head(2),
+        reference_data=world.frame,
+    )
+    world.client.deploy("guarded", "models:/churn/1")
+    world.client.deploy("guarded", flaky.uri, reason="a bad release")
+    world.plane.monitoring.create_monitor(_monitor("guarded", "guarded"), actor="tester")
+    world.client.create_alert_rule(
+        AlertRuleSpec(
+            name="errors-roll-back",
+            monitor="guarded",
+            series="error_rate",
+            op=">",
+            threshold=0.1,
+            actions=(RollbackAction(),),
+        )
+    )
+    engine = world.plane.monitoring.engine
+    with RowTraffic(f"{world.router}/v2/models/guarded/infer", world.frame, rows_per_request=1):
+        wait_until(
+            lambda: engine.tick("guarded") and _firing(world, "errors-roll-back"), timeout=30, every=EVERY_S
+        )
+        routes = world.client.get_endpoint("guarded").spec.routes
+    assert [(r.version, r.weight) for r in routes] == [(1, 100.0)]
+    events = world.plane.monitoring.alerts(rule="errors-roll-back")
+    action = next(e for e in events if e.kind == "action.rollback")
+    assert action.details["ok"] is True
+    rollback = world.client.audit(target="endpoint:guarded", action="endpoint.rollback")[0]
+    assert rollback.actor == "alert:errors-roll-back"
+    assert "error_rate" in (rollback.reason or "")
+    # The monitor follows the version now serving, judged by its own reference.
+    assert world.client.monitor("guarded")["reference"]["version"] == 1
+
+
+def test_feedback_is_joined_by_request_id_and_never_counted_twice(world: World, watched: str) -> None:
+    world.client.create_monitor({"name": "labelled", "endpoint": watched, "window_s": 120, "every_s": 1})
+    rows = world.frame.head(40)
+    ids: dict[str, int] = {}
+    for i in range(len(rows)):
+        request_id = f"fb-{time.time_ns()}-{i}"
+        response = httpx.post(
+            f"{world.router}/v2/models/{watched}/infer",
+            json=oip_columns(rows.iloc[[i]]),
+            headers={"x-request-id": request_id},
+        )
+        assert response.status_code == 200
+        assert response.headers["x-request-id"] == request_id
+        ids[request_id] = int(rows.iloc[i]["churned"])
+    accepted = world.client.feedback(watched, ids)
+    assert accepted == {"endpoint": watched, "accepted": 40}
+    first = next(iter(ids))
+    with pytest.raises(ConflictError, match="never counted twice") as duplicate:
+        world.client.feedback(watched, {first: 1.0})
+    assert duplicate.value.details["duplicates"] == [first]
+    with pytest.raises(NotFoundError, match="not in the prediction log") as unknown:
+        world.client.feedback(watched, {"no-such-request": 1.0, first: 0.0})
+    assert unknown.value.details["unknown"] == ["no-such-request"]
+    with pytest.raises(ValidationError, match="more than once"):
+        world.client.feedback(watched, [("x", 1.0), ("x", 0.0)])
+    values = world.client.monitor("labelled")["values"]
+    assert values["labelled"] == 40
+    assert values["accuracy"] is not None
+    assert 0.5 <= values["accuracy"] <= 1.0
+    assert values["estimated_accuracy"] is not None
+
+
+def test_bad_monitors_and_rules_are_refused_at_creation(world: World, watched: str) -> None:
+    with pytest.raises(ValidationError, match="unknown series"):
+        world.client.create_alert_rule(
+            {"name": "x", "monitor": watched, "series": "p95", "op": ">", "threshold": 1}
+        )
+    with pytest.raises(ValidationError, match="shorter than the scrape interval"):
+        world.client.create_monitor({"name": "short", "endpoint": watched, "window_s": 1, "every_s": 5})
+    with pytest.raises(ValidationError, match="lacks column"):
+        world.client.create_monitor({"name": "cols", "endpoint": watched, "drift": {"columns": ["nope"]}})
+    with pytest.raises(ValidationError, match="does not watch column"):
+        world.client.create_alert_rule(
+            {"name": "y", "monitor": watched, "series": "drift:nope", "op": ">", "threshold": 0.1}
+        )
+    with pytest.raises(NotFoundError):
+        world.client.create_monitor({"name": "ghost", "endpoint": "no-such-endpoint"})
+    world.client.deploy("unreferenced", "models:/churn/3")  # registered without a reference dataset
+    with pytest.raises(ValidationError, match="no reference dataset"):
+        world.client.create_monitor({"name": "noref", "endpoint": "unreferenced"})
+    with pytest.raises(ConflictError, match="already exists"):
+        world.client.create_monitor({"name": watched, "endpoint": watched})
+    assert {m.spec.name for m in world.client.monitors()} >= {watched}
+    assert "noref" not in {m.spec.name for m in world.client.monitors()}
+
+
+def test_an_evidently_report_is_archived_and_agrees_with_the_live_scores(world: World, watched: str) -> None:
+    with RowTraffic(f"{world.router}/v2/models/{watched}/infer", generate_churn(4000, seed=31)):
+        wait_until(lambda: (world.plane.monitoring.engine.tick(watched)["rows"] or 0) >= 600, timeout=30)
+        record = world.client.drift_report(watched, window_s=2.0)
+    assert record.summary["rows"] >= 400
+    for column in record.summary["columns"]:
+        assert column["drifted"] == column["live_drifted"], column
+    html = httpx.get(
+        f"{world.api_url}/api/v1/monitors/{watched}/reports/{record.id}/html",
+        headers={"Authorization": f"Bearer {world.settings.read_token()}"},
+    )
+    assert html.status_code == 200
+    assert "<html" in html.text[:2000].lower()
+    assert world.client.drift_reports(watched)[0].id == record.id
+    metrics = httpx.get(f"{world.api_url}/api/v1/metrics").text
+    assert 'workbench_drift_score{column="monthly_charges"' in metrics
+    assert "workbench_monitor_value" in metrics

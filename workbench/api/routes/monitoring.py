@@ -1,0 +1,136 @@
+"""Monitors, alert rules, alerts, feedback, drift reports, and series for dashboards."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from workbench.api.auth import actor_of
+from workbench.api.deps import control_plane
+from workbench.control_plane import ControlPlane
+from workbench.errors import NotFoundError
+from workbench.monitoring.service import FeedbackRequest
+from workbench.specs.monitor import AlertRuleSpec, MonitorSpec
+from workbench.store.monitoring import AlertEvent, AlertRuleRecord, MonitorRecord, ReportRecord
+
+router = APIRouter(tags=["monitoring"])
+
+
+class CreateMonitor(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    spec: MonitorSpec
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+class CreateRule(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    spec: AlertRuleSpec
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+class ReportRequest(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    window_s: float | None = Field(default=None, gt=0)
+
+
+@router.post("/monitors", status_code=201)
+def create_monitor(
+    body: CreateMonitor, request: Request, plane: ControlPlane = Depends(control_plane)
+) -> MonitorRecord:
+    return plane.monitoring.create_monitor(body.spec, actor=actor_of(request), reason=body.reason)
+
+
+@router.get("/monitors")
+def list_monitors(
+    endpoint: str | None = Query(default=None, max_length=128), plane: ControlPlane = Depends(control_plane)
+) -> list[MonitorRecord]:
+    return plane.monitoring.monitors(endpoint=endpoint)
+
+
+@router.get("/monitors/{name}")
+def monitor_status(
+    name: str, history: int = Query(default=0, ge=0, le=2000), plane: ControlPlane = Depends(control_plane)
+) -> dict[str, Any]:
+    """The monitor, its series, drift and performance now, its rules, and optionally recent history."""
+    return plane.monitoring.status(name, history=history)
+
+
+@router.delete("/monitors/{name}")
+def delete_monitor(
+    name: str, request: Request, plane: ControlPlane = Depends(control_plane)
+) -> MonitorRecord:
+    return plane.monitoring.delete_monitor(name, actor=actor_of(request))
+
+
+@router.post("/monitors/{name}/reports", status_code=201)
+def create_report(
+    name: str, body: ReportRequest | None = None, plane: ControlPlane = Depends(control_plane)
+) -> ReportRecord:
+    """A full Evidently drift report of the window, archived (takes seconds)."""
+    return plane.monitoring.report(name, window_s=body.window_s if body else None)
+
+
+@router.get("/monitors/{name}/reports")
+def list_reports(name: str, plane: ControlPlane = Depends(control_plane)) -> list[ReportRecord]:
+    return plane.monitoring.reports(name)
+
+
+@router.get("/monitors/{name}/reports/{report_id}/{kind}")
+def report_file(
+    name: str, report_id: int, kind: str, plane: ControlPlane = Depends(control_plane)
+) -> FileResponse:
+    if kind not in ("html", "json"):
+        raise NotFoundError(f"no report file {kind!r}: use html or json")
+    found = [r for r in plane.monitoring.reports(name) if r.id == report_id]
+    if not found:
+        raise NotFoundError(f"monitor {name!r} has no report {report_id}")
+    path = Path(found[0].html_path if kind == "html" else found[0].json_path)
+    if not path.is_file():
+        raise NotFoundError(f"report {report_id}'s {kind} file is gone from the archive")
+    return FileResponse(path, media_type="text/html" if kind == "html" else "application/json")
+
+
+@router.post("/alert-rules", status_code=201)
+def create_rule(
+    body: CreateRule, request: Request, plane: ControlPlane = Depends(control_plane)
+) -> AlertRuleRecord:
+    return plane.monitoring.create_rule(body.spec, actor=actor_of(request), reason=body.reason)
+
+
+@router.get("/alert-rules")
+def list_rules(
+    monitor: str | None = Query(default=None, max_length=64), plane: ControlPlane = Depends(control_plane)
+) -> list[AlertRuleRecord]:
+    return plane.monitoring.rules(monitor=monitor)
+
+
+@router.delete("/alert-rules/{name}")
+def delete_rule(name: str, request: Request, plane: ControlPlane = Depends(control_plane)) -> AlertRuleRecord:
+    return plane.monitoring.delete_rule(name, actor=actor_of(request))
+
+
+@router.get("/alerts")
+def list_alerts(
+    rule: str | None = Query(default=None, max_length=64),
+    monitor: str | None = Query(default=None, max_length=64),
+    endpoint: str | None = Query(default=None, max_length=128),
+    limit: int = Query(default=200, ge=1, le=10_000),
+    plane: ControlPlane = Depends(control_plane),
+) -> list[AlertEvent]:
+    """Alert events, newest first: firing, resolved, and each action's outcome."""
+    return plane.monitoring.alerts(rule=rule, monitor=monitor, endpoint=endpoint, limit=limit)
+
+
+@router.post("/feedback")
+def post_feedback(
+    body: FeedbackRequest, request: Request, plane: ControlPlane = Depends(control_plane)
+) -> dict[str, Any]:
+    """Ground-truth labels by request id, one or a batch: all accepted or none."""
+    return plane.monitoring.feedback(body, actor=actor_of(request))

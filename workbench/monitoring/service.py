@@ -1,0 +1,237 @@
+"""The monitoring domain facade: monitors, alert rules, feedback, reports; every change audited.
+
+The API, client and CLI call this; it validates eagerly (an unknown series, a window shorter than the
+scrape interval, a reference dataset that does not match the signature are refused at creation, before
+anything is stored) and leaves the periodic work to :class:`~workbench.monitoring.engine.MonitorEngine`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from workbench.errors import ConflictError, NotFoundError, ValidationError
+from workbench.monitoring.engine import MonitorEngine
+from workbench.monitoring.reference import build_reference
+from workbench.specs.monitor import AlertRuleSpec, MonitorSpec
+from workbench.store.monitoring import (
+    AlertEvent,
+    AlertRuleRecord,
+    FeedbackItem,
+    MonitoringRepository,
+    MonitorRecord,
+    ReportRecord,
+)
+
+if TYPE_CHECKING:
+    from workbench.control_plane import ControlPlane
+
+MAX_FEEDBACK_BATCH = 10_000
+
+
+class Label(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    request_id: str = Field(min_length=1, max_length=200)
+    label: float = Field(allow_inf_nan=False, description="the ground truth: 0/1 for a classifier")
+
+
+class FeedbackRequest(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    endpoint: str
+    labels: list[Label] = Field(min_length=1, max_length=MAX_FEEDBACK_BATCH)
+
+
+class MonitoringService:
+    def __init__(self, plane: ControlPlane) -> None:
+        self.plane = plane
+        self.repo = MonitoringRepository()
+        self.engine = MonitorEngine(plane)
+
+    # ------------------------------------------------------------ monitors
+    def create_monitor(self, spec: MonitorSpec, *, actor: str, reason: str | None = None) -> MonitorRecord:
+        self.plane.get_endpoint(spec.endpoint)  # 404 for an unknown endpoint
+        with self.plane.db.read() as connection:
+            try:
+                self.repo.get_monitor(connection, spec.name)
+            except NotFoundError:
+                pass
+            else:
+                raise ConflictError(f"monitor {spec.name!r} already exists", monitor=spec.name)
+        build_reference(self.plane, spec)  # refuses a reference that does not match, before storing
+        with self.plane.db.write() as connection:
+            record = self.repo.create_monitor(connection, spec)
+            self.plane.audit.record(
+                connection,
+                actor=actor,
+                action="monitor.create",
+                target=f"endpoint:{spec.endpoint}",
+                after=spec.model_dump(mode="json"),
+                reason=reason,
+                link=f"monitor:{spec.name}",
+            )
+        return record
+
+    def monitors(self, *, endpoint: str | None = None) -> list[MonitorRecord]:
+        with self.plane.db.read() as connection:
+            return self.repo.list_monitors(connection, endpoint=endpoint)
+
+    def monitor(self, name: str) -> MonitorRecord:
+        with self.plane.db.read() as connection:
+            return self.repo.get_monitor(connection, name)
+
+    def delete_monitor(self, name: str, *, actor: str, reason: str | None = None) -> MonitorRecord:
+        with self.plane.db.write() as connection:
+            record = self.repo.delete_monitor(connection, name)
+            self.plane.audit.record(
+                connection,
+                actor=actor,
+                action="monitor.delete",
+                target=f"endpoint:{record.spec.endpoint}",
+                before=record.spec.model_dump(mode="json"),
+                reason=reason,
+                link=f"monitor:{name}",
+            )
+        self.engine.forget(name)
+        return record
+
+    def status(self, name: str, *, history: int = 0) -> dict[str, Any]:
+        """The monitor, its latest values (computed now), its rules' states, and optionally history."""
+        record = self.monitor(name)
+        values = self.engine.tick(name)
+        with self.plane.db.read() as connection:
+            rules = self.repo.list_rules(connection, monitor=name)
+        out: dict[str, Any] = {
+            "monitor": record.model_dump(mode="json"),
+            "reference": {
+                "model": (live := self.engine.live(name)).reference.model,
+                "version": live.reference.version,
+                "rows": len(live.reference.frame),
+                "task": live.reference.task,
+                "columns": list(live.reference.columns),
+                "predictions": live.reference.predictions is not None,
+                "scoring_error": live.reference.scoring_error,
+            },
+            "values": values,
+            "rules": [r.model_dump(mode="json") for r in rules],
+        }
+        if history:
+            out["history"] = self.engine.history(name, history)
+        return out
+
+    # --------------------------------------------------------- alert rules
+    def create_rule(self, spec: AlertRuleSpec, *, actor: str, reason: str | None = None) -> AlertRuleRecord:
+        monitor = self.monitor(spec.monitor).spec
+        if spec.series.startswith("drift:"):
+            column = spec.series.removeprefix("drift:")
+            watched = self.engine.live(spec.monitor).reference.columns
+            if column not in watched:
+                raise ValidationError(
+                    f"series {spec.series!r}: monitor {spec.monitor!r} does not watch column {column!r}",
+                    watched=list(watched),
+                )
+        if spec.for_s and spec.for_s < monitor.every_s:
+            raise ValidationError(
+                f"for_s ({spec.for_s:g}s) is shorter than the monitor's scrape interval ({monitor.every_s:g}s)"
+            )
+        with self.plane.db.write() as connection:
+            record = self.repo.create_rule(connection, spec)
+            self.plane.audit.record(
+                connection,
+                actor=actor,
+                action="alert_rule.create",
+                target=f"endpoint:{monitor.endpoint}",
+                after=spec.model_dump(mode="json"),
+                reason=reason,
+                link=f"alert-rule:{spec.name}",
+            )
+        return record
+
+    def rules(self, *, monitor: str | None = None) -> list[AlertRuleRecord]:
+        with self.plane.db.read() as connection:
+            return self.repo.list_rules(connection, monitor=monitor)
+
+    def delete_rule(self, name: str, *, actor: str, reason: str | None = None) -> AlertRuleRecord:
+        with self.plane.db.write() as connection:
+            record = self.repo.delete_rule(connection, name)
+            self.plane.audit.record(
+                connection,
+                actor=actor,
+                action="alert_rule.delete",
+                target=f"monitor:{record.spec.monitor}",
+                before=record.spec.model_dump(mode="json"),
+                reason=reason,
+            )
+        return record
+
+    def alerts(
+        self,
+        *,
+        rule: str | None = None,
+        monitor: str | None = None,
+        endpoint: str | None = None,
+        limit: int = 200,
+    ) -> list[AlertEvent]:
+        with self.plane.db.read() as connection:
+            return self.repo.events(connection, rule=rule, monitor=monitor, endpoint=endpoint, limit=limit)
+
+    # ------------------------------------------------------------ feedback
+    def feedback(self, request: FeedbackRequest, *, actor: str) -> dict[str, Any]:
+        """Record ground truth by request id: all or nothing; unknown ids and duplicates are refused."""
+        self.plane.get_endpoint(request.endpoint)
+        ids = [label.request_id for label in request.labels]
+        repeated = sorted({i for i in ids if ids.count(i) > 1}) if len(set(ids)) != len(ids) else []
+        if repeated:
+            raise ValidationError(
+                f"{len(repeated)} request id(s) appear more than once in this batch", repeated=repeated[:50]
+            )
+        known = self.engine.feed(request.endpoint).lookup(ids)
+        unknown = [i for i in ids if i not in known]
+        if unknown:
+            raise NotFoundError(
+                f"{len(unknown)} request id(s) are not in the prediction log of {request.endpoint!r} "
+                "(unknown, or older than the feedback window)",
+                unknown=unknown[:50],
+            )
+        with self.plane.db.write() as connection:
+            duplicates = self.repo.known_feedback(connection, request.endpoint, ids)
+            if duplicates:
+                raise ConflictError(
+                    f"{len(duplicates)} request id(s) already have feedback; a label is never counted twice",
+                    duplicates=sorted(duplicates)[:50],
+                )
+            now = time.time()
+            items = [
+                FeedbackItem(
+                    endpoint=request.endpoint,
+                    request_id=label.request_id,
+                    version=known[label.request_id].version,
+                    label=label.label,
+                    predicted_at=known[label.request_id].ts,
+                    received_at=now,
+                )
+                for label in request.labels
+            ]
+            self.repo.add_feedback(connection, items, actor=actor)
+            self.plane.audit.record(
+                connection,
+                actor=actor,
+                action="feedback.add",
+                target=f"endpoint:{request.endpoint}",
+                after={"labels": len(items)},
+            )
+        return {"endpoint": request.endpoint, "accepted": len(items)}
+
+    # ------------------------------------------------------------- reports
+    def report(self, name: str, *, window_s: float | None = None) -> ReportRecord:
+        if window_s is not None and window_s <= 0:
+            raise ValidationError("window_s must be > 0")
+        return self.engine.report(name, trigger="manual", window_s=window_s)
+
+    def reports(self, name: str) -> list[ReportRecord]:
+        self.monitor(name)
+        with self.plane.db.read() as connection:
+            return self.repo.reports(connection, monitor=name)

@@ -1,0 +1,181 @@
+"""A monitor's sliding window: time slices of one scrape interval each, summed on demand.
+
+Each slice keeps counts (requests, server errors), latencies, the feature histogram and the prediction
+histogram of the records whose timestamp falls in it, and the (request id, score) pairs that fed-back
+labels are joined to. The window is the last ``window_s / every_s`` slices; older ones are dropped, so
+memory is bounded by the window and the update cost by what arrived since the last look.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from workbench.monitoring.drift import ReferenceProfile, WindowHistogram
+
+PREDICTION = "prediction"
+
+
+def record_rows(record: dict[str, Any], columns: Sequence[str]) -> dict[str, Any] | None:
+    """The logged inputs of a request as column → values, whether it was sent by column or as a matrix."""
+    inputs = record.get("inputs")
+    if not isinstance(inputs, dict):
+        return None
+    if "matrix" in inputs and len(inputs) == 1:
+        matrix = np.asarray(inputs["matrix"], dtype=np.float64)
+        if matrix.ndim != 2 or matrix.shape[1] != len(columns):
+            return None
+        return {name: matrix[:, i] for i, name in enumerate(columns)}
+    return {name: inputs[name] for name in columns if name in inputs}
+
+
+def record_scores(record: dict[str, Any]) -> np.ndarray[Any, np.dtype[np.float64]] | None:
+    """One score per row: the first output, its last column (the positive class of a classifier)."""
+    outputs = record.get("outputs")
+    if not isinstance(outputs, dict) or not outputs:
+        return None
+    try:
+        values = np.asarray(next(iter(outputs.values())), dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+    if values.ndim == 0 or values.size == 0:
+        return None
+    rows = int(record.get("rows") or values.shape[0])
+    return values.reshape(rows, -1)[:, -1] if values.size % max(rows, 1) == 0 else None
+
+
+@dataclass
+class Slice:
+    start: float
+    features: WindowHistogram
+    predictions: WindowHistogram | None
+    requests: int = 0
+    errors: int = 0
+    latencies: array[float] = field(default_factory=lambda: array("d"))
+    scored: list[tuple[str, float]] = field(default_factory=list)
+    versions: dict[int, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SeriesValues:
+    requests: int
+    requests_per_s: float | None
+    error_rate: float | None
+    latency_p50_ms: float | None
+    latency_p95_ms: float | None
+    latency_p99_ms: float | None
+
+
+class SlidingWindow:
+    def __init__(
+        self,
+        *,
+        window_s: float,
+        every_s: float,
+        features: ReferenceProfile,
+        predictions: ReferenceProfile | None,
+    ) -> None:
+        self.window_s = window_s
+        self.every_s = every_s
+        self.features = features
+        self.predictions = predictions
+        self._slices: dict[int, Slice] = {}
+
+    def _slice(self, ts: float) -> Slice:
+        key = math.floor(ts / self.every_s)
+        found = self._slices.get(key)
+        if found is None:
+            found = self._slices[key] = Slice(
+                start=key * self.every_s,
+                features=WindowHistogram(self.features),
+                predictions=WindowHistogram(self.predictions) if self.predictions is not None else None,
+            )
+        return found
+
+    def add(self, records: Iterable[dict[str, Any]], now: float) -> None:
+        oldest = now - self.window_s
+        columns = self.features.names
+        for record in records:
+            ts = float(record.get("ts", 0.0))
+            if ts < oldest or record.get("shadow"):
+                continue
+            status = int(record.get("status", 0))
+            part = self._slice(ts)
+            part.requests += 1
+            version = int(record.get("version", 0))
+            part.versions[version] = part.versions.get(version, 0) + 1
+            if status >= 500:
+                part.errors += 1
+                continue
+            if status >= 400:
+                continue
+            if "latency_ms" in record:
+                part.latencies.append(float(record["latency_ms"]))
+            rows = record_rows(record, columns)
+            if rows:
+                part.features.add(rows)
+            scores = record_scores(record)
+            if scores is not None:
+                if part.predictions is not None:
+                    part.predictions.add({PREDICTION: scores})
+                request_id = str(record.get("request_id") or "")
+                if request_id and scores.size == 1:
+                    part.scored.append((request_id, float(scores[0])))
+        self.evict(now)
+
+    def evict(self, now: float) -> None:
+        oldest = math.floor((now - self.window_s) / self.every_s)
+        for key in [k for k in self._slices if k < oldest]:
+            del self._slices[key]
+
+    def parts(self) -> list[Slice]:
+        return [self._slices[k] for k in sorted(self._slices)]
+
+    def series(self, now: float) -> SeriesValues:
+        parts = self.parts()
+        requests = sum(p.requests for p in parts)
+        errors = sum(p.errors for p in parts)
+        latencies = np.concatenate([np.asarray(p.latencies) for p in parts]) if parts else np.empty(0)
+        span = min(self.window_s, max(now - parts[0].start, self.every_s)) if parts else self.window_s
+
+        def quantile(q: float) -> float | None:
+            return float(np.quantile(latencies, q)) if latencies.size else None
+
+        return SeriesValues(
+            requests=requests,
+            requests_per_s=requests / span if span > 0 else None,
+            error_rate=errors / requests if requests else None,
+            latency_p50_ms=quantile(0.5),
+            latency_p95_ms=quantile(0.95),
+            latency_p99_ms=quantile(0.99),
+        )
+
+    def feature_histogram(self) -> WindowHistogram:
+        return WindowHistogram.combined(self.features, (p.features for p in self.parts()))
+
+    def prediction_histogram(self) -> WindowHistogram | None:
+        if self.predictions is None:
+            return None
+        return WindowHistogram.combined(
+            self.predictions, (p.predictions for p in self.parts() if p.predictions is not None)
+        )
+
+    def scored(self) -> list[tuple[str, float]]:
+        return [pair for p in self.parts() for pair in p.scored]
+
+    def versions(self) -> dict[int, int]:
+        total: dict[int, int] = {}
+        for part in self.parts():
+            for version, count in part.versions.items():
+                total[version] = total.get(version, 0) + count
+        return total
+
+    @property
+    def start(self) -> float | None:
+        parts = self.parts()
+        return parts[0].start if parts else None

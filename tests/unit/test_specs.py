@@ -14,6 +14,15 @@ import workbench.specs
 from workbench.specs.analysis import AnalysisSpec, MetricCheck
 from workbench.specs.base import Spec
 from workbench.specs.endpoint import BatchingSpec, EndpointSpec, ShadowTarget, TrafficRoute
+from workbench.specs.monitor import (
+    AlertRuleSpec,
+    DriftOptions,
+    MonitorSpec,
+    NotifyAction,
+    ReportSchedule,
+    RollbackAction,
+    RunbookAction,
+)
 from workbench.specs.rollout import BlueGreenOptions, CanaryStep, RolloutSpec, ShadowOptions
 
 
@@ -40,6 +49,52 @@ SPEC_CLASSES = _discover_specs()
 # field that does not survive the round trip is noticed.
 FACTORIES: dict[type[Spec], dict[str, Any]] = {
     CanaryStep: {"weight": 12.5, "min_duration_s": 90.0},
+    DriftOptions: {
+        "columns": ["age", "plan"],
+        "categorical": ["plan"],
+        "methods": {"age": "psi"},
+        "thresholds": {"age": 0.2},
+        "drift_share": 0.3,
+        "min_rows": 1000,
+    },
+    ReportSchedule: {"every_s": 3600.0},
+    MonitorSpec: {
+        "name": "fraud-watch",
+        "endpoint": "fraud-scoring-2",
+        "window_s": 600.0,
+        "every_s": 15.0,
+        "drift": {
+            "columns": ["amount"],
+            "categorical": [],
+            "methods": {},
+            "thresholds": {},
+            "drift_share": 0.5,
+            "min_rows": 200,
+        },
+        "reports": {"every_s": 86400.0},
+        "description": "Fraud scoring: inputs and outputs.",
+        "kind": "monitor",
+    },
+    NotifyAction: {"kind": "notify", "webhook": "http://127.0.0.1:9000/hook"},
+    RollbackAction: {"kind": "rollback"},
+    RunbookAction: {
+        "kind": "runbook",
+        "runbook": "drift-investigation",
+        "parameters": {"window": "1h", "n": 3},
+    },
+    AlertRuleSpec: {
+        "name": "p95-too-slow",
+        "monitor": "fraud-watch",
+        "series": "drift:amount",
+        "op": ">=",
+        "threshold": 0.25,
+        "for_s": 120.0,
+        "severity": "critical",
+        "cooldown_s": 60.0,
+        "actions": [{"kind": "notify", "webhook": None}, {"kind": "rollback"}],
+        "description": "page someone",
+        "kind": "alert_rule",
+    },
     BlueGreenOptions: {
         "keep_warm_s": 0.0,
         "gate_requests": 0,

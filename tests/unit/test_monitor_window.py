@@ -1,0 +1,64 @@
+"""The sliding window: slices by time, eviction, series, shadows and client errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from workbench.monitoring.drift import ReferenceProfile, profile_column
+from workbench.monitoring.window import PREDICTION, SlidingWindow, record_rows, record_scores
+
+
+def _profile() -> ReferenceProfile:
+    rng = np.random.default_rng(0)
+    return ReferenceProfile(
+        (profile_column("a", rng.normal(0, 1, 2000)), profile_column("b", rng.normal(0, 1, 2000)))
+    )
+
+
+def _record(ts: float, status: int = 200, **extra: Any) -> dict[str, Any]:
+    return {
+        "ts": ts,
+        "version": 1,
+        "status": status,
+        "latency_ms": 2.0,
+        "rows": 1,
+        "request_id": f"r{ts}",
+        "inputs": {"a": [0.1], "b": [0.2]},
+        "outputs": {"p": [[0.7]]},
+        **extra,
+    }
+
+
+def test_series_over_the_window_and_eviction() -> None:
+    predictions = ReferenceProfile((profile_column(PREDICTION, np.linspace(0, 1, 500)),))
+    window = SlidingWindow(window_s=10, every_s=1, features=_profile(), predictions=predictions)
+    records = [_record(100 + i * 0.5) for i in range(20)]  # 100.0 .. 109.5
+    records += [_record(105.2, status=500), _record(105.3, status=422), _record(105.4, shadow=True)]
+    window.add(records, now=110.0)
+    series = window.series(110.0)
+    assert series.requests == 22  # the shadow copy is not traffic; the 422 is a request
+    assert series.error_rate == pytest.approx(1 / 22)
+    assert series.requests_per_s == pytest.approx(2.2)
+    assert series.latency_p95_ms == 2.0
+    assert window.feature_histogram().rows == 20
+    assert len(window.scored()) == 20
+    window.evict(115.0)
+    assert window.series(115.0).requests == 12  # slices from 105 on: ten, the 500 and the 422
+
+
+def test_rows_come_from_columns_or_a_matrix() -> None:
+    assert record_rows({"inputs": {"a": [1, 2], "b": [3, 4], "c": [0, 0]}}, ("a", "b")) == {
+        "a": [1, 2],
+        "b": [3, 4],
+    }
+    matrix = record_rows({"inputs": {"matrix": [[1, 2], [3, 4]]}}, ("a", "b"))
+    assert matrix is not None
+    assert matrix["b"].tolist() == [2.0, 4.0]
+    assert record_rows({"inputs": {"matrix": [[1, 2, 3]]}}, ("a", "b")) is None
+    assert record_rows({}, ("a",)) is None
+    scores = record_scores({"rows": 2, "outputs": {"p": [[0.1, 0.9], [0.8, 0.2]]}})
+    assert scores is not None
+    assert scores.tolist() == [0.9, 0.2]  # the positive class of a two-column classifier output

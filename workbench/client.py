@@ -369,6 +369,13 @@ class Client:
         result: dict[str, Any] = self._request("POST", "/feedback", json=body, timeout=120.0)
         return result
 
+    def series(self, endpoint: str, *, window_s: float = 300.0, step_s: float = 10.0) -> dict[str, Any]:
+        """Requests/s, error rate and latency percentiles per step, per version ("1", "2"...) and "all"."""
+        result: dict[str, Any] = self._request(
+            "GET", "/series", params={"endpoint": endpoint, "window_s": window_s, "step_s": step_s}
+        )
+        return result
+
     def drift_report(self, monitor: str, *, window_s: float | None = None) -> ReportRecord:
         """A full Evidently report of the monitor's window, archived; returns where its files are."""
         return ReportRecord.model_validate(

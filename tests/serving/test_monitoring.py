@@ -229,6 +229,11 @@ def test_an_evidently_report_is_archived_and_agrees_with_the_live_scores(world: 
     assert html.status_code == 200
     assert "<html" in html.text[:2000].lower()
     assert world.client.drift_reports(watched)[0].id == record.id
+    series = world.client.series(watched, window_s=30, step_s=5)
+    assert series["series"]["1"][-1]["requests"] + series["series"]["1"][-2]["requests"] > 0
+    assert series["series"]["all"][-1]["latency_p95_ms"] is not None
+    with pytest.raises(ValidationError):
+        world.client.series(watched, window_s=100_000, step_s=0.001)
     metrics = httpx.get(f"{world.api_url}/api/v1/metrics").text
     assert 'workbench_drift_score{column="monthly_charges"' in metrics
     assert "workbench_monitor_value" in metrics

@@ -62,3 +62,21 @@ def test_rows_come_from_columns_or_a_matrix() -> None:
     scores = record_scores({"rows": 2, "outputs": {"p": [[0.1, 0.9], [0.8, 0.2]]}})
     assert scores is not None
     assert scores.tolist() == [0.9, 0.2]  # the positive class of a two-column classifier output
+
+
+def test_dashboard_series_per_version_and_all() -> None:
+    from workbench.errors import ValidationError
+    from workbench.monitoring.series import series_from_records
+
+    records = [_record(100.0 + i * 0.1, version=1 if i % 4 else 2) for i in range(100)]  # 10 s
+    records.append(_record(101.0, status=503, version=2))
+    records.append(_record(101.0, shadow=True, version=3))
+    series = series_from_records(records, start=100.0, end=110.0, step_s=5.0)
+    assert list(series) == ["all", "1", "2"]
+    first, second = series["all"]
+    assert (first["requests"], second["requests"]) == (51, 50)
+    assert first["requests_per_s"] == pytest.approx(10.2)
+    assert series["2"][0]["error_rate"] == pytest.approx(1 / 14)
+    assert series["1"][1]["latency_p99_ms"] == 2.0
+    with pytest.raises(ValidationError, match="at most"):
+        series_from_records([], start=0.0, end=1e6, step_s=1.0)

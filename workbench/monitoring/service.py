@@ -225,6 +225,25 @@ class MonitoringService:
             )
         return {"endpoint": request.endpoint, "accepted": len(items)}
 
+    # -------------------------------------------------------------- series
+    def series(self, endpoint: str, *, window_s: float = 300.0, step_s: float = 10.0) -> dict[str, Any]:
+        """Requests/s, error rate, p50/p95/p99 per step over the last ``window_s``, per version and all."""
+        from workbench.monitoring.series import check_steps, series_from_records
+        from workbench.telemetry import read_records
+
+        check_steps(window_s, step_s)
+        self.plane.get_endpoint(endpoint)
+        end = time.time()
+        start = end - window_s
+        records = read_records(self.plane.settings.home / "predictions" / endpoint, since=start, until=end)
+        return {
+            "endpoint": endpoint,
+            "start": start,
+            "end": end,
+            "step_s": step_s,
+            "series": series_from_records(records, start=start, end=end, step_s=step_s),
+        }
+
     # ------------------------------------------------------------- reports
     def report(self, name: str, *, window_s: float | None = None) -> ReportRecord:
         if window_s is not None and window_s <= 0:

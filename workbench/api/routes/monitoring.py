@@ -128,6 +128,17 @@ def list_alerts(
     return plane.monitoring.alerts(rule=rule, monitor=monitor, endpoint=endpoint, limit=limit)
 
 
+@router.get("/series")
+def series(
+    endpoint: str = Query(max_length=128),
+    window_s: float = Query(default=300.0, gt=0, le=30 * 86_400),
+    step_s: float = Query(default=10.0, gt=0),
+    plane: ControlPlane = Depends(control_plane),
+) -> dict[str, Any]:
+    """Per step over the look-back: requests/s, error rate, p50/p95/p99 latency, per version and all."""
+    return plane.monitoring.series(endpoint, window_s=window_s, step_s=step_s)
+
+
 @router.post("/feedback")
 def post_feedback(
     body: FeedbackRequest, request: Request, plane: ControlPlane = Depends(control_plane)

@@ -223,6 +223,21 @@ def test_demo_registers_three_versions_and_canaries_v2_to_champion_and_v3_back(
         shown = cli("status").stdout
         assert "Rollouts" in shown
         assert "rolled_back" in shown
+        # The demo watches its endpoint; generated traffic with labels fed back reaches the monitor.
+        sent = cli("demo-traffic", "--seconds", "4", "--rate", "80").stdout
+        assert "labels fed back" in sent
+        monitor = cli.json("monitor", "show", "churn")
+        assert isinstance(monitor, dict)
+        assert monitor["reference"]["version"] == 2
+        assert monitor["values"]["requests"] > 100
+        assert monitor["values"]["labelled"] > 0
+        assert {r["spec"]["name"] for r in monitor["rules"]} == {
+            "churn-errors",
+            "churn-drift",
+            "churn-latency",
+        }
+        assert "Drift" in cli("monitor", "show", "churn").stdout or monitor["values"]["drift"] is None
+        assert cli.json("alerts") == []
         assert (
             by_number[2]["metrics"]["auc"] > by_number[1]["metrics"]["auc"] > by_number[3]["metrics"]["auc"]
         )

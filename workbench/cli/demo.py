@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
 
 import typer
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
 
-from workbench.cli._output import console, handle_errors, print_table
+from workbench.cli._output import console, fail, handle_errors, print_table
 from workbench.client import Client
 from workbench.launcher import ControlPlaneProcess, is_healthy
 from workbench.settings import get_settings
@@ -35,6 +36,7 @@ def demo(
         DEMO_MODEL,
         DEMO_STEPS,
         ensure_demo_endpoint,
+        ensure_demo_monitoring,
         existing_demo_versions,
         register_demo,
     )
@@ -82,6 +84,9 @@ def demo(
                 if canaries and fresh and endpoint["router_url"]:
                     _run_demo_canaries(client, endpoint["router_url"], [v.version for v in versions])
                     endpoint = client.endpoint_status(DEMO_ENDPOINT)
+                with console.status("watching the endpoint: monitor and alert rules"):
+                    rules = ensure_demo_monitoring(client)
+                console.print(f"monitor '{DEMO_ENDPOINT}' with alert rules {', '.join(rules)}")
             versions = [client.get_version(DEMO_MODEL, v.version) for v in versions]
         print_table(
             f"{DEMO_MODEL}",
@@ -107,7 +112,8 @@ def demo(
             console.print(f"endpoint:      {endpoint['urls']['oip']}  (OIP v2)")
             console.print(f"               {endpoint['urls']['mlflow']}  (MLflow JSON)")
         console.print(
-            "try:          workbench status | workbench models show churn-classifier | workbench audit"
+            "try:          workbench status | workbench monitor show churn | workbench audit\n"
+            "              workbench demo-traffic --covariate-drift 1 --seconds 60   (then: workbench alerts)"
         )
         if owned is not None and serve:
             console.print("the control plane keeps running; press Ctrl-C to stop it")
@@ -122,7 +128,8 @@ def demo(
 
 def _run_demo_canaries(client: Client, router_url: str, numbers: list[int]) -> None:
     """Canary the better model, then the bad one, under generated traffic; print what happened."""
-    from workbench.demo.canaries import DemoTraffic, demo_canary, run_canary
+    from workbench.demo.canaries import demo_canary, run_canary
+    from workbench.demo.traffic import DemoTraffic
     from workbench.demo.world import DEMO_ENDPOINT, DEMO_MODEL, demo_data
 
     rows = demo_data(rows=4000).holdout
@@ -139,4 +146,38 @@ def _run_demo_canaries(client: Client, router_url: str, numbers: list[int]) -> N
         f"Canaries on '{DEMO_ENDPOINT}' ({traffic.sent} requests, {traffic.failed} failed)",
         ["candidate", "outcome", "why"],
         results,
+    )
+
+
+@handle_errors
+def demo_traffic(
+    seconds: float = typer.Option(60.0, min=1, max=86_400, help="how long to send"),
+    rate: float = typer.Option(100.0, min=1, max=5000, help="requests per second"),
+    covariate_drift: float = typer.Option(0.0, min=0, max=3, help="0 none, 1 strong: who the customers are"),
+    concept_drift: float = typer.Option(0.0, min=0, max=1, help="0 none, 1 strong: how they behave"),
+    labels: bool = typer.Option(True, "--labels/--no-labels", help="feed the ground truth back"),
+    endpoint: str = typer.Option("churn", help="endpoint to send to"),
+    seed: int = typer.Option(11, help="seed of the generated customers"),
+) -> None:
+    """Send generated demo traffic (optionally drifted, with labels fed back) through the router."""
+    from workbench.demo.dataset import generate_churn
+    from workbench.demo.traffic import DemoTraffic
+
+    rows = generate_churn(5000, seed=seed, covariate_drift=covariate_drift, concept_drift=concept_drift)
+    with Client() as client:
+        router = client.endpoint_status(endpoint)["router_url"]
+        if not router:
+            raise fail(f"endpoint {endpoint!r} is not served (no router)")
+        with (
+            DemoTraffic(router, endpoint, rows, rate=rate, labels=client if labels else None) as traffic,
+            console.status(f"sending to {endpoint} for {seconds:g}s") as status,
+        ):
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline:
+                time.sleep(1.0)
+                status.update(
+                    f"{traffic.sent} requests ({traffic.failed} failed), {traffic.labelled} labelled"
+                )
+    console.print(
+        f"sent {traffic.sent} requests ({traffic.failed} failed); {traffic.labelled} labels fed back"
     )

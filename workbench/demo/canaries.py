@@ -8,18 +8,10 @@ requests per canary) rather than for production volumes.
 
 from __future__ import annotations
 
-import itertools
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-
-import httpx
-import orjson
-import pandas as pd
 
 from workbench.client import Client
-from workbench.demo.dataset import FEATURES
 from workbench.specs.analysis import AnalysisSpec, MetricCheck, MetricKind
 from workbench.specs.rollout import CanaryStep, RolloutSpec
 from workbench.store.rollouts import RolloutRecord
@@ -45,65 +37,6 @@ def demo_canary(endpoint: str, candidate: str) -> RolloutSpec:
         step_timeout_s=180,
         rollback_on_inconclusive=True,
     )
-
-
-@dataclass
-class DemoTraffic:
-    """A few clients sending one-row requests to an endpoint until stopped, paced to ``rate`` req/s."""
-
-    router_url: str
-    endpoint: str
-    rows: pd.DataFrame
-    rate: float = 300.0
-    workers: int = 3
-    sent: int = 0
-    failed: int = 0
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _threads: list[threading.Thread] = field(default_factory=list)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def __enter__(self) -> DemoTraffic:
-        split = self.rows[list(FEATURES)].to_dict(orient="split")
-        bodies = [
-            orjson.dumps({"dataframe_split": {"columns": split["columns"], "data": [row]}})
-            for row in split["data"][:2000]
-        ]
-        for index in range(self.workers):
-            thread = threading.Thread(target=self._run, args=(bodies[index :: self.workers],), daemon=True)
-            thread.start()
-            self._threads.append(thread)
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=30)
-
-    def _run(self, bodies: list[bytes]) -> None:
-        url = f"{self.router_url}/endpoints/{self.endpoint}/invocations"
-        interval = self.workers / self.rate
-        headers = {"content-type": "application/json"}
-        with httpx.Client(timeout=30) as client:
-            next_at = time.monotonic()
-            for count in itertools.count():
-                if self._stop.is_set():
-                    return
-                try:
-                    ok = (
-                        client.post(url, content=bodies[count % len(bodies)], headers=headers).status_code
-                        == 200
-                    )
-                except httpx.HTTPError:
-                    ok = False
-                with self._lock:
-                    self.sent += 1
-                    self.failed += not ok
-                next_at += interval
-                delay = next_at - time.monotonic()
-                if delay > 0:
-                    self._stop.wait(delay)
-                else:
-                    next_at = time.monotonic()
 
 
 def run_canary(

@@ -90,3 +90,49 @@ def ensure_demo_endpoint(client: Client) -> dict[str, Any]:
     if DEMO_ENDPOINT not in {e.spec.name for e in client.list_endpoints()}:
         client.deploy(DEMO_ENDPOINT, f"models:/{DEMO_MODEL}@champion", reason="demo: serve the champion")
     return client.endpoint_status(DEMO_ENDPOINT)
+
+
+DEMO_MONITOR = "churn"
+
+
+def ensure_demo_monitoring(client: Client) -> list[str]:
+    """Watch the demo endpoint: drift and performance over a minute, and three alert rules.
+
+    Errors roll the endpoint back; drift and a latency regression notify. Returns the rule names.
+    """
+    if DEMO_MONITOR not in {m.spec.name for m in client.monitors()}:
+        client.create_monitor(
+            {"name": DEMO_MONITOR, "endpoint": DEMO_ENDPOINT, "window_s": 60, "every_s": 5},
+            reason="demo: watch the churn endpoint",
+        )
+    rules = {
+        "churn-errors": {
+            "series": "error_rate",
+            "op": ">",
+            "threshold": 0.05,
+            "for_s": 10,
+            "severity": "critical",
+            "actions": [{"kind": "notify"}, {"kind": "rollback"}],
+        },
+        "churn-drift": {
+            "series": "drift_share",
+            "op": ">=",
+            "threshold": 0.25,
+            "for_s": 10,
+            "severity": "warning",
+            "actions": [{"kind": "notify"}],
+        },
+        "churn-latency": {
+            "series": "latency_p95_ms",
+            "op": ">",
+            "threshold": 50,
+            "for_s": 15,
+            "severity": "warning",
+            "actions": [{"kind": "notify"}],
+        },
+    }
+    existing = {r.spec.name for r in client.alert_rules(monitor=DEMO_MONITOR)}
+    for name, fields in rules.items():
+        if name not in existing:
+            client.create_alert_rule({"name": name, "monitor": DEMO_MONITOR, **fields}, reason="demo")
+    return list(rules)

@@ -10,8 +10,9 @@ time slices), and the scores are computed from counts alone:
   integrated exactly outside the reference range (the window keeps the sums of its values there) and
   with both distributions uniform within each inner bin; divided by ``max(std_ref, 0.001)``.
 * **Jensen-Shannon distance** (discrete and categorical columns): SciPy's natural-log distance between
-  the two frequency vectors over the union of values seen, zeros replaced as Evidently replaces them.
-* **PSI** over the reference deciles (continuous) or values (discrete), zeros replaced the same way.
+  the two frequency vectors over the union of values seen (empty bins stay 0, as in Evidently).
+* **PSI** over the reference deciles (continuous) or values (discrete), empty bins replaced as Evidently
+  replaces them so that the logarithms stay finite.
 
 The method per column and its threshold follow Evidently's defaults for a reference above 1,000 rows:
 Wasserstein (≥ 0.1) for a numeric column with more than 5 distinct values, Jensen-Shannon (≥ 0.1)
@@ -117,10 +118,10 @@ def profile_column(name: str, values: Any, *, categorical: bool = False) -> Colu
             values=tuple(float(v) for v in uniques),
         )
     deciles = np.unique(np.quantile(data, np.linspace(0.0, 1.0, PSI_BINS + 1)))
-    decile_edges = tuple(float(e) for e in deciles)
-    decile_counts = tuple(float(c) for c in _outer_counts(data, deciles))
     std = float(np.std(data))
     if distinct.size <= FINE_BINS:
+        decile_edges = tuple(float(e) for e in deciles)
+        decile_counts = tuple(float(c) for c in _outer_counts(data, deciles))
         uniques, counts = np.unique(data, return_counts=True)
         return ColumnProfile(
             name=name,
@@ -133,16 +134,24 @@ def profile_column(name: str, values: Any, *, categorical: bool = False) -> Colu
             decile_counts=decile_counts,
         )
     edges = np.unique(np.quantile(data, np.linspace(0.0, 1.0, FINE_BINS + 1)))
+    inner = _inner_counts(data, edges)
+    # PSI bins are groups of fine bins (about deciles), so a window's PSI counts need no second pass.
+    groups = _decile_groups(edges.size - 1)
     return ColumnProfile(
         name=name,
         kind=ColumnKind.CONTINUOUS,
         rows=int(data.size),
-        counts=tuple(float(c) for c in _inner_counts(data, edges)),
+        counts=tuple(float(c) for c in inner),
         edges=tuple(float(e) for e in edges),
         std=std,
-        decile_edges=decile_edges,
-        decile_counts=decile_counts,
+        decile_edges=tuple(float(edges[i]) for i in groups),
+        decile_counts=tuple(float(c) for c in np.add.reduceat(inner, groups[:-1])),
     )
+
+
+def _decile_groups(bins: int) -> NDArray[np.intp]:
+    """Fine-bin indices where each PSI bin starts, and the end: about ``PSI_BINS`` groups."""
+    return np.unique(np.round(np.linspace(0, bins, PSI_BINS + 1)).astype(np.intp))
 
 
 def _inner_counts(data: NDArray[np.float64], edges: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -197,7 +206,6 @@ class ReferenceProfile:
 @dataclass
 class _ColumnCounts:
     inner: NDArray[np.float64]
-    deciles: NDArray[np.float64]
     below_n: float = 0.0
     below_sum: float = 0.0
     above_n: float = 0.0
@@ -212,10 +220,7 @@ class WindowHistogram:
     def __init__(self, profile: ReferenceProfile) -> None:
         self.profile = profile
         self._counts = {
-            c.name: _ColumnCounts(
-                inner=np.zeros(max(len(c.edges) - 1, 0)), deciles=np.zeros(max(len(c.decile_edges) - 1, 0))
-            )
-            for c in profile.columns
+            c.name: _ColumnCounts(inner=np.zeros(max(len(c.edges) - 1, 0))) for c in profile.columns
         }
         self.rows = 0
 
@@ -233,8 +238,6 @@ class WindowHistogram:
                 uniques, found = np.unique(data, return_counts=True)
                 for value, count in zip(uniques.tolist(), found.tolist(), strict=True):
                     counts.discrete[value] = counts.discrete.get(value, 0.0) + count
-                if column.kind is ColumnKind.POINTS:
-                    counts.deciles += _outer_counts(data, np.asarray(column.decile_edges))
                 continue
             edges = np.asarray(column.edges)
             below, above = data[data < edges[0]], data[data > edges[-1]]
@@ -243,14 +246,12 @@ class WindowHistogram:
             counts.above_n += above.size
             counts.above_sum += float(above.sum())
             counts.inner += _inner_counts(data, edges)
-            counts.deciles += _outer_counts(data, np.asarray(column.decile_edges))
         self.rows += batch_rows
 
     def merge(self, other: WindowHistogram) -> None:
         for name, counts in self._counts.items():
             theirs = other._counts[name]
             counts.inner += theirs.inner
-            counts.deciles += theirs.deciles
             counts.below_n += theirs.below_n
             counts.below_sum += theirs.below_sum
             counts.above_n += theirs.above_n
@@ -290,7 +291,21 @@ def _discrete_percents(column: ColumnProfile, counts: _ColumnCounts) -> tuple[ND
     keys = sorted(set(reference) | set(counts.discrete))
     ref = np.asarray([reference.get(k, 0.0) for k in keys]) / column.rows
     cur = np.asarray([counts.discrete.get(k, 0.0) for k in keys]) / max(counts.n, 1.0)
-    return _fill_zeros(ref), _fill_zeros(cur)
+    return ref, cur
+
+
+def _window_deciles(column: ColumnProfile, counts: _ColumnCounts) -> NDArray[np.float64]:
+    """The window's counts on the profile's PSI bins (open-ended first and last)."""
+    if column.kind is ColumnKind.CONTINUOUS:
+        grouped = np.add.reduceat(counts.inner, _decile_groups(len(column.edges) - 1)[:-1])
+        grouped[0] += counts.below_n
+        grouped[-1] += counts.above_n
+        return grouped
+    edges = np.asarray(column.decile_edges)
+    values = np.asarray(list(counts.discrete), dtype=np.float64)
+    weights = np.asarray(list(counts.discrete.values()), dtype=np.float64)
+    index = np.clip(np.searchsorted(edges[1:-1], values, side="right"), 0, edges.size - 2)
+    return np.bincount(index, weights=weights, minlength=edges.size - 1).astype(np.float64)
 
 
 def jensen_shannon(p: NDArray[np.float64], q: NDArray[np.float64]) -> float:
@@ -402,12 +417,12 @@ def column_score(column: ColumnProfile, counts: _ColumnCounts, method: str) -> f
     if column.kind is ColumnKind.DISCRETE:
         ref, cur = _discrete_percents(column, counts)
     else:
-        ref = _fill_zeros(np.asarray(column.decile_counts) / column.rows)
-        cur = _fill_zeros(counts.deciles / max(counts.n, 1.0))
+        ref = np.asarray(column.decile_counts) / column.rows
+        cur = _window_deciles(column, counts) / max(counts.n, 1.0)
     if method == "jensenshannon":
         return jensen_shannon(ref, cur)
     if method == "psi":
-        return psi(ref, cur)
+        return psi(_fill_zeros(ref), _fill_zeros(cur))
     raise ValidationError(f"unknown drift method {method!r}: use wasserstein, jensenshannon or psi")
 
 

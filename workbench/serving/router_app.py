@@ -209,13 +209,16 @@ class RouterApp:
                 send, 504, error_payload("timeout", f"version {route.version} did not answer in time")
             )
             return
-        extra = [] if request_id_raw else [(b"x-request-id", request_id.encode())]
+        forwarded = [h for h in response.headers if h[0] != b"content-type"]
+        if not any(name == REQUEST_ID_HEADER for name, _ in forwarded):
+            # The replica echoes the id it was given; say it here only when it did not (once, not twice).
+            forwarded.append((REQUEST_ID_HEADER, request_id.encode()))
         await send_bytes(
             send,
             response.status,
             response.body,
             content_type=_content_type(response.headers),
-            headers=[h for h in response.headers if h[0] != b"content-type"] + extra,
+            headers=forwarded,
         )
         self.metrics.count(endpoint_name, version_label, response.status)
         self.metrics.observe(endpoint_name, version_label, time.perf_counter() - started)

@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck pytest install system-deps clean bench-serving bench-deps
+.PHONY: demo test lint typecheck pytest install system-deps clean bench-serving bench-rollouts bench-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,10 @@ bench-deps:
 
 bench-serving: install bench-deps
 	$(BIN)/python benchmarks/serving.py --write-docs
+
+# Rollouts: breach-to-stable of automatic rollbacks, failed requests in switches (Python load, no wrk).
+bench-rollouts: install
+	$(BIN)/python benchmarks/rollouts.py --write-docs
 
 clean:
 	rm -rf $(VENV) .workbench .pytest_cache .mypy_cache .ruff_cache

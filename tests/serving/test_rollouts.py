@@ -155,6 +155,12 @@ def test_manual_control_through_the_api(world: World) -> None:
     ]
     with pytest.raises(NotFoundError):
         world.client.resolve("models:/churn@challenger")
+    for action in ("abort", "promote"):  # an ended rollout changes no traffic any more
+        with pytest.raises(ConflictError, match="has ended"):
+            world.client.rollout_action(record.id, action)
+    assert [(r.version, r.weight) for r in world.client.get_endpoint("canary-manual").spec.routes] == [
+        (1, 100.0)
+    ]
     detail = world.client.rollout(record.id)
     assert [e["phase"] for e in detail["events"]] == [
         "pending",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import orjson
+
 from workbench.telemetry import PredictionLogWriter
 from workbench.telemetry.tail import PredictionLogTail
 
@@ -56,3 +58,24 @@ def test_segments_closed_before_the_window_are_skipped_unread(tmp_path: Path) ->
     with old.open("ab") as handle:  # a segment written again after all is read from there on
         handle.write(b'{"ts": 5.0, "n": 5}\n')
     assert [r["n"] for r in tail.poll()] == [5]
+
+
+def test_a_first_read_seeks_to_the_window_instead_of_parsing_the_whole_segment(tmp_path: Path) -> None:
+    from workbench.telemetry.tail import SEEK_MARGIN_S, seek_time
+
+    _write(tmp_path, "r1", range(100_000))  # ts = n: one record a second
+    (segment,) = list(tmp_path.glob("*.jsonl"))
+    size = segment.stat().st_size
+    with segment.open("rb") as handle:
+        offset = seek_time(handle, size, 90_000.0)
+        handle.seek(offset)
+        first = orjson.loads(handle.readline())["n"]
+    assert 89_000 < first <= 90_000  # within one 4 KiB probe of the wanted record, never after it
+    tail = PredictionLogTail(tmp_path, modified_since=99_990.0)
+    numbers = [r["n"] for r in tail.poll()]
+    assert numbers[-1] == 99_999
+    assert min(numbers) >= 99_990 - SEEK_MARGIN_S - 100  # not the 100k records before
+    assert 99_990 in numbers
+    with segment.open("rb") as handle:
+        assert seek_time(handle, size, 0.0) == 0
+        assert seek_time(handle, size, 1e12) >= size - 4096

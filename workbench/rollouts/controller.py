@@ -54,10 +54,16 @@ class RolloutController:
         self._thread: threading.Thread | None = None
         self._telemetry: dict[str, RolloutTelemetry] = {}
         self._latest: dict[str, dict[str, Any]] = {}
-        self._tick_lock = threading.Lock()
+        # One change of a rollout at a time: a tick that read PROGRESSING must not route traffic after an
+        # operator's abort (or promote, pause) committed meanwhile. Re-entrant: a tick may promote.
+        self._tick_lock = threading.RLock()
 
     # --------------------------------------------------------------- commands
     def start(self, spec: RolloutSpec, *, actor: str, reason: str | None = None) -> RolloutRecord:
+        with self._tick_lock:  # the loop must not tick a blue-green between its gate and its switch
+            return self._start(spec, actor=actor, reason=reason)
+
+    def _start(self, spec: RolloutSpec, *, actor: str, reason: str | None) -> RolloutRecord:
         endpoint = self.plane.get_endpoint(spec.endpoint).spec
         with self.plane.db.read() as connection:
             active = self.repo.active_for(connection, spec.endpoint)
@@ -166,18 +172,31 @@ class RolloutController:
         return None
 
     def pause(self, rollout_id: str, *, actor: str) -> RolloutRecord:
-        return self._transition(rollout_id, Phase.PAUSED, f"paused by {actor}")
+        with self._tick_lock:
+            return self._transition(rollout_id, Phase.PAUSED, f"paused by {actor}")
 
     def resume(self, rollout_id: str, *, actor: str) -> RolloutRecord:
-        return self._transition(rollout_id, Phase.PROGRESSING, f"resumed by {actor}")
+        with self._tick_lock:
+            return self._transition(rollout_id, Phase.PROGRESSING, f"resumed by {actor}")
 
     def promote(self, rollout_id: str, *, actor: str, reason: str | None = None) -> RolloutRecord:
-        record = self.get(rollout_id)
-        return self._promote(record, f"promoted by {actor}" + (f": {reason}" if reason else ""), actor)
+        with self._tick_lock:
+            record = self.get(rollout_id)
+            if record.phase.is_terminal:
+                raise ConflictError(
+                    f"rollout {rollout_id} has ended ({record.phase.value})", rollout=rollout_id
+                )
+            return self._promote(record, f"promoted by {actor}" + (f": {reason}" if reason else ""), actor)
 
     def abort(self, rollout_id: str, *, actor: str, reason: str | None = None) -> RolloutRecord:
-        record = self.get(rollout_id)
-        return self._rollback(record, f"aborted by {actor}" + (f": {reason}" if reason else ""), actor, None)
+        with self._tick_lock:
+            record = self.get(rollout_id)
+            if record.phase.is_terminal:
+                raise ConflictError(
+                    f"rollout {rollout_id} has ended ({record.phase.value})", rollout=rollout_id
+                )
+            reason_text = f"aborted by {actor}" + (f": {reason}" if reason else "")
+            return self._rollback(record, reason_text, actor, None)
 
     # ------------------------------------------------------------------ reads
     def get(self, rollout_id: str) -> RolloutRecord:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 
@@ -19,8 +19,50 @@ from workbench.telemetry.prediction_log import list_segments
 log = logging.getLogger("workbench.telemetry")
 
 
+#: A writer stamps records as requests finish and writes them in that order, so times within a segment
+#: only go back by the little a batch reorders; the seek starts this much earlier to be sure.
+SEEK_MARGIN_S = 5.0
+
+
+def _line_ts(line: bytes) -> float | None:
+    try:
+        record = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    ts = record.get("ts") if isinstance(record, dict) else None
+    return float(ts) if isinstance(ts, int | float) and not isinstance(ts, bool) else None
+
+
+def seek_time(handle: BinaryIO, size: int, since: float) -> int:
+    """The offset of a line at or before the first record with ``ts >= since`` (binary search).
+
+    A rollout or monitor starting on a busy endpoint must not parse the whole 64 MiB active segment to
+    find the last minutes; this reads about log2(size / line) lines instead.
+    """
+    low, high = 0, size  # invariant: the answer's line starts in [low, high]
+    while high - low > 4096:
+        middle = (low + high) // 2
+        handle.seek(middle)
+        handle.readline()  # skip to the next line start
+        start = handle.tell()
+        line = handle.readline()
+        if not line.endswith(b"\n"):
+            high = middle
+            continue
+        ts = _line_ts(line)
+        if ts is not None and ts < since:
+            low = start
+        else:
+            high = middle
+    handle.seek(low)
+    if low:
+        handle.readline()  # low may be mid-line; start at the next line
+    return handle.tell()
+
+
 class PredictionLogTail:
-    """``modified_since`` skips segments last written before it (their records are all older)."""
+    """``modified_since`` skips segments last written before it (their records are all older), and a
+    segment read for the first time starts near its first record at ``modified_since``."""
 
     def __init__(self, directory: Path, *, modified_since: float | None = None) -> None:
         self.directory = directory
@@ -46,6 +88,11 @@ class PredictionLogTail:
                 self._offsets[segment] = size  # closed before the window began: nothing in it is wanted
                 continue
             with segment.open("rb") as handle:
+                if segment not in self._offsets and self.modified_since is not None:
+                    offset = seek_time(handle, size, self.modified_since - SEEK_MARGIN_S)
+                    if offset >= size:
+                        self._offsets[segment] = size
+                        continue
                 handle.seek(offset)
                 chunk = handle.read(min(size - offset, budget))
             end = chunk.rfind(b"\n")

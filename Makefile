@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck pytest install system-deps clean bench-serving bench-rollouts bench-deps
+.PHONY: demo test lint typecheck pytest install system-deps clean bench-serving bench-rollouts bench-monitoring bench-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,10 @@ bench-serving: install bench-deps
 # Rollouts: breach-to-stable of automatic rollbacks, failed requests in switches (Python load, no wrk).
 bench-rollouts: install
 	$(BIN)/python benchmarks/rollouts.py --write-docs
+
+# Monitoring: live drift vs an Evidently report on one window, prediction-log writer throughput.
+bench-monitoring: install
+	$(BIN)/python benchmarks/monitoring.py --write-docs
 
 clean:
 	rm -rf $(VENV) .workbench .pytest_cache .mypy_cache .ruff_cache

@@ -237,3 +237,19 @@ def test_an_evidently_report_is_archived_and_agrees_with_the_live_scores(world: 
     metrics = httpx.get(f"{world.api_url}/api/v1/metrics").text
     assert 'workbench_drift_score{column="monthly_charges"' in metrics
     assert "workbench_monitor_value" in metrics
+
+
+def test_reports_run_on_their_schedule(world: World, watched: str) -> None:
+    world.client.create_monitor(
+        {"name": "scheduled", "endpoint": watched, "window_s": 5, "every_s": 1, "reports": {"every_s": 60}}
+    )
+    engine = world.plane.monitoring.engine
+    with RowTraffic(f"{world.router}/v2/models/{watched}/infer", generate_churn(3000, seed=41)):
+        wait_until(lambda: (engine.tick("watched")["rows"] or 0) >= 600, timeout=30)
+        engine.tick("scheduled")  # the first look is due: a report of its window
+        engine.tick("scheduled")  # within the schedule's minute: none
+    reports = world.client.drift_reports("scheduled")
+    assert [r.trigger for r in reports] == ["schedule"]
+    assert reports[0].summary["rows"] >= 400
+    audit = world.client.audit(target=f"endpoint:{watched}", action="monitor.report")
+    assert audit[0].actor == "monitor:scheduled"

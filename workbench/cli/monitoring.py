@@ -12,6 +12,7 @@ import yaml
 
 from workbench.cli._output import console, fail, handle_errors, print_json, print_table
 from workbench.client import Client
+from workbench.specs.monitor import SCALAR_SERIES
 
 app = typer.Typer(
     help="Monitors: live series, drift and performance; alert rules that act.", no_args_is_help=True
@@ -108,21 +109,9 @@ def _show(detail: dict[str, Any]) -> None:
         f"reference models:/{reference['model']}/{reference['version']} ({reference['rows']} rows, "
         f"task {reference['task']}), window rows {values.get('rows')}"
     )
-    series = (
-        "requests_per_s",
-        "error_rate",
-        "latency_p50_ms",
-        "latency_p95_ms",
-        "latency_p99_ms",
-        "drift_share",
-        "prediction_drift",
-        "accuracy",
-        "auc",
-        "mae",
-        "estimated_accuracy",
-        "estimated_auc",
+    print_table(
+        "Series (over the window)", ["series", "value"], [(s, _fmt(values.get(s))) for s in SCALAR_SERIES]
     )
-    print_table("Series (over the window)", ["series", "value"], [(s, _fmt(values.get(s))) for s in series])
     drift = values.get("drift")
     if drift:
         print_table(

@@ -26,7 +26,7 @@ from workbench.monitoring.feed import EndpointFeed
 from workbench.monitoring.reference import MonitorReference, build_reference, primary_version
 from workbench.monitoring.rules import AlertState, RuleState, Transition, evaluate
 from workbench.monitoring.window import SlidingWindow
-from workbench.specs.monitor import AlertRuleSpec, MonitorSpec, RollbackAction, RunbookAction
+from workbench.specs.monitor import SCALAR_SERIES, AlertRuleSpec, MonitorSpec, RollbackAction, RunbookAction
 from workbench.store.monitoring import AlertRuleRecord, MonitoringRepository, ReportRecord
 from workbench.telemetry.tail import PredictionLogTail
 
@@ -121,8 +121,13 @@ class MonitorEngine:
         with self._lock:
             self._live.pop(name, None)
 
-    def tick(self, name: str, *, now: float | None = None) -> dict[str, Any]:
-        """One look at a monitor: update its window, compute every series, evaluate and act on rules."""
+    def tick(self, name: str, *, now: float | None = None, act: bool = True) -> dict[str, Any]:
+        """One look at a monitor: update its window, compute every series; with ``act``, evaluate its
+        rules and run their actions (the loop acts; a status read only looks)."""
+        with self._lock:  # the loop and API reads share each window
+            return self._tick(name, now=now, act=act)
+
+    def _tick(self, name: str, *, now: float | None, act: bool) -> dict[str, Any]:
         at = time.time() if now is None else now
         live = self.live(name)
         if primary_version(self.plane, live.spec.endpoint) != (live.reference.model, live.reference.version):
@@ -131,9 +136,11 @@ class MonitorEngine:
             live = self.live(name)
         live.window.add(live.tail.poll(), at)
         values = self._values(live, at)
+        self._export(live, values)
+        if not act:
+            return values
         live.history.append(values)
         live.last_tick = at
-        self._export(live, values)
         with self.plane.db.read() as connection:
             rules = self.repo.list_rules(connection, monitor=name)
         for rule in rules:
@@ -208,20 +215,7 @@ class MonitorEngine:
 
     def _export(self, live: _Live, values: dict[str, Any]) -> None:
         name, endpoint = live.spec.name, live.spec.endpoint
-        for series in (
-            "requests_per_s",
-            "error_rate",
-            "latency_p50_ms",
-            "latency_p95_ms",
-            "latency_p99_ms",
-            "drift_share",
-            "prediction_drift",
-            "accuracy",
-            "auc",
-            "mae",
-            "estimated_accuracy",
-            "estimated_auc",
-        ):
+        for series in SCALAR_SERIES:
             value = values.get(series)
             if value is not None and math.isfinite(float(value)):
                 self.gauges.value.labels(name, endpoint, series).set(float(value))

@@ -101,7 +101,7 @@ class MonitoringService:
     def status(self, name: str, *, history: int = 0) -> dict[str, Any]:
         """The monitor, its latest values (computed now), its rules' states, and optionally history."""
         record = self.monitor(name)
-        values = self.engine.tick(name)
+        values = self.engine.tick(name, act=False)
         with self.plane.db.read() as connection:
             rules = self.repo.list_rules(connection, monitor=name)
         out: dict[str, Any] = {

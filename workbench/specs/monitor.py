@@ -44,6 +44,10 @@ BASE_SERIES = (
 )
 
 
+#: The scalar series every look computes (``dataset_drift`` and per-column drift aside).
+SCALAR_SERIES = tuple(s for s in BASE_SERIES if s != "dataset_drift")
+
+
 def check_series(name: str) -> str:
     """Refuse an unknown series at creation, naming the known ones."""
     if name in BASE_SERIES or (name.startswith("drift:") and len(name) > len("drift:")):

@@ -461,8 +461,9 @@ def markdown(bench: DriftBench, logs: list[LogBench], seconds: float, load: floa
         "profile), thresholds (0.1) and drift share (0.5); then the prediction-log writer under three 5 s "
         "feeds of records shaped like a replica's (20 one-row input columns, one output).",
         "",
-        f"Measured {time.strftime('%Y-%m-%d')} on the development machine ({machine}), shared with other "
-        f"work (load average {load:.1f} at the start); whole run {seconds:.0f} s.",
+        f"Measured {time.strftime('%Y-%m-%d')} on the development machine ({machine})"
+        + (", shared with other work" if load >= 1.0 else "")
+        + f", load average {load:.1f} at the start; whole run {seconds:.0f} s.",
         "",
         "### Live drift vs Evidently",
         "",

@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/rollouts.py               # ~5 minutes; prints tables
     .venv/bin/python benchmarks/rollouts.py --write-docs  # also updates docs/benchmarks.md
+    .venv/bin/python benchmarks/rollouts.py --render --write-docs  # the section again from --json, no run
 
 One run, on real processes (control plane in this process, router and replica processes, the load in a
 separate process):
@@ -56,6 +57,8 @@ POST_S = 2.0  # load kept on after a rollout ends, to see that nothing else fail
 ROLLOUT_TIMEOUT_S = 90.0
 SECTION = "## Progressive delivery (issue 4)"
 FIRST_TICK = "the rollout's first controller tick (reads the endpoint's prediction log)"
+FIRST_READ = "of which: reading the prediction log"
+WAITED = "rollback call: waiting for a running tick of the rollout to end"
 
 
 def _mono_offset() -> float:
@@ -236,21 +239,84 @@ class Tick:
     start: float
     end: float
     decision: str | None
+    read_s: float = 0.0  # of which: reading the prediction log (``RolloutTelemetry.refresh``)
+    read_mb: float = 0.0  # bytes of log those reads consumed, MB
+    records: int = 0  # records those reads parsed (every version, the tail's margin included)
+    log_mb: float = float("nan")  # the endpoint's whole prediction log as the tick began (first ticks only)
+
+
+def _dir_mb(directory: Path) -> float:
+    return sum(p.stat().st_size for p in directory.glob("*.jsonl")) / 1e6 if directory.is_dir() else 0.0
 
 
 def record_ticks(plane: Any) -> list[Tick]:
-    """Wrap the controller's ``advance`` (the loop calls ``self.advance``) to time every tick."""
+    """Wrap the controller's ``advance`` (the loop calls ``self.advance``) to time every tick, and the
+    telemetry's ``refresh`` (class-wide, for this process) and the tail's ``seek_time`` to see what each
+    tick read from the prediction log: seconds, records parsed, and bytes from where the read began (a
+    segment's first read begins where ``seek_time`` put it) to where it stopped."""
+    import workbench.telemetry.tail as tail_module
+    from workbench.rollouts.telemetry import RolloutTelemetry
+
     ticks: list[Tick] = []
     controller = plane.rollouts
     original = controller.advance
+    original_refresh = RolloutTelemetry.refresh
+    original_seek = tail_module.seek_time
+    seeks: dict[str, int] = {}  # segment path -> where this refresh's first read of it began
+    reading = threading.local()  # [seconds, bytes, records] of the tick running in this thread
+
+    def seek_time(handle: Any, size: int, since: float) -> int:
+        offset = original_seek(handle, size, since)
+        seeks[str(handle.name)] = offset
+        return offset
+
+    def refresh(self: Any) -> int:
+        offsets = self._tail._offsets
+        before = dict(offsets)
+        seeks.clear()  # another rollout's tail may have sought the same segment; this one may skip it
+        began = time.monotonic()
+        count = original_refresh(self)
+        seconds = time.monotonic() - began
+        consumed = sum(
+            end - (before[segment] if segment in before else seeks.get(str(segment), end))
+            for segment, end in offsets.items()
+        )
+        totals = getattr(reading, "totals", None)
+        if totals is not None:
+            totals[0] += seconds
+            totals[1] += consumed
+            totals[2] += count
+        return int(count)
 
     def advance(rollout_id: str, *, now: float | None = None) -> Any:
+        log_mb = float("nan")
+        if not any(t.rollout == rollout_id for t in ticks):  # the first: it builds the telemetry
+            endpoint = controller.get(rollout_id).endpoint
+            log_mb = _dir_mb(plane.settings.home / "predictions" / endpoint)
+        reading.totals = totals = [0.0, 0, 0]
         start = time.monotonic()
-        record = original(rollout_id, now=now)
+        try:
+            record = original(rollout_id, now=now)
+        finally:
+            reading.totals = None
+        end = time.monotonic()
         latest = controller.analysis(rollout_id) or {}
-        ticks.append(Tick(rollout_id, start, time.monotonic(), latest.get("decision")))
+        ticks.append(
+            Tick(
+                rollout_id,
+                start,
+                end,
+                latest.get("decision"),
+                read_s=float(totals[0]),
+                read_mb=totals[1] / 1e6,
+                records=int(totals[2]),
+                log_mb=log_mb,
+            )
+        )
         return record
 
+    tail_module.seek_time = seek_time  # poll() looks the name up in its module at each call
+    RolloutTelemetry.refresh = refresh  # type: ignore[method-assign]
     controller.advance = advance
     return ticks
 
@@ -282,8 +348,7 @@ class World:
 
     def log_mb(self, endpoint: str) -> float:
         """The endpoint's prediction log on disk (every replica's segments), in MB."""
-        directory = self.plane.settings.home / "predictions" / endpoint
-        return sum(p.stat().st_size for p in directory.glob("*.jsonl")) / 1e6 if directory.is_dir() else 0.0
+        return _dir_mb(self.plane.settings.home / "predictions" / endpoint)
 
     def ticks_of(self, rollout_id: str) -> list[Tick]:
         return [t for t in self.ticks if t.rollout == rollout_id]
@@ -292,6 +357,19 @@ class World:
         """The rollout's first tick: it builds the telemetry by reading the endpoint's prediction log."""
         ticks = self.ticks_of(rollout_id)
         return ticks[0].end - ticks[0].start if ticks else float("nan")
+
+    def first_read(self, rollout_id: str) -> dict[str, float]:
+        """What the rollout's first tick read from the log: seconds, MB, records, and the log's size."""
+        ticks = self.ticks_of(rollout_id)
+        if not ticks:
+            return {"read_s": NAN, "read_mb": NAN, "records": NAN, "log_mb": NAN}
+        first = ticks[0]
+        return {
+            "read_s": first.read_s,
+            "read_mb": first.read_mb,
+            "records": first.records,
+            "log_mb": first.log_mb,
+        }
 
 
 def oip_bodies(frame: Any, features: tuple[str, ...], n: int) -> list[bytes]:
@@ -456,6 +534,7 @@ class BreachRun:
     ticks_to_decide: int = 0  # ticks begun after the breach, the deciding one included
     deciding_tick_s: float = float("nan")  # the deciding tick, from its start to the route change committed
     first_tick_s: float = float("nan")  # the rollout's first tick (reads the log history)
+    first_read: dict[str, float] = field(default_factory=dict)  # what it read: Tick.read_s, read_mb, ...
     log_mb: float = float("nan")  # the endpoint's prediction log when the rollout started
     load_gap_s: float = float("nan")  # the longest pause between two responses, breach → stable
 
@@ -561,6 +640,7 @@ def _breach_run(
         ticks_to_decide=deciding + 1 if deciding is not None else 0,
         deciding_tick_s=(route[0] - after[deciding].start) if deciding is not None and route else nan,
         first_tick_s=w.first_tick_s(mark["id"]),
+        first_read=w.first_read(mark["id"]),
         log_mb=mark["log_mb"],
         load_gap_s=gap,
     )
@@ -577,6 +657,7 @@ class SwitchRun:
     failures: list[dict[str, Any]]
     note: str = ""
     log_mb: float = float("nan")  # the endpoint's prediction log when the rollout started
+    first_read: dict[str, float] = field(default_factory=dict)  # what the first tick read (World.first_read)
 
 
 def _failures(w: World, r: Responses, marks: dict[str, float]) -> list[dict[str, Any]]:
@@ -625,6 +706,7 @@ def switch_canary(w: World) -> SwitchRun:
     if retired:
         timings["old replica retired, after PROMOTING"] = retired[-1] - promoting
     timings[FIRST_TICK] = w.first_tick_s(record.id)
+    timings[FIRST_READ] = w.first_read(record.id)["read_s"]
     note = f"{final.phase.value}"
     served_after = set(responses.version[after].tolist())
     if served_after - {candidate}:
@@ -639,6 +721,7 @@ def switch_canary(w: World) -> SwitchRun:
         _failures(w, responses, {"promoting": promoting, "step 1": step1, "start": began}),
         note,
         log_mb,
+        w.first_read(record.id),
     )
 
 
@@ -673,10 +756,17 @@ def switch_blue_green_rollback(w: World) -> SwitchRun:
         )
     switched = next((w.mono(e.at) for e in events_of(w, record.id) if e.step_index == 1), float("nan"))
     timings[FIRST_TICK] = w.first_tick_s(record.id)
-    returned = called + rollback_s
+    timings[FIRST_READ] = w.first_read(record.id)["read_s"]
+    # Commands and ticks are serialised (the controller's tick lock): a rollback called while a tick of
+    # the rollout runs waits for that tick to end before it routes anything.
     ticks = w.ticks_of(record.id)
-    overlap = bool(ticks) and ticks[0].start < returned and ticks[0].end > called
-    note = "the rollout's first tick (reading the log) ran during the call" if overlap else ""
+    running = next((i for i, t in enumerate(ticks) if t.start < called < t.end), None)
+    timings[WAITED] = ticks[running].end - called if running is not None else 0.0
+    note = ""
+    if running == 0:
+        note = "the call came during the rollout's first tick (reading the log) and waited for it"
+    elif running is not None:
+        note = "the call came during a tick of the rollout and waited for it"
     w.plane.delete_endpoint(endpoint, actor=ACTOR)
     return SwitchRun(
         "blue-green switch, then manual rollback",
@@ -687,6 +777,7 @@ def switch_blue_green_rollback(w: World) -> SwitchRun:
         _failures(w, responses, {"switch": switched, "rollback call": called}),
         note,
         log_mb,
+        w.first_read(record.id),
     )
 
 
@@ -715,6 +806,7 @@ def switch_blue_green_promote(w: World, keep_warm_s: float) -> SwitchRun:
     if retired:
         timings["old replica retired, after PROMOTING"] = retired[-1] - promoting
     timings[FIRST_TICK] = w.first_tick_s(record.id)
+    timings[FIRST_READ] = w.first_read(record.id)["read_s"]
     w.plane.delete_endpoint(endpoint, actor=ACTOR)
     return SwitchRun(
         f"blue-green switch, promoted after {keep_warm_s:g}s keep-warm",
@@ -725,6 +817,7 @@ def switch_blue_green_promote(w: World, keep_warm_s: float) -> SwitchRun:
         _failures(w, responses, {"start": began, "promoting": promoting}),
         final.phase.value,
         log_mb,
+        w.first_read(record.id),
     )
 
 
@@ -752,6 +845,11 @@ def _stat(values: list[float], fmt: str = "{:.2f}") -> str:
     if not clean:
         return "-"
     return f"{fmt.format(statistics.median(clean))} / {fmt.format(max(clean))}"
+
+
+def _read(run: dict[str, Any], key: str) -> float:
+    """What a run's first tick read from the log (``World.first_read``); NaN in results without it."""
+    return float((run.get("first_read") or {}).get(key, NAN))
 
 
 def _ok_runs(results: dict[str, Any], strategy: str) -> list[dict[str, Any]]:
@@ -817,7 +915,10 @@ def to_markdown(results: dict[str, Any]) -> str:
         "",
         f"In those runs: the deciding tick took {_stat([r['deciding_tick_s'] for r in every])} s from its "
         "start to the route change committed (new log lines, analysis, database write); a rollout's first "
-        f"tick took {_stat([r['first_tick_s'] for r in every])} s, with "
+        f"tick took {_stat([r['first_tick_s'] for r in every])} s, of which "
+        f"{_stat([_read(r, 'read_s') for r in every])} s reading "
+        f"{_stat([_read(r, 'read_mb') for r in every], '{:.1f}')} MB of log "
+        f"({_stat([_read(r, 'records') for r in every], '{:,.0f}')} records), with "
         f"{_stat([r['log_mb'] for r in every], '{:.0f}')} MB of prediction log on the endpoint; the longest "
         "pause between two responses from the breach to stable was "
         f"{_stat([r['load_gap_s'] for r in every], '{:.3f}')} s; "
@@ -848,7 +949,7 @@ def to_markdown(results: dict[str, Any]) -> str:
         "",
         "Durations in those switches (median / max, s):",
         "",
-        "| switch | what | s (MB where noted) |",
+        "| switch | what | s (MB, records where noted) |",
         "|---|---|---:|",
     ]
     for runs in results["switches"]:
@@ -856,10 +957,14 @@ def to_markdown(results: dict[str, Any]) -> str:
             lines.append(
                 f"| {runs[0]['name']} | {key} | {_stat([r['timings'].get(key, NAN) for r in runs])} |"
             )
-        lines.append(
+        lines += [
+            f"| {runs[0]['name']} | the first tick read, MB of log | "
+            f"{_stat([_read(r, 'read_mb') for r in runs], '{:.1f}')} |",
+            f"| {runs[0]['name']} | the first tick read, records | "
+            f"{_stat([_read(r, 'records') for r in runs], '{:,.0f}')} |",
             f"| {runs[0]['name']} | prediction log on the endpoint at the rollout's start, MB | "
-            f"{_stat([r['log_mb'] for r in runs], '{:.0f}')} |"
-        )
+            f"{_stat([r['log_mb'] for r in runs], '{:.0f}')} |",
+        ]
     failures = [(runs[0]["name"], f) for runs in results["switches"] for r in runs for f in r["failures"]]
     if failures:
         lines += ["", "Failures seen during switches:", ""]
@@ -900,7 +1005,8 @@ def write_docs(results: dict[str, Any], markdown: str) -> None:
         "is touched: the controller's own loop finds the failures and rolls back. Blue-green compares the "
         "candidate with the stable version's last 60 s before the switch (`baseline_window_s=60`).",
         "",
-        f"Measured {time.strftime('%Y-%m-%d')} on the development machine ({machine['cpus']} cores, no GPU, "
+        f"Measured {results.get('date', time.strftime('%Y-%m-%d'))} on the development machine "
+        f"({machine['cpus']} cores, no GPU, "
         f"Python {machine['python']}, torch {machine['torch']}), load generator on the same machine; "
         f"whole run {results['seconds']:.0f} s.",
         "",
@@ -982,9 +1088,6 @@ def explain(results: dict[str, Any]) -> list[str]:
     back = _switch_timing(
         results, "blue-green switch, then", "rollback: route change committed, after the call"
     )
-    back_max = _switch_timing(
-        results, "blue-green switch, then", "rollback: route change committed, after the call", "max"
-    )
     if failed == 0:
         switches = (
             f"No request failed in any switch (0 of {total:,}): the router swaps its route table atomically, "
@@ -998,32 +1101,111 @@ def explain(results: dict[str, Any]) -> list[str]:
         f"median to the gate passed, against {swap:.2f} s for the switch itself), and a manual rollback's "
         f"route change was committed {back:.2f} s after the call (median)."
     )
-    first_ticks = [(r["first_tick_s"], r["log_mb"]) for s in results["breach"] for r in _ok_runs(results, s)]
-    first_ticks += [
-        (r["timings"].get(FIRST_TICK, NAN), r["log_mb"]) for runs in results["switches"] for r in runs
+    history = _first_tick(results)
+    return [detection, "", applying, "", switches, "", history]
+
+
+def _first_tick(results: dict[str, Any]) -> str:
+    """The rollout's first tick: what it read, how long it took, and the commands that waited for it."""
+    runs = [r for s in results["breach"] for r in _ok_runs(results, s)]
+    runs += [r for switches in results["switches"] for r in switches]
+    first = [
+        {
+            "tick": r["first_tick_s"] if "first_tick_s" in r else r["timings"].get(FIRST_TICK, NAN),
+            "read": _read(r, "read_s"),
+            "mb": _read(r, "read_mb"),
+            "records": _read(r, "records"),
+            "log": _read(r, "log_mb"),
+        }
+        for r in runs
     ]
-    slowest = max((t for t in first_ticks if t[0] == t[0]), default=(NAN, NAN))
-    history = (
-        f"One cost grows with the endpoint's history rather than with the rollout: a rollout's first tick "
-        f"builds its telemetry by reading, from the first line, every segment written since a minute before "
-        f"the rollout's window (each replica's active segment grows to 64 MiB), so it took up to "
-        f"{slowest[0]:.1f} s here, with {slowest[1]:.0f} MB of log on the endpoint after a minute or two of "
-        "traffic, and no tick decides anything meanwhile"
+    first = [f for f in first if f["tick"] == f["tick"] and f["read"] == f["read"]]
+    margin = results.get("read_margin_s", NAN)
+    text = (
+        "One cost comes with the endpoint's recent traffic rather than with the rollout: a rollout's first "
+        "tick builds its telemetry from the prediction log, skipping the segments last written more than a "
+        "minute before the rollout's window and binary-searching the others to the first record "
+        f"{margin:g} s before it (so a busy replica's active segment, which grows to 64 MiB, is not parsed "
+        "whole; the window begins at the rollout's start for a canary and `baseline_window_s` earlier for "
+        "blue-green)"
     )
+    if not first:
+        return text + "."
+    total_mb, total_s = sum(f["mb"] for f in first), sum(f["read"] for f in first)
+    shares = _clean([f["mb"] / f["log"] for f in first if f["log"] == f["log"] and f["log"] > 0])
+    slowest = max(first, key=lambda f: f["tick"])
+    text += (
+        f". Over the {len(first)} rollouts here that tick took "
+        f"{_stat([f['tick'] for f in first])} s (median / max), of which "
+        f"{_stat([f['read'] for f in first])} s reading "
+        f"{_stat([f['mb'] for f in first], '{:.1f}')} MB ("
+        f"{_stat([f['records'] for f in first], '{:,.0f}')} records, "
+        f"~{total_mb / total_s:.0f} MB/s on this machine under this load); the slowest read "
+        f"{slowest['mb']:.1f} MB in {slowest['tick']:.1f} s, its endpoint's log being "
+        f"{slowest['log']:.0f} MB as it began"
+        if total_s > 0
+        else f". Over the {len(first)} rollouts here that tick took {_stat([f['tick'] for f in first])} s"
+    )
+    if shares:
+        low, mid = min(shares), statistics.median(shares)
+        if low >= 0.9:
+            text += (
+                ". Every endpoint here had less history than that margin (each scenario's runs follow one "
+                "another within a minute or two), so the seek skipped nothing: each first tick read the "
+                f"whole log ({mid:.0%} median, {low:.0%} at least, of its size as the tick began; it grows "
+                "meanwhile) and its cost grew run after run with it; on an endpoint with a longer history "
+                "the read stops at that margin's worth of traffic"
+            )
+        elif mid >= 0.9:
+            text += (
+                f". Most endpoints here had less history than that margin: the first tick read {mid:.0%} "
+                f"of the endpoint's log (median, of its size as the tick began) and {low:.0%} at least, "
+                "the seek skipping the rest"
+            )
+        else:
+            text += (
+                f"; it read {mid:.0%} of the endpoint's log (median, {low:.0%} at least), the seek skipping "
+                "the rest"
+            )
+    text += ". No tick decides anything meanwhile"
     rollbacks = [
-        r for runs in results["switches"] for r in runs if r["name"].startswith("blue-green switch, then")
+        r
+        for switches in results["switches"]
+        for r in switches
+        if r["name"].startswith("blue-green switch, then")
     ]
     key = "rollback: route change committed, after the call"
-    slow = [r for r in rollbacks if r["timings"].get(key, 0.0) > 0.3]
-    if slow and all(r["note"] for r in slow):
-        history += (
-            f"; a manual rollback issued while such a tick runs shares the control plane's CPU and GIL with it, "
-            f"which is why its route change took up to {back_max:.2f} s after the call in "
-            f"{len(slow)} of {len(rollbacks)} runs (each overlapped by that first tick)."
+    waited = [r for r in rollbacks if r["timings"].get(WAITED, 0.0) > 0]
+    if waited:
+        others = _clean([r["timings"].get(key, NAN) for r in rollbacks if r not in waited])
+        text += (
+            ", and since the controller serialises a rollout's commands and ticks (an abort must not be "
+            "overtaken by a tick that read the rollout before it), a command waits for a tick that is "
+            f"running: {len(waited)} of {len(rollbacks)} manual rollbacks came during one and waited "
+            f"{_stat([r['timings'][WAITED] for r in waited])} s (median / max) before routing, their route "
+            f"change committed {_stat([r['timings'].get(key, NAN) for r in waited])} s after the call"
+            + (
+                f" against {statistics.median(others):.2f} s for the "
+                f"{'one' if len(others) == 1 else len(others)} that did not wait"
+                if others
+                else ""
+            )
+            + "."
         )
     else:
-        history += "."
-    return [detection, "", applying, "", switches, "", history]
+        text += "."
+    return text
+
+
+def read_margin_s() -> float:
+    """How far before a rollout's window its first read begins: the telemetry's segment margin (its
+    ``modified_since``) plus the tail's seek margin, taken from the code rather than restated here."""
+    from workbench.rollouts.telemetry import RolloutTelemetry
+    from workbench.telemetry.tail import SEEK_MARGIN_S
+
+    probe = RolloutTelemetry(Path(tempfile.gettempdir()) / "wb-bench-no-log", since=1e9, versions=())
+    segments = probe._tail.modified_since
+    return 1e9 - float(segments if segments is not None else 1e9) + SEEK_MARGIN_S
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -1031,6 +1213,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     began = time.monotonic()
     results: dict[str, Any] = {
+        "date": time.strftime("%Y-%m-%d"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__},
         "tick_s": TICK_S,
         "rate": args.rate,
@@ -1064,6 +1247,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 switches.append(switch.__dict__)
             results["switches"].append(switches)
         results["clock_drift_ms"] = (_mono_offset() - w.offset) * 1000  # event times use one offset
+        results["read_margin_s"] = read_margin_s()
     results["seconds"] = time.monotonic() - began
     return results
 
@@ -1084,6 +1268,11 @@ def main() -> None:
     parser.add_argument("--switch-repeats", type=int, default=3, help="runs per switch scenario")
     parser.add_argument("--write-docs", action="store_true", help="update docs/benchmarks.md")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "rollouts.json")
+    parser.add_argument(
+        "--render",
+        action="store_true",
+        help="run nothing: print (and with --write-docs, write) the section from the results in --json",
+    )
     parser.add_argument("--load-worker", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.load_worker is not None:
@@ -1091,9 +1280,12 @@ def main() -> None:
         return
     # A SIGTERM unwinds like Ctrl-C, so every process this run started is stopped (plane.close()).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    results = run(args)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(results, indent=2, default=str))
+    if args.render:
+        results = json.loads(args.json.read_text())
+    else:
+        results = run(args)
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=2, default=str))
     markdown = to_markdown(results)
     print_runs(results)
     print("\n" + markdown)

@@ -376,10 +376,14 @@ class Client:
         )
         return result
 
-    def drift_report(self, monitor: str, *, window_s: float | None = None) -> ReportRecord:
-        """A full Evidently report of the monitor's window, archived; returns where its files are."""
+    def drift_report(
+        self, monitor: str, *, window_s: float | None = None, until: datetime | float | None = None
+    ) -> ReportRecord:
+        """A full Evidently report of any window (the monitor's, ending now, by default), archived."""
+        end = until.timestamp() if isinstance(until, datetime) else until
+        body = {"window_s": window_s, "until": end}
         return ReportRecord.model_validate(
-            self._request("POST", f"/monitors/{monitor}/reports", json={"window_s": window_s}, timeout=600.0)
+            self._request("POST", f"/monitors/{monitor}/reports", json=body, timeout=600.0)
         )
 
     def drift_reports(self, monitor: str) -> list[ReportRecord]:

@@ -231,6 +231,12 @@ def test_demo_registers_three_versions_and_canaries_v2_to_champion_and_v3_back(
         assert monitor["reference"]["version"] == 2
         assert monitor["values"]["requests"] > 100
         assert monitor["values"]["labelled"] > 0
+        baseline = monitor["reference"]["baseline"]
+        assert baseline["accuracy"] > 0.7  # v2 on its own reference
+        assert monitor["values"]["accuracy_drop"] is not None
+        refused = cli("feedback", "churn", "no-such-request=1", expect=1)
+        assert "not in the prediction log" in refused.stderr
+        assert "expected REQUEST_ID=LABEL" in cli("feedback", "churn", "oops", expect=2).stderr
         assert {r["spec"]["name"] for r in monitor["rules"]} == {
             "churn-errors",
             "churn-drift",

@@ -3,8 +3,10 @@ real clock; drift alerts, an alert that rolls back, feedback, reports and bad in
 
 from __future__ import annotations
 
+import json
 import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -15,7 +17,14 @@ import pytest
 from tests.serving.conftest import FlakyNet, World, oip_columns, wait_until
 from workbench.demo.dataset import FEATURES, generate_churn
 from workbench.errors import ConflictError, NotFoundError, ValidationError
-from workbench.specs.monitor import AlertRuleSpec, DriftOptions, MonitorSpec, RollbackAction
+from workbench.specs.monitor import (
+    AlertRuleSpec,
+    DriftOptions,
+    MonitorSpec,
+    NotifyAction,
+    RollbackAction,
+    Severity,
+)
 
 WINDOW_S, EVERY_S = 1.0, 0.25
 
@@ -63,13 +72,30 @@ class RowTraffic:
             thread.join(timeout=30)
 
 
+def _webhook(received: list[dict[str, Any]]) -> str:
+    """A real HTTP receiver on a free port that records every JSON body POSTed to it."""
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append(json.loads(self.rfile.read(int(self.headers["content-length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *_: Any) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}/alerts"
+
+
 def _monitor(name: str, endpoint: str, **drift: Any) -> MonitorSpec:
     return MonitorSpec(
         name=name,
         endpoint=endpoint,
         window_s=WINDOW_S,
         every_s=EVERY_S,
-        drift=DriftOptions(min_rows=400, **drift),
+        drift=DriftOptions(min_rows=1000, **drift),
     )
 
 
@@ -95,15 +121,17 @@ def test_covariate_drift_is_flagged_within_two_windows_and_clean_traffic_never(
     engine = world.plane.monitoring.engine
     clean = generate_churn(6000, seed=21)
     drifted = generate_churn(6000, seed=22, covariate_drift=1.0)
-    with RowTraffic(f"{world.router}/v2/models/{watched}/infer", clean) as traffic:
-        wait_until(lambda: (engine.tick(watched)["rows"] or 0) >= 400, timeout=30)
+    with RowTraffic(f"{world.router}/v2/models/{watched}/infer", clean, rows_per_request=50) as traffic:
+        wait_until(lambda: (engine.tick(watched)["rows"] or 0) >= 1000, timeout=30)
         started = time.monotonic()
-        judged = 0
+        judged, shares = 0, []
         while time.monotonic() - started < 30 * WINDOW_S:  # 30 windows of undrifted traffic
             values = engine.tick(watched)
             judged += values["drift"] is not None
+            shares.append(values["drift_share"] or 0.0)
             time.sleep(EVERY_S)
-        assert judged >= 100, "the window never held enough rows to judge drift"
+        assert judged >= 100, f"the window held enough rows to judge drift in only {judged} looks"
+        assert max(shares) < 0.25, f"undrifted windows reached a drifted share of {max(shares)}"
         assert _firing(world, "drifting") == [], "undrifted traffic raised a drift alert"
         traffic.switch(drifted)
         switched = time.monotonic()
@@ -132,6 +160,8 @@ def test_an_alert_rule_with_a_rollback_action_rolls_the_endpoint_back(world: Wor
     world.client.deploy("guarded", "models:/churn/1")
     world.client.deploy("guarded", flaky.uri, reason="a bad release")
     world.plane.monitoring.create_monitor(_monitor("guarded", "guarded"), actor="tester")
+    received: list[dict[str, Any]] = []
+    hook = _webhook(received)
     world.client.create_alert_rule(
         AlertRuleSpec(
             name="errors-roll-back",
@@ -139,7 +169,8 @@ def test_an_alert_rule_with_a_rollback_action_rolls_the_endpoint_back(world: Wor
             series="error_rate",
             op=">",
             threshold=0.1,
-            actions=(RollbackAction(),),
+            severity=Severity.CRITICAL,
+            actions=(NotifyAction(webhook=hook), RollbackAction()),
         )
     )
     engine = world.plane.monitoring.engine
@@ -155,6 +186,15 @@ def test_an_alert_rule_with_a_rollback_action_rolls_the_endpoint_back(world: Wor
     rollback = world.client.audit(target="endpoint:guarded", action="endpoint.rollback")[0]
     assert rollback.actor == "alert:errors-roll-back"
     assert "error_rate" in (rollback.reason or "")
+    (alert,) = received  # the webhook got the alert once, as JSON
+    assert (alert["alert"], alert["severity"], alert["series"]) == (
+        "errors-roll-back",
+        "critical",
+        "error_rate",
+    )
+    assert alert["value"] > 0.1
+    notified = next(e for e in events if e.kind == "action.notify")
+    assert notified.details == {"action": "notify", "ok": True, "webhook": hook, "status": 204}
     # The monitor follows the version now serving, judged by its own reference.
     assert world.client.monitor("guarded")["reference"]["version"] == 1
 
@@ -218,8 +258,13 @@ def test_bad_monitors_and_rules_are_refused_at_creation(world: World, watched: s
 def test_an_evidently_report_is_archived_and_agrees_with_the_live_scores(world: World, watched: str) -> None:
     with RowTraffic(f"{world.router}/v2/models/{watched}/infer", generate_churn(4000, seed=31)):
         wait_until(lambda: (world.plane.monitoring.engine.tick(watched)["rows"] or 0) >= 600, timeout=30)
+        time.sleep(3.0)  # traffic throughout both report windows below
         record = world.client.drift_report(watched, window_s=2.0)
+        earlier = world.client.drift_report(watched, window_s=2.0, until=record.window_end.timestamp() - 1.0)
     assert record.summary["rows"] >= 400
+    assert earlier.window_end < record.window_end
+    with pytest.raises(ValidationError, match="future"):
+        world.client.drift_report(watched, until=time.time() + 3600)
     for column in record.summary["columns"]:
         assert column["drifted"] == column["live_drifted"], column
     html = httpx.get(
@@ -228,7 +273,7 @@ def test_an_evidently_report_is_archived_and_agrees_with_the_live_scores(world: 
     )
     assert html.status_code == 200
     assert "<html" in html.text[:2000].lower()
-    assert world.client.drift_reports(watched)[0].id == record.id
+    assert {r.id for r in world.client.drift_reports(watched)} >= {record.id, earlier.id}
     series = world.client.series(watched, window_s=30, step_s=5)
     assert series["series"]["1"][-1]["requests"] + series["series"]["1"][-2]["requests"] > 0
     assert series["series"]["all"][-1]["latency_p95_ms"] is not None

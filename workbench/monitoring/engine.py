@@ -180,7 +180,7 @@ class MonitorEngine:
         return values
 
     def _performance(self, live: _Live, now: float) -> dict[str, Any]:
-        from workbench.monitoring.performance import estimate_performance, labelled_metrics
+        from workbench.monitoring.performance import compare, estimate_performance, labelled_metrics
 
         scored = live.window.scored()
         out: dict[str, Any] = {
@@ -189,6 +189,9 @@ class MonitorEngine:
             "mae": None,
             "estimated_accuracy": None,
             "estimated_auc": None,
+            "accuracy_drop": None,
+            "auc_drop": None,
+            "estimated_accuracy_drop": None,
             "labelled": 0,
         }
         if not scored:
@@ -211,6 +214,10 @@ class MonitorEngine:
             out["accuracy"] = measured.get("accuracy")
             out["auc"] = measured.get("roc_auc")
             out["mae"] = measured.get("mae")
+        baseline = live.reference.baseline or {}
+        out["accuracy_drop"] = compare(out["accuracy"], baseline.get("accuracy"))
+        out["auc_drop"] = compare(out["auc"], baseline.get("roc_auc"))
+        out["estimated_accuracy_drop"] = compare(out["estimated_accuracy"], baseline.get("accuracy"))
         return out
 
     def _export(self, live: _Live, values: dict[str, Any]) -> None:
@@ -311,12 +318,16 @@ class MonitorEngine:
             )
 
     # -------------------------------------------------------------- reports
-    def report(self, name: str, *, trigger: str = "manual", window_s: float | None = None) -> ReportRecord:
-        """A full Evidently drift report over the monitor's window (or ``window_s``), archived."""
+    def report(
+        self, name: str, *, trigger: str = "manual", window_s: float | None = None, until: float | None = None
+    ) -> ReportRecord:
+        """A full Evidently drift report of any window (the monitor's, ending now, by default), archived."""
         from workbench.monitoring.reports import archive_report
 
         live = self.live(name)
-        return archive_report(self.plane, live.spec, live.reference, trigger=trigger, window_s=window_s)
+        return archive_report(
+            self.plane, live.spec, live.reference, trigger=trigger, window_s=window_s, until=until
+        )
 
     # ------------------------------------------------------------------ loop
     def start_loop(self, every: float = 0.25) -> None:

@@ -45,6 +45,9 @@ class MonitorReference:
     #: Why the reference has no predictions (prediction drift is then off); a broken model must still be
     #: watchable for errors, latency and input drift.
     scoring_error: str | None = None
+    #: The version's own performance on its reference (its scores against the reference's target): what
+    #: live accuracy and the CBPE estimate are compared with.
+    baseline: dict[str, Any] | None = None
 
 
 def primary_version(plane: ControlPlane, endpoint: str) -> tuple[str, int]:
@@ -110,6 +113,7 @@ def build_reference(plane: ControlPlane, spec: MonitorSpec) -> MonitorReference:
         if scores is not None and scores.size
         else None
     )
+    task = _task(frame, target, scores)
     return MonitorReference(
         model=model,
         version=version,
@@ -120,9 +124,23 @@ def build_reference(plane: ControlPlane, spec: MonitorSpec) -> MonitorReference:
         predictions=predictions,
         scores=scores,
         target=target,
-        task=_task(frame, target, scores),
+        task=task,
         scoring_error=scoring_error,
+        baseline=_baseline(task, scores, frame[target] if target in frame.columns else None),
     )
+
+
+def _baseline(task: Task | None, scores: Any, labels: Any) -> dict[str, Any] | None:
+    from workbench.monitoring.performance import calibration_error, estimate_performance, labelled_metrics
+
+    if task is None or scores is None or labels is None or len(labels) != len(scores):
+        return None
+    values = np.asarray(labels, dtype=np.float64)
+    baseline = labelled_metrics(task, scores, values).to_dict()
+    if task == "binary":
+        baseline["calibration_error"] = calibration_error(scores, values)
+        baseline["estimated"] = estimate_performance(scores).to_dict()
+    return baseline
 
 
 def _task(frame: pd.DataFrame, target: str | None, scores: Any) -> Task | None:

@@ -55,11 +55,12 @@ def archive_report(
     *,
     trigger: str,
     window_s: float | None = None,
-    now: float | None = None,
+    until: float | None = None,
 ) -> ReportRecord:
+    """A report of ``[until - window_s, until)``: by default the monitor's window ending now."""
     from workbench.monitoring.evidently_report import evidently_drift, methods_for
 
-    end = time.time() if now is None else now
+    end = time.time() if until is None else until
     start = end - (spec.window_s if window_s is None else window_s)
     current = window_frame(plane, spec, reference.columns, start, end)
     if len(current) < spec.drift.min_rows:

@@ -114,6 +114,7 @@ class MonitoringService:
                 "columns": list(live.reference.columns),
                 "predictions": live.reference.predictions is not None,
                 "scoring_error": live.reference.scoring_error,
+                "baseline": live.reference.baseline,
             },
             "values": values,
             "rules": [r.model_dump(mode="json") for r in rules],
@@ -245,10 +246,12 @@ class MonitoringService:
         }
 
     # ------------------------------------------------------------- reports
-    def report(self, name: str, *, window_s: float | None = None) -> ReportRecord:
+    def report(self, name: str, *, window_s: float | None = None, until: float | None = None) -> ReportRecord:
         if window_s is not None and window_s <= 0:
             raise ValidationError("window_s must be > 0")
-        return self.engine.report(name, trigger="manual", window_s=window_s)
+        if until is not None and until > time.time() + 1:
+            raise ValidationError("until is in the future: a report covers logged traffic")
+        return self.engine.report(name, trigger="manual", window_s=window_s, until=until)
 
     def reports(self, name: str) -> list[ReportRecord]:
         self.monitor(name)

@@ -11,7 +11,8 @@ Series names (what a rule may watch), all over the monitor's window:
 * ``drift_share`` (share of drifted feature columns), ``dataset_drift`` (1 when the dataset drifts),
   ``prediction_drift`` (drift score of the model's output), ``drift:<column>`` (one column's score);
 * ``accuracy``, ``auc``, ``mae`` (from fed-back labels), ``estimated_accuracy``, ``estimated_auc``
-  (without labels, CBPE).
+  (without labels, CBPE), and ``accuracy_drop``, ``auc_drop``, ``estimated_accuracy_drop``: how far below
+  the serving version's own performance on its reference dataset they are.
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ BASE_SERIES = (
     "mae",
     "estimated_accuracy",
     "estimated_auc",
+    "accuracy_drop",
+    "auc_drop",
+    "estimated_accuracy_drop",
 )
 
 

@@ -37,7 +37,8 @@ class CreateRule(BaseModel):
 class ReportRequest(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    window_s: float | None = Field(default=None, gt=0)
+    window_s: float | None = Field(default=None, gt=0, description="seconds back from until")
+    until: float | None = Field(default=None, gt=0, description="end of the window, epoch seconds (now)")
 
 
 @router.post("/monitors", status_code=201)
@@ -74,7 +75,9 @@ def create_report(
     name: str, body: ReportRequest | None = None, plane: ControlPlane = Depends(control_plane)
 ) -> ReportRecord:
     """A full Evidently drift report of the window, archived (takes seconds)."""
-    return plane.monitoring.report(name, window_s=body.window_s if body else None)
+    return plane.monitoring.report(
+        name, window_s=body.window_s if body else None, until=body.until if body else None
+    )
 
 
 @router.get("/monitors/{name}/reports")

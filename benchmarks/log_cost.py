@@ -1,0 +1,197 @@
+"""What the prediction log costs a replica: the same model, the same load, with the log on and off.
+
+    .venv/bin/python benchmarks/log_cost.py            # ~2 minutes; prints a table
+    .venv/bin/python benchmarks/log_cost.py --write-docs
+
+Two replica processes of the demo MLP are started directly (no router, no control plane): one writing
+every request's record, inputs and outputs included (``log_sample_rate=1``, the default), one with no
+prediction log at all. wrk (one thread) drives each in turn with one-row MLflow JSON requests at
+concurrency 64, alternating three times so that drift in the machine's load hits both alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from _load import LoadResult, require_wrk, run_wrk
+
+from workbench.demo.dataset import FEATURES, generate_churn, split_frame
+from workbench.demo.training import train_version
+from workbench.registry.packaging import save_model
+from workbench.serving.config import ReadyInfo, ReplicaConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+SECTION = "## Prediction log: what it costs a replica (issue 5)"
+ROUNDS = 3
+SECONDS = 8.0
+CONCURRENCY = 64
+
+
+def start_replica(
+    workdir: Path, model_dir: Path, name: str, log_dir: Path | None, sample_rate: float = 1.0
+) -> tuple[subprocess.Popen[bytes], str]:
+    ready = workdir / f"{name}.ready.json"
+    config = ReplicaConfig(
+        replica_id=name,
+        endpoint="bench",
+        model="bench",
+        version=1,
+        model_dir=model_dir,
+        device="cpu",
+        ready_file=ready,
+        prediction_log_dir=log_dir,
+        log_sample_rate=sample_rate,
+    )
+    path = workdir / f"{name}.json"
+    path.write_text(config.model_dump_json())
+    log = (workdir / f"{name}.log").open("ab")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "workbench.serving.replica", str(path)], stdout=log, stderr=subprocess.STDOUT
+    )
+    deadline = time.monotonic() + 120
+    while not ready.is_file():
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"replica {name} did not start; see {workdir / (name + '.log')}")
+        time.sleep(0.1)
+    info = ReadyInfo.model_validate_json(ready.read_bytes())
+    return process, f"http://127.0.0.1:{info.port}/invocations"
+
+
+def run() -> dict[str, Any]:
+    require_wrk()
+    with tempfile.TemporaryDirectory(prefix="wb-log-cost-") as tmp:
+        workdir = Path(tmp)
+        data = generate_churn(4000, seed=3)
+        train, holdout = split_frame(data, holdout_fraction=0.25, seed=3)
+        trained = train_version(1, train, holdout, seed=3)
+        model_dir = workdir / "model"
+        save_model(trained.module, model_dir, input_example=holdout[list(FEATURES)].head(2))
+        row = holdout[list(FEATURES)].head(1).to_dict(orient="split")
+        body = orjson.dumps({"dataframe_split": {"columns": row["columns"], "data": row["data"]}})
+        variants = {
+            "silent": start_replica(workdir, model_dir, "silent", None),
+            "logged": start_replica(workdir, model_dir, "logged", workdir / "predictions"),
+            "metadata": start_replica(workdir, model_dir, "metadata", workdir / "metadata", sample_rate=0.0),
+        }
+        results: dict[str, list[LoadResult]] = {name: [] for name in variants}
+        try:
+            for _, url in variants.values():  # warm every one
+                run_wrk(url, body, concurrency=CONCURRENCY, seconds=2.0)
+            for _ in range(ROUNDS):
+                for name, (_, url) in variants.items():
+                    results[name].append(run_wrk(url, body, concurrency=CONCURRENCY, seconds=SECONDS))
+        finally:
+            for process, _ in variants.values():
+                process.terminate()
+                process.wait(timeout=30)
+        written = sum(1 for path in (workdir / "predictions").glob("*.jsonl") for _ in path.open("rb"))
+    return {
+        "rounds": ROUNDS,
+        "seconds": SECONDS,
+        "concurrency": CONCURRENCY,
+        "records_written": written,
+        "runs": {k: [r.__dict__ | {"rps": r.rps} for r in v] for k, v in results.items()},
+    }
+
+
+def to_markdown(result: dict[str, Any]) -> str:
+    def median(kind: str, key: str) -> float:
+        return statistics.median(r[key] for r in result["runs"][kind])
+
+    logged, silent = median("logged", "rps"), median("silent", "rps")
+    cost = 100 * (silent - logged) / silent if silent else float("nan")
+    metadata_cost = 100 * (silent - median("metadata", "rps")) / silent if silent else float("nan")
+    sent = sum(r["requests"] for r in result["runs"]["logged"])
+    lines = [
+        SECTION,
+        "",
+        "`.venv/bin/python benchmarks/log_cost.py --write-docs`: the demo MLP in two replica processes started "
+        "directly, one logging every request (record, inputs and outputs), one without a prediction log; wrk "
+        f"(one thread), one-row MLflow JSON, concurrency {result['concurrency']}, {result['seconds']:g} s per run, "
+        f"alternated {result['rounds']} times (medians).",
+        "",
+        "| replica | req/s | p50 ms | p99 ms | errors |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for kind, label in (
+        ("silent", "no prediction log"),
+        ("metadata", "records without inputs/outputs (log_sample_rate=0)"),
+        ("logged", "every request with inputs and outputs (default)"),
+    ):
+        lines.append(
+            f"| {label} | {median(kind, 'rps'):,.0f} | {median(kind, 'p50_ms'):.2f} | "
+            f"{median(kind, 'p99_ms'):.2f} | {sum(r['errors'] for r in result['runs'][kind])} |"
+        )
+    verdict = "meets" if cost <= 5 else "misses"
+    lines += [
+        "",
+        f"Throughput cost of the prediction log with inputs and outputs: **{cost:.1f} %** ({verdict} the "
+        f"≤ 5 % target); of records alone (no inputs/outputs): {metadata_cost:.1f} %. The logging replica "
+        f"wrote {result['records_written']:,} records for {sent:,} measured requests (warm-up included in the "
+        "records).",
+        "",
+    ]
+    if cost > 5:
+        lines += [
+            "Why it is missed: the replica's serving thread and its log writer share one GIL, so every "
+            "microsecond the writer spends in Python is taken from serving. The writer encodes about 0.3 µs "
+            "of orjson per record but spent 5.4 µs per record in interpreter bookkeeping before it encoded "
+            "in slices (now about 1.5 µs: the drop above is what is left of it plus building the record on "
+            "the request path and the inputs' numpy arrays). What would meet the target, not done yet: "
+            "handing records to a separate writer process through shared memory, so encoding leaves the "
+            "serving process's GIL; or logging inputs for a sample (`log_sample_rate`) at high rates, "
+            "which drift needs far less than every request.",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def write_docs(markdown: str) -> None:
+    path = ROOT / "docs" / "benchmarks.md"
+    text = path.read_text()
+    if SECTION in text:
+        start = text.index(SECTION)
+        rest = text[start + len(SECTION) :]
+        following = rest.find("\n## ")
+        end = start + len(SECTION) + (following + 1 if following >= 0 else len(rest))
+        text = text[:start] + markdown + text[end:]
+    else:
+        text = text.rstrip() + "\n\n" + markdown
+    path.write_text(text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--write-docs", action="store_true")
+    parser.add_argument("--render", action="store_true", help="re-render the last run's results, no run")
+    args = parser.parse_args()
+    saved = ROOT / "benchmarks" / "results" / "log_cost.json"
+    if args.render:
+        result = json.loads(saved.read_text())
+    else:
+        result = run()
+        saved.parent.mkdir(exist_ok=True)
+        saved.write_text(json.dumps(result, indent=2))
+    markdown = to_markdown(result)
+    print(markdown)
+    if args.write_docs:
+        write_docs(markdown)
+
+
+if __name__ == "__main__":
+    main()

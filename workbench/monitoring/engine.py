@@ -113,7 +113,7 @@ class MonitorEngine:
             )
             # A fresh window (first look, or after a restart) starts one window back in the log.
             directory = self.plane.settings.home / "predictions" / spec.endpoint
-            tail = PredictionLogTail(directory, modified_since=time.time() - spec.window_s - 60.0)
+            tail = PredictionLogTail(directory, modified_since=time.time() - spec.window_s)
             found = self._live[name] = _Live(spec=spec, reference=reference, window=window, tail=tail)
             return found
 

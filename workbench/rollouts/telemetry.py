@@ -73,9 +73,9 @@ class RolloutTelemetry:
         self.since = since
         self.versions = frozenset(versions)
         self.pair_shadows = pair_shadows
-        # A segment last written a minute before ``since`` holds nothing newer: the margin covers clock
-        # granularity and a writer's flush interval.
-        self._tail = PredictionLogTail(directory, modified_since=since - 60.0)
+        # A segment last written before ``since`` holds nothing newer (a record is written after its
+        # timestamp is taken, on this machine's clock); the tail's seek keeps a few seconds of margin.
+        self._tail = PredictionLogTail(directory, modified_since=since)
         self._series: dict[tuple[int, bool], _Series] = {}
         self._unpaired: dict[bool, OrderedDict[str, np.ndarray[Any, np.dtype[np.float64]]]] = {
             False: OrderedDict(),

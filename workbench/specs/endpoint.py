@@ -28,6 +28,19 @@ def _check_model_name(value: str) -> str:
 ModelName = Annotated[str, AfterValidator(_check_model_name), Field(description="registered model name")]
 
 
+def check_endpoint_name(value: str) -> str:
+    if not ENDPOINT_NAME_RE.match(value):
+        raise ValueError(
+            f"invalid endpoint name {value!r}: use 1-63 lower-case letters, digits or '-', "
+            "starting and ending with a letter or digit"
+        )
+    return value
+
+
+#: An endpoint's name wherever a spec refers to one (rollouts, monitors).
+EndpointName = Annotated[str, AfterValidator(check_endpoint_name), Field(description="endpoint name")]
+
+
 class TrafficRoute(Spec):
     model: ModelName
     version: int = Field(ge=1)
@@ -68,12 +81,7 @@ class EndpointSpec(Spec):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not ENDPOINT_NAME_RE.match(value):
-            raise ValueError(
-                f"invalid endpoint name {value!r}: use 1-63 lower-case letters, digits or '-', "
-                "starting and ending with a letter or digit"
-            )
-        return value
+        return check_endpoint_name(value)
 
     @field_validator("device")
     @classmethod

@@ -24,7 +24,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from workbench.specs.base import Spec
-from workbench.specs.endpoint import ENDPOINT_NAME_RE
+from workbench.specs.endpoint import EndpointName
 
 NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\Z")
 DRIFT_METHODS = ("wasserstein", "jensenshannon", "psi")
@@ -90,7 +90,7 @@ class ReportSchedule(Spec):
 
 class MonitorSpec(Spec):
     name: str
-    endpoint: str
+    endpoint: EndpointName
     window_s: float = Field(default=300.0, gt=0, le=7 * 86_400, description="sliding window of every series")
     every_s: float = Field(default=10.0, ge=0.1, le=3600, description="how often the engine looks (scrape)")
     drift: DriftOptions = Field(default_factory=lambda: DriftOptions())
@@ -103,13 +103,6 @@ class MonitorSpec(Spec):
     def _name(cls, value: str) -> str:
         if not NAME_RE.match(value):
             raise ValueError(f"invalid monitor name {value!r}: use 1-63 lower-case letters, digits or '-'")
-        return value
-
-    @field_validator("endpoint")
-    @classmethod
-    def _endpoint(cls, value: str) -> str:
-        if not ENDPOINT_NAME_RE.match(value):
-            raise ValueError(f"invalid endpoint name {value!r}")
         return value
 
     @model_validator(mode="after")

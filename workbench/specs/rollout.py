@@ -16,11 +16,11 @@ from __future__ import annotations
 from enum import StrEnum
 from itertools import pairwise
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from workbench.specs.analysis import AnalysisSpec
 from workbench.specs.base import Spec
-from workbench.specs.endpoint import ENDPOINT_NAME_RE
+from workbench.specs.endpoint import EndpointName
 
 
 class Strategy(StrEnum):
@@ -70,7 +70,7 @@ class ShadowOptions(Spec):
 
 
 class RolloutSpec(Spec):
-    endpoint: str
+    endpoint: EndpointName
     candidate: str = Field(description="models:/NAME@ALIAS or models:/NAME/VERSION")
     strategy: Strategy = Strategy.CANARY
     steps: tuple[CanaryStep, ...] = Field(default=DEFAULT_STEPS, max_length=20)
@@ -84,13 +84,6 @@ class RolloutSpec(Spec):
     )
     blue_green: BlueGreenOptions = Field(default_factory=lambda: BlueGreenOptions())
     shadow: ShadowOptions = Field(default_factory=lambda: ShadowOptions())
-
-    @field_validator("endpoint")
-    @classmethod
-    def _endpoint(cls, value: str) -> str:
-        if not ENDPOINT_NAME_RE.match(value):
-            raise ValueError(f"invalid endpoint name {value!r}")
-        return value
 
     @model_validator(mode="after")
     def _steps(self) -> RolloutSpec:

@@ -1123,8 +1123,8 @@ def _first_tick(results: dict[str, Any]) -> str:
     margin = results.get("read_margin_s", NAN)
     text = (
         "One cost comes with the endpoint's recent traffic rather than with the rollout: a rollout's first "
-        "tick builds its telemetry from the prediction log, skipping the segments last written more than a "
-        "minute before the rollout's window and binary-searching the others to the first record "
+        "tick builds its telemetry from the prediction log, skipping the segments last written before the "
+        "rollout's window and binary-searching the others to the first record "
         f"{margin:g} s before it (so a busy replica's active segment, which grows to 64 MiB, is not parsed "
         "whole; the window begins at the rollout's start for a canary and `baseline_window_s` earlier for "
         "blue-green)"

@@ -566,7 +566,8 @@ def breach_scenario(w: World, strategy: str, repeats: int) -> tuple[list[BreachR
                 "log_mb": log_mb,
             }
             if phase != Phase.PROGRESSING:
-                mark["note"] = f"ended before the breach ({phase.value}): false alarm"
+                why = w.plane.rollouts.events(record.id)[-1].message
+                mark["note"] = f"ended before the breach ({phase.value}): {why}"
             else:
                 w.trigger.touch()
                 mark["breach"] = time.monotonic()

@@ -113,7 +113,7 @@ def demo(
             console.print(f"               {endpoint['urls']['mlflow']}  (MLflow JSON)")
         console.print(
             "try:          workbench status | workbench monitor show churn | workbench audit\n"
-            "              workbench demo-traffic --covariate-drift 1 --seconds 60   (then: workbench alerts)"
+            "              workbench demo-traffic --covariate-drift 1 --seconds 90   (then: workbench alerts)"
         )
         if owned is not None and serve:
             console.print("the control plane keeps running; press Ctrl-C to stop it")

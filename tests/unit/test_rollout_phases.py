@@ -44,3 +44,8 @@ def test_allowed_transitions(current: Phase, target: Phase) -> None:
 def test_refused_transitions_say_what_is_allowed(current: Phase, target: Phase) -> None:
     with pytest.raises(ConflictError, match="allowed"):
         check_transition(current, target)
+
+
+def test_settled_phases_are_the_ones_no_tick_moves() -> None:
+    settled = {p for p in Phase if p.is_settled}
+    assert settled == {p for p in Phase if p.is_terminal} | {Phase.PAUSED, Phase.INCONCLUSIVE}

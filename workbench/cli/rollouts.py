@@ -11,12 +11,12 @@ import yaml
 
 from workbench.cli._output import console, fail, handle_errors, print_json, print_table
 from workbench.client import Client
+from workbench.rollouts.phases import Phase
 
 app = typer.Typer(
     help="Rollouts (canary, blue-green, shadow): start, watch, pause, resume, promote, abort.",
     no_args_is_help=True,
 )
-_WAITING_FOR_A_PERSON = ("succeeded", "rolled_back", "failed", "error", "paused", "inconclusive")
 
 
 def _active(client: Client, endpoint: str) -> str:
@@ -138,7 +138,7 @@ def status(
                     ["check", "verdict", "degradation", "confidence sequence", "tolerated", "samples b/c"],
                     _analysis_rows(analysis),
                 )
-            if not watch or rollout["phase"] in _WAITING_FOR_A_PERSON:
+            if not watch or Phase(rollout["phase"]).is_settled:
                 return
             time.sleep(2)
 

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 
 from workbench.client import Client
+from workbench.rollouts.phases import Phase
 from workbench.specs.analysis import AnalysisSpec, MetricCheck, MetricKind
 from workbench.specs.rollout import CanaryStep, RolloutSpec
 from workbench.store.rollouts import RolloutRecord
@@ -24,7 +25,6 @@ DEMO_ANALYSIS = AnalysisSpec(
     ),
     min_samples=150,
 )
-_TERMINAL = {"succeeded", "rolled_back", "failed", "error"}
 
 
 def demo_canary(endpoint: str, candidate: str) -> RolloutSpec:
@@ -58,9 +58,7 @@ def run_canary(
             f"canary of {spec.candidate}: {rollout['phase']}, step {rollout['step_index']}"
             + (f" ({verdicts})" if verdicts else "")
         )
-        if rollout["phase"] in _TERMINAL:
-            return RolloutRecord.model_validate(rollout)
-        if rollout["phase"] in ("inconclusive", "paused"):
+        if Phase(rollout["phase"]).is_settled:
             return RolloutRecord.model_validate(rollout)
         time.sleep(0.5)
     return client.rollout_action(record.id, "abort", reason="demo: canary took too long")

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import CollectorRegistry, Gauge
 
 from workbench.errors import NotFoundError, ValidationError, WorkbenchError
-from workbench.monitoring.drift import DriftResult, ReferenceProfile, drift
+from workbench.monitoring.drift import DriftResult, drift
 from workbench.monitoring.feed import EndpointFeed
 from workbench.monitoring.reference import MonitorReference, build_reference, primary_version
 from workbench.monitoring.rules import AlertState, RuleState, Transition, evaluate
@@ -47,6 +47,7 @@ class _Live:
     history: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=HISTORY))
     last_tick: float = 0.0
     last_report: float = 0.0
+    rule_values: dict[str, float | None] = field(default_factory=dict)
 
 
 class MonitoringGauges:
@@ -244,8 +245,12 @@ class MonitorEngine:
         self.gauges.firing.labels(rule.name, rule.monitor, rule.severity.value).set(
             1.0 if new_state.state == AlertState.FIRING else 0.0
         )
-        with self.plane.db.write() as connection:
-            self.repo.save_rule_state(connection, rule.name, asdict(new_state))
+        live.rule_values[rule.name] = value
+        persisted = {k: v for k, v in asdict(new_state).items() if k != "value"}
+        if persisted != {k: v for k, v in record.state.items() if k != "value"}:
+            # Only a change of state is a write: the value moves every look and is kept in memory.
+            with self.plane.db.write() as connection:
+                self.repo.save_rule_state(connection, rule.name, asdict(new_state))
         if transition is None:
             return
         message = (
@@ -366,6 +371,3 @@ class MonitorEngine:
     def history(self, name: str, limit: int = 500) -> list[dict[str, Any]]:
         live = self.live(name)
         return list(live.history)[-limit:]
-
-    def reference_profile(self, name: str) -> ReferenceProfile:
-        return self.live(name).reference.features

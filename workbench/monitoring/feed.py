@@ -2,7 +2,7 @@
 
 The feedback API must refuse a label for a request that was never made, and record which version made
 it and when. The index follows the endpoint's prediction log (a tail) and keeps request id → (time,
-version, status) for the most recent predictions. Looking an id up first reads what the log gained, so
+version) for the most recent predictions. Looking an id up first reads what the log gained, so
 a label posted right after its prediction is found once the replica's writer has flushed (every 0.2 s).
 """
 
@@ -25,7 +25,6 @@ FLUSH_GRACE_S = 0.5
 class Prediction:
     ts: float
     version: int
-    status: int
 
 
 class EndpointFeed:
@@ -50,7 +49,6 @@ class EndpointFeed:
                     self._index[str(request_id)] = Prediction(
                         ts=float(record.get("ts", 0.0)),
                         version=int(record.get("version", 0)),
-                        status=int(record.get("status", 0)),
                     )
                     if len(self._index) > self._limit:
                         self._index.popitem(last=False)

@@ -39,7 +39,6 @@ class MonitorReference:
     categorical: tuple[str, ...]
     features: ReferenceProfile
     predictions: ReferenceProfile | None
-    scores: np.ndarray[Any, np.dtype[np.float64]] | None
     target: str | None
     task: Task | None
     #: Why the reference has no predictions (prediction drift is then off); a broken model must still be
@@ -122,7 +121,6 @@ def build_reference(plane: ControlPlane, spec: MonitorSpec) -> MonitorReference:
         categorical=categorical,
         features=features,
         predictions=predictions,
-        scores=scores,
         target=target,
         task=task,
         scoring_error=scoring_error,

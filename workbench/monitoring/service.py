@@ -117,7 +117,11 @@ class MonitoringService:
                 "baseline": live.reference.baseline,
             },
             "values": values,
-            "rules": [r.model_dump(mode="json") for r in rules],
+            "rules": [
+                {**dumped, "state": {**dumped["state"], "value": live.rule_values.get(r.spec.name)}}
+                for r in rules
+                if (dumped := r.model_dump(mode="json"))
+            ],
         }
         if history:
             out["history"] = self.engine.history(name, history)

@@ -28,6 +28,11 @@ class Phase(StrEnum):
         return self in _TERMINAL
 
     @property
+    def is_settled(self) -> bool:
+        """Ended, or waiting for a person (paused, inconclusive): no controller tick will move it."""
+        return self.is_terminal or self in (Phase.PAUSED, Phase.INCONCLUSIVE)
+
+    @property
     def is_active(self) -> bool:
         """Holds the endpoint: a second rollout of it is refused while one is active."""
         return not self.is_terminal

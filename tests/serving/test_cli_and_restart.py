@@ -153,7 +153,9 @@ def test_cli_rollouts_blue_green_rollback_and_a_shadow_from_a_spec_file(
         spec = home.parent / "shadow.yaml"
         spec.write_text(
             "strategy: shadow\ntick_s: 0.5\nshadow: {duration_s: 30, min_pairs: 100}\n"
-            "analysis: {min_samples: 100}\n"
+            # Latency and prediction shift are left out: on a busy CI machine a mirrored replica can be
+            # slower than the primary, and this test is about agreement deciding the shadow.
+            "analysis: {min_samples: 100, checks: [{name: error_rate, kind: error_rate, threshold: 0.01}]}\n"
         )
         worker = threading.Thread(target=traffic, daemon=True)
         worker.start()
@@ -168,7 +170,8 @@ def test_cli_rollouts_blue_green_rollback_and_a_shadow_from_a_spec_file(
         assert "agreement" in watched  # the analysis table
         detail = json.loads(_cli(env, "rollout", "status", "web", "--json").stdout)
         assert detail["rollout"]["phase"] == "rolled_back"  # v2 does not answer like v1
-        assert any(m["name"] == "agreement" and m["verdict"] == "fail" for m in detail["analysis"]["metrics"])
+        failed = {m["name"]: m["reason"] for m in detail["analysis"]["metrics"] if m["verdict"] == "fail"}
+        assert "agreement" in failed, (failed, [e["message"] for e in detail.get("events", [])])
         endpoint = json.loads(_cli(env, "endpoints", "show", "web", "--json").stdout)
         assert endpoint["endpoint"]["spec"]["shadows"] == []
         missing = _cli(

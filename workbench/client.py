@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import getpass
 import tempfile
+import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -27,9 +28,11 @@ from workbench.registry.types import (
 from workbench.settings import Settings, get_settings
 from workbench.specs.monitor import AlertRuleSpec, MonitorSpec
 from workbench.specs.rollout import RolloutSpec
+from workbench.specs.runbook import ScheduleSpec
 from workbench.store import AuditEvent, EndpointRecord
 from workbench.store.monitoring import AlertEvent, AlertRuleRecord, MonitorRecord, ReportRecord
 from workbench.store.rollouts import RolloutRecord
+from workbench.store.runbooks import RunRecord, ScheduleRecord
 
 
 def _default_actor() -> str:
@@ -59,7 +62,7 @@ class Client:
         self.settings = settings or get_settings()
         self.url = (url or self.settings.api_url).rstrip("/")
         self._token = token
-        headers = {ACTOR_HEADER: actor or _default_actor()}
+        headers = {ACTOR_HEADER: actor or self.settings.actor or _default_actor()}
         self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
 
     # ------------------------------------------------------------- plumbing
@@ -155,6 +158,8 @@ class Client:
         aliases: Sequence[str] = (),
         parent_version: int | None = None,
         code_version: str | None = None,
+        data_window: str | None = None,
+        trained_by: str | None = None,
         reason: str | None = None,
     ) -> ModelVersionInfo:
         """Register an in-memory ``torch.nn.Module`` or MLflow ``PythonModel`` and its reference data.
@@ -171,6 +176,8 @@ class Client:
             data_rows=len(training_data) if training_data is not None else None,
             code_version=code_version or git_code_version(),
             parent_version=parent_version,
+            data_window=data_window,
+            trained_by=trained_by,
         )
         with tempfile.TemporaryDirectory(prefix="workbench-register-") as tmp:
             model_dir = Path(tmp) / "model"
@@ -369,6 +376,61 @@ class Client:
         result: dict[str, Any] = self._request("POST", "/feedback", json=body, timeout=120.0)
         return result
 
+    def labelled_data(
+        self,
+        endpoint: str,
+        *,
+        window_s: float | None = None,
+        since: datetime | float | None = None,
+        until: datetime | float | None = None,
+    ) -> Any:
+        """A pandas DataFrame of logged requests with fed-back labels: features, ``prediction``,
+        ``label``, ``version``, ``request_id`` and ``ts`` (the data retraining learns from)."""
+        import pandas as pd
+
+        params: dict[str, Any] = {"endpoint": endpoint}
+        for key, value in (("window_s", window_s), ("since", since), ("until", until)):
+            if value is not None:
+                params[key] = value.timestamp() if isinstance(value, datetime) else value
+        result = self._request("GET", "/labelled-data", params=params, timeout=300.0)
+        frame = pd.DataFrame(result["columns"])
+        frame.attrs.update({k: result[k] for k in ("since", "until", "rows", "skipped_batches")})
+        return frame
+
+    def predict(self, endpoint: str, frame: Any, *, version: int | None = None, probe: bool = True) -> Any:
+        """Score a DataFrame through the router: one score per row (a classifier's positive class).
+
+        ``probe`` (the default) keeps these requests out of the prediction log and the monitors, as
+        an evaluation should; ``version`` pins one served version.
+        """
+        import numpy as np
+
+        router = self.endpoint_status(endpoint).get("router_url")
+        if not router:
+            raise UnavailableError(f"endpoint {endpoint!r} has no router address; is it deployed?")
+        split = frame.to_dict(orient="split")
+        headers: dict[str, str] = {}
+        if probe:
+            headers["x-workbench-probe"] = "1"
+        if version is not None:
+            headers["x-workbench-version"] = str(version)
+        scores: list[Any] = []
+        rows = split["data"]
+        for start in range(0, max(len(rows), 1), 1000):
+            body = {"dataframe_split": {"columns": split["columns"], "data": rows[start : start + 1000]}}
+            response = self._http.post(
+                f"{router}/endpoints/{endpoint}/invocations", json=body, headers=headers, timeout=120.0
+            )
+            if response.status_code >= 400:
+                raise error_from_dict(
+                    {"message": f"scoring through the router failed: {response.text[:500]}"},
+                    response.status_code,
+                )
+            predictions = response.json()["predictions"]
+            values = np.asarray(predictions, dtype=np.float64)
+            scores.append(values.reshape(len(predictions), -1)[:, -1])
+        return np.concatenate(scores) if scores else np.empty(0)
+
     def series(self, endpoint: str, *, window_s: float = 300.0, step_s: float = 10.0) -> dict[str, Any]:
         """Requests/s, error rate and latency percentiles per step, per version ("1", "2"...) and "all"."""
         result: dict[str, Any] = self._request(
@@ -388,6 +450,83 @@ class Client:
 
     def drift_reports(self, monitor: str) -> list[ReportRecord]:
         return [ReportRecord.model_validate(r) for r in self._request("GET", f"/monitors/{monitor}/reports")]
+
+    # ------------------------------------------------------------- runbooks
+    def runbooks(self) -> list[dict[str, Any]]:
+        """Every runbook with its title, description and declared parameters."""
+        result: list[dict[str, Any]] = self._request("GET", "/runbooks")
+        return result
+
+    def runbook(self, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._request("GET", f"/runbooks/{name}")
+        return result
+
+    def run_runbook(
+        self,
+        name: str,
+        parameters: Mapping[str, Any] | None = None,
+        *,
+        timeout_s: float | None = None,
+        reason: str | None = None,
+        wait_s: float | None = None,
+    ) -> RunRecord:
+        """Start a run; with ``wait_s``, also wait up to that long for it to end and return its record."""
+        body = {"parameters": dict(parameters or {}), "timeout_s": timeout_s, "reason": reason}
+        run = RunRecord.model_validate(self._request("POST", f"/runbooks/{name}/runs", json=body))
+        return run if not wait_s else self.wait_run(run.id, timeout_s=wait_s)
+
+    def runbook_runs(
+        self,
+        *,
+        runbook: str | None = None,
+        status: str | None = None,
+        endpoint: str | None = None,
+        limit: int = 50,
+    ) -> list[RunRecord]:
+        params: dict[str, Any] = {"limit": limit}
+        for key, value in (("runbook", runbook), ("status", status), ("endpoint", endpoint)):
+            if value is not None:
+                params[key] = value
+        return [RunRecord.model_validate(r) for r in self._request("GET", "/runbook-runs", params=params)]
+
+    def runbook_run(self, run_id: str) -> RunRecord:
+        return RunRecord.model_validate(self._request("GET", f"/runbook-runs/{run_id}"))
+
+    def wait_run(self, run_id: str, *, timeout_s: float = 600.0) -> RunRecord:
+        """The run's record once it has ended, or as it is after ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            left = max(0.0, deadline - time.monotonic())
+            step = min(left, 60.0)
+            record = RunRecord.model_validate(
+                self._request("GET", f"/runbook-runs/{run_id}", params={"wait_s": step}, timeout=step + 30)
+            )
+            if record.status.is_final or left <= 0:
+                return record
+
+    def cancel_run(self, run_id: str) -> RunRecord:
+        return RunRecord.model_validate(
+            self._request("POST", f"/runbook-runs/{run_id}/cancel", timeout=120.0)
+        )
+
+    def run_notebook(self, run_id: str, *, format: str = "ipynb") -> bytes:
+        """The archived executed notebook (``ipynb``), its HTML rendering (``html``) or the input copy."""
+        response = self._http.get(
+            f"{API_PREFIX}/runbook-runs/{run_id}/notebook", params={"format": format}, headers=self._auth()
+        )
+        if response.status_code >= 400:
+            raise error_from_dict(response.json().get("error", {}), response.status_code)
+        return response.content
+
+    def create_schedule(self, spec: ScheduleSpec | Mapping[str, Any]) -> ScheduleRecord:
+        body = spec.model_dump(mode="json") if isinstance(spec, ScheduleSpec) else dict(spec)
+        return ScheduleRecord.model_validate(self._request("POST", "/runbook-schedules", json=body))
+
+    def schedules(self) -> list[ScheduleRecord]:
+        return [ScheduleRecord.model_validate(s) for s in self._request("GET", "/runbook-schedules")]
+
+    def delete_schedule(self, name: str) -> ScheduleRecord:
+        return ScheduleRecord.model_validate(self._request("DELETE", f"/runbook-schedules/{name}"))
 
     # ---------------------------------------------------------------- audit
     def audit(

@@ -115,11 +115,15 @@ class ControlPlane:
         self.started_at = time.time()
         from workbench.monitoring.service import MonitoringService
         from workbench.rollouts.controller import RolloutController
+        from workbench.runbooks import shipped_runbooks_dir
+        from workbench.runbooks.engine import RunbookEngine
 
         self.rollouts = RolloutController(self)
         self.monitoring = MonitoringService(self)
+        self.runbooks = RunbookEngine(self, (*settings.runbook_dirs, shipped_runbooks_dir()))
 
     def close(self) -> None:
+        self.runbooks.stop_loop()
         self.monitoring.engine.stop_loop()
         self.rollouts.stop_loop()
         self.serving.close()

@@ -55,6 +55,7 @@ def serve(
         plane.start_serving()
         plane.rollouts.start_loop()
         plane.monitoring.engine.start_loop()
+        plane.runbooks.start_loop()
     except BaseException:
         plane.close()
         sock.close()

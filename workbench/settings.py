@@ -61,6 +61,8 @@ class Settings:
     api_url: str = ""
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
     serving_backend: str = "local"
+    runbook_dirs: tuple[Path, ...] = ()
+    actor: str | None = None
 
     @classmethod
     def for_home(cls, home: Path | str, **overrides: object) -> Settings:
@@ -111,6 +113,12 @@ class Settings:
             overrides["api_url"] = url.rstrip("/")
         if backend := env.get("WORKBENCH_SERVING_BACKEND"):
             overrides["serving_backend"] = backend
+        if dirs := env.get("WORKBENCH_RUNBOOKS_DIRS"):
+            overrides["runbook_dirs"] = tuple(
+                Path(d).expanduser().resolve() for d in dirs.split(os.pathsep) if d
+            )
+        if actor := env.get("WORKBENCH_ACTOR"):
+            overrides["actor"] = actor.strip()[:200]
         if limit := env.get("WORKBENCH_MAX_UPLOAD_BYTES"):
             overrides["max_upload_bytes"] = _port_like_int(limit, "WORKBENCH_MAX_UPLOAD_BYTES")
         return cls.for_home(home, **overrides)

@@ -10,7 +10,7 @@ from fastapi import Depends, FastAPI
 from workbench._version import __version__
 from workbench.api.auth import TokenAuth
 from workbench.api.errors import install_error_handlers
-from workbench.api.routes import audit, endpoints, models, monitoring, rollouts, system
+from workbench.api.routes import audit, endpoints, models, monitoring, rollouts, runbooks, system
 from workbench.control_plane import ControlPlane
 from workbench.protocol import API_PREFIX
 from workbench.settings import Settings
@@ -42,6 +42,6 @@ def create_app(settings: Settings, plane: ControlPlane | None = None) -> FastAPI
     install_error_handlers(app)
     auth = Depends(TokenAuth(token, open_reads=settings.open_reads))
     app.include_router(system.public, prefix=API_PREFIX)
-    for module in (system, models, endpoints, rollouts, monitoring, audit):
+    for module in (system, models, endpoints, rollouts, monitoring, runbooks, audit):
         app.include_router(module.router, prefix=API_PREFIX, dependencies=[auth])
     return app

@@ -27,6 +27,7 @@ from workbench.monitoring.reference import MonitorReference, build_reference, pr
 from workbench.monitoring.rules import AlertState, RuleState, Transition, evaluate
 from workbench.monitoring.window import SlidingWindow
 from workbench.specs.monitor import SCALAR_SERIES, AlertRuleSpec, MonitorSpec, RollbackAction, RunbookAction
+from workbench.specs.runbook import RunRequest, Trigger, TriggerKind
 from workbench.store.monitoring import AlertRuleRecord, MonitoringRepository, ReportRecord
 from workbench.telemetry.tail import PredictionLogTail
 
@@ -287,9 +288,11 @@ class MonitorEngine:
             )
         if transition == Transition.FIRING:
             for action in rule.actions:
-                self._act(live, rule, action, value, message)
+                self._act(live, rule, action, value, message, event_id)
 
-    def _act(self, live: _Live, rule: AlertRuleSpec, action: Any, value: float | None, message: str) -> None:
+    def _act(
+        self, live: _Live, rule: AlertRuleSpec, action: Any, value: float | None, message: str, event_id: int
+    ) -> None:
         from workbench.monitoring.actions import notify
 
         endpoint = live.spec.endpoint
@@ -302,11 +305,18 @@ class MonitorEngine:
                 outcome["routes"] = [r.model_dump() for r in record.spec.routes]
                 outcome["ok"] = True
             elif isinstance(action, RunbookAction):
-                outcome["ok"] = False
-                outcome["error"] = (
-                    f"runbook {action.runbook!r} not started: the runbook engine is not part of this "
-                    "version (issue 6)"
+                run = self.plane.runbooks.start(
+                    RunRequest(
+                        runbook=action.runbook,
+                        parameters=action.parameters,
+                        reason=f"alert {rule.name}: {message}",
+                    ),
+                    actor=f"alert:{rule.name}",
+                    trigger=Trigger(
+                        kind=TriggerKind.ALERT, rule=rule.name, alert_event=event_id, detail=message
+                    ),
                 )
+                outcome.update(ok=True, run=run.id, runbook=action.runbook)
             else:
                 outcome.update(notify(action, rule=rule, endpoint=endpoint, value=value, message=message))
         except WorkbenchError as exc:

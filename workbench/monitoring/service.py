@@ -230,6 +230,20 @@ class MonitoringService:
             )
         return {"endpoint": request.endpoint, "accepted": len(items)}
 
+    # ------------------------------------------------------- labelled data
+    def labelled(self, endpoint: str, *, since: float, until: float | None = None) -> dict[str, Any]:
+        """Logged requests in [since, until] that have fed-back labels: the data retraining learns from."""
+        from workbench.monitoring.labelled import labelled_rows
+
+        self.plane.get_endpoint(endpoint)
+        end = time.time() if until is None else until
+        with self.plane.db.read() as connection:
+            labels = self.repo.feedback_since(connection, endpoint, since)
+        directory = self.plane.settings.home / "predictions" / endpoint
+        result = labelled_rows(directory, labels, since=since, until=end)
+        result["endpoint"] = endpoint
+        return result
+
     # -------------------------------------------------------------- series
     def series(self, endpoint: str, *, window_s: float = 300.0, step_s: float = 10.0) -> dict[str, Any]:
         """Requests/s, error rate, p50/p95/p99 per step over the last ``window_s``, per version and all."""

@@ -38,6 +38,8 @@ _LINEAGE_TAGS = {
     "data_rows": "workbench.lineage.data_rows",
     "code_version": "workbench.lineage.code_version",
     "parent_version": "workbench.lineage.parent_version",
+    "data_window": "workbench.lineage.data_window",
+    "trained_by": "workbench.lineage.trained_by",
 }
 _REFERENCE_TAG = "workbench.reference"
 _REGISTRATION_RUN_TAG = "workbench.registration_run"
@@ -358,6 +360,8 @@ class MlflowRegistry:
             parent_version=int(tags[_LINEAGE_TAGS["parent_version"]])
             if _LINEAGE_TAGS["parent_version"] in tags
             else None,
+            data_window=tags.get(_LINEAGE_TAGS["data_window"]),
+            trained_by=tags.get(_LINEAGE_TAGS["trained_by"]),
         )
         return ModelVersionInfo(
             name=mv.name,

@@ -25,6 +25,10 @@ class Lineage(_Frozen):
     data_rows: int | None = Field(default=None, ge=0)
     code_version: str | None = Field(default=None, description="git commit of the training code")
     parent_version: int | None = Field(default=None, ge=1)
+    data_window: str | None = Field(
+        default=None, max_length=200, description="ISO start/end of the logged traffic it learned from"
+    )
+    trained_by: str | None = Field(default=None, max_length=200, description="e.g. the runbook run")
 
 
 class ReferenceData(_Frozen):

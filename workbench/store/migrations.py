@@ -200,10 +200,55 @@ def _v3_monitoring(connection: Connection, dialect: str) -> None:
         connection.execute(text(statement))
 
 
+def _v4_runbooks(connection: Connection, dialect: str) -> None:
+    float_type = "REAL" if dialect == "sqlite" else "DOUBLE PRECISION"
+    statements = [
+        f"""CREATE TABLE runbook_runs (
+            id VARCHAR(40) NOT NULL PRIMARY KEY,
+            runbook VARCHAR(128) NOT NULL,
+            parameters TEXT NOT NULL,
+            trigger TEXT NOT NULL,
+            actor VARCHAR(200) NOT NULL,
+            endpoint VARCHAR(128),
+            status VARCHAR(16) NOT NULL,
+            created_at {float_type} NOT NULL,
+            started_at {float_type},
+            finished_at {float_type},
+            timeout_s {float_type} NOT NULL,
+            summary TEXT,
+            error TEXT,
+            failed_cell TEXT,
+            archive_dir TEXT NOT NULL
+        )""",
+        "CREATE INDEX ix_runbook_runs_created ON runbook_runs (created_at)",
+        "CREATE INDEX ix_runbook_runs_status ON runbook_runs (status)",
+        # The row is the lock: the primary key lets exactly one run hold an endpoint, across processes.
+        f"""CREATE TABLE endpoint_locks (
+            endpoint VARCHAR(128) NOT NULL PRIMARY KEY,
+            run_id VARCHAR(40) NOT NULL,
+            acquired_at {float_type} NOT NULL
+        )""",
+        f"""CREATE TABLE runbook_schedules (
+            name VARCHAR(64) NOT NULL PRIMARY KEY,
+            runbook VARCHAR(128) NOT NULL,
+            spec TEXT NOT NULL,
+            every_s {float_type} NOT NULL,
+            next_at {float_type} NOT NULL,
+            enabled INTEGER NOT NULL,
+            last_run_id VARCHAR(40),
+            created_at {float_type} NOT NULL,
+            actor VARCHAR(200) NOT NULL
+        )""",
+    ]
+    for statement in statements:
+        connection.execute(text(statement))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "audit log and endpoint definitions", _v1_initial),
     Migration(2, "rollouts and their event history", _v2_rollouts),
     Migration(3, "monitors, alert rules and events, feedback, drift reports", _v3_monitoring),
+    Migration(4, "runbook runs, endpoint locks and runbook schedules", _v4_runbooks),
 )
 
 

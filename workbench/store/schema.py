@@ -142,3 +142,47 @@ monitor_reports = Table(
     Column("summary", Text, nullable=False),
     Index("ix_monitor_reports_monitor", "monitor", "id"),
 )
+
+runbook_runs = Table(
+    "runbook_runs",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("runbook", String(128), nullable=False),
+    Column("parameters", Text, nullable=False),
+    Column("trigger", Text, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("endpoint", String(128), nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("started_at", Float, nullable=True),
+    Column("finished_at", Float, nullable=True),
+    Column("timeout_s", Float, nullable=False),
+    Column("summary", Text, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("failed_cell", Text, nullable=True),
+    Column("archive_dir", Text, nullable=False),
+    Index("ix_runbook_runs_created", "created_at"),
+    Index("ix_runbook_runs_status", "status"),
+)
+
+endpoint_locks = Table(
+    "endpoint_locks",
+    metadata,
+    Column("endpoint", String(128), primary_key=True),
+    Column("run_id", String(40), nullable=False),
+    Column("acquired_at", Float, nullable=False),
+)
+
+runbook_schedules = Table(
+    "runbook_schedules",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("runbook", String(128), nullable=False),
+    Column("spec", Text, nullable=False),
+    Column("every_s", Float, nullable=False),
+    Column("next_at", Float, nullable=False),
+    Column("enabled", Integer, nullable=False),
+    Column("last_run_id", String(40), nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("actor", String(200), nullable=False),
+)

@@ -148,3 +148,23 @@ def post_feedback(
 ) -> dict[str, Any]:
     """Ground-truth labels by request id, one or a batch: all accepted or none."""
     return plane.monitoring.feedback(body, actor=actor_of(request))
+
+
+@router.get("/labelled-data")
+def labelled_data(
+    endpoint: str = Query(max_length=128),
+    window_s: float | None = Query(default=None, gt=0, le=30 * 86_400, description="seconds back from until"),
+    since: float | None = Query(default=None, gt=0, description="epoch seconds"),
+    until: float | None = Query(default=None, gt=0, description="epoch seconds (now)"),
+    plane: ControlPlane = Depends(control_plane),
+) -> dict[str, Any]:
+    """Logged requests joined with their fed-back labels, column-wise, for retraining."""
+    import time
+
+    from workbench.errors import ValidationError
+
+    end = until or time.time()
+    if (since is None) == (window_s is None):
+        raise ValidationError("give exactly one of since and window_s", field="since")
+    start = since if since is not None else end - float(window_s or 0)
+    return plane.monitoring.labelled(endpoint, since=start, until=end)

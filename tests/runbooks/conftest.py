@@ -1,0 +1,85 @@
+"""A real control plane (``workbench up`` in a child process) serving the demo model, for runbook runs.
+
+Runbooks run in their own kernels and reach the control plane over HTTP with its token, exactly as in
+production, so the control plane must be a real process on a real port.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests._servers import free_port
+from workbench.client import Client
+from workbench.demo.dataset import FEATURES, TARGET, generate_churn, split_frame
+from workbench.demo.training import train_version
+from workbench.launcher import ControlPlaneProcess
+from workbench.settings import Settings
+
+
+@dataclass
+class Plane:
+    home: Path
+    url: str
+    router: str
+    env: dict[str, str]
+    client: Client
+    holdout: pd.DataFrame
+    process: ControlPlaneProcess
+
+
+def plane_env(home: Path, api_port: int, router_port: int, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WORKBENCH_")}
+    env.update(
+        WORKBENCH_HOME=str(home),
+        WORKBENCH_API_PORT=str(api_port),
+        WORKBENCH_ROUTER_PORT=str(router_port),
+        WORKBENCH_ALLOWED_ROOTS=str(home.parent),
+        COLUMNS="200",
+        **extra,
+    )
+    return env
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory, mlflow_template: Path) -> Iterator[Plane]:
+    """Demo v1 (champion) and v2 registered; v1 served on endpoint ``churn``."""
+    root = tmp_path_factory.mktemp("runbooks")
+    home = root / "home"
+    home.mkdir()
+    shutil.copy(mlflow_template, home / "mlflow.db")
+    extra_runbooks = root / "extra-runbooks"
+    extra_runbooks.mkdir()
+    api_port, router_port = free_port(), free_port()
+    env = plane_env(home, api_port, router_port, WORKBENCH_RUNBOOKS_DIRS=str(extra_runbooks))
+    url = f"http://127.0.0.1:{api_port}"
+    data = generate_churn(4000, seed=11)
+    train, holdout = split_frame(data, holdout_fraction=0.25, seed=11)
+    with ControlPlaneProcess(url, env, home / "logs" / "cp.log") as process:
+        with Client(url, settings=Settings.for_home(home, api_url=url), actor="tester") as client:
+            for number in (1, 2):
+                trained = train_version(number, train, holdout, seed=11)  # type: ignore[arg-type]
+                client.register_model(
+                    "churn",
+                    trained.module,
+                    input_example=holdout[list(FEATURES)].head(2),
+                    reference_data=holdout,
+                    reference_target=TARGET,
+                    aliases=["champion"] if number == 1 else ["challenger"],
+                )
+            client.deploy("churn", "models:/churn@champion")
+            yield Plane(
+                home=home,
+                url=url,
+                router=f"http://127.0.0.1:{router_port}",
+                env=env,
+                client=client,
+                holdout=holdout.reset_index(drop=True),
+                process=process,
+            )

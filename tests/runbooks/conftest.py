@@ -61,7 +61,8 @@ def served(tmp_path_factory: pytest.TempPathFactory, mlflow_template: Path) -> I
     url = f"http://127.0.0.1:{api_port}"
     data = generate_churn(4000, seed=11)
     train, holdout = split_frame(data, holdout_fraction=0.25, seed=11)
-    with ControlPlaneProcess(url, env, home / "logs" / "cp.log") as process:
+    process = ControlPlaneProcess(url, env, home / "logs" / "cp.log").start()
+    try:
         with Client(url, settings=Settings.for_home(home, api_url=url), actor="tester") as client:
             for number in (1, 2):
                 trained = train_version(number, train, holdout, seed=11)  # type: ignore[arg-type]
@@ -74,7 +75,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, mlflow_template: Path) -> I
                     aliases=["champion"] if number == 1 else ["challenger"],
                 )
             client.deploy("churn", "models:/churn@champion")
-            yield Plane(
+            plane = Plane(
                 home=home,
                 url=url,
                 router=f"http://127.0.0.1:{router_port}",
@@ -83,3 +84,9 @@ def served(tmp_path_factory: pytest.TempPathFactory, mlflow_template: Path) -> I
                 holdout=holdout.reset_index(drop=True),
                 process=process,
             )
+            try:
+                yield plane
+            finally:
+                plane.process.stop()  # a test may have replaced the first control plane
+    finally:
+        process.stop()

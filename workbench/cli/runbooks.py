@@ -7,6 +7,7 @@ from typing import Any
 
 import typer
 import yaml
+from rich.markup import escape
 
 from workbench.cli._output import console, fail, handle_errors, print_json, print_table
 from workbench.client import Client
@@ -49,15 +50,15 @@ def _show(record: RunRecord) -> None:
         f"after {_duration(record)}; trigger {trigger}, by {record.actor}"
     )
     if record.parameters:
-        console.print("parameters: " + ", ".join(f"{k}={v!r}" for k, v in record.parameters.items()))
+        console.print(escape("parameters: " + ", ".join(f"{k}={v!r}" for k, v in record.parameters.items())))
     if record.error:
-        console.print(f"[red]error:[/] {record.error}")
+        console.print(f"[red]error:[/] {escape(record.error)}")
     if record.failed_cell is not None:
         cell = record.failed_cell
         tags = f" [{', '.join(cell.tags)}]" if cell.tags else ""
-        console.print(f"failed in code cell {cell.index}{tags}")
+        console.print(escape(f"failed in code cell {cell.index}{tags}"))
     if record.summary:
-        console.print("summary: " + ", ".join(f"{k}={v}" for k, v in record.summary.items()))
+        console.print(escape("summary: " + ", ".join(f"{k}={v}" for k, v in record.summary.items())))
     console.print(f"archive: {record.archive_dir}")
 
 

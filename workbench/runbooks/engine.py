@@ -10,6 +10,7 @@ as failed with its partial notebook, so a lock can never outlive its run.
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
 import logging
 import os
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 MAX_CONCURRENT_RUNS = 4
 STOP_GRACE_S = 10.0
 EXECUTED = "executed.ipynb"
+CHILD_PID = "child.pid"
 RENDERED = "executed.html"
 
 
@@ -59,6 +61,32 @@ def _default_value(info: RunbookInfo, name: str) -> Any:
         return ast.literal_eval(parameter.default)
     except (ValueError, SyntaxError):
         return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def _stop_orphan(archive: Path) -> None:
+    """Stop the papermill child a dead control plane left running, if it is still this run's."""
+    try:
+        pid = int((archive / CHILD_PID).read_text())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return
+    if b"workbench.runbooks.child" not in cmdline or str(archive).encode() not in cmdline:
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE_S
+    while time.monotonic() < deadline and _alive(pid):
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
 
 
 @dataclass
@@ -261,6 +289,7 @@ class RunbookEngine:
                     start_new_session=True,
                 )
                 active.process = process
+                (archive / CHILD_PID).write_text(str(process.pid))
                 if active.stop_reason is not None:  # cancelled before the process existed
                     self._request_stop(active, active.stop_reason, active.stop_message or "")
                 returncode = self._watch(active, process, record.timeout_s)
@@ -369,6 +398,7 @@ class RunbookEngine:
             if record.id in self._active:
                 continue
             archive = Path(record.archive_dir)
+            _stop_orphan(archive)
             executed = archive / EXECUTED
             if executed.exists():
                 render_html(executed, archive / RENDERED)

@@ -80,7 +80,8 @@ def test_concept_drift_alert_retrains_and_the_canary_promotes_the_new_version(se
     info = client.get_version("churn", new_version)
     assert "champion" in info.aliases
     assert info.lineage.parent_version == 1
-    assert info.lineage.data_window and "/" in info.lineage.data_window
+    assert info.lineage.data_window
+    assert "/" in info.lineage.data_window
     assert info.lineage.trained_by == f"runbook:retrain-and-canary/{run.id}"
 
     # The audit log tells the whole story, in order, and links to the executed runbook.

@@ -52,7 +52,8 @@ def test_the_catalogue_lists_the_shipped_runbooks_with_documented_parameters(ser
     assert set(runbooks) >= SHIPPED
     for name in SHIPPED:
         info = runbooks[name]
-        assert info["title"] and info["description"], name
+        assert info["title"], name
+        assert info["description"], name
         assert info["parameters"], name
         assert all(p["help"] for p in info["parameters"]), (name, info["parameters"])
     retrain = {p["name"]: p for p in runbooks["retrain-and-canary"]["parameters"]}
@@ -64,7 +65,7 @@ def test_the_catalogue_lists_the_shipped_runbooks_with_documented_parameters(ser
 
 def test_unknown_runbooks_and_parameters_are_refused_before_anything_runs(served: Plane) -> None:
     before = len(served.client.runbook_runs(limit=1000))
-    with pytest.raises(ValidationError, match="no parameter.*endpiont"):
+    with pytest.raises(ValidationError, match=r"no parameter.*endpiont"):
         served.client.run_runbook("rollback", {"endpiont": "churn"})
     with pytest.raises(Exception, match="does not exist"):
         served.client.run_runbook("no-such-runbook")

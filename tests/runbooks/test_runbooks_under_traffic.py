@@ -75,13 +75,15 @@ def test_the_cli_lists_runs_and_exits_non_zero_on_a_failed_run(served: Plane) ->
     for name in ("deploy", "retrain-and-canary", "incident-triage"):
         assert name in listed
     shown = _cli(served, "runbook", "show", "retrain-and-canary").stdout
-    assert "trainer" in shown and "module:function" in shown
+    assert "trainer" in shown
+    assert "module:function" in shown
     failed = _cli(served, "runbook", "run", "rollback", "-p", "endpoint=nope", expect=1).stdout
     assert "failed" in failed
     assert "ParameterError: endpoint 'nope' does not exist" in failed
     assert "[validate]" in failed
     bad = _cli(served, "runbook", "run", "rollback", "-p", "endpiont=x", expect=1)
-    assert bad.stderr.startswith("error:") and "endpiont" in bad.stderr
+    assert bad.stderr.startswith("error:")
+    assert "endpiont" in bad.stderr
     malformed = _cli(served, "runbook", "run", "rollback", "-p", "endpoint", expect=2)
     assert "key=value" in malformed.stderr
     ok = _cli(
@@ -93,7 +95,8 @@ def test_the_cli_lists_runs_and_exits_non_zero_on_a_failed_run(served: Plane) ->
     runs = _cli(served, "runbook", "runs", "--runbook", "incident-triage").stdout
     assert record["id"] in runs
     status = _cli(served, "runbook", "status", record["id"]).stdout
-    assert "succeeded" in status and "recommendation=" in status
+    assert "succeeded" in status
+    assert "recommendation=" in status
     out = served.home.parent / "triage.html"
     _cli(served, "runbook", "notebook", record["id"], "--html", "-o", str(out))
     assert out.read_text().startswith("<!DOCTYPE html>")
@@ -130,4 +133,5 @@ def test_a_run_of_a_control_plane_killed_mid_run_is_recorded_failed_and_its_lock
     # The endpoint is free again.
     again = served.client.run_runbook("rollback", {"endpoint": "nope"}, wait_s=120)
     assert again.status == RunStatus.FAILED
-    assert again.error is not None and again.error.startswith("ParameterError")
+    assert again.error is not None
+    assert again.error.startswith("ParameterError")

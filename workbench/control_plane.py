@@ -464,6 +464,18 @@ class ControlPlane:
                 }
                 for r in self.rollouts.find(limit=10)
             ],
+            "runbook_runs": [
+                {
+                    "id": run.id,
+                    "runbook": run.runbook,
+                    "status": run.status.value,
+                    "trigger": run.trigger.kind.value,
+                    "started_at": run.started_at.isoformat() if run.started_at else None,
+                    "duration_s": run.duration_s,
+                    "outcome": (run.summary or {}).get("outcome") or run.error,
+                }
+                for run in self.runbooks.runs(limit=10)
+            ],
             "audit_events": self.audit.count(),
             "serving": self.serving.status(),
         }

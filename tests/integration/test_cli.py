@@ -241,6 +241,7 @@ def test_demo_registers_three_versions_and_canaries_v2_to_champion_and_v3_back(
             "churn-errors",
             "churn-drift",
             "churn-latency",
+            "churn-auc-drop",
         }
         assert "Drift" in cli("monitor", "show", "churn").stdout or monitor["values"]["drift"] is None
         assert cli.json("alerts") == []

@@ -11,7 +11,7 @@ import nbformat
 import pytest
 
 from tests.runbooks.conftest import Plane
-from workbench.errors import ConflictError, ValidationError
+from workbench.errors import ConflictError, NotFoundError, ValidationError
 from workbench.specs.runbook import RunStatus
 
 pytestmark = pytest.mark.slow
@@ -185,3 +185,18 @@ def test_a_schedule_starts_runs_from_the_control_plane_loop(served: Plane) -> No
     assert schedule.last_run_id == runs[0].id
     assert schedule.next_at.timestamp() > time.time() + 3000
     served.client.delete_schedule("triage-often")
+
+
+def test_an_alert_rule_naming_a_missing_runbook_or_parameter_is_refused_at_creation(served: Plane) -> None:
+    served.client.create_monitor({"name": "guard", "endpoint": "churn", "window_s": 20, "every_s": 2})
+    rule = {"name": "guard-errors", "monitor": "guard", "series": "error_rate", "op": ">", "threshold": 0.1}
+    with pytest.raises(NotFoundError, match="runbook 'nope' does not exist"):
+        served.client.create_alert_rule({**rule, "actions": [{"kind": "runbook", "runbook": "nope"}]})
+    with pytest.raises(ValidationError, match="no parameter"):
+        served.client.create_alert_rule(
+            {**rule, "actions": [{"kind": "runbook", "runbook": "rollback", "parameters": {"endpiont": "x"}}]}
+        )
+    with pytest.raises(ValidationError, match="runbook"):
+        served.client.create_alert_rule({**rule, "actions": [{"kind": "runbook", "runbook": "Bad Name"}]})
+    assert served.client.alert_rules(monitor="guard") == []
+    served.client.delete_monitor("guard")

@@ -97,6 +97,39 @@ def test_the_cli_lists_runs_and_exits_non_zero_on_a_failed_run(served: Plane) ->
     status = _cli(served, "runbook", "status", record["id"]).stdout
     assert "succeeded" in status
     assert "recommendation=" in status
+    _cli(served, "monitor", "create", "cli-mon", "churn", "--window", "20", "--every", "2")
+    _cli(
+        served,
+        "monitor",
+        "rule",
+        "create",
+        "cli-rule",
+        "cli-mon",
+        "error_rate > 0.5",
+        "--runbook",
+        "rollback",
+        "-p",
+        "endpoint=churn",
+    )
+    [rule] = json.loads(_cli(served, "monitor", "rule", "list", "--monitor", "cli-mon", "--json").stdout)
+    assert rule["spec"]["actions"][-1] == {
+        "kind": "runbook",
+        "runbook": "rollback",
+        "parameters": {"endpoint": "churn"},
+    }
+    missing = _cli(
+        served,
+        "monitor",
+        "rule",
+        "create",
+        "cli-rule-2",
+        "cli-mon",
+        "error_rate > 0.5",
+        "--runbook",
+        "nope",
+        expect=1,
+    )
+    assert "runbook 'nope' does not exist" in missing.stderr
     out = served.home.parent / "triage.html"
     _cli(served, "runbook", "notebook", record["id"], "--html", "-o", str(out))
     assert out.read_text().startswith("<!DOCTYPE html>")

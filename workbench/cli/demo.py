@@ -113,7 +113,9 @@ def demo(
             console.print(f"               {endpoint['urls']['mlflow']}  (MLflow JSON)")
         console.print(
             "try:          workbench status | workbench monitor show churn | workbench audit\n"
-            "              workbench demo-traffic --covariate-drift 1 --seconds 90   (then: workbench alerts)"
+            "              workbench demo-traffic --covariate-drift 1 --seconds 90   (then: workbench alerts)\n"
+            "              workbench demo-traffic --concept-drift 1 --seconds 240    (retrain-and-canary runs;\n"
+            "              then: workbench runbook runs)"
         )
         if owned is not None and serve:
             console.print("the control plane keeps running; press Ctrl-C to stop it")

@@ -212,9 +212,13 @@ def create_rule(
     cooldown: float = typer.Option(300.0, help="quiet seconds after a firing"),
     rollback: bool = typer.Option(False, "--rollback", help="roll the endpoint back when it fires"),
     webhook: str | None = typer.Option(None, help="POST the alert to this URL"),
+    runbook: str | None = typer.Option(None, "--runbook", help="start this runbook when it fires"),
+    parameter: list[str] = typer.Option(
+        [], "--parameter", "-p", help="the runbook's key=value parameters (repeatable)"
+    ),
     reason: str | None = typer.Option(None, "--reason"),
 ) -> None:
-    """An alert rule; it always notifies (log, and the webhook if given), and may roll back."""
+    """An alert rule; it always notifies (log, and the webhook if given), may roll back or run a runbook."""
     parts = condition.split()
     if len(parts) != 3:
         raise fail(f"condition {condition!r}: expected 'SERIES OP THRESHOLD', e.g. 'error_rate > 0.05'", 2)
@@ -226,6 +230,12 @@ def create_rule(
     actions: list[dict[str, Any]] = [{"kind": "notify", "webhook": webhook}]
     if rollback:
         actions.append({"kind": "rollback"})
+    if parameter and runbook is None:
+        raise fail("--parameter needs --runbook", 2)
+    if runbook is not None:
+        from workbench.cli.runbooks import parse_parameters
+
+        actions.append({"kind": "runbook", "runbook": runbook, "parameters": parse_parameters(parameter)})
     spec = {
         "name": name,
         "monitor": monitor,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import typer
+from rich.markup import escape
 
 from workbench.cli._output import console, handle_errors, print_json, print_table
 from workbench.settings import get_settings, http_url
@@ -85,5 +86,21 @@ def status(as_json: bool = typer.Option(False, "--json", help="print JSON")) -> 
                     (r["message"] or "")[:90],
                 )
                 for r in data["rollouts"]
+            ],
+        )
+    if data.get("runbook_runs"):
+        print_table(
+            "Runbook runs (latest first)",
+            ["run", "runbook", "status", "trigger", "took", "outcome / error"],
+            [
+                (
+                    r["id"],
+                    r["runbook"],
+                    r["status"],
+                    r["trigger"],
+                    f"{r['duration_s']:.0f}s" if r["duration_s"] is not None else "-",
+                    escape(str(r["outcome"] or ""))[:90],
+                )
+                for r in data["runbook_runs"]
             ],
         )

@@ -96,9 +96,11 @@ DEMO_MONITOR = "churn"
 
 
 def ensure_demo_monitoring(client: Client) -> list[str]:
-    """Watch the demo endpoint: drift and performance over a minute, and three alert rules.
+    """Watch the demo endpoint: drift and performance over a minute, and four alert rules.
 
-    Errors roll the endpoint back; drift and a latency regression notify. Returns the rule names.
+    Errors roll the endpoint back; drift notifies and runs the drift-investigation runbook; a latency
+    regression notifies; a drop in AUC measured on fed-back labels runs retrain-and-canary, which closes
+    the loop with no human step. Returns the rule names.
     """
     if DEMO_MONITOR not in {m.spec.name for m in client.monitors()}:
         client.create_monitor(
@@ -120,7 +122,10 @@ def ensure_demo_monitoring(client: Client) -> list[str]:
             "threshold": 0.25,
             "for_s": 10,
             "severity": "warning",
-            "actions": [{"kind": "notify"}],
+            "actions": [
+                {"kind": "notify"},
+                {"kind": "runbook", "runbook": "drift-investigation", "parameters": {"monitor": DEMO_MONITOR}},
+            ],
         },
         "churn-latency": {
             "series": "latency_p95_ms",
@@ -129,6 +134,30 @@ def ensure_demo_monitoring(client: Client) -> list[str]:
             "for_s": 15,
             "severity": "warning",
             "actions": [{"kind": "notify"}],
+        },
+        "churn-auc-drop": {
+            "series": "auc_drop",
+            "op": ">",
+            "threshold": 0.05,
+            "for_s": 20,
+            "severity": "critical",
+            "cooldown_s": 1800,
+            "actions": [
+                {"kind": "notify"},
+                {
+                    "kind": "runbook",
+                    "runbook": "retrain-and-canary",
+                    "parameters": {
+                        "endpoint": DEMO_ENDPOINT,
+                        "model": DEMO_MODEL,
+                        "window_s": 600,
+                        "min_rows": 4000,
+                        "data_wait_s": 180,
+                        "canary_steps": "25,50",
+                        "step_duration_s": 15,
+                    },
+                },
+            ],
         },
     }
     existing = {r.spec.name for r in client.alert_rules(monitor=DEMO_MONITOR)}

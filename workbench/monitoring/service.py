@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from workbench.errors import ConflictError, NotFoundError, ValidationError
 from workbench.monitoring.engine import MonitorEngine
 from workbench.monitoring.reference import build_reference
-from workbench.specs.monitor import AlertRuleSpec, MonitorSpec
+from workbench.specs.monitor import AlertRuleSpec, MonitorSpec, RunbookAction
 from workbench.store.monitoring import (
     AlertEvent,
     AlertRuleRecord,
@@ -142,6 +142,10 @@ class MonitoringService:
             raise ValidationError(
                 f"for_s ({spec.for_s:g}s) is shorter than the monitor's scrape interval ({monitor.every_s:g}s)"
             )
+        for action in spec.actions:
+            if isinstance(action, RunbookAction):
+                # A runbook that does not exist, or a misspelt parameter, is refused now, not at 3 a.m.
+                self.plane.runbooks.runbook(action.runbook).check_parameters(action.parameters)
         with self.plane.db.write() as connection:
             record = self.repo.create_rule(connection, spec)
             self.plane.audit.record(

@@ -144,6 +144,13 @@ class RunbookAction(Spec):
     runbook: str = Field(min_length=1, max_length=200)
     parameters: dict[str, Any] = Field(default_factory=dict)
 
+    @field_validator("runbook")
+    @classmethod
+    def _runbook(cls, value: str) -> str:
+        from workbench.specs.runbook import check_name
+
+        return check_name(value, "runbook")
+
 
 Action = Annotated[NotifyAction | RollbackAction | RunbookAction, Field(discriminator="kind")]
 

@@ -497,7 +497,7 @@ class Client:
         deadline = time.monotonic() + timeout_s
         while True:
             left = max(0.0, deadline - time.monotonic())
-            step = min(left, 60.0)
+            step = min(left, 15.0)
             record = RunRecord.model_validate(
                 self._request("GET", f"/runbook-runs/{run_id}", params={"wait_s": step}, timeout=step + 30)
             )

@@ -124,7 +124,11 @@ def ensure_demo_monitoring(client: Client) -> list[str]:
             "severity": "warning",
             "actions": [
                 {"kind": "notify"},
-                {"kind": "runbook", "runbook": "drift-investigation", "parameters": {"monitor": DEMO_MONITOR}},
+                {
+                    "kind": "runbook",
+                    "runbook": "drift-investigation",
+                    "parameters": {"monitor": DEMO_MONITOR},
+                },
             ],
         },
         "churn-latency": {

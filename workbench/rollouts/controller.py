@@ -261,7 +261,12 @@ class RolloutController:
         telemetry = self._telemetry_of(record, spec)
         stable, candidate = record.stable_version, record.candidate_version
         if spec.strategy == Strategy.CANARY:
-            measured = Measurements(baseline=telemetry.sample(stable), candidate=telemetry.sample(candidate))
+            # The baseline starts when the candidate gets traffic: while its replicas load, the stable
+            # version shares the machine with them, and its slower answers would blunt the latency check.
+            routed_at = self._progressing_at(record)
+            measured = Measurements(
+                baseline=telemetry.sample(stable, start=routed_at), candidate=telemetry.sample(candidate)
+            )
             result = analyse(measured, spec.analysis)
             return decide_canary(spec, record.step_index, record.step_started_at, result, at)
         if spec.strategy == Strategy.BLUE_GREEN:
@@ -274,13 +279,15 @@ class RolloutController:
             )
             result = analyse(measured, spec.analysis)
             return decide_blue_green(spec, switched_at, result, at)
+        mirrored_at = self._progressing_at(record)
         measured = Measurements(
-            baseline=telemetry.sample(stable), candidate=telemetry.sample(candidate, shadow=True)
+            baseline=telemetry.sample(stable, start=mirrored_at),
+            candidate=telemetry.sample(candidate, shadow=True),
         )
         result = with_agreement(
             analyse(measured, spec.analysis), telemetry.agreement(spec.shadow.tolerance), spec.shadow
         )
-        return decide_shadow(spec, self._mirrored_at(record), result, at)
+        return decide_shadow(spec, mirrored_at, result, at)
 
     def _switched_at(self, record: RolloutRecord) -> float:
         """When a blue-green rollout switched: its first event at step 1 (pausing does not move it)."""
@@ -289,7 +296,8 @@ class RolloutController:
                 return event.at.timestamp()
         return record.step_started_at
 
-    def _mirrored_at(self, record: RolloutRecord) -> float:
+    def _progressing_at(self, record: RolloutRecord) -> float:
+        """When the candidate first got traffic (a canary) or mirrored requests (a shadow)."""
         for event in self.events(record.id):
             if event.phase == Phase.PROGRESSING:
                 return event.at.timestamp()

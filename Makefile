@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck pytest install system-deps clean bench-serving bench-rollouts bench-monitoring bench-deps
+.PHONY: demo test lint typecheck pytest install system-deps clean bench-serving bench-rollouts bench-monitoring bench-runbooks bench-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,10 @@ bench-rollouts: install
 # Monitoring: live drift vs an Evidently report on one window, prediction-log writer throughput.
 bench-monitoring: install
 	$(BIN)/python benchmarks/monitoring.py --write-docs
+
+# Runbooks: a run's cost over papermill in-process; the retraining loop from drift to promotion.
+bench-runbooks: install
+	$(BIN)/python benchmarks/runbooks.py --write-docs
 
 clean:
 	rm -rf $(VENV) .workbench .pytest_cache .mypy_cache .ruff_cache

@@ -37,8 +37,8 @@ def test_concept_drift_alert_retrains_and_the_canary_promotes_the_new_version(se
                 {
                     "kind": "runbook",
                     "runbook": "retrain-and-canary",
+                    # No endpoint: the alert fills in its monitor's.
                     "parameters": {
-                        "endpoint": "churn",
                         "model": "churn",
                         "window_s": 60,
                         "min_rows": 2000,
@@ -69,6 +69,8 @@ def test_concept_drift_alert_retrains_and_the_canary_promotes_the_new_version(se
     assert run.trigger.kind.value == "alert"
     assert run.trigger.rule == RULE
     assert run.actor == f"alert:{RULE}"
+    assert run.parameters["endpoint"] == "churn"
+    assert run.endpoint == "churn"
     summary = run.summary
     assert summary is not None
     assert summary["outcome"] == "succeeded", summary  # the canary's phase

@@ -69,6 +69,10 @@ def test_unknown_runbooks_and_parameters_are_refused_before_anything_runs(served
         served.client.run_runbook("rollback", {"endpiont": "churn"})
     with pytest.raises(Exception, match="does not exist"):
         served.client.run_runbook("no-such-runbook")
+    with pytest.raises(ValidationError, match="runbook 'Bad Name'"):
+        served.client.run_runbook("Bad Name")
+    with pytest.raises(ValidationError, match="invalid endpoint name"):
+        served.client.run_runbook("rollback", {"endpoint": "Not An Endpoint"})
     assert len(served.client.runbook_runs(limit=1000)) == before
 
 

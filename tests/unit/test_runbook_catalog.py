@@ -112,14 +112,29 @@ def test_read_outcome_finds_the_summary_and_the_failing_cell(tmp_path: Path) -> 
     assert read_outcome(tmp_path / "missing.ipynb").summary is None
 
 
-def test_cli_parameters_are_typed_like_yaml() -> None:
-    assert parse_parameters(["n=5", "x=0.5", "flag=true", "name=churn", "steps=10,50", "empty="]) == {
+def test_cli_parameters_are_json_values_or_text() -> None:
+    assert parse_parameters(
+        [
+            "n=5",
+            "x=0.5",
+            "tiny=1e-3",
+            "flag=true",
+            "name=churn",
+            "steps=10,50",
+            "day=2024-01-01",
+            "empty=",
+            "l=[1,2]",
+        ]
+    ) == {
         "n": 5,
         "x": 0.5,
+        "tiny": 0.001,
         "flag": True,
         "name": "churn",
         "steps": "10,50",
+        "day": "2024-01-01",
         "empty": "",
+        "l": [1, 2],
     }
 
 

@@ -24,6 +24,7 @@ from workbench.specs.monitor import (
     RunbookAction,
 )
 from workbench.specs.rollout import BlueGreenOptions, CanaryStep, RolloutSpec, ShadowOptions
+from workbench.specs.runbook import RunRequest, ScheduleSpec, Trigger
 
 
 def _discover_specs() -> list[type[Spec]]:
@@ -205,6 +206,19 @@ FACTORIES: dict[type[Spec], dict[str, Any]] = {
         "alpha": 0.1,
         "min_samples": 50,
     },
+    RunRequest: {
+        "runbook": "retrain-and-canary",
+        "parameters": {"min_rows": 500, "metric": "auc"},
+        "timeout_s": 900,
+    },
+    ScheduleSpec: {
+        "name": "nightly-triage",
+        "runbook": "incident-triage",
+        "parameters": {"endpoint": "churn"},
+        "every_s": 86400,
+        "start_at": 1_800_000_000.0,
+    },
+    Trigger: {"kind": "alert", "rule": "churn-auc-drop", "alert_event": 12, "detail": "auc_drop 0.08 > 0.05"},
 }
 
 

@@ -48,7 +48,7 @@ def test_a_run_round_trips_and_ends_once(db: Database) -> None:
     assert record.trigger.alert_event == 7
     cell = FailedCell(index=1, tags=["validate"], source="require(...)", ename="ParameterError", evalue="bad")
     with db.write() as connection:
-        ended = repo.finish_run(
+        ended, changed = repo.finish_run(
             connection,
             "r1",
             status=RunStatus.FAILED,
@@ -57,9 +57,10 @@ def test_a_run_round_trips_and_ends_once(db: Database) -> None:
             failed_cell=cell,
         )
         # A second ending (a cancel racing a failure) never overwrites the first.
-        again = repo.finish_run(
+        again, changed_again = repo.finish_run(
             connection, "r1", status=RunStatus.CANCELLED, summary={"x": 1}, error="late", failed_cell=None
         )
+    assert (changed, changed_again) == (True, False)
     assert ended.status == RunStatus.FAILED
     assert again.status == RunStatus.FAILED
     assert again.error == "ParameterError: bad"
@@ -97,7 +98,7 @@ def test_schedules_come_due_and_advance(db: Database) -> None:
             repo.create_schedule(connection, spec, actor="alice")
         repo.create_schedule(
             connection,
-            ScheduleSpec(name="off", runbook="x", every_s=60, start_at=0.0, enabled=False),
+            ScheduleSpec(name="off", runbook="x", every_s=60, start_at=1.0, enabled=False),
             actor="a",
         )
     with db.read() as connection:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import typer
-import yaml
 from rich.markup import escape
 
 from workbench.cli._output import console, fail, handle_errors, print_json, print_table
@@ -18,7 +18,8 @@ schedule_app = typer.Typer(help="Runbooks on a schedule, started by the control 
 
 
 def parse_parameters(pairs: list[str]) -> dict[str, Any]:
-    """``key=value`` pairs; values are read as YAML (``5`` an int, ``true`` a bool, ``a`` text)."""
+    """``key=value`` pairs; a value that is JSON is read as JSON (``5`` an int, ``1e-3`` a float, ``true``
+    a bool, ``[1, 2]`` a list), anything else is text (``churn``, ``10,50``, ``2024-01-01``)."""
     parameters: dict[str, Any] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
@@ -28,8 +29,8 @@ def parse_parameters(pairs: list[str]) -> dict[str, Any]:
         if key in parameters:
             raise fail(f"parameter {key!r} is given twice", 2)
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
+            value: Any = json.loads(raw)
+        except ValueError:
             value = raw
         parameters[key] = value
     return parameters

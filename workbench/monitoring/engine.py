@@ -305,10 +305,21 @@ class MonitorEngine:
                 outcome["routes"] = [r.model_dump() for r in record.spec.routes]
                 outcome["ok"] = True
             elif isinstance(action, RunbookAction):
+                # What the alert knows fills the parameters the rule left out: the runbook acts on
+                # this monitor's endpoint, never on whatever endpoint its notebook defaults to.
+                declared = {p.name for p in self.plane.runbooks.runbook(action.runbook).parameters}
+                parameters = dict(action.parameters)
+                for name, known in (
+                    ("endpoint", endpoint),
+                    ("monitor", live.spec.name),
+                    ("reason", f"alert {rule.name}: {message}"),
+                ):
+                    if name in declared:
+                        parameters.setdefault(name, known)
                 run = self.plane.runbooks.start(
                     RunRequest(
                         runbook=action.runbook,
-                        parameters=action.parameters,
+                        parameters=parameters,
                         reason=f"alert {rule.name}: {message}",
                     ),
                     actor=f"alert:{rule.name}",
@@ -321,6 +332,9 @@ class MonitorEngine:
                 outcome.update(notify(action, rule=rule, endpoint=endpoint, value=value, message=message))
         except WorkbenchError as exc:
             outcome.update(ok=False, error=exc.message)
+        except Exception as exc:  # an action that breaks must not stop the other rules of this look
+            log.exception("alert %s: action %s failed", rule.name, action.kind)
+            outcome.update(ok=False, error=f"{type(exc).__name__}: {exc}")
         with self.plane.db.write() as connection:
             self.repo.add_event(
                 connection,

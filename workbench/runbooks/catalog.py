@@ -9,6 +9,8 @@ it changes an endpoint (and so takes the endpoint's lock) and its default timeou
 from __future__ import annotations
 
 import json
+import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,8 @@ from workbench.errors import NotFoundError, ValidationError
 from workbench.specs.runbook import DEFAULT_TIMEOUT_S
 
 ENDPOINT_PARAMETER = "endpoint"
+RUNBOOK_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -135,6 +139,9 @@ class RunbookCatalog:
             if not directory.is_dir():
                 continue
             for path in sorted(directory.glob("*.ipynb")):
+                if not RUNBOOK_NAME.match(path.stem):
+                    log.warning("skipping %s: a runbook's name is lowercase letters, digits, '-' and '_'", path)
+                    continue
                 found.setdefault(path.stem, path)
         return found
 

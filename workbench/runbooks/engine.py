@@ -13,10 +13,12 @@ import ast
 import contextlib
 import json
 import logging
+import math
 import os
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -30,6 +32,7 @@ from workbench.errors import ConflictError, ValidationError
 from workbench.runbooks.catalog import ENDPOINT_PARAMETER, RunbookCatalog, RunbookInfo
 from workbench.runbooks.kernel import KERNEL_NAME, ensure_kernelspec, kernel_environment
 from workbench.runbooks.results import read_outcome, render_html
+from workbench.specs.endpoint import check_endpoint_name
 from workbench.specs.runbook import RunRequest, RunStatus, ScheduleSpec, Trigger, TriggerKind
 from workbench.store.runbooks import FailedCell, RunbookRepository, RunRecord, ScheduleRecord
 
@@ -42,6 +45,7 @@ MAX_CONCURRENT_RUNS = 4
 STOP_GRACE_S = 10.0
 EXECUTED = "executed.ipynb"
 CHILD_PID = "child.pid"
+RECOVERY_EVERY_S = 30.0
 RENDERED = "executed.html"
 
 
@@ -61,6 +65,32 @@ def _default_value(info: RunbookInfo, name: str) -> Any:
         return ast.literal_eval(parameter.default)
     except (ValueError, SyntaxError):
         return None
+
+
+def _start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (with the pid, it names one process)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def process_owner() -> str:
+    """Who watches a run: host, pid and start time of this control plane."""
+    return f"{socket.gethostname()}:{os.getpid()}:{_start_time(os.getpid()) or '?'}"
+
+
+def _owner_is_gone(owner: str) -> bool:
+    """True if the control plane that watched a run has certainly died (same host, that process gone).
+
+    A run owned by another host is never judged: its control plane may well be alive.
+    """
+    host, _, rest = owner.partition(":")
+    pid_text, _, started = rest.partition(":")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return not owner  # a run without an owner predates ownership: recover it
+    pid = int(pid_text)
+    return not _alive(pid) or _start_time(pid) != started
 
 
 def _alive(pid: int) -> bool:
@@ -95,6 +125,10 @@ class _Active:
     process: subprocess.Popen[bytes] | None = None
     stop_reason: RunStatus | None = None
     stop_message: str | None = None
+    # Set once the child has exited: a stop asked for after that changes nothing, so a cancel that
+    # arrives while a finished run is being rendered cannot turn its real ending into "cancelled".
+    exited: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
     done: threading.Event = field(default_factory=threading.Event)
 
 
@@ -106,6 +140,7 @@ class RunbookEngine:
         self.archive_root = plane.settings.home / "runbook-runs"
         self.kernel_root = plane.settings.home / "jupyter"
         self._active: dict[str, _Active] = {}
+        self.owner = process_owner()
         self._guard = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -123,15 +158,11 @@ class RunbookEngine:
         trigger = trigger or Trigger()
         info = self.catalog.get(request.runbook)
         info.check_parameters(request.parameters)
-        endpoint: str | None = None
-        if info.locks_endpoint:
-            value = request.parameters.get(ENDPOINT_PARAMETER, _default_value(info, ENDPOINT_PARAMETER))
-            if not isinstance(value, str) or not value:
-                raise ValidationError(
-                    f"runbook {info.name!r} changes an endpoint: give the {ENDPOINT_PARAMETER!r} parameter",
-                    runbook=info.name,
-                )
-            endpoint = value
+        endpoint = self._endpoint_for(info, request.parameters)
+        try:
+            json.dumps(request.parameters)
+        except (TypeError, ValueError) as exc:
+            raise ValidationError(f"parameters must be JSON values: {exc}", runbook=info.name) from None
         now = time.time()
         run_id = _new_run_id(now)
         archive = self.archive_root / run_id
@@ -160,6 +191,7 @@ class RunbookEngine:
                     endpoint=endpoint,
                     timeout_s=timeout_s,
                     archive_dir=str(archive),
+                    owner=self.owner,
                 )
                 self.plane.audit.record(
                     connection,
@@ -180,6 +212,22 @@ class RunbookEngine:
         thread = threading.Thread(target=self._execute, args=(active, info), name=f"runbook-{run_id}", daemon=True)
         thread.start()
         return record
+
+    @staticmethod
+    def _endpoint_for(info: RunbookInfo, parameters: dict[str, Any]) -> str | None:
+        """The endpoint a run changes (and locks), or None for a runbook that changes none."""
+        if not info.locks_endpoint:
+            return None
+        value = parameters.get(ENDPOINT_PARAMETER, _default_value(info, ENDPOINT_PARAMETER))
+        if not isinstance(value, str) or not value:
+            raise ValidationError(
+                f"runbook {info.name!r} changes an endpoint: give the {ENDPOINT_PARAMETER!r} parameter",
+                runbook=info.name,
+            )
+        try:
+            return check_endpoint_name(value)
+        except ValueError as exc:
+            raise ValidationError(str(exc), runbook=info.name, field=ENDPOINT_PARAMETER) from None
 
     def get(self, run_id: str) -> RunRecord:
         with self.plane.db.read() as connection:
@@ -229,14 +277,15 @@ class RunbookEngine:
 
     # ------------------------------------------------------------ execution
     def _request_stop(self, active: _Active, status: RunStatus, message: str) -> None:
-        if active.stop_reason is None:
-            active.stop_reason, active.stop_message = status, message
-        process = active.process
-        if process is not None and process.poll() is None:
-            try:
-                os.killpg(process.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+        with active.lock:
+            if active.exited:
+                return
+            if active.stop_reason is None:
+                active.stop_reason, active.stop_message = status, message
+            process = active.process
+            if process is not None and process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGTERM)
 
     def _environment(self, record: RunRecord) -> dict[str, str]:
         settings = self.plane.settings
@@ -288,16 +337,21 @@ class RunbookEngine:
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
                 )
-                active.process = process
+                with active.lock:
+                    active.process = process
+                    stopped_early = active.stop_reason is not None
                 (archive / CHILD_PID).write_text(str(process.pid))
-                if active.stop_reason is not None:  # cancelled before the process existed
-                    self._request_stop(active, active.stop_reason, active.stop_message or "")
+                if stopped_early:  # cancelled before the process existed
+                    self._request_stop(active, active.stop_reason or RunStatus.CANCELLED, active.stop_message or "")
                 returncode = self._watch(active, process, record.timeout_s)
         except Exception as exc:
             log.exception("runbook run %s could not be executed", record.id)
             problem = f"the run could not be executed: {type(exc).__name__}: {exc}"
         finally:
-            self._finish(active, returncode, problem)
+            with active.lock:
+                active.exited = True
+                stopped = (active.stop_reason, active.stop_message)
+            self._finish(active, returncode, problem, stopped)
 
     def _watch(self, active: _Active, process: subprocess.Popen[bytes], timeout_s: float) -> int:
         deadline = time.monotonic() + timeout_s
@@ -313,13 +367,36 @@ class RunbookEngine:
             if active.stop_reason is not None:
                 stopping_since = stopping_since or now
                 if now - stopping_since > STOP_GRACE_S:
-                    try:
+                    with contextlib.suppress(ProcessLookupError):
                         os.killpg(process.pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
 
-    def _finish(self, active: _Active, returncode: int | None, problem: str | None) -> None:
+    def _finish(
+        self,
+        active: _Active,
+        returncode: int | None,
+        problem: str | None,
+        stopped: tuple[RunStatus | None, str | None],
+    ) -> None:
+        """Render, then record the end; whatever fails here, the run is never left running in memory."""
         record = active.record
+        try:
+            self._record_outcome(record, returncode, problem, stopped)
+        except Exception:
+            # The database refused the ending (locked, connection lost): the periodic recovery retries
+            # it, because the run is no longer in ``_active``.
+            log.exception("run %s: its end could not be recorded; recovery will retry", record.id)
+        finally:
+            active.done.set()
+            with self._guard:
+                self._active.pop(record.id, None)
+
+    def _record_outcome(
+        self,
+        record: RunRecord,
+        returncode: int | None,
+        problem: str | None,
+        stopped: tuple[RunStatus | None, str | None],
+    ) -> None:
         archive = Path(record.archive_dir)
         executed = archive / EXECUTED
         outcome = read_outcome(executed)
@@ -328,8 +405,9 @@ class RunbookEngine:
             if render_problem:
                 log.warning("run %s: HTML rendering failed: %s", record.id, render_problem)
         failed_cell = outcome.failed_cell
-        if active.stop_reason is not None:
-            status, error = active.stop_reason, active.stop_message
+        stop_reason, stop_message = stopped
+        if stop_reason is not None:
+            status, error = stop_reason, stop_message
             if outcome.running_cell is not None and failed_cell is None:
                 failed_cell = FailedCell(
                     index=outcome.running_cell, tags=[], source="", ename=status.value, evalue=error or ""
@@ -342,12 +420,7 @@ class RunbookEngine:
             status, error = RunStatus.FAILED, f"{failed_cell.ename}: {failed_cell.evalue}"
         else:
             status, error = RunStatus.FAILED, f"papermill exited with code {returncode}: {self._log_tail(archive)}"
-        try:
-            self._record_end(record, status, outcome.summary, error, failed_cell)
-        finally:
-            active.done.set()
-            with self._guard:
-                self._active.pop(record.id, None)
+        self._record_end(record, status, outcome.summary, error, failed_cell)
 
     def _record_end(
         self,
@@ -358,9 +431,11 @@ class RunbookEngine:
         failed_cell: FailedCell | None,
     ) -> RunRecord:
         with self.plane.db.write() as connection:
-            ended = self.repo.finish_run(
+            ended, changed = self.repo.finish_run(
                 connection, record.id, status=status, summary=summary, error=error, failed_cell=failed_cell
             )
+            if not changed:  # it had already ended (recovery raced its watcher): one ending, one event
+                return ended
             if record.endpoint is not None:
                 self.repo.release_lock(connection, record.endpoint, record.id)
             self.plane.audit.record(
@@ -388,28 +463,41 @@ class RunbookEngine:
             text = (archive / "papermill.log").read_text(errors="replace")
         except OSError:
             return ""
-        return " | ".join(text.strip().splitlines()[-lines:])
+        return " | ".join(text.replace("\x00", "").strip().splitlines()[-lines:])
 
     # -------------------------------------------------------------- recovery
     def recover(self) -> list[str]:
-        """Runs left 'running' by a control plane that died: recorded failed, their locks released."""
+        """Runs recorded 'running' that nothing watches any more, recorded failed, their locks released.
+
+        That is a run of a control plane on this host that has died (its pid gone, or reused by another
+        process), or a run of this one whose watcher thread could not record its end. A run owned by a
+        live control plane, or by one on another host, is left alone.
+        """
         recovered: list[str] = []
         for record in self.runs(status=RunStatus.RUNNING, limit=1000):
-            if record.id in self._active:
+            with self._guard:
+                if record.id in self._active:
+                    continue
+            ours = record.owner == self.owner
+            if not ours and not _owner_is_gone(record.owner):
                 continue
             archive = Path(record.archive_dir)
-            _stop_orphan(archive)
+            if not ours:
+                _stop_orphan(archive)
             executed = archive / EXECUTED
             if executed.exists():
                 render_html(executed, archive / RENDERED)
             outcome = read_outcome(executed)
-            self._record_end(
-                record,
-                RunStatus.FAILED,
-                outcome.summary,
-                "the control plane stopped while the run was in progress",
-                outcome.failed_cell,
+            message = (
+                "the run's end could not be recorded when it ended; recorded by recovery"
+                if ours
+                else "the control plane stopped while the run was in progress"
             )
+            try:
+                self._record_end(record, RunStatus.FAILED, outcome.summary, message, outcome.failed_cell)
+            except Exception:
+                log.exception("run %s: recovery could not record its end", record.id)
+                continue
             recovered.append(record.id)
         return recovered
 
@@ -417,6 +505,7 @@ class RunbookEngine:
     def create_schedule(self, spec: ScheduleSpec, *, actor: str) -> ScheduleRecord:
         info = self.catalog.get(spec.runbook)
         info.check_parameters(spec.parameters)
+        self._endpoint_for(info, spec.parameters)
         with self.plane.db.write() as connection:
             record = self.repo.create_schedule(connection, spec, actor=actor)
             self.plane.audit.record(
@@ -452,9 +541,8 @@ class RunbookEngine:
             due = self.repo.due_schedules(connection, now)
         for schedule in due:
             spec = schedule.spec
-            next_at = schedule.next_at.timestamp() + spec.every_s
-            while next_at <= now:
-                next_at += spec.every_s
+            due_at = schedule.next_at.timestamp()
+            next_at = due_at + spec.every_s * (math.floor((now - due_at) / spec.every_s) + 1)
             run_id: str | None = None
             try:
                 run = self.start(
@@ -492,8 +580,15 @@ class RunbookEngine:
             active.done.wait(STOP_GRACE_S + 5)
 
     def _loop(self, every: float) -> None:
+        last_recovery = time.monotonic()
         while not self._stop.wait(every):
             try:
                 self.tick_schedules()
             except Exception:
                 log.exception("runbooks: schedule tick failed")
+            if time.monotonic() - last_recovery >= RECOVERY_EVERY_S:
+                last_recovery = time.monotonic()
+                try:
+                    self.recover()
+                except Exception:
+                    log.exception("runbooks: recovery failed")

@@ -74,9 +74,9 @@ def render_html(notebook_path: Path, html_path: Path) -> str | None:
         notebook = nbformat.read(notebook_path, as_version=4)  # type: ignore[no-untyped-call]
         exporter = HTMLExporter(template_name="lab")  # type: ignore[no-untyped-call]
         body, _resources = exporter.from_notebook_node(notebook)
-    except Exception as exc:  # rendering must never turn a finished run into a lost record
+        tmp = html_path.with_suffix(".tmp")
+        tmp.write_text(body)
+        tmp.replace(html_path)
+    except Exception as exc:  # rendering (or a full disk) must never turn a finished run into a lost record
         return f"{type(exc).__name__}: {exc}"
-    tmp = html_path.with_suffix(".tmp")
-    tmp.write_text(body)
-    tmp.replace(html_path)
     return None

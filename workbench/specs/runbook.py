@@ -78,7 +78,7 @@ class ScheduleSpec(Spec):
     runbook: str
     parameters: dict[str, Any] = Field(default_factory=dict)
     every_s: float = Field(ge=10, le=31 * 86_400)
-    start_at: float | None = Field(default=None, description="epoch seconds of the first run")
+    start_at: float | None = Field(default=None, gt=0, lt=1e10, description="epoch seconds of the first run")
     enabled: bool = True
     kind: Literal["runbook_schedule"] = "runbook_schedule"
 

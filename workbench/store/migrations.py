@@ -218,7 +218,8 @@ def _v4_runbooks(connection: Connection, dialect: str) -> None:
             summary TEXT,
             error TEXT,
             failed_cell TEXT,
-            archive_dir TEXT NOT NULL
+            archive_dir TEXT NOT NULL,
+            owner VARCHAR(200) NOT NULL
         )""",
         "CREATE INDEX ix_runbook_runs_created ON runbook_runs (created_at)",
         "CREATE INDEX ix_runbook_runs_status ON runbook_runs (status)",

@@ -57,6 +57,7 @@ class RunRecord(BaseModel):
     error: str | None
     failed_cell: FailedCell | None
     archive_dir: str
+    owner: str = ""
 
     @property
     def duration_s(self) -> float | None:
@@ -95,6 +96,7 @@ def _run(row: Any) -> RunRecord:
         if row["failed_cell"] is None
         else FailedCell.model_validate_json(row["failed_cell"]),
         archive_dir=row["archive_dir"],
+        owner=row["owner"],
     )
 
 
@@ -112,6 +114,7 @@ class RunbookRepository:
         endpoint: str | None,
         timeout_s: float,
         archive_dir: str,
+        owner: str = "",
     ) -> RunRecord:
         now = time.time()
         connection.execute(
@@ -127,6 +130,7 @@ class RunbookRepository:
                 started_at=now,
                 timeout_s=timeout_s,
                 archive_dir=archive_dir,
+                owner=owner[:200],
             )
         )
         return self.get_run(connection, run_id)
@@ -164,9 +168,9 @@ class RunbookRepository:
         summary: dict[str, Any] | None,
         error: str | None,
         failed_cell: FailedCell | None,
-    ) -> RunRecord:
-        """Record a run's end, once: a run that already ended keeps its first ending."""
-        connection.execute(
+    ) -> tuple[RunRecord, bool]:
+        """Record a run's end, once: a run that already ended keeps its first ending (and ``False``)."""
+        result = connection.execute(
             update(runbook_runs)
             .where(runbook_runs.c.id == run_id, runbook_runs.c.status == RunStatus.RUNNING.value)
             .values(
@@ -177,7 +181,7 @@ class RunbookRepository:
                 failed_cell=None if failed_cell is None else failed_cell.model_dump_json(),
             )
         )
-        return self.get_run(connection, run_id)
+        return self.get_run(connection, run_id), result.rowcount == 1
 
     # ---------------------------------------------------------------- locks
     def acquire_lock(self, connection: Connection, endpoint: str, run_id: str) -> None:

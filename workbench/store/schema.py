@@ -161,6 +161,7 @@ runbook_runs = Table(
     Column("error", Text, nullable=True),
     Column("failed_cell", Text, nullable=True),
     Column("archive_dir", Text, nullable=False),
+    Column("owner", String(200), nullable=False),
     Index("ix_runbook_runs_created", "created_at"),
     Index("ix_runbook_runs_status", "status"),
 )

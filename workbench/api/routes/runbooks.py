@@ -7,10 +7,12 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ValidationError as PydanticValidationError
 
 from workbench.api.auth import actor_of
 from workbench.api.deps import control_plane
 from workbench.control_plane import ControlPlane
+from workbench.errors import ValidationError, describe_validation_errors
 from workbench.specs.runbook import MAX_TIMEOUT_S, RunRequest, RunStatus, ScheduleSpec
 from workbench.store.runbooks import RunRecord, ScheduleRecord
 
@@ -39,7 +41,13 @@ def show_runbook(name: str, plane: ControlPlane = Depends(control_plane)) -> dic
 def start_run(
     name: str, body: StartRun, request: Request, plane: ControlPlane = Depends(control_plane)
 ) -> RunRecord:
-    run = RunRequest(runbook=name, parameters=body.parameters, timeout_s=body.timeout_s, reason=body.reason)
+    try:
+        run = RunRequest(
+            runbook=name, parameters=body.parameters, timeout_s=body.timeout_s, reason=body.reason
+        )
+    except PydanticValidationError as exc:
+        message, details = describe_validation_errors(exc.errors())
+        raise ValidationError(message, runbook=name, errors=details) from None
     return plane.runbooks.start(run, actor=actor_of(request))
 
 

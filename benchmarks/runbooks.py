@@ -272,10 +272,11 @@ def markdown(per_run: dict[str, Any], loops: list[dict[str, float]], took: float
         + " | ".join(f"{loop['failed_requests']:.0f} / {loop['sent']:.0f}" for loop in loops)
         + " |",
         "",
-        "The alert needs its 15 s window to fill with labelled traffic and its condition to hold 3 s; the "
-        "run then waits for 2,000 labelled rows (`data_wait_s`), trains (well under a second for the demo "
-        "model), scores the holdout through the router and in the kernel, registers, and canaries at 50 % "
-        "for at least 5 s.",
+        "The alert fires as soon as the labels in its 15 s window show the drop and the drop has held 3 s. "
+        "The run then waits for 2,000 labelled rows (`data_wait_s`), trains (well under a second for the "
+        "demo model), scores the holdout through the router and in the kernel, and registers. The canary's "
+        "time is its analysis reaching PASS on errors and latency at 50 % (at least 5 s at the step); the "
+        "run notices within its 1 s poll and renders its notebook.",
         "",
     ]
     return "\n".join(lines)

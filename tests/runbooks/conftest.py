@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import torch
 import pytest
 
 from tests._servers import free_port
@@ -90,3 +91,15 @@ def served(tmp_path_factory: pytest.TempPathFactory, mlflow_template: Path) -> I
                 plane.process.stop()  # a test may have replaced the first control plane
     finally:
         process.stop()
+
+
+class InvertedNet(torch.nn.Module):
+    """Answers like the model it wraps, inverted: the same speed and no errors, and wrong most of the
+    time. Only a check on fed-back labels can tell it from the original."""
+
+    def __init__(self, inner: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 1.0 - self.inner(x)

@@ -406,6 +406,7 @@ def test_spec_validation_errors() -> None:
     _refused("quantile applies to latency checks only", {**ERRORS, "quantile": 0.9})
     _refused("lower applies to custom checks only", {**SHIFT, "lower": 0.0})
     _refused("higher_is_better applies to custom checks only", {**ERRORS, "higher_is_better": True})
+    _refused("source applies to custom checks only", {**ERRORS, "source": "label_correct"})
     _refused("need finite lower < upper", {**ACCURACY, "lower": 1.0, "upper": 1.0})
     _refused("must be below the range", {**ACCURACY, "threshold": 1.0})
     _refused("invalid check name", {**ERRORS, "name": "error rate"})

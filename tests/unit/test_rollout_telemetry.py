@@ -88,3 +88,28 @@ def test_outputs_of_different_shapes_disagree(tmp_path: Path) -> None:
     telemetry = RolloutTelemetry(tmp_path, since=0.0, versions=(1, 2), pair_shadows=True)
     telemetry.refresh()
     assert telemetry.agreement(1.0).disagreements == 1
+
+
+def test_fed_back_labels_join_each_variants_answers_by_request_id(tmp_path: Path) -> None:
+    records = [
+        _record(100.0, 1, request_id="a", rows=1, outputs={"p": [[0.2, 0.8]]}),  # says 1
+        _record(101.0, 1, request_id="b", rows=1, outputs={"p": [0.3]}),  # says 0
+        _record(102.0, 2, request_id="c", rows=1, outputs={"p": [0.9]}),  # says 1
+        _record(103.0, 2, request_id="d", rows=2, outputs={"p": [0.9, 0.1]}),  # a batch: not labelled
+        _record(104.0, 2, request_id="e", rows=1, shadow=True, outputs={"p": [0.9]}),  # a shadow copy
+        _record(105.0, 2, request_id="f", rows=1, status=500),  # no answer
+    ]
+    _log(tmp_path, "r1", records)
+    telemetry = RolloutTelemetry(tmp_path, since=100.0, versions=(1, 2), track_scores=True)
+    telemetry.refresh()
+    labels = [("a", 1, 1.0, 100.0), ("b", 1, 1.0, 101.0), ("c", 2, 0.0, 102.0), ("d", 2, 1.0, 103.0)]
+    labels += [("e", 2, 1.0, 104.0), ("f", 2, 1.0, 105.0), ("zzz", 1, 1.0, 100.0)]
+    assert telemetry.add_labels(labels) == 3
+    assert telemetry.add_labels([("a", 1, 0.0, 100.0)]) == 0  # an answer is judged once
+    bounds = (0.0, 1.0)
+    assert telemetry.labelled(1, "label_correct", bounds=bounds).tolist() == [1.0, 0.0]
+    assert telemetry.labelled(1, "label_correct", bounds=bounds, start=100.5).tolist() == [0.0]
+    assert telemetry.labelled(2, "label_correct", bounds=bounds).tolist() == [0.0]
+    assert telemetry.labelled(1, "label_abs_error", bounds=bounds) == pytest.approx([0.2, 0.7])
+    assert telemetry.labelled(2, "label_squared_error", bounds=(0.0, 0.5)).tolist() == [0.5]  # clipped
+    assert telemetry.labelled(3, "label_correct", bounds=bounds).size == 0

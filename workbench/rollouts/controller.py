@@ -16,6 +16,7 @@ Per strategy (see :mod:`workbench.specs.rollout`), as steps of the recorded ``st
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import threading
 import time
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from workbench.errors import ConflictError, NotFoundError, UnavailableError, ValidationError, WorkbenchError
 from workbench.registry.refs import ModelRef
-from workbench.rollouts.analysis import Measurements, analyse
+from workbench.rollouts.analysis import Measurements, VariantSample, analyse
 from workbench.rollouts.decide import (
     Action,
     Decision,
@@ -35,6 +36,7 @@ from workbench.rollouts.gate import GateResult, input_columns, run_gate, smoke_b
 from workbench.rollouts.phases import Phase
 from workbench.rollouts.shadow import with_agreement
 from workbench.rollouts.telemetry import RolloutTelemetry
+from workbench.specs.analysis import MetricCheck, MetricKind
 from workbench.specs.endpoint import EndpointSpec
 from workbench.specs.rollout import RolloutSpec, Strategy
 from workbench.store.rollouts import RolloutEvent, RolloutRecord, RolloutRepository
@@ -46,6 +48,11 @@ log = logging.getLogger("workbench.rollouts")
 CHAMPION, CHALLENGER = "champion", "challenger"
 
 
+def _label_checks(spec: RolloutSpec) -> list[MetricCheck]:
+    """The custom checks the controller computes from fed-back labels."""
+    return [c for c in spec.analysis.checks if c.kind is MetricKind.CUSTOM and c.source is not None]
+
+
 class RolloutController:
     def __init__(self, plane: ControlPlane) -> None:
         self.plane = plane
@@ -53,6 +60,7 @@ class RolloutController:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._telemetry: dict[str, RolloutTelemetry] = {}
+        self._labels_seen: dict[str, float] = {}  # per rollout: the newest feedback already joined
         self._latest: dict[str, dict[str, Any]] = {}
         # One change of a rollout at a time: a tick that read PROGRESSING must not route traffic after an
         # operator's abort (or promote, pause) committed meanwhile. Re-entrant: a tick may promote.
@@ -252,10 +260,48 @@ class RolloutController:
                 since=since,
                 versions=(record.stable_version, record.candidate_version),
                 pair_shadows=spec.strategy == Strategy.SHADOW,
+                track_scores=bool(_label_checks(spec)),
             )
             self._telemetry[record.id] = telemetry
+            self._labels_seen[record.id] = 0.0
         telemetry.refresh()
+        if telemetry.track_scores:
+            self._join_labels(record, telemetry)
         return telemetry
+
+    def _join_labels(self, record: RolloutRecord, telemetry: RolloutTelemetry) -> None:
+        """Labels fed back since the last tick, joined to the answers they judge."""
+        from workbench.store.monitoring import MonitoringRepository
+
+        with self.plane.db.read() as connection:
+            items = MonitoringRepository().feedback_received_after(
+                connection,
+                record.endpoint,
+                predicted_since=telemetry.since,
+                received_after=self._labels_seen[record.id],
+            )
+        if items:
+            self._labels_seen[record.id] = max(item.received_at for item in items)
+            telemetry.add_labels((i.request_id, i.version, i.label, i.predicted_at) for i in items)
+
+    def _sample(
+        self,
+        telemetry: RolloutTelemetry,
+        spec: RolloutSpec,
+        version: int,
+        *,
+        shadow: bool = False,
+        start: float | None = None,
+        end: float | None = None,
+    ) -> VariantSample:
+        sample = telemetry.sample(version, shadow=shadow, start=start, end=end)
+        checks = _label_checks(spec)
+        if not checks or shadow:
+            return sample
+        custom = {
+            c.name: telemetry.labelled(version, c.source or "", bounds=c.bounds, start=start) for c in checks
+        }
+        return dataclasses.replace(sample, custom=custom)
 
     def _decide(self, record: RolloutRecord, spec: RolloutSpec, at: float) -> Decision:
         telemetry = self._telemetry_of(record, spec)
@@ -265,17 +311,22 @@ class RolloutController:
             # version shares the machine with them, and its slower answers would blunt the latency check.
             routed_at = self._progressing_at(record)
             measured = Measurements(
-                baseline=telemetry.sample(stable, start=routed_at), candidate=telemetry.sample(candidate)
+                baseline=self._sample(telemetry, spec, stable, start=routed_at),
+                candidate=self._sample(telemetry, spec, candidate),
             )
             result = analyse(measured, spec.analysis)
             return decide_canary(spec, record.step_index, record.step_started_at, result, at)
         if spec.strategy == Strategy.BLUE_GREEN:
             switched_at = self._switched_at(record)
             measured = Measurements(
-                baseline=telemetry.sample(
-                    stable, start=switched_at - spec.blue_green.baseline_window_s, end=switched_at
+                baseline=self._sample(
+                    telemetry,
+                    spec,
+                    stable,
+                    start=switched_at - spec.blue_green.baseline_window_s,
+                    end=switched_at,
                 ),
-                candidate=telemetry.sample(candidate, start=switched_at),
+                candidate=self._sample(telemetry, spec, candidate, start=switched_at),
             )
             result = analyse(measured, spec.analysis)
             return decide_blue_green(spec, switched_at, result, at)
@@ -477,6 +528,7 @@ class RolloutController:
 
     def _forget(self, rollout_id: str) -> None:
         self._telemetry.pop(rollout_id, None)
+        self._labels_seen.pop(rollout_id, None)
 
     def _transition(
         self,

@@ -26,6 +26,8 @@ from workbench.telemetry.tail import PredictionLogTail
 
 #: Unmatched outputs kept while waiting for their pair; the oldest go first beyond this.
 MAX_UNPAIRED = 100_000
+#: Answers per version kept waiting for their label; the oldest go first beyond this.
+MAX_SCORED = 200_000
 
 
 def _floats() -> array[float]:
@@ -68,7 +70,13 @@ def first_output(record: dict[str, Any]) -> np.ndarray[Any, np.dtype[np.float64]
 
 class RolloutTelemetry:
     def __init__(
-        self, directory: Path, *, since: float, versions: Iterable[int], pair_shadows: bool = False
+        self,
+        directory: Path,
+        *,
+        since: float,
+        versions: Iterable[int],
+        pair_shadows: bool = False,
+        track_scores: bool = False,
     ) -> None:
         self.since = since
         self.versions = frozenset(versions)
@@ -83,6 +91,11 @@ class RolloutTelemetry:
         }
         self._pair_ts = _floats()
         self._pair_diff = _floats()
+        # For checks on fed-back labels: each version's recent one-row answers by request id, and the
+        # (time, score, label) triples joined so far.
+        self.track_scores = track_scores
+        self._scores: dict[int, OrderedDict[str, float]] = {}
+        self._labelled: dict[int, tuple[array[float], array[float], array[float]]] = {}
 
     def refresh(self) -> int:
         """Read what the log gained since the last refresh; returns how many records were new."""
@@ -112,6 +125,48 @@ class RolloutTelemetry:
             series.prediction.append(float(values.mean()))
         if self.pair_shadows and status < 500 and values is not None:
             self._pair(str(record.get("request_id") or ""), shadow, float(ts), values)
+        if self.track_scores and not shadow and status < 500 and values is not None and values.size:
+            request_id = record.get("request_id")
+            if request_id and int(record.get("rows") or 1) == 1:
+                scores = self._scores.setdefault(int(version), OrderedDict())
+                scores[str(request_id)] = float(values.reshape(-1)[-1])
+                if len(scores) > MAX_SCORED:
+                    scores.popitem(last=False)
+
+    def add_labels(self, labels: Iterable[tuple[str, int, float, float]]) -> int:
+        """Join fed-back ``(request_id, version, label, predicted_at)`` to the answers; returns how many."""
+        joined = 0
+        for request_id, version, label, predicted_at in labels:
+            waiting = self._scores.get(version)
+            score = waiting.pop(request_id, None) if waiting is not None else None
+            if score is None or predicted_at < self.since:
+                continue
+            ts, scores, values = self._labelled.setdefault(version, (_floats(), _floats(), _floats()))
+            ts.append(predicted_at)
+            scores.append(score)
+            values.append(label)
+            joined += 1
+        return joined
+
+    def labelled(
+        self, version: int, source: str, *, bounds: tuple[float, float], start: float | None = None
+    ) -> np.ndarray[Any, np.dtype[np.float64]]:
+        """Per-answer values of a label metric for ``version`` (answers predicted from ``start``)."""
+        found = self._labelled.get(version)
+        if found is None:
+            return np.empty(0, dtype=np.float64)
+        ts, scores, labels = (np.asarray(a, dtype=np.float64) for a in found)
+        if start is not None:
+            keep = ts >= start
+            scores, labels = scores[keep], labels[keep]
+        if source == "label_correct":
+            correct: np.ndarray[Any, np.dtype[np.float64]] = ((scores >= 0.5) == (labels >= 0.5)).astype(
+                np.float64
+            )
+            return correct
+        error = np.abs(scores - labels) if source == "label_abs_error" else (scores - labels) ** 2
+        clipped: np.ndarray[Any, np.dtype[np.float64]] = np.clip(error, bounds[0], bounds[1])
+        return clipped
 
     def _pair(
         self, request_id: str, shadow: bool, ts: float, values: np.ndarray[Any, np.dtype[np.float64]]

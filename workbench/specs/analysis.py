@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import re
 from enum import StrEnum
-from typing import Final
+from typing import Final, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -44,6 +44,9 @@ class MetricKind(StrEnum):
     AGREEMENT = "agreement"
 
 
+LabelSource = Literal["label_correct", "label_abs_error", "label_squared_error"]
+
+
 class MetricCheck(Spec):
     """One metric compared between candidate and baseline, and the degradation it tolerates."""
 
@@ -56,6 +59,14 @@ class MetricCheck(Spec):
     lower: float | None = Field(default=None, description="custom only: smallest possible value, 0 if unset")
     upper: float | None = Field(default=None, description="custom only: largest possible value, 1 if unset")
     higher_is_better: bool | None = Field(default=None, description="custom only: true if unset")
+    source: LabelSource | None = Field(
+        default=None,
+        description=(
+            "custom only: computed by the controller from fed-back labels joined to each variant's "
+            "answers by request id (label_correct: 1 if the score is on the label's side of 0.5; "
+            "label_abs_error / label_squared_error: the score's error, clipped to [lower, upper])"
+        ),
+    )
     min_samples: int | None = Field(
         default=None, ge=1, description="per variant, before any verdict; the analysis default if unset"
     )
@@ -100,7 +111,7 @@ class MetricCheck(Spec):
         if kind is not MetricKind.LATENCY and self.quantile is not None:
             raise ValueError(f"check {self.name!r}: quantile applies to latency checks only")
         if kind is not MetricKind.CUSTOM:
-            for field in ("lower", "upper", "higher_is_better"):
+            for field in ("lower", "upper", "higher_is_better", "source"):
                 if getattr(self, field) is not None:
                     raise ValueError(f"check {self.name!r}: {field} applies to custom checks only")
         if kind in (MetricKind.ERROR_RATE, MetricKind.PREDICTION_SHIFT) and self.threshold >= 1:

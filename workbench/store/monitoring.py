@@ -264,6 +264,23 @@ class MonitoringRepository:
             .where(feedback.c.endpoint == endpoint, feedback.c.predicted_at >= since)
             .order_by(feedback.c.predicted_at)
         ).mappings()
+        return self._items(rows)
+
+    def feedback_received_after(
+        self, connection: Connection, endpoint: str, *, predicted_since: float, received_after: float
+    ) -> list[FeedbackItem]:
+        """Labels of predictions made since ``predicted_since`` that arrived after ``received_after``."""
+        rows = connection.execute(
+            select(feedback).where(
+                feedback.c.endpoint == endpoint,
+                feedback.c.predicted_at >= predicted_since,
+                feedback.c.received_at > received_after,
+            )
+        ).mappings()
+        return self._items(rows)
+
+    @staticmethod
+    def _items(rows: Any) -> list[FeedbackItem]:
         return [
             FeedbackItem(
                 endpoint=row["endpoint"],

@@ -290,7 +290,12 @@ class Client:
         self, spec: RolloutSpec | Mapping[str, Any], *, reason: str | None = None
     ) -> RolloutRecord:
         """Start a canary of ``spec["candidate"]`` on ``spec["endpoint"]``; the controller drives it."""
-        body_spec = spec.model_dump(mode="json") if isinstance(spec, RolloutSpec) else dict(spec)
+        # Only what differs from the defaults: a control plane a version older fills in its own.
+        body_spec = (
+            spec.model_dump(mode="json", exclude_defaults=True)
+            if isinstance(spec, RolloutSpec)
+            else dict(spec)
+        )
         return RolloutRecord.model_validate(
             self._request("POST", "/rollouts", json={"spec": body_spec, "reason": reason}, timeout=600.0)
         )

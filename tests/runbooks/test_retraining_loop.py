@@ -46,6 +46,8 @@ def test_concept_drift_alert_retrains_and_the_canary_promotes_the_new_version(se
                         "canary_steps": "50",
                         "step_duration_s": 5,
                         "min_samples": 100,
+                        # The canary also judges the new version on the labels fed back for its answers.
+                        "accuracy_tolerance": 0.1,
                         "rollout_timeout_s": 300,
                     },
                 },
@@ -76,6 +78,9 @@ def test_concept_drift_alert_retrains_and_the_canary_promotes_the_new_version(se
     assert summary["outcome"] == "succeeded", summary  # the canary's phase
     assert summary["candidate_metric"] > summary["champion_metric"]
     new_version = summary["candidate_version"]
+    rollout = client.rollout(summary["rollout"])
+    verdicts = {m["name"]: m["verdict"] for m in rollout["analysis"]["metrics"]}
+    assert verdicts == {"error_rate": "pass", "latency_p95": "pass", "accuracy": "pass"}, rollout["analysis"]
 
     # The new version is live and champion, with its lineage.
     assert [(r.version, r.weight) for r in client.get_endpoint("churn").spec.routes] == [(new_version, 100.0)]

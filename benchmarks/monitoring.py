@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from _docs import replace_section
 
 from workbench.demo.dataset import CATEGORICAL_FEATURES, FEATURES, generate_churn
 from workbench.monitoring.drift import DriftResult, ReferenceProfile, WindowHistogram, drift
@@ -483,17 +484,6 @@ def markdown(bench: DriftBench, logs: list[LogBench], seconds: float, load: floa
     return "\n".join(parts)
 
 
-def write_docs(section: str) -> None:
-    """Replace this benchmark's section, keeping it last: it goes after every other issue's section."""
-    path = ROOT / "docs" / "benchmarks.md"
-    text = path.read_text()
-    if SECTION in text:
-        start = text.index(SECTION)
-        following = text.find("\n## ", start + len(SECTION))
-        text = text[:start] + (text[following + 1 :] if following >= 0 else "")
-    path.write_text(text.rstrip() + "\n\n" + section.rstrip() + "\n")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -511,7 +501,7 @@ def main() -> None:
     section = markdown(bench, logs, time.perf_counter() - started, load)
     print(section)
     if args.write_docs:
-        write_docs(section)
+        replace_section(SECTION, section)
         print(f"updated {ROOT / 'docs' / 'benchmarks.md'}", file=sys.stderr)
     if disagreements(bench):
         print(f"verdicts differ: {disagreements(bench)}", file=sys.stderr)

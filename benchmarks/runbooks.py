@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from _docs import replace_section
+
 ROOT = Path(__file__).resolve().parent.parent
 SECTION = "## Runbooks (issue 6)"
 RUNS = 5
@@ -282,16 +284,6 @@ def markdown(per_run: dict[str, Any], loops: list[dict[str, float]], took: float
     return "\n".join(lines)
 
 
-def write_docs(section: str) -> None:
-    path = ROOT / "docs" / "benchmarks.md"
-    text = path.read_text()
-    if SECTION in text:
-        start = text.index(SECTION)
-        following = text.find("\n## ", start + len(SECTION))
-        text = text[:start] + (text[following + 1 :] if following >= 0 else "")
-    path.write_text(text.rstrip() + "\n\n" + section.rstrip() + "\n")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -317,7 +309,7 @@ def main() -> None:
     section = markdown(per_run, loops, time.perf_counter() - started, load)
     print(section)
     if args.write_docs:
-        write_docs(section)
+        replace_section(SECTION, section)
         print(f"updated {ROOT / 'docs' / 'benchmarks.md'}", file=sys.stderr)
 
 

@@ -18,6 +18,20 @@ from typing import Any
 import uvicorn
 
 
+def plane_env(home: Path, api_port: int, router_port: int, **extra: str) -> dict[str, str]:
+    """The environment of a ``workbench up`` child on a home and ports, with no outer WORKBENCH_* leaking in."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WORKBENCH_")}
+    env.update(
+        WORKBENCH_HOME=str(home),
+        WORKBENCH_API_PORT=str(api_port),
+        WORKBENCH_ROUTER_PORT=str(router_port),
+        WORKBENCH_ALLOWED_ROOTS=str(home.parent),
+        COLUMNS="200",
+        **extra,
+    )
+    return env
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))

@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 import pytest
 
-from tests._servers import free_port
+from tests._servers import free_port, plane_env
 from workbench.client import Client
 from workbench.demo.dataset import FEATURES, TARGET, generate_churn, split_frame
 from workbench.demo.training import train_version
@@ -33,19 +33,6 @@ class Plane:
     client: Client
     holdout: pd.DataFrame
     process: ControlPlaneProcess
-
-
-def plane_env(home: Path, api_port: int, router_port: int, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WORKBENCH_")}
-    env.update(
-        WORKBENCH_HOME=str(home),
-        WORKBENCH_API_PORT=str(api_port),
-        WORKBENCH_ROUTER_PORT=str(router_port),
-        WORKBENCH_ALLOWED_ROOTS=str(home.parent),
-        COLUMNS="200",
-        **extra,
-    )
-    return env
 
 
 @pytest.fixture(scope="module")

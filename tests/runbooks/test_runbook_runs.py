@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import pytest
@@ -122,6 +123,18 @@ def test_one_change_of_an_endpoint_at_a_time_and_cancel_releases_it(served: Plan
     try:
         with pytest.raises(ConflictError, match=f"being changed by runbook run {slow.id}"):
             served.client.run_runbook("rollback", {"endpoint": "churn"})
+        # A schedule due while the endpoint is held skips its run, and says so in the audit log.
+        served.client.create_schedule(
+            {"name": "locked-out", "runbook": "rollback", "every_s": 3600, "start_at": time.time()}
+        )
+        deadline = time.monotonic() + 30
+        skipped: list[Any] = []
+        while not skipped and time.monotonic() < deadline:
+            skipped = served.client.audit(action="runbook.schedule.skipped", target="runbook-schedule:locked-out")
+            time.sleep(0.5)
+        served.client.delete_schedule("locked-out")
+        assert skipped, "the schedule neither ran nor recorded why not"
+        assert f"being changed by runbook run {slow.id}" in (skipped[0].reason or "")
         # A read-only runbook is not blocked by the lock.
         triage = served.client.run_runbook(
             "incident-triage", {"endpoint": "churn", "window_s": 120}, wait_s=300

@@ -14,25 +14,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests._servers import free_port
+from tests._servers import free_port, plane_env
 from tests.serving.conftest import oip_columns, wait_until
 from workbench.client import Client
 from workbench.demo.dataset import FEATURES, generate_churn, split_frame
 from workbench.demo.training import train_version
 from workbench.launcher import ControlPlaneProcess
 from workbench.settings import Settings
-
-
-def _env(home: Path, api_port: int, router_port: int) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WORKBENCH_")}
-    env.update(
-        WORKBENCH_HOME=str(home),
-        WORKBENCH_API_PORT=str(api_port),
-        WORKBENCH_ROUTER_PORT=str(router_port),
-        WORKBENCH_ALLOWED_ROOTS=str(home.parent),
-        COLUMNS="200",
-    )
-    return env
 
 
 def _cli(env: dict[str, str], *args: str, expect: int = 0) -> subprocess.CompletedProcess[str]:
@@ -48,7 +36,7 @@ def test_cli_deploy_then_sigkill_the_control_plane(tmp_path: Path, mlflow_templa
     home.mkdir()
     shutil.copy(mlflow_template, home / "mlflow.db")
     api_port, router_port = free_port(), free_port()
-    env = _env(home, api_port, router_port)
+    env = plane_env(home, api_port, router_port)
     url = f"http://127.0.0.1:{api_port}"
     router = f"http://127.0.0.1:{router_port}"
     data = generate_churn(3000, seed=5)
@@ -117,7 +105,7 @@ def test_cli_rollouts_blue_green_rollback_and_a_shadow_from_a_spec_file(
     home.mkdir()
     shutil.copy(mlflow_template, home / "mlflow.db")
     api_port, router_port = free_port(), free_port()
-    env = _env(home, api_port, router_port)
+    env = plane_env(home, api_port, router_port)
     url, router = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{router_port}"
     data = generate_churn(3000, seed=6)
     train, holdout = split_frame(data, holdout_fraction=0.25, seed=6)

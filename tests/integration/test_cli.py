@@ -34,20 +34,41 @@ def _env(home: Path, port: int, **extra: str) -> dict[str, str]:
     return env
 
 
+def _text(output: str | bytes | None) -> str:
+    return output.decode(errors="replace") if isinstance(output, bytes) else output or ""
+
+
+def _log_tails(logs: Path, lines: int = 40) -> str:
+    """What the servers a timed-out command started were doing: the end of each of their logs."""
+    tails = []
+    for log in sorted(logs.rglob("*.log")) if logs.is_dir() else []:
+        tail = log.read_text(errors="replace").splitlines()[-lines:]
+        tails.append(f"--- {log.relative_to(logs)} (last {len(tail)} lines)\n" + "\n".join(tail))
+    return "\n".join(tails)
+
+
 class Cli:
     def __init__(self, env: dict[str, str], cwd: Path) -> None:
         self.env = env
         self.cwd = cwd
 
-    def __call__(self, *args: str, expect: int = 0, **extra_env: str) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [sys.executable, "-m", "workbench", *args],
-            env={**self.env, **extra_env},
-            cwd=self.cwd,
-            capture_output=True,
-            text=True,
-            timeout=240,
-        )
+    def __call__(
+        self, *args: str, expect: int = 0, timeout: float = 240, **extra_env: str
+    ) -> subprocess.CompletedProcess[str]:
+        try:
+            result = subprocess.run(
+                [sys.executable, "-m", "workbench", *args],
+                env={**self.env, **extra_env},
+                cwd=self.cwd,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise AssertionError(
+                f"workbench {' '.join(args)} still running after {timeout:g} s\n{_text(exc.stdout)}\n"
+                f"{_text(exc.stderr)}\n{_log_tails(Path(self.env['WORKBENCH_HOME']) / 'logs')}"
+            ) from exc
         assert result.returncode == expect, (args, result.returncode, result.stdout, result.stderr)
         return result
 
@@ -195,7 +216,9 @@ def test_demo_registers_three_versions_and_canaries_v2_to_champion_and_v3_back(
     shutil.copy(mlflow_template, home / "mlflow.db")
     port = free_port()
     cli = Cli(_env(home, port), tmp_path)
-    out = cli("demo", "--no-serve", "--rows", "6000").stdout
+    # Training and two canaries under generated traffic: ~45 s alone, two or three times that on a busy
+    # 2-core CI machine; the timeout only catches a demo that hangs.
+    out = cli("demo", "--no-serve", "--rows", "6000", timeout=480).stdout
     assert f"http://127.0.0.1:{port}" in out
     assert str(home / "api-token") in out
     router = f"http://127.0.0.1:{cli.env['WORKBENCH_ROUTER_PORT']}"

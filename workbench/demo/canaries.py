@@ -20,7 +20,7 @@ from workbench.store.rollouts import RolloutRecord
 DEMO_ANALYSIS = AnalysisSpec(
     checks=(
         MetricCheck(name="error_rate", kind=MetricKind.ERROR_RATE, threshold=0.02),
-        MetricCheck(name="latency_p95", kind=MetricKind.LATENCY, threshold=0.15, quantile=0.95),
+        MetricCheck(name="latency_p95", kind=MetricKind.LATENCY, threshold=0.10, quantile=0.95),
         MetricCheck(name="prediction_shift", kind=MetricKind.PREDICTION_SHIFT, threshold=0.35),
     ),
     min_samples=150,

@@ -164,13 +164,13 @@ _RECIPES: Final[dict[int, _Recipe]] = {
         cosine_decay=True,
     ),
     3: _Recipe(
-        hidden_sizes=(1536, 1536, 1024),
+        hidden_sizes=(2048, 2048, 1536),
         epochs=1,
         learning_rate=1e-2,
         batch_size=256,
         weight_decay=0.0,
         max_steps=12,
-        description="regression: oversized (~4M parameters), learning rate too high, stopped after 12 steps",
+        description="regression: oversized (~7M parameters), learning rate too high, stopped after 12 steps",
     ),
 }
 

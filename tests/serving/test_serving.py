@@ -12,6 +12,7 @@ from typing import Any
 import aiohttp
 import httpx
 import numpy as np
+import orjson
 import pytest
 
 from tests.serving.conftest import World, oip_columns, oip_matrix, replica_ready, wait_until
@@ -135,6 +136,73 @@ def test_weighted_split_over_10k_requests(world: World) -> None:
     share = Counter(version for _, version in results)["2"] / len(results)
     sigma = math.sqrt(0.3 * 0.7 / len(results))
     assert abs(share - 0.30) < 4 * sigma, share
+
+
+def test_concurrent_requests_are_logged_a_line_per_batch_and_read_back_a_record_per_request(
+    world: World,
+) -> None:
+    world.client.create_endpoint("batched", "models:/churn/2")
+    rows = world.frame.head(400)
+    ids = [f"batched-{i}" for i in range(len(rows))]
+    bodies = [
+        orjson.dumps(
+            oip_columns(rows.iloc[[i]])
+            if i % 2
+            else {"dataframe_split": rows.iloc[[i]][list(FEATURES)].to_dict(orient="split", index=False)}
+        )
+        for i in range(len(rows))
+    ]
+    urls = [f"{world.router}/v2/models/batched/infer", f"{world.router}/endpoints/batched/invocations"]
+    results = asyncio.run(
+        _fire_each(
+            [(urls[i % 2 == 0], body) for i, body in enumerate(bodies)],
+            concurrency=32,
+            headers=[{"x-request-id": request_id} for request_id in ids],
+        )
+    )
+    assert all(status == 200 for status in results), Counter(results)
+    log_dir = world.settings.home / "predictions" / "batched"
+
+    def logged() -> dict[str, dict[str, Any]]:
+        return {r["request_id"]: r for r in read_records(log_dir) if r.get("request_id") in set(ids)}
+
+    records = wait_until(lambda: len(logged()) == len(ids) and logged(), timeout=30)
+    lines = sum(path.read_bytes().count(b"\n") for path in log_dir.glob("*.jsonl"))
+    assert lines < len(ids), "32 concurrent clients, and every request had a line of its own"
+    expected = world.expected(2, rows)
+    for i, request_id in enumerate(ids):
+        record = records[request_id]
+        assert record["version"] == 2
+        assert record["rows"] == 1
+        assert record["status"] == 200
+        for name in FEATURES:
+            assert record["inputs"][name] == [rows.iloc[i][name]], (request_id, name)
+        (scores,) = record["outputs"].values()
+        assert scores == pytest.approx([float(expected[i])], abs=1e-6)
+
+
+async def _fire_each(
+    requests: list[tuple[str, bytes]], *, concurrency: int, headers: list[dict[str, str]]
+) -> list[int]:
+    """POST each (url, body) with ``concurrency`` workers; the status of each."""
+    statuses = [0] * len(requests)
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(len(requests)):
+        queue.put_nowait(i)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
+
+        async def worker() -> None:
+            while not queue.empty():
+                i = queue.get_nowait()
+                url, body = requests[i]
+                async with session.post(
+                    url, data=body, headers={"content-type": "application/json", **headers[i]}
+                ) as response:
+                    await response.read()
+                    statuses[i] = response.status
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return statuses
 
 
 def test_sticky_keys_keep_their_version(world: World) -> None:

@@ -54,11 +54,13 @@ def test_concurrent_requests_are_coalesced_and_each_gets_its_rows() -> None:
         await asyncio.sleep(0.05)
         model.gate.set()
         results = await asyncio.gather(*tasks)
-        await blocker
         for x, result in zip(inputs, results, strict=True):
             np.testing.assert_array_equal(result.outputs["y"], x * 2)
             assert result.batch_size == len(sizes)
             assert result.batch_rows == sum(sizes)
+            assert result.batch_callers == len(sizes)  # what the prediction log waits for
+        assert len({r.batch_id for r in results}) == 1
+        assert (await blocker).batch_id != results[0].batch_id
         assert model.batches == [1, sum(sizes)]
         await batcher.close()
 

@@ -36,6 +36,10 @@ class BatchResult:
     inference_seconds: float
     batch_size: int
     batch_rows: int
+    #: Which forward pass answered (unique per batcher), and how many callers got this batch's results:
+    #: what the prediction log needs to write one line per batch.
+    batch_id: int = 0
+    batch_callers: int = 1
 
 
 @dataclass
@@ -66,6 +70,7 @@ class DynamicBatcher(Generic[Item]):
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._expected = 1  # requests in the previous batch: what to wait for under load
+        self._batches = 0
 
     # ------------------------------------------------------------ callers
     def arriving(self) -> None:
@@ -174,6 +179,8 @@ class DynamicBatcher(Generic[Item]):
             return
         if self._on_batch is not None:
             self._on_batch(len(batch), total_rows, inference)
+        self._batches += 1
+        callers = sum(not pending.future.done() for pending in batch)
         offset = 0
         for pending in batch:
             share = {name: array[offset : offset + pending.rows] for name, array in outputs.items()}
@@ -186,5 +193,7 @@ class DynamicBatcher(Generic[Item]):
                         inference_seconds=inference,
                         batch_size=len(batch),
                         batch_rows=total_rows,
+                        batch_id=self._batches,
+                        batch_callers=callers,
                     )
                 )

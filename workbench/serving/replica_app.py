@@ -29,12 +29,13 @@ from workbench.serving.asgi import (
     send_bytes,
     send_json,
 )
-from workbench.serving.batcher import DynamicBatcher
+from workbench.serving.batcher import BatchResult, DynamicBatcher
 from workbench.serving.codec import Decoded, decode_mlflow, decode_oip, encode_mlflow, encode_oip
 from workbench.serving.config import ReplicaConfig
 from workbench.serving.metrics import ReplicaMetrics
 from workbench.serving.model import LoadedModel
 from workbench.telemetry import PredictionLogWriter
+from workbench.telemetry.batch_record import BatchRecord
 
 log = logging.getLogger("workbench.replica")
 
@@ -43,6 +44,8 @@ SHADOW_HEADER = b"x-workbench-shadow"
 #: metrics, never written to the prediction log, so no analysis or monitor mistakes them for traffic.
 PROBE_HEADER = b"x-workbench-probe"
 REQUEST_ID_HEADER = b"x-request-id"
+#: Batches whose log line still waits for a caller to finish; more than this means a caller never will.
+MAX_OPEN_BATCH_LINES = 1024
 
 
 class ReplicaApp:
@@ -69,6 +72,7 @@ class ReplicaApp:
         self.ready = False
         self.draining = False
         self._request_ids = request_ids()
+        self._batch_lines: dict[int, BatchRecord] = {}
         self.metrics.gauge(
             "workbench_queue_depth", "Requests waiting for a batch", lambda: self.batcher.queue_depth
         )
@@ -216,7 +220,7 @@ class ReplicaApp:
         shadow: bool,
         request_id: str,
         decoded: Decoded | None,
-        result: Any,
+        result: BatchResult | None,
         *,
         logged: bool = True,
     ) -> None:
@@ -226,7 +230,12 @@ class ReplicaApp:
             self.metrics.latency.observe(elapsed)
             if result is not None:
                 self.metrics.queue.observe(result.queue_seconds)
-        if self.writer is None or not logged:
+        if self.writer is None:
+            return
+        if result is not None and decoded is not None and result.batch_callers > 1:
+            self._record_in_batch(elapsed, status, shadow, request_id, decoded, result, logged=logged)
+            return
+        if not logged:
             return
         record: dict[str, Any] = {
             "ts": time.time(),
@@ -251,6 +260,57 @@ class ReplicaApp:
                 )
                 record["outputs"] = result.outputs
         self.writer.log(record)
+
+    def _record_in_batch(
+        self,
+        elapsed: float,
+        status: int,
+        shadow: bool,
+        request_id: str,
+        decoded: Decoded,
+        result: BatchResult,
+        *,
+        logged: bool,
+    ) -> None:
+        """Add a request to its batch's log line, and hand the line over once the batch is complete."""
+        assert self.writer is not None
+        line = self._batch_lines.get(result.batch_id)
+        if line is None:
+            rate = self.config.log_sample_rate
+            line = BatchRecord(
+                {
+                    "endpoint": self.config.endpoint,
+                    "model": self.config.model,
+                    "version": self.config.version,
+                    "replica": self.config.replica_id,
+                    "inference_ms": round(result.inference_seconds * 1000, 4),
+                    "batch_size": result.batch_size,
+                },
+                result.batch_callers,
+                sampled=rate >= 1.0 or random.random() < rate,
+            )
+            if len(self._batch_lines) >= MAX_OPEN_BATCH_LINES:
+                # Callers that never finished (cannot happen short of a bug): drop the oldest line.
+                self._batch_lines.pop(next(iter(self._batch_lines)))
+            self._batch_lines[result.batch_id] = line
+        if logged:
+            complete = line.add(
+                time.time(),
+                request_id,
+                status,
+                shadow,
+                decoded.rows,
+                round(elapsed * 1000, 4),
+                round(result.queue_seconds * 1000, 4),
+                decoded.columns if decoded.columns is not None else {"matrix": decoded.matrix},
+                result.outputs,
+            )
+        else:
+            complete = line.skip()
+        if line.expected <= 0 or complete is not None:
+            del self._batch_lines[result.batch_id]
+        if complete is not None:
+            self.writer.log(complete)
 
     def _on_batch(self, requests: int, rows: int, seconds: float) -> None:
         self.metrics.batch_size.observe(rows)

@@ -1,4 +1,8 @@
-"""The prediction log: one JSON line per inference request, written off the request path.
+"""The prediction log: a record per inference request, written off the request path.
+
+A replica hands over one record per batch of requests answered together (``batch_record``), which
+``read_records`` and the tail expand back into one record per request; anything else logs one record
+per line.
 
 ``PredictionLogWriter.log`` only appends the record (a plain dict, possibly holding numpy arrays) to an
 in-memory queue under a lock, which costs about a microsecond and never touches the disk. A daemon
@@ -33,6 +37,8 @@ from typing import Any
 
 import orjson
 
+from workbench.telemetry.batch_record import expand
+
 __all__ = ["PredictionLogWriter", "WriterStats", "list_segments", "read_records"]
 
 _ENCODE_SLICE = 256
@@ -65,7 +71,11 @@ class WriterStats:
 
 
 def _default(obj: Any) -> Any:
-    """orjson fallback: arrays orjson refuses (float16 on old orjson, non-contiguous, strings, objects...)."""
+    """orjson fallback: a batch's joined inputs, and arrays orjson refuses (float16 on old orjson,
+    non-contiguous, strings, objects...)."""
+    json_value = getattr(obj, "json_value", None)  # ConcatenatedArrays, joined in the writer thread
+    if callable(json_value):
+        return json_value()
     tolist = getattr(obj, "tolist", None)  # numpy arrays and numpy scalars, without importing numpy
     if callable(tolist):
         return tolist()
@@ -472,6 +482,9 @@ def _read_segment(path: Path, since: float | None, until: float | None) -> Itera
             if not isinstance(record, dict):
                 corrupt += 1
                 continue
+            if "requests" in record:
+                yield from _filtered(expand(record), since, until) if filtering else expand(record)
+                continue
             if filtering:
                 ts = record.get("ts")
                 if isinstance(ts, bool) or not isinstance(ts, int | float):
@@ -481,3 +494,14 @@ def _read_segment(path: Path, since: float | None, until: float | None) -> Itera
             yield record
     if corrupt:
         logger.warning("prediction log: skipped %d corrupt lines in %s", corrupt, path)
+
+
+def _filtered(
+    records: Iterator[dict[str, Any]], since: float | None, until: float | None
+) -> Iterator[dict[str, Any]]:
+    for record in records:
+        ts = record.get("ts")
+        if isinstance(ts, bool) or not isinstance(ts, int | float):
+            continue
+        if (since is None or ts >= since) and (until is None or ts < until):
+            yield record

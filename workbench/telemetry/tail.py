@@ -14,6 +14,7 @@ from typing import Any, BinaryIO
 
 import orjson
 
+from workbench.telemetry.batch_record import expand
 from workbench.telemetry.prediction_log import list_segments
 
 log = logging.getLogger("workbench.telemetry")
@@ -110,5 +111,8 @@ class PredictionLogTail:
                     log.warning("skipping a corrupt line in %s", segment)
                     continue
                 if isinstance(record, dict):
-                    records.append(record)
+                    if "requests" in record:  # one line for a whole inference batch
+                        records.extend(expand(record))
+                    else:
+                        records.append(record)
         return records

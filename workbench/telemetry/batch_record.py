@@ -1,0 +1,208 @@
+"""One prediction-log line per inference batch, read back as one record per request.
+
+A replica answering one-row requests at 15-20k req/s cannot afford a JSON line per request: building
+the record, and encoding its inputs (a small array per column), took a fifth of the serving process's
+GIL. Requests answered by the same forward pass share their model, version, batch and timing, and their
+inputs and outputs concatenate into one array per column, so the replica logs them as one line:
+
+    {"ts": ..., "endpoint": ..., "model": ..., "version": ..., "replica": ..., "inference_ms": ...,
+     "batch_size": n, "requests": {"ts": [...], "request_id": [...], "status": [...], "shadow": [...],
+     "rows": [...], "latency_ms": [...], "queue_ms": [...]},
+     "inputs": {column: [all rows of the batch]}, "outputs": {name: [all rows]}}
+
+Readers never see that shape: ``expand`` turns the line back into the per-request records a request
+outside a batch is still logged as (``read_records`` and ``PredictionLogTail`` call it), rows sliced
+in the order of ``requests``. Inputs and outputs are sampled per batch (``log_sample_rate``), all of a
+batch's requests or none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+__all__ = ["BatchRecord", "ConcatenatedArrays", "expand"]
+
+#: Per-request fields of a batch line, in the order ``BatchRecord.add`` takes them.
+REQUEST_FIELDS = ("ts", "request_id", "status", "shadow", "rows", "latency_ms", "queue_ms")
+
+
+class ConcatenatedArrays:
+    """The requests' inputs (or outputs) of one batch, joined into one array per column.
+
+    ``joined_now`` does the cheap joins as the batch completes: one concatenate of the decoder's blocks,
+    or of one output array per request, a few microseconds for the batch. The per-request arrays are
+    then released at once instead of waiting in the log queue, where tens of thousands of small objects
+    made the garbage collector's pauses the replica's p99. Anything else (columns without a block,
+    strings) is joined column by column in the writer thread, off the request path, when it encodes
+    them. Parts that cannot be joined (different columns, or tensors of different shapes) are written
+    one per request, which ``expand`` also reads.
+    """
+
+    __slots__ = ("parts",)
+
+    def __init__(self) -> None:
+        self.parts: list[dict[str, Any]] = []
+
+    def joined_now(self) -> dict[str, Any] | ConcatenatedArrays:
+        parts = self.parts
+        if len(parts) == 1:
+            return parts[0]
+        names = parts[0].keys()
+        if all(part.keys() == names for part in parts):
+            joined = _join_blocks(parts)
+            if joined is None and len(names) == 1:
+                joined = _join_single(parts)
+            if joined is not None:
+                return joined
+        return self
+
+    def json_value(self) -> dict[str, Any] | list[dict[str, Any]]:
+        parts = self.parts
+        first = parts[0]
+        if len(parts) == 1:
+            return first
+        names = first.keys()
+        if not all(part.keys() == names for part in parts):
+            return parts
+        joined = _join_blocks(parts)
+        if joined is not None:
+            return joined
+        try:
+            return {name: np.concatenate([part[name] for part in parts]) for name in names}
+        except ValueError:  # shapes that do not stack along rows
+            return parts
+
+
+def _join_single(parts: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """A one-array part per request (a model's single output, a tensor input): one concatenate."""
+    (name,) = parts[0]
+    try:
+        return {name: np.concatenate([part[name] for part in parts])}
+    except (ValueError, TypeError):
+        return None
+
+
+#: Integers a float64 holds exactly: an integer column joined through the float block must stay below.
+_EXACT_INTEGERS = float(2**53)
+
+
+def _join_blocks(parts: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """One array per column from the decoder's per-request blocks (``BlockColumns.block``), if all have
+    one: a single concatenate for the batch, each column cast back to its decoded dtype."""
+    blocks: list[Any] = [getattr(part, "block", None) for part in parts]
+    if any(block is None for block in blocks):
+        return None
+    first = parts[0]
+    try:
+        block = np.concatenate(blocks, axis=1)
+    except ValueError:
+        return None
+    if block.ndim != 2 or block.shape[0] != len(first):
+        return None
+    joined: dict[str, Any] = {}
+    for row, (name, column) in zip(block, first.items(), strict=True):
+        dtype = column.dtype
+        if dtype != row.dtype:
+            if dtype.kind in "iub" and not (np.abs(row) < _EXACT_INTEGERS).all():
+                return None
+            row = row.astype(dtype)
+        joined[name] = row
+    return joined
+
+
+class BatchRecord:
+    """The log line of one batch, filled in as each of its ``expected`` requests finishes."""
+
+    __slots__ = ("_requests", "expected", "head", "inputs", "outputs")
+
+    def __init__(self, head: dict[str, Any], expected: int, *, sampled: bool) -> None:
+        self.head = head
+        self.expected = expected
+        self._requests: tuple[list[Any], ...] = tuple([] for _ in REQUEST_FIELDS)
+        self.inputs = ConcatenatedArrays() if sampled else None
+        self.outputs = ConcatenatedArrays() if sampled else None
+
+    def add(
+        self,
+        ts: float,
+        request_id: str,
+        status: int,
+        shadow: bool,
+        rows: int,
+        latency_ms: float,
+        queue_ms: float,
+        inputs: dict[str, Any] | None,
+        outputs: dict[str, Any] | None,
+    ) -> dict[str, Any] | None:
+        """Add one finished request; the complete line once the last of the batch is in, else None."""
+        for values, value in zip(
+            self._requests, (ts, request_id, status, shadow, rows, latency_ms, queue_ms), strict=True
+        ):
+            values.append(value)
+        if self.inputs is not None and self.outputs is not None:
+            self.inputs.parts.append(inputs if inputs is not None else {})
+            self.outputs.parts.append(outputs if outputs is not None else {})
+        return self._line() if len(self._requests[0]) >= self.expected else None
+
+    def skip(self) -> dict[str, Any] | None:
+        """One of the batch's requests is not logged (a probe): the line no longer waits for it."""
+        self.expected -= 1
+        return self._line() if len(self._requests[0]) >= self.expected else None
+
+    def _line(self) -> dict[str, Any] | None:
+        if not self._requests[0]:
+            return None
+        line = dict(self.head)
+        line["ts"] = self._requests[0][0]
+        line["requests"] = dict(zip(REQUEST_FIELDS, self._requests, strict=True))
+        if self.inputs is not None and self.outputs is not None:
+            line["inputs"] = self.inputs.joined_now()
+            line["outputs"] = self.outputs.joined_now()
+        return line
+
+
+def expand(record: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The per-request records of a line: itself for a single request, one per request for a batch.
+
+    A batch line that does not hold together (lists of different lengths, rows that do not add up) is
+    skipped whole rather than attributing one request's rows to another.
+    """
+    requests = record.get("requests")
+    if not isinstance(requests, dict):
+        yield record
+        return
+    columns: list[list[Any]] = []
+    for name in REQUEST_FIELDS:
+        values = requests.get(name)
+        if not isinstance(values, list):
+            return
+        columns.append(values)
+    count = len(columns[0])
+    if any(len(values) != count for values in columns):
+        return
+    inputs, outputs = record.get("inputs"), record.get("outputs")
+    shared = {k: v for k, v in record.items() if k not in ("requests", "inputs", "outputs", "ts")}
+    offset = 0
+    for index in range(count):
+        rows = columns[4][index]
+        if not isinstance(rows, int) or rows < 0:
+            return
+        one = dict(shared)
+        for name, values in zip(REQUEST_FIELDS, columns, strict=True):
+            one[name] = values[index]
+        if inputs is not None:
+            one["inputs"] = _share(inputs, index, offset, rows)
+            one["outputs"] = _share(outputs, index, offset, rows)
+        offset += rows
+        yield one
+
+
+def _share(values: Any, index: int, offset: int, rows: int) -> Any:
+    if isinstance(values, list):  # one part per request
+        return values[index] if index < len(values) else None
+    if not isinstance(values, dict):
+        return None
+    return {name: column[offset : offset + rows] for name, column in values.items()}

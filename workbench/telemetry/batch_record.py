@@ -114,14 +114,18 @@ def _join_blocks(parts: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 
 class BatchRecord:
-    """The log line of one batch, filled in as each of its ``expected`` requests finishes."""
+    """The log line of one batch, filled in as each of its ``expected`` requests finishes.
+
+    Each request costs one tuple append on the request path; the per-field lists of the line are built
+    once, by transposing, when the batch is complete.
+    """
 
     __slots__ = ("_requests", "expected", "head", "inputs", "outputs")
 
     def __init__(self, head: dict[str, Any], expected: int, *, sampled: bool) -> None:
         self.head = head
         self.expected = expected
-        self._requests: tuple[list[Any], ...] = tuple([] for _ in REQUEST_FIELDS)
+        self._requests: list[tuple[Any, ...]] = []
         self.inputs = ConcatenatedArrays() if sampled else None
         self.outputs = ConcatenatedArrays() if sampled else None
 
@@ -138,26 +142,27 @@ class BatchRecord:
         outputs: dict[str, Any] | None,
     ) -> dict[str, Any] | None:
         """Add one finished request; the complete line once the last of the batch is in, else None."""
-        for values, value in zip(
-            self._requests, (ts, request_id, status, shadow, rows, latency_ms, queue_ms), strict=True
-        ):
-            values.append(value)
+        requests = self._requests
+        requests.append((ts, request_id, status, shadow, rows, latency_ms, queue_ms))
         if self.inputs is not None and self.outputs is not None:
             self.inputs.parts.append(inputs if inputs is not None else {})
             self.outputs.parts.append(outputs if outputs is not None else {})
-        return self._line() if len(self._requests[0]) >= self.expected else None
+        return self._line() if len(requests) >= self.expected else None
 
     def skip(self) -> dict[str, Any] | None:
         """One of the batch's requests is not logged (a probe): the line no longer waits for it."""
         self.expected -= 1
-        return self._line() if len(self._requests[0]) >= self.expected else None
+        return self._line() if len(self._requests) >= self.expected else None
 
     def _line(self) -> dict[str, Any] | None:
-        if not self._requests[0]:
+        if not self._requests:
             return None
         line = dict(self.head)
         line["ts"] = self._requests[0][0]
-        line["requests"] = dict(zip(REQUEST_FIELDS, self._requests, strict=True))
+        line["requests"] = {
+            name: list(values)
+            for name, values in zip(REQUEST_FIELDS, zip(*self._requests, strict=True), strict=True)
+        }
         if self.inputs is not None and self.outputs is not None:
             line["inputs"] = self.inputs.joined_now()
             line["outputs"] = self.outputs.joined_now()

@@ -94,9 +94,15 @@ def test_every_mlflow_format(world: World, churn: str) -> None:
 
 
 async def _fire(
-    url: str, bodies: list[bytes], *, concurrency: int, headers: list[dict[str, str]] | None = None
+    url: str | list[str],
+    bodies: list[bytes],
+    *,
+    concurrency: int,
+    headers: list[dict[str, str]] | None = None,
 ) -> list[tuple[int, str]]:
-    """Send every body with ``concurrency`` workers; returns (status, version header) per request."""
+    """Send every body (to ``url``, or to its own of ``url``'s list) with ``concurrency`` workers; returns
+    (status, version header) per request."""
+    urls = url if isinstance(url, list) else [url] * len(bodies)
     results: list[tuple[int, str]] = [(0, "")] * len(bodies)
     queue: asyncio.Queue[int] = asyncio.Queue()
     for i in range(len(bodies)):
@@ -109,7 +115,7 @@ async def _fire(
                 extra = headers[i] if headers else {}
                 try:
                     async with session.post(
-                        url, data=bodies[i], headers={"content-type": "application/json", **extra}
+                        urls[i], data=bodies[i], headers={"content-type": "application/json", **extra}
                     ) as r:
                         await r.read()
                         results[i] = (r.status, r.headers.get("x-workbench-model-version", ""))
@@ -154,13 +160,14 @@ def test_concurrent_requests_are_logged_a_line_per_batch_and_read_back_a_record_
     ]
     urls = [f"{world.router}/v2/models/batched/infer", f"{world.router}/endpoints/batched/invocations"]
     results = asyncio.run(
-        _fire_each(
-            [(urls[i % 2 == 0], body) for i, body in enumerate(bodies)],
+        _fire(
+            [urls[i % 2 == 0] for i in range(len(bodies))],
+            bodies,
             concurrency=32,
             headers=[{"x-request-id": request_id} for request_id in ids],
         )
     )
-    assert all(status == 200 for status in results), Counter(results)
+    assert all(status == 200 for status, _ in results), Counter(results)
     log_dir = world.settings.home / "predictions" / "batched"
 
     def logged() -> dict[str, dict[str, Any]]:
@@ -179,30 +186,6 @@ def test_concurrent_requests_are_logged_a_line_per_batch_and_read_back_a_record_
             assert record["inputs"][name] == [rows.iloc[i][name]], (request_id, name)
         (scores,) = record["outputs"].values()
         assert scores == pytest.approx([float(expected[i])], abs=1e-6)
-
-
-async def _fire_each(
-    requests: list[tuple[str, bytes]], *, concurrency: int, headers: list[dict[str, str]]
-) -> list[int]:
-    """POST each (url, body) with ``concurrency`` workers; the status of each."""
-    statuses = [0] * len(requests)
-    queue: asyncio.Queue[int] = asyncio.Queue()
-    for i in range(len(requests)):
-        queue.put_nowait(i)
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
-
-        async def worker() -> None:
-            while not queue.empty():
-                i = queue.get_nowait()
-                url, body = requests[i]
-                async with session.post(
-                    url, data=body, headers={"content-type": "application/json", **headers[i]}
-                ) as response:
-                    await response.read()
-                    statuses[i] = response.status
-
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return statuses
 
 
 def test_sticky_keys_keep_their_version(world: World) -> None:

@@ -232,34 +232,26 @@ class ReplicaApp:
                 self.metrics.queue.observe(result.queue_seconds)
         if self.writer is None:
             return
-        if result is not None and decoded is not None and result.batch_callers > 1:
+        if result is not None and decoded is not None:
             self._record_in_batch(elapsed, status, shadow, request_id, decoded, result, logged=logged)
             return
         if not logged:
             return
-        record: dict[str, Any] = {
-            "ts": time.time(),
-            "endpoint": self.config.endpoint,
-            "model": self.config.model,
-            "version": self.config.version,
-            "replica": self.config.replica_id,
-            "request_id": request_id,
-            "status": status,
-            "shadow": shadow,
-            "rows": decoded.rows if decoded is not None else 0,
-            "latency_ms": round(elapsed * 1000, 4),
-        }
-        if result is not None:
-            record["queue_ms"] = round(result.queue_seconds * 1000, 4)
-            record["inference_ms"] = round(result.inference_seconds * 1000, 4)
-            record["batch_size"] = result.batch_size
-            if self.config.log_sample_rate >= 1.0 or random.random() < self.config.log_sample_rate:
-                assert decoded is not None
-                record["inputs"] = (
-                    decoded.columns if decoded.columns is not None else {"matrix": decoded.matrix}
-                )
-                record["outputs"] = result.outputs
-        self.writer.log(record)
+        # Refused before the model ran: no batch, no inputs, no outputs.
+        self.writer.log(
+            {
+                "ts": time.time(),
+                "endpoint": self.config.endpoint,
+                "model": self.config.model,
+                "version": self.config.version,
+                "replica": self.config.replica_id,
+                "request_id": request_id,
+                "status": status,
+                "shadow": shadow,
+                "rows": decoded.rows if decoded is not None else 0,
+                "latency_ms": round(elapsed * 1000, 4),
+            }
+        )
 
     def _record_in_batch(
         self,

@@ -10,8 +10,9 @@ inputs and outputs concatenate into one array per column, so the replica logs th
      "rows": [...], "latency_ms": [...], "queue_ms": [...]},
      "inputs": {column: [all rows of the batch]}, "outputs": {name: [all rows]}}
 
-Readers never see that shape: ``expand`` turns the line back into the per-request records a request
-outside a batch is still logged as (``read_records`` and ``PredictionLogTail`` call it), rows sliced
+Readers never see that shape: ``expand`` turns the line back into per-request records, the shape a
+request refused before the model ran is still logged in (``read_records`` and ``PredictionLogTail``
+call it), rows sliced
 in the order of ``requests``. Inputs and outputs are sampled per batch (``log_sample_rate``), all of a
 batch's requests or none.
 """
@@ -46,33 +47,24 @@ class ConcatenatedArrays:
     def __init__(self) -> None:
         self.parts: list[dict[str, Any]] = []
 
-    def joined_now(self) -> dict[str, Any] | ConcatenatedArrays:
+    def joined_now(self) -> dict[str, Any] | list[dict[str, Any]] | ConcatenatedArrays:
         parts = self.parts
         if len(parts) == 1:
             return parts[0]
         names = parts[0].keys()
-        if all(part.keys() == names for part in parts):
-            joined = _join_blocks(parts)
-            if joined is None and len(names) == 1:
-                joined = _join_single(parts)
-            if joined is not None:
-                return joined
-        return self
+        if not all(part.keys() == names for part in parts):
+            return parts  # written one per request
+        joined = _join_blocks(parts)
+        if joined is None and len(names) == 1:
+            joined = _join_single(parts)
+        return self if joined is None else joined
 
     def json_value(self) -> dict[str, Any] | list[dict[str, Any]]:
+        """Column by column, in the writer thread: what ``joined_now`` left (same columns in every part)."""
         parts = self.parts
-        first = parts[0]
-        if len(parts) == 1:
-            return first
-        names = first.keys()
-        if not all(part.keys() == names for part in parts):
-            return parts
-        joined = _join_blocks(parts)
-        if joined is not None:
-            return joined
         try:
-            return {name: np.concatenate([part[name] for part in parts]) for name in names}
-        except ValueError:  # shapes that do not stack along rows
+            return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+        except (ValueError, TypeError):  # shapes that do not stack along rows
             return parts
 
 

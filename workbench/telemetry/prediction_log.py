@@ -1,8 +1,8 @@
 """The prediction log: a record per inference request, written off the request path.
 
 A replica hands over one record per batch of requests answered together (``batch_record``), which
-``read_records`` and the tail expand back into one record per request; anything else logs one record
-per line.
+``read_records`` and the tail expand back into one record per request; a request refused before the
+model ran, and any other writer, logs one record per line.
 
 ``PredictionLogWriter.log`` only appends the record (a plain dict, possibly holding numpy arrays) to an
 in-memory queue under a lock, which costs about a microsecond and never touches the disk. A daemon
@@ -482,26 +482,13 @@ def _read_segment(path: Path, since: float | None, until: float | None) -> Itera
             if not isinstance(record, dict):
                 corrupt += 1
                 continue
-            if "requests" in record:
-                yield from _filtered(expand(record), since, until) if filtering else expand(record)
-                continue
-            if filtering:
-                ts = record.get("ts")
-                if isinstance(ts, bool) or not isinstance(ts, int | float):
-                    continue
-                if (since is not None and ts < since) or (until is not None and ts >= until):
-                    continue
-            yield record
+            for one in expand(record):  # a batch's line: one record per request
+                if filtering:
+                    ts = one.get("ts")
+                    if isinstance(ts, bool) or not isinstance(ts, int | float):
+                        continue
+                    if (since is not None and ts < since) or (until is not None and ts >= until):
+                        continue
+                yield one
     if corrupt:
         logger.warning("prediction log: skipped %d corrupt lines in %s", corrupt, path)
-
-
-def _filtered(
-    records: Iterator[dict[str, Any]], since: float | None, until: float | None
-) -> Iterator[dict[str, Any]]:
-    for record in records:
-        ts = record.get("ts")
-        if isinstance(ts, bool) or not isinstance(ts, int | float):
-            continue
-        if (since is None or ts >= since) and (until is None or ts < until):
-            yield record

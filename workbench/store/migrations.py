@@ -245,11 +245,72 @@ def _v4_runbooks(connection: Connection, dialect: str) -> None:
         connection.execute(text(statement))
 
 
+def _v5_endpoint_revisions(connection: Connection, dialect: str) -> None:
+    float_type = "REAL" if dialect == "sqlite" else "DOUBLE PRECISION"
+    statements = [
+        f"""CREATE TABLE endpoint_revisions (
+            endpoint VARCHAR(128) NOT NULL,
+            revision INTEGER NOT NULL,
+            ts {float_type} NOT NULL,
+            cause VARCHAR(32) NOT NULL,
+            spec TEXT NOT NULL,
+            actor VARCHAR(200) NOT NULL,
+            reason TEXT,
+            rollout_id VARCHAR(32),
+            runbook_run_id VARCHAR(40),
+            alert VARCHAR(200),
+            restores INTEGER,
+            audit_event_id BIGINT,
+            PRIMARY KEY (endpoint, revision)
+        )""",
+        f"""CREATE TABLE endpoint_rejections (
+            endpoint VARCHAR(128) NOT NULL,
+            model VARCHAR(128) NOT NULL,
+            version INTEGER NOT NULL,
+            ts {float_type} NOT NULL,
+            rollout_id VARCHAR(32),
+            actor VARCHAR(200) NOT NULL,
+            reason TEXT NOT NULL,
+            evidence TEXT,
+            PRIMARY KEY (endpoint, model, version)
+        )""",
+    ]
+    for statement in statements:
+        connection.execute(text(statement))
+    # History is data the rollback target is computed from: immutable like the audit log.
+    if dialect == "sqlite":
+        for verb in ("UPDATE", "DELETE"):
+            connection.execute(
+                text(
+                    f"CREATE TRIGGER endpoint_revisions_no_{verb.lower()} BEFORE {verb} ON endpoint_revisions "
+                    "BEGIN SELECT RAISE(ABORT, 'endpoint_revisions is append-only'); END"
+                )
+            )
+    else:
+        connection.execute(
+            text(
+                "CREATE TRIGGER endpoint_revisions_append_only BEFORE UPDATE OR DELETE ON endpoint_revisions "
+                "FOR EACH ROW EXECUTE FUNCTION workbench_append_only()"
+            )
+        )
+    # Endpoints that exist already get their present definition as their first recorded revision.
+    rows = connection.execute(text("SELECT name, spec, revision, updated_at FROM endpoints")).all()
+    for name, spec, revision, updated_at in rows:
+        connection.execute(
+            text(
+                "INSERT INTO endpoint_revisions (endpoint, revision, ts, cause, spec, actor, reason) "
+                "VALUES (:e, :r, :t, 'edit', :s, 'migration', 'definition when history began')"
+            ),
+            {"e": name, "r": revision, "t": updated_at, "s": spec},
+        )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "audit log and endpoint definitions", _v1_initial),
     Migration(2, "rollouts and their event history", _v2_rollouts),
     Migration(3, "monitors, alert rules and events, feedback, drift reports", _v3_monitoring),
     Migration(4, "runbook runs, endpoint locks and runbook schedules", _v4_runbooks),
+    Migration(5, "endpoint revision history and rejected versions", _v5_endpoint_revisions),
 )
 
 

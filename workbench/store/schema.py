@@ -187,3 +187,35 @@ runbook_schedules = Table(
     Column("created_at", Float, nullable=False),
     Column("actor", String(200), nullable=False),
 )
+
+# Every traffic change of an endpoint, immutable (the database refuses edits, as for the audit log).
+endpoint_revisions = Table(
+    "endpoint_revisions",
+    metadata,
+    Column("endpoint", String(128), primary_key=True),
+    Column("revision", Integer, primary_key=True),
+    Column("ts", Float, nullable=False),
+    Column("cause", String(32), nullable=False),
+    Column("spec", Text, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("rollout_id", String(32), nullable=True),
+    Column("runbook_run_id", String(40), nullable=True),
+    Column("alert", String(200), nullable=True),
+    Column("restores", Integer, nullable=True),
+    Column("audit_event_id", BigInteger, nullable=True),
+)
+
+# Versions an analysis rolled back on an endpoint: no rollout or rollback returns to them without force.
+endpoint_rejections = Table(
+    "endpoint_rejections",
+    metadata,
+    Column("endpoint", String(128), primary_key=True),
+    Column("model", String(128), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("ts", Float, nullable=False),
+    Column("rollout_id", String(32), nullable=True),
+    Column("actor", String(200), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("evidence", Text, nullable=True),
+)

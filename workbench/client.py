@@ -25,6 +25,7 @@ from workbench.registry.types import (
     RegisteredModelInfo,
     RegistrationRequest,
 )
+from workbench.revisions.model import Rejection, Revision, RollbackRequest, RollbackResult
 from workbench.settings import Settings, get_settings
 from workbench.specs.monitor import AlertRuleSpec, MonitorSpec
 from workbench.specs.rollout import RolloutSpec
@@ -266,12 +267,35 @@ class Client:
             self._request("POST", f"/endpoints/{name}/deploy", json=body, timeout=600.0)
         )
 
-    def rollback(self, name: str, *, reason: str | None = None) -> EndpointRecord:
-        """Back to the version that served before the last change (aborting an active rollout first)."""
-        params = {"reason": reason} if reason else None
-        return EndpointRecord.model_validate(
-            self._request("POST", f"/endpoints/{name}/rollback", params=params, timeout=600.0)
+    def rollback(
+        self,
+        name: str,
+        *,
+        reason: str | None = None,
+        to_revision: int | None = None,
+        force: bool = False,
+        expected_revision: int | None = None,
+    ) -> RollbackResult:
+        """Back to an earlier revision: an active rollout is aborted, else the change before the last one
+        that stands (never onto a version rejected on this endpoint), or ``to_revision`` as asked.
+
+        ``result.message`` says what it did; ``expected_revision`` refuses (409) if the endpoint moved on.
+        """
+        body = RollbackRequest(
+            reason=reason, to_revision=to_revision, force=force, expected_revision=expected_revision
+        ).model_dump(exclude_defaults=True)
+        return RollbackResult.model_validate(
+            self._request("POST", f"/endpoints/{name}/rollback", json=body, timeout=600.0)
         )
+
+    def history(self, name: str, *, limit: int = 100) -> list[Revision]:
+        """Every traffic change of ``name``, newest first (like ``kubectl rollout history``)."""
+        rows = self._request("GET", f"/endpoints/{name}/history", params={"limit": limit})
+        return [Revision.model_validate(r) for r in rows]
+
+    def rejected_versions(self, name: str) -> list[Rejection]:
+        """Versions an analysis rolled back on ``name``: rollouts to them need ``force``."""
+        return [Rejection.model_validate(r) for r in self._request("GET", f"/endpoints/{name}/rejected")]
 
     def undeploy(self, name: str, *, reason: str | None = None) -> EndpointRecord:
         """Stop serving ``name``: in-flight requests finish, then its replicas stop."""
@@ -287,7 +311,7 @@ class Client:
 
     # ------------------------------------------------------------- rollouts
     def start_rollout(
-        self, spec: RolloutSpec | Mapping[str, Any], *, reason: str | None = None
+        self, spec: RolloutSpec | Mapping[str, Any], *, reason: str | None = None, force: bool = False
     ) -> RolloutRecord:
         """Start a canary of ``spec["candidate"]`` on ``spec["endpoint"]``; the controller drives it."""
         # Only what differs from the defaults: a control plane a version older fills in its own.
@@ -297,7 +321,12 @@ class Client:
             else dict(spec)
         )
         return RolloutRecord.model_validate(
-            self._request("POST", "/rollouts", json={"spec": body_spec, "reason": reason}, timeout=600.0)
+            self._request(
+                "POST",
+                "/rollouts",
+                json={"spec": body_spec, "reason": reason, **({"force": True} if force else {})},
+                timeout=600.0,
+            )
         )
 
     def rollouts(self, *, endpoint: str | None = None, active: bool = False) -> list[RolloutRecord]:

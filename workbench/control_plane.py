@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
+from sqlalchemy import Connection
 
 from workbench._version import __version__
 from workbench.errors import (
@@ -37,11 +38,23 @@ from workbench.registry.types import (
     RegistrationRequest,
     RunSource,
 )
+from workbench.revisions import (
+    Change,
+    Rejection,
+    Revision,
+    RevisionCause,
+    RollbackRequest,
+    RollbackResult,
+    plan_rollback,
+    routes_label,
+)
+from workbench.revisions.plan import revision_before_rollout
 from workbench.serving.backend import ServingBackend, make_backend
 from workbench.serving.device import probe_inventory, select_device
 from workbench.settings import Settings
 from workbench.specs.endpoint import BatchingSpec, EndpointSpec, ShadowTarget, TrafficRoute
 from workbench.store import AuditLog, Database, EndpointRecord, EndpointRepository, migrate
+from workbench.store.revisions import RejectionRepository, RevisionRepository
 from workbench.store.rollouts import RolloutEvent
 
 
@@ -77,7 +90,24 @@ class EndpointRequest(BaseModel):
     reason: str | None = Field(default=None, max_length=2000)
 
 
-_TRAFFIC_ACTIONS = frozenset({"endpoint.deploy", "endpoint.update", "endpoint.route", "endpoint.rollback"})
+_DEFAULT_CAUSE = {
+    "endpoint.create": RevisionCause.DEPLOY,
+    "endpoint.deploy": RevisionCause.DEPLOY,
+    "endpoint.update": RevisionCause.EDIT,
+    "endpoint.route": RevisionCause.ROLLOUT_STEP,
+    "endpoint.rollback": RevisionCause.MANUAL_ROLLBACK,
+}
+
+
+def _runbook_run_of(actor: str) -> str | None:
+    """``runbook:NAME/ID`` is how a runbook run acts (its kernel's actor): the run that made a change."""
+    if actor.startswith("runbook:") and "/" in actor:
+        return actor.rsplit("/", 1)[1] or None
+    return None
+
+
+def _alert_of(actor: str) -> str | None:
+    return actor.removeprefix("alert:") or None if actor.startswith("alert:") else None
 
 
 class DeployRequest(BaseModel):
@@ -107,6 +137,8 @@ class ControlPlane:
             settings.mlflow_tracking_uri, settings.mlflow_registry_uri, settings.artifact_root
         )
         self.endpoints = EndpointRepository()
+        self.revisions = RevisionRepository()
+        self.rejections = RejectionRepository()
         self.serving: ServingBackend = make_backend(
             settings.serving_backend, settings=settings, audit=self.audit.append
         )
@@ -295,54 +327,104 @@ class ControlPlane:
             self.serving.publish([e.spec for e in self.list_endpoints()])
         return record
 
-    def rollback(self, name: str, *, actor: str, reason: str | None = None) -> EndpointRecord:
-        """Back to what served before the last change: abort an active rollout, else undo the last change.
+    def rollback(self, name: str, request: RollbackRequest | None = None, *, actor: str) -> RollbackResult:
+        """Back to an earlier revision: an active rollout is aborted, else the planner's target is applied.
 
-        Works after a completed rollout too: the previous routes come back, and ``champion`` follows the
-        version that serves again.
+        The target is a pure function of the revision history (:mod:`workbench.revisions.plan`): never a
+        version an analysis rejected here (unless forced onto an explicit revision), repeated rollbacks
+        step further back, an alert's repeated rollback does nothing twice. ``champion`` follows the
+        version that serves afterwards.
         """
+        request = request or RollbackRequest()
+        reason = request.reason
+        record = self.get_endpoint(name)
+        if request.expected_revision is not None and request.expected_revision != record.revision:
+            raise ConflictError(
+                f"endpoint {name!r} changed meanwhile: revision is {record.revision}, "
+                f"expected {request.expected_revision}",
+                endpoint=name,
+                revision=record.revision,
+            )
+        alert = _alert_of(actor)
+        aborted: str | None = None
         active = self.rollouts.find(endpoint=name, active_only=True)
         if active:
-            self.rollouts.abort(active[0].id, actor=actor, reason=reason or "rollback")
-            return self.get_endpoint(name)
-        current = self.get_endpoint(name).spec
-        traffic = [
-            e for e in self.audit.query(target=f"endpoint:{name}", limit=500) if e.action in _TRAFFIC_ACTIONS
-        ]
-        finished = self.rollouts.find(endpoint=name, limit=1)
-        routes: list[dict[str, Any]] | None = None
-        serving = {(r.model, r.version) for r in current.routes if r.weight > 0}
-        if (
-            finished
-            and traffic
-            and (traffic[0].reason or "").startswith(f"rollout {finished[0].id}")
-            and (finished[0].candidate_model, finished[0].candidate_version) in serving
-        ):
-            # The last change was a whole rollout that put its candidate live: undo it entirely.
-            last = finished[0]
-            routes = [{"model": last.stable_model, "version": last.stable_version, "weight": 100.0}]
-        else:
-            now_routes = current.model_dump(mode="json")["routes"]
-            routes = next(
-                (
-                    e.before["routes"]
-                    for e in traffic
-                    if isinstance(e.before, dict) and e.before.get("routes") != now_routes
-                ),
-                None,
+            aborted = active[0].id
+            self.rollouts.abort(aborted, actor=actor, reason=reason or "rollback")
+            after = self.get_endpoint(name)
+            if request.to_revision is None:
+                return RollbackResult(
+                    endpoint=after,
+                    changed=after.revision != record.revision,
+                    message=f"aborted rollout {aborted} of {name}: {routes_label(after.spec)} again",
+                    from_revision=record.revision,
+                    revision=after.revision,
+                    restored=self._restored_by(name, after.revision),
+                    aborted_rollout=aborted,
+                )
+            record = after
+        with self.db.read() as connection:
+            history = self.revisions.history(connection, name)
+            rejected = {(r.model, r.version) for r in self.rejections.list(connection, name)}
+        plan = plan_rollback(
+            history, rejected, to_revision=request.to_revision, force=request.force, alert=alert
+        )
+        if plan.target is None:
+            return RollbackResult(
+                endpoint=record,
+                changed=False,
+                message=plan.message,
+                from_revision=plan.from_revision,
+                revision=record.revision,
+                aborted_rollout=aborted,
             )
-        if routes is None:
-            raise ConflictError(f"endpoint {name!r} has no earlier traffic to return to", endpoint=name)
-        spec = EndpointSpec.model_validate({**current.model_dump(), "routes": routes})
-        record = self._apply(spec, action="endpoint.rollback", actor=actor, reason=reason)
+        current = record.spec
+        traffic = plan.target.spec.model_dump(include={"routes", "shadows"})
+        spec = EndpointSpec.model_validate({**current.model_dump(), **traffic})
+        cause = RevisionCause.AUTOMATIC_ROLLBACK if alert else RevisionCause.MANUAL_ROLLBACK
+        applied = self._apply(
+            spec,
+            action="endpoint.rollback",
+            actor=actor,
+            reason=reason or plan.message,
+            expected_revision=plan.from_revision,
+            change=Change(cause, restores=plan.target.revision),
+        )
+        self._champion_follows(spec, actor=actor, why=f"rollback of {name}")
+        return RollbackResult(
+            endpoint=applied,
+            changed=True,
+            message=plan.message,
+            from_revision=plan.from_revision,
+            revision=applied.revision,
+            restored=plan.target.revision,
+            aborted_rollout=aborted,
+            skipped=list(plan.skipped),
+        )
+
+    def _champion_follows(self, spec: EndpointSpec, *, actor: str, why: str) -> None:
         live = [r for r in spec.routes if r.weight > 0]
         if len(live) == 1:
             model = self.registry.get_model(live[0].model)
             if model.aliases.get("champion") not in (None, live[0].version):
-                self.set_alias(
-                    live[0].model, "champion", live[0].version, actor=actor, reason=f"rollback of {name}"
-                )
-        return record
+                self.set_alias(live[0].model, "champion", live[0].version, actor=actor, reason=why)
+
+    def _restored_by(self, name: str, revision: int) -> int | None:
+        with self.db.read() as connection:
+            history = self.revisions.history(connection, name, limit=1)
+        return history[-1].restores if history and history[-1].revision == revision else None
+
+    def history(self, name: str, *, limit: int = 100) -> list[Revision]:
+        """The endpoint's revisions, newest first (its name may outlive a deletion: history stays)."""
+        with self.db.read() as connection:
+            revisions = self.revisions.history(connection, name, limit=limit)
+            if not revisions:
+                self.endpoints.get(connection, name)  # a clear 404 for a name never seen
+        return list(reversed(revisions))
+
+    def rejected_versions(self, name: str) -> list[Rejection]:
+        with self.db.read() as connection:
+            return self.rejections.list(connection, name)
 
     def endpoint_status(self, name: str) -> dict[str, Any]:
         record = self.get_endpoint(name)
@@ -372,8 +454,9 @@ class ControlPlane:
         reason: str | None,
         create: bool = False,
         expected_revision: int | None = None,
+        change: Change | None = None,
     ) -> EndpointRecord:
-        """Bring the replicas up first, then commit the definition with its audit event, then route.
+        """Bring the replicas up first, then commit definition, revision and audit event, then route.
 
         If the replicas cannot start, nothing is committed and traffic is untouched.
         """
@@ -392,12 +475,13 @@ class ControlPlane:
                 with self.db.write() as connection:
                     before = None
                     if create:
-                        record = self.endpoints.create(connection, spec)
+                        first = self.revisions.latest_number(connection, spec.name) + 1
+                        record = self.endpoints.create(connection, spec, revision=first)
                     else:
                         previous = self.endpoints.get(connection, spec.name)
                         before = previous.spec.model_dump(mode="json")
                         record = self.endpoints.replace(connection, spec, expected_revision=expected_revision)
-                    self.audit.record(
+                    event_id = self.audit.record(
                         connection,
                         actor=actor,
                         action=action,
@@ -405,17 +489,103 @@ class ControlPlane:
                         before=before,
                         after=spec.model_dump(mode="json"),
                         reason=reason,
+                        link=f"revision:{spec.name}/{record.revision}",
                     )
+                    self._record_revision(connection, record, action, actor, reason, change, event_id)
             finally:
                 # Route what is committed (after a failure: the old definition, retiring what was prepared).
                 self.serving.publish([e.spec for e in self.list_endpoints()])
         return record
 
     def apply_spec(
-        self, spec: EndpointSpec, *, action: str, actor: str, reason: str | None
+        self,
+        spec: EndpointSpec,
+        *,
+        action: str,
+        actor: str,
+        reason: str | None,
+        change: Change | None = None,
     ) -> EndpointRecord:
         """Replace an endpoint's definition (traffic split, options) the same way every change does."""
-        return self._apply(spec, action=action, actor=actor, reason=reason)
+        return self._apply(spec, action=action, actor=actor, reason=reason, change=change)
+
+    def reject_version(
+        self,
+        endpoint: str,
+        model: str,
+        version: int,
+        *,
+        rollout_id: str | None,
+        actor: str,
+        reason: str,
+        evidence: Any = None,
+    ) -> Rejection:
+        """Mark a version an analysis rolled back: no rollout or rollback returns to it without force."""
+        with self.db.write() as connection:
+            rejection = self.rejections.mark(
+                connection,
+                endpoint=endpoint,
+                model=model,
+                version=version,
+                rollout_id=rollout_id,
+                actor=actor,
+                reason=reason,
+                evidence=evidence,
+            )
+            self.audit.record(
+                connection,
+                actor=actor,
+                action="endpoint.version.reject",
+                target=f"endpoint:{endpoint}",
+                after={"model": model, "version": version, "evidence": evidence},
+                reason=reason,
+                link=f"rollout:{rollout_id}" if rollout_id else None,
+            )
+        return rejection
+
+    def clear_rejection(self, endpoint: str, model: str, version: int, *, actor: str, reason: str) -> bool:
+        """A version promoted on an endpoint has proved itself there: it is no longer rejected."""
+        with self.db.write() as connection:
+            cleared = self.rejections.clear(connection, endpoint=endpoint, model=model, version=version)
+            if cleared:
+                self.audit.record(
+                    connection,
+                    actor=actor,
+                    action="endpoint.version.unreject",
+                    target=f"endpoint:{endpoint}",
+                    after={"model": model, "version": version},
+                    reason=reason,
+                )
+        return cleared
+
+    def _record_revision(
+        self,
+        connection: Connection,
+        record: EndpointRecord,
+        action: str,
+        actor: str,
+        reason: str | None,
+        change: Change | None,
+        event_id: int,
+    ) -> None:
+        change = change or Change(_DEFAULT_CAUSE.get(action, RevisionCause.EDIT))
+        restores = change.restores
+        if restores is None and change.cause.is_rollback and change.rollout_id is not None:
+            history = self.revisions.history(connection, record.spec.name)
+            restores = revision_before_rollout(history, change.rollout_id)
+        self.revisions.append(
+            connection,
+            spec=record.spec,
+            revision=record.revision,
+            cause=change.cause,
+            actor=actor,
+            reason=reason,
+            rollout_id=change.rollout_id,
+            runbook_run_id=_runbook_run_of(actor),
+            alert=_alert_of(actor),
+            restores=restores,
+            audit_event_id=event_id,
+        )
 
     def _check_device(self, spec: EndpointSpec) -> None:
         if self.settings.serving_backend == "local" and spec.device not in ("auto", "cpu"):

@@ -6,6 +6,7 @@ import typer
 
 from workbench.cli._output import console, fail, handle_errors, print_json, print_table
 from workbench.client import Client
+from workbench.revisions.model import Revision, routes_label
 
 app = typer.Typer(help="Endpoint definitions: which model versions answer which name.", no_args_is_help=True)
 
@@ -125,3 +126,49 @@ def delete(
     with Client() as client:
         client.delete_endpoint(name, reason=reason)
     console.print(f"deleted endpoint {name}")
+
+
+def _links(revision: Revision) -> str:
+    links = [
+        f"rollout {revision.rollout_id}" if revision.rollout_id else "",
+        f"run {revision.runbook_run_id}" if revision.runbook_run_id else "",
+        f"alert {revision.alert}" if revision.alert else "",
+        f"restores {revision.restores}" if revision.restores else "",
+    ]
+    return ", ".join(link for link in links if link)
+
+
+@app.command("history")
+@handle_errors
+def history(
+    name: str = typer.Argument(..., help="endpoint name"),
+    limit: int = typer.Option(50, "--limit", min=1, max=10_000, help="newest revisions to show"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON"),
+) -> None:
+    """Every traffic change of an endpoint, newest first, with its cause (like kubectl rollout history)."""
+    with Client() as client:
+        revisions = client.history(name, limit=limit)
+        rejected = client.rejected_versions(name)
+    if as_json:
+        print_json({"revisions": revisions, "rejected": rejected})
+        return
+    print_table(
+        f"Revisions of {name}",
+        ["rev", "at (UTC)", "cause", "routes", "by", "links"],
+        [
+            (
+                r.revision,
+                f"{r.at:%m-%d %H:%M:%S}",
+                r.cause.value,
+                routes_label(r.spec),
+                r.actor,
+                _links(r),
+            )
+            for r in revisions
+        ],
+    )
+    for rejection in rejected:
+        console.print(
+            f"[red]rejected[/] {rejection.model} v{rejection.version} "
+            f"(rollout {rejection.rollout_id}, {rejection.at:%m-%d %H:%M:%S}): {rejection.reason}"
+        )

@@ -42,6 +42,9 @@ def start(
         None, "--spec", help="a whole rollout spec (YAML or JSON); the options above are then ignored"
     ),
     reason: str | None = typer.Option(None, "--reason", help="why, for the audit log"),
+    force: bool = typer.Option(
+        False, "--force", help="start even though an analysis rejected the candidate on this endpoint"
+    ),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
     """Start a rollout; the controller analyses every tick, promotes on PASS, rolls back on FAIL."""
@@ -71,7 +74,7 @@ def start(
     what = spec.get("strategy", "canary")
     with Client() as client:
         with console.status(f"starting the {what} rollout of {candidate} on {endpoint}..."):
-            record = client.start_rollout(spec, reason=reason)
+            record = client.start_rollout(spec, reason=reason, force=force)
         if as_json:
             print_json(record)
             return

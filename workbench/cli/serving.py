@@ -63,10 +63,20 @@ def undeploy(
 @handle_errors
 def rollback(
     endpoint: str = typer.Argument(..., help="endpoint name"),
+    to_revision: int | None = typer.Option(
+        None, "--to-revision", min=1, help="this revision (see `workbench endpoints history`)"
+    ),
+    force: bool = typer.Option(False, "--force", help="allow a revision that routes to a rejected version"),
     reason: str | None = typer.Option(None, "--reason", help="why, for the audit log"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
-    """Back to the version that served before the last change, now (aborts an active rollout)."""
+    """Back to an earlier revision, now: aborts an active rollout, else undoes the last change that
+    stands, never onto a version an analysis rejected here. Again to step further back."""
     with Client() as client, console.status(f"rolling back {endpoint}..."):
-        record = client.rollback(endpoint, reason=reason)
-    routes = ", ".join(f"{r.uri} {r.weight:g}%" for r in record.spec.routes)
-    console.print(f"[bold]{endpoint}[/] serves {routes}")
+        result = client.rollback(endpoint, reason=reason, to_revision=to_revision, force=force)
+    if as_json:
+        print_json(result)
+        return
+    console.print(result.message)
+    routes = ", ".join(f"{r.uri} {r.weight:g}%" for r in result.endpoint.spec.routes)
+    console.print(f"[bold]{endpoint}[/] serves {routes} (revision {result.revision})")

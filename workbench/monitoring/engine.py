@@ -299,11 +299,13 @@ class MonitorEngine:
         outcome: dict[str, Any] = {"action": action.kind}
         try:
             if isinstance(action, RollbackAction):
-                record = self.plane.rollback(
-                    endpoint, actor=f"alert:{rule.name}", reason=f"alert {rule.name}: {message}"
+                from workbench.revisions import RollbackRequest
+
+                result = self.plane.rollback(
+                    endpoint, RollbackRequest(reason=f"alert {rule.name}: {message}"), actor=f"alert:{rule.name}"
                 )
-                outcome["routes"] = [r.model_dump() for r in record.spec.routes]
-                outcome["ok"] = True
+                outcome["routes"] = [r.model_dump() for r in result.endpoint.spec.routes]
+                outcome.update(ok=True, changed=result.changed, message=result.message, revision=result.revision)
             elif isinstance(action, RunbookAction):
                 # What the alert knows fills the parameters the rule left out: the runbook acts on
                 # this monitor's endpoint, never on whatever endpoint its notebook defaults to.

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from workbench.errors import ConflictError, NotFoundError, UnavailableError, ValidationError, WorkbenchError
 from workbench.registry.refs import ModelRef
+from workbench.revisions import Change, RevisionCause
 from workbench.rollouts.analysis import Measurements, VariantSample, analyse
 from workbench.rollouts.decide import (
     Action,
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("workbench.rollouts")
 CHAMPION, CHALLENGER = "champion", "challenger"
+CONTROLLER = "rollout-controller"  # the actor of every change the analysis decides
 
 
 def _label_checks(spec: RolloutSpec) -> list[MetricCheck]:
@@ -67,11 +69,14 @@ class RolloutController:
         self._tick_lock = threading.RLock()
 
     # --------------------------------------------------------------- commands
-    def start(self, spec: RolloutSpec, *, actor: str, reason: str | None = None) -> RolloutRecord:
+    def start(
+        self, spec: RolloutSpec, *, actor: str, reason: str | None = None, force: bool = False
+    ) -> RolloutRecord:
+        """``force``: start even though an analysis rejected the candidate on this endpoint before."""
         with self._tick_lock:  # the loop must not tick a blue-green between its gate and its switch
-            return self._start(spec, actor=actor, reason=reason)
+            return self._start(spec, actor=actor, reason=reason, force=force)
 
-    def _start(self, spec: RolloutSpec, *, actor: str, reason: str | None) -> RolloutRecord:
+    def _start(self, spec: RolloutSpec, *, actor: str, reason: str | None, force: bool) -> RolloutRecord:
         endpoint = self.plane.get_endpoint(spec.endpoint).spec
         with self.plane.db.read() as connection:
             active = self.repo.active_for(connection, spec.endpoint)
@@ -91,6 +96,18 @@ class RolloutController:
         candidate = self.plane.registry.resolve(ModelRef.parse(spec.candidate))
         if (candidate.name, candidate.version) == (stable.model, stable.version):
             raise ValidationError(f"{spec.candidate} is already the stable version of {spec.endpoint!r}")
+        with self.plane.db.read() as connection:
+            rejection = self.plane.rejections.get(
+                connection, spec.endpoint, candidate.name, candidate.version
+            )
+        if rejection is not None and not force:
+            raise ConflictError(
+                f"{candidate.uri} was rejected on {spec.endpoint!r} by rollout {rejection.rollout_id}: "
+                f"{rejection.reason}; pass force to roll it out again",
+                endpoint=spec.endpoint,
+                rollout=rejection.rollout_id,
+                rejected=candidate.uri,
+            )
         if spec.strategy == Strategy.SHADOW and len(endpoint.shadows) >= 4:
             raise ConflictError(f"endpoint {spec.endpoint!r} already mirrors to 4 shadows, the most it may")
         with self.plane.db.write() as connection:
@@ -158,9 +175,7 @@ class RolloutController:
             spec = RolloutSpec.model_validate(record.spec)
             at = time.time() if now is None else now
             if spec.strategy == Strategy.BLUE_GREEN and record.step_index == 0:
-                return self._switch(
-                    record, spec, "rollout-controller"
-                )  # a crash came between gate and switch
+                return self._switch(record, spec, CONTROLLER)  # a crash came between gate and switch
             decision = self._decide(record, spec, at)
             self._latest[record.id] = {
                 "at": at,
@@ -385,16 +400,16 @@ class RolloutController:
         if decision.action == Action.WAIT:
             return record
         if decision.action == Action.ROLLBACK:
-            return self._rollback(record, decision.reason, "rollout-controller", decision.evidence)
+            return self._rollback(record, decision.reason, CONTROLLER, decision.evidence)
         if decision.action == Action.PROMOTE:
-            return self._promote(record, decision.reason, "rollout-controller", decision.evidence)
+            return self._promote(record, decision.reason, CONTROLLER, decision.evidence)
         if decision.action == Action.COMPLETE:
             return self._complete(record, decision.reason, decision.evidence)
         if decision.action == Action.INCONCLUSIVE:
             return self._transition(
                 record.id, Phase.INCONCLUSIVE, decision.reason, evidence=decision.evidence
             )
-        self._traffic(record, decision.candidate_weight, "rollout-controller", decision.reason)
+        self._traffic(record, decision.candidate_weight, CONTROLLER, decision.reason)
         return self._transition(
             record.id,
             Phase.PROGRESSING,
@@ -424,6 +439,7 @@ class RolloutController:
         candidate_warm: bool = False,
         stable_warm: bool = False,
         mirror: float | None = None,
+        cause: RevisionCause = RevisionCause.ROLLOUT_STEP,
     ) -> None:
         """Route the endpoint between the rollout's two versions; other shadows of it are kept.
 
@@ -450,12 +466,19 @@ class RolloutController:
         if mirror is not None:
             shadows.append({"model": candidate[0], "version": candidate[1], "sample_percent": mirror})
         spec = EndpointSpec.model_validate({**current.model_dump(), "routes": routes, "shadows": shadows})
-        self.plane.apply_spec(spec, action="endpoint.route", actor=actor, reason=reason)
+        change = Change(cause, rollout_id=record.id)
+        self.plane.apply_spec(spec, action="endpoint.route", actor=actor, reason=reason, change=change)
 
     def _undo_start(self, record: RolloutRecord, actor: str) -> None:
         """After a failed start: the stable version alone again, and no challenger."""
         with contextlib.suppress(WorkbenchError):
-            self._traffic(record, 0.0, actor, f"rollout {record.id}: start failed")
+            self._traffic(
+                record,
+                0.0,
+                actor,
+                f"rollout {record.id}: start failed",
+                cause=RevisionCause.AUTOMATIC_ROLLBACK,
+            )
         with contextlib.suppress(WorkbenchError):
             self.plane.delete_alias(
                 record.candidate_model, CHALLENGER, actor=actor, reason=f"rollout {record.id}"
@@ -463,7 +486,14 @@ class RolloutController:
 
     def _promote(self, record: RolloutRecord, reason: str, actor: str, evidence: Any = None) -> RolloutRecord:
         record = self._transition(record.id, Phase.PROMOTING, reason, evidence=evidence)
-        self._traffic(record, 100.0, actor, f"rollout {record.id}: promote")
+        self._traffic(record, 100.0, actor, f"rollout {record.id}: promote", cause=RevisionCause.PROMOTE)
+        self.plane.clear_rejection(
+            record.endpoint,
+            record.candidate_model,
+            record.candidate_version,
+            actor=actor,
+            reason=f"promoted by rollout {record.id}",
+        )
         self.plane.set_alias(
             record.candidate_model,
             CHAMPION,
@@ -488,13 +518,13 @@ class RolloutController:
 
     def _complete(self, record: RolloutRecord, reason: str, evidence: Any) -> RolloutRecord:
         """A shadow that passed: stop mirroring; live traffic and champion stay as they were."""
-        self._traffic(record, 0.0, "rollout-controller", f"rollout {record.id}: shadow done")
+        self._traffic(record, 0.0, CONTROLLER, f"rollout {record.id}: shadow done")
         with contextlib.suppress(WorkbenchError):
             self.plane.delete_alias(
-                record.candidate_model, CHALLENGER, actor="rollout-controller", reason=f"rollout {record.id}"
+                record.candidate_model, CHALLENGER, actor=CONTROLLER, reason=f"rollout {record.id}"
             )
         self.plane.audit.append(
-            actor="rollout-controller",
+            actor=CONTROLLER,
             action="rollout.complete",
             target=f"endpoint:{record.endpoint}",
             after={
@@ -508,8 +538,24 @@ class RolloutController:
         return self._transition(record.id, Phase.SUCCEEDED, reason, evidence=evidence)
 
     def _rollback(self, record: RolloutRecord, reason: str, actor: str, evidence: Any) -> RolloutRecord:
-        """Traffic first (one route change), then the record: within one tick of the verdict."""
-        self._traffic(record, 0.0, actor, f"rollout {record.id}: roll back")
+        """Traffic first (one route change), then the record: within one tick of the verdict.
+
+        A rollback decided by the analysis (not an operator's abort) rejects the candidate on this
+        endpoint, with the failing checks' evidence.
+        """
+        automatic = actor == CONTROLLER
+        cause = RevisionCause.AUTOMATIC_ROLLBACK if automatic else RevisionCause.MANUAL_ROLLBACK
+        self._traffic(record, 0.0, actor, f"rollout {record.id}: roll back", cause=cause)
+        if automatic:
+            self.plane.reject_version(
+                record.endpoint,
+                record.candidate_model,
+                record.candidate_version,
+                rollout_id=record.id,
+                actor=actor,
+                reason=reason,
+                evidence=evidence,
+            )
         with contextlib.suppress(WorkbenchError):
             self.plane.delete_alias(
                 record.candidate_model, CHALLENGER, actor=actor, reason=f"rollout {record.id}"

@@ -45,14 +45,15 @@ class EndpointRepository:
         rows = connection.execute(select(endpoints).order_by(endpoints.c.name)).mappings().all()
         return [_record(dict(row)) for row in rows]
 
-    def create(self, connection: Connection, spec: EndpointSpec) -> EndpointRecord:
+    def create(self, connection: Connection, spec: EndpointSpec, *, revision: int = 1) -> EndpointRecord:
+        """``revision``: where numbering starts (a re-created endpoint continues its recorded history)."""
         exists = connection.execute(select(endpoints.c.name).where(endpoints.c.name == spec.name)).first()
         if exists:
             raise ConflictError(f"endpoint {spec.name!r} already exists", endpoint=spec.name)
         now = time.time()
         connection.execute(
             insert(endpoints).values(
-                name=spec.name, spec=spec.model_dump_json(), revision=1, created_at=now, updated_at=now
+                name=spec.name, spec=spec.model_dump_json(), revision=revision, created_at=now, updated_at=now
             )
         )
         return self.get(connection, spec.name)

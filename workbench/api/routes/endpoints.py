@@ -10,6 +10,7 @@ from workbench.api.auth import actor_of
 from workbench.api.deps import control_plane
 from workbench.control_plane import ControlPlane, DeployRequest, EndpointRequest
 from workbench.errors import ValidationError
+from workbench.revisions import Rejection, Revision, RollbackRequest, RollbackResult
 from workbench.store import EndpointRecord
 
 router = APIRouter(tags=["endpoints"])
@@ -78,8 +79,30 @@ def endpoint_status(name: str, plane: ControlPlane = Depends(control_plane)) -> 
 def rollback(
     name: str,
     request: Request,
-    reason: str | None = Query(default=None, max_length=2000),
+    body: RollbackRequest | None = None,
+    reason: str | None = Query(default=None, max_length=2000, description="kept for older clients"),
     plane: ControlPlane = Depends(control_plane),
-) -> EndpointRecord:
-    """Back to the version that served before the last change (aborting an active rollout first)."""
-    return plane.rollback(name, actor=actor_of(request), reason=reason)
+) -> RollbackResult:
+    """Back to an earlier revision: abort an active rollout, else the planner's target (never a version
+    rejected here), or ``to_revision``. The answer says what it did and which revisions it passed over."""
+    body = body or RollbackRequest()
+    if reason and body.reason is None:
+        body = body.model_copy(update={"reason": reason})
+    return plane.rollback(name, body, actor=actor_of(request))
+
+
+@router.get("/endpoints/{name}/history")
+def history(
+    name: str,
+    limit: int = Query(default=100, ge=1, le=10_000),
+    plane: ControlPlane = Depends(control_plane),
+) -> list[Revision]:
+    """Every traffic change of the endpoint, newest first: routes, cause, links, actor, time."""
+    return plane.history(name, limit=limit)
+
+
+@router.get("/endpoints/{name}/rejected")
+def rejected(name: str, plane: ControlPlane = Depends(control_plane)) -> list[Rejection]:
+    """Versions an analysis rolled back on this endpoint, with the failing checks' evidence."""
+    plane.get_endpoint(name)
+    return plane.rejected_versions(name)

@@ -21,6 +21,9 @@ class StartRollout(BaseModel):
 
     spec: RolloutSpec
     reason: str | None = Field(default=None, max_length=2000)
+    force: bool = Field(
+        default=False, description="start even if the candidate was rejected on this endpoint"
+    )
 
 
 class RolloutAction(BaseModel):
@@ -33,7 +36,7 @@ class RolloutAction(BaseModel):
 def start_rollout(
     body: StartRollout, request: Request, plane: ControlPlane = Depends(control_plane)
 ) -> RolloutRecord:
-    return plane.rollouts.start(body.spec, actor=actor_of(request), reason=body.reason)
+    return plane.rollouts.start(body.spec, actor=actor_of(request), reason=body.reason, force=body.force)
 
 
 @router.get("/rollouts")

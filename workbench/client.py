@@ -25,7 +25,7 @@ from workbench.registry.types import (
     RegisteredModelInfo,
     RegistrationRequest,
 )
-from workbench.revisions.model import Rejection, Revision, RollbackRequest, RollbackResult
+from workbench.revisions.model import Rejection, Revision, RollbackResult
 from workbench.settings import Settings, get_settings
 from workbench.specs.monitor import AlertRuleSpec, MonitorSpec
 from workbench.specs.rollout import RolloutSpec
@@ -281,9 +281,11 @@ class Client:
 
         ``result.message`` says what it did; ``expected_revision`` refuses (409) if the endpoint moved on.
         """
-        body = RollbackRequest(
-            reason=reason, to_revision=to_revision, force=force, expected_revision=expected_revision
-        ).model_dump(exclude_defaults=True)
+        # Only what was given, validated by the server (a control plane one version apart fills in the rest).
+        fields = {"reason": reason, "to_revision": to_revision, "expected_revision": expected_revision}
+        body: dict[str, Any] = {k: v for k, v in fields.items() if v is not None}
+        if force:
+            body["force"] = True
         return RollbackResult.model_validate(
             self._request("POST", f"/endpoints/{name}/rollback", json=body, timeout=600.0)
         )

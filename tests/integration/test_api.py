@@ -20,6 +20,7 @@ from workbench.control_plane import ControlPlane
 from workbench.errors import (
     AuthenticationError,
     BadRequestError,
+    ConflictError,
     NotFoundError,
     PayloadTooLargeError,
     PermissionDeniedError,
@@ -302,3 +303,72 @@ def test_unknown_route_and_method_get_json_errors(api_url: str, client: Client) 
         client._request(
             "POST", "/models/x/versions/upload", content=b"", headers={"Content-Type": "text/plain"}
         )
+
+
+@pytest.fixture
+def three_versions(client: Client, model_dir: Path) -> None:
+    for _ in range(3):
+        client.register_from_path("churn", model_dir, reason="seed")
+
+
+@pytest.mark.usefixtures("three_versions")
+def test_rollback_follows_the_history_and_refuses_bad_targets_changing_nothing(
+    client: Client, plane: ControlPlane
+) -> None:
+    client.create_endpoint("churn-api", "models:/churn/1", reason="launch")
+    client.deploy("churn-api", "models:/churn/2")
+    client.deploy("churn-api", "models:/churn/3")
+    plane.reject_version(
+        "churn-api", "churn", 2, rollout_id=None, actor="tester", reason="v2 failed its canary"
+    )
+
+    history = client.history("churn-api")
+    assert [(r.revision, r.cause.value, r.actor) for r in history] == [
+        (3, "deploy", "tester"),
+        (2, "deploy", "tester"),
+        (1, "deploy", "tester"),
+    ]
+    assert all(r.audit_event_id for r in history)
+    assert [(r.model, r.version) for r in client.rejected_versions("churn-api")] == [("churn", 2)]
+
+    before = _snapshot(plane), client.get_endpoint("churn-api")
+    with pytest.raises(NotFoundError, match=r"has no revision 7 \(its revisions are 1-3\)"):
+        client.rollback("churn-api", to_revision=7)
+    with pytest.raises(ConflictError, match="routes to churn v2, rejected"):
+        client.rollback("churn-api", to_revision=2)
+    with pytest.raises(ConflictError, match="revision is 3, expected 2"):
+        client.rollback("churn-api", expected_revision=2)
+    with pytest.raises(ValidationError):
+        client.rollback("churn-api", to_revision=0)
+    with pytest.raises(NotFoundError):
+        client.rollback("no-such-endpoint")
+    assert (_snapshot(plane), client.get_endpoint("churn-api")) == before
+
+    result = client.rollback("churn-api", reason="v3 misbehaves", expected_revision=3)
+    assert result.changed
+    assert (result.from_revision, result.revision, result.restored) == (3, 4, 1)
+    assert [(r.version, r.weight) for r in result.endpoint.spec.routes] == [(1, 100.0)]
+    assert "skipped revisions 2 (route to rejected churn v2)" in result.message
+    newest = client.history("churn-api", limit=1)[0]
+    assert (newest.revision, newest.cause.value, newest.restores, newest.reason) == (
+        4,
+        "manual_rollback",
+        1,
+        "v3 misbehaves",
+    )
+    event = client.audit(target="endpoint:churn-api", limit=1)[0]
+    assert (event.action, event.link, event.id) == (
+        "endpoint.rollback",
+        "revision:churn-api/4",
+        newest.audit_event_id,
+    )
+
+    forced = client.rollback("churn-api", to_revision=2, force=True, reason="we know")
+    assert [(r.version, r.weight) for r in forced.endpoint.spec.routes] == [(2, 100.0)]
+    assert "forced onto a rejected version" in forced.message
+
+    # A deleted and re-created endpoint continues its numbering; its history is kept.
+    client.delete_endpoint("churn-api")
+    recreated = client.create_endpoint("churn-api", "models:/churn/1")
+    assert recreated.revision == 6
+    assert [r.revision for r in client.history("churn-api", limit=2)] == [6, 5]

@@ -19,6 +19,7 @@ from workbench.rollouts.analysis import (
     VariantSample,
     Verdict,
     analyse,
+    combine,
 )
 from workbench.specs.analysis import DEFAULT_CHECKS, AnalysisSpec, MetricCheck, MetricKind
 
@@ -29,7 +30,8 @@ def _spec(*checks: dict[str, Any], **fields: Any) -> AnalysisSpec:
 
 ERRORS = {"name": "errors", "kind": "error_rate", "threshold": 0.01}
 LATENCY = {"name": "latency", "kind": "latency", "threshold": 0.05}
-SHIFT = {"name": "shift", "kind": "prediction_shift", "threshold": 0.1}
+# Asked to gate: on its own, a check that only reports could not make a spec.
+SHIFT = {"name": "shift", "kind": "prediction_shift", "threshold": 0.1, "gating": True}
 ACCURACY = {"name": "accuracy", "kind": "custom", "threshold": 0.02}
 
 
@@ -118,8 +120,9 @@ def test_latency_fail_when_too_many_candidate_requests_are_slower_than_the_basel
     assert result.estimate == pytest.approx(0.15, abs=0.005)
     assert result.low is not None
     assert result.low > 0.05
-    assert "20% of candidate requests slower than the baseline p95" in result.reason
+    assert "20% of candidate requests slower than the baseline p95 + 1 ms (" in result.reason
     assert "5% expected (+15.00pp" in result.reason
+    assert result.gating
     assert "exceeds the tolerated +5pp" in result.reason
 
 
@@ -163,6 +166,92 @@ def test_latency_quantile_and_threshold_are_configurable() -> None:
     assert result.verdict is Verdict.FAIL
     assert "baseline p99" in result.reason
     assert "1% expected" in result.reason
+
+
+def _lognormal(n: int, median_ms: float, sigma: float, seed: int) -> NDArray[np.float64]:
+    return np.random.default_rng(seed).lognormal(math.log(median_ms), sigma, n)
+
+
+#: (case, latency check, baseline median ms, candidate: (scale, added ms), expected verdict). Baselines have
+#: 40,000 requests, candidates 10,000, both lognormal (sigma 0.3; 0.25 below a millisecond).
+TOLERANCE_CASES = [
+    # The issue's demo: a sub-millisecond p95 (about 0.75 ms) and a candidate a tenth of a ms slower.
+    ("0.1 ms slower, sub-ms p95", {}, 0.5, (1.0, 0.1), Verdict.PASS),
+    ("0.1 ms slower, no tolerance", {"tolerance_ms": 0.0}, 0.5, (1.0, 0.1), Verdict.FAIL),
+    ("0.9 ms slower, sub-ms p95", {}, 0.5, (1.0, 0.9), Verdict.PASS),
+    ("twice as slow, sub-ms p95", {}, 0.5, (2.0, 0.0), Verdict.PASS),  # +0.5 ms at the median
+    ("3 ms slower, sub-ms p95", {}, 0.5, (1.0, 3.0), Verdict.FAIL),
+    ("2x slower on 50 ms", {}, 50.0, (2.0, 0.0), Verdict.FAIL),
+    ("2x slower on 50 ms, 100 ms tolerated", {"tolerance_ms": 100.0}, 50.0, (2.0, 0.0), Verdict.PASS),
+    ("equal on 50 ms", {}, 50.0, (1.0, 0.0), Verdict.PASS),
+    ("equal on 50 ms, no tolerance", {"tolerance_ms": 0.0}, 50.0, (1.0, 0.0), Verdict.PASS),
+    ("equal, sub-ms p95", {}, 0.5, (1.0, 0.0), Verdict.PASS),
+    # Against an objective at p95: the baseline does not matter, the candidate's p95 does.
+    ("2x slower on 50 ms, p95 164 ms > SLO 100", {"objective_ms": 100.0}, 50.0, (2.0, 0.0), Verdict.FAIL),
+    ("2x slower on 30 ms, p95 98 ms < SLO 200", {"objective_ms": 200.0}, 30.0, (2.0, 0.0), Verdict.PASS),
+    ("equal on 50 ms, p95 82 ms < SLO 100", {"objective_ms": 100.0}, 50.0, (1.0, 0.0), Verdict.PASS),
+    ("equal on 80 ms, p95 130 ms > SLO 100", {"objective_ms": 100.0}, 80.0, (1.0, 0.0), Verdict.FAIL),
+    (
+        "SLO 110 with 5pp tolerated: p90 103 ms",
+        {"objective_ms": 110.0, "threshold": 0.05},
+        70.0,
+        (1.0, 0.0),
+        Verdict.PASS,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "fields", "median_ms", "candidate", "expected"),
+    TOLERANCE_CASES,
+    ids=[case[0] for case in TOLERANCE_CASES],
+)
+def test_latency_tolerance_and_objective(
+    case: str, fields: dict[str, Any], median_ms: float, candidate: tuple[float, float], expected: Verdict
+) -> None:
+    sigma = 0.25 if median_ms < 1 else 0.3
+    check = {**LATENCY, "threshold": 0.0 if "objective_ms" in fields else 0.05, **fields}
+    baseline = _lognormal(40_000, median_ms, sigma, seed=1)
+    scale, added = candidate
+    slower = _lognormal(10_000, median_ms, sigma, seed=2) * scale + added
+    result = _single(_spec(check), VariantSample(latencies_ms=baseline), VariantSample(latencies_ms=slower))
+    assert result.verdict is expected, f"{case}: {result.reason}"
+    assert result.gating
+
+
+def test_latency_reason_names_both_quantiles_and_the_tolerance() -> None:
+    baseline = VariantSample(latencies_ms=_lognormal(40_000, 0.5, 0.25, seed=1))
+    candidate = VariantSample(latencies_ms=_lognormal(10_000, 0.5, 0.25, seed=2) + 0.1)
+    result = _single(_spec(LATENCY), baseline, candidate)
+    assert result.reason.startswith("latency: candidate p95 0.85"), result.reason
+    assert "vs baseline 0.75" in result.reason
+    assert "slower than the baseline p95 + 1 ms (1.75" in result.reason
+    assert result.estimate is not None
+    assert result.estimate < -0.04  # hardly any request is slower than p95 + 1 ms
+    exact = _single(_spec({**LATENCY, "tolerance_ms": 0}), baseline, candidate)
+    assert "slower than the baseline p95 (0.75" in exact.reason
+
+
+def test_latency_objective_reason_and_no_data() -> None:
+    check = {**LATENCY, "objective_ms": 100.0, "threshold": 0.0}
+    baseline = VariantSample(latencies_ms=_lognormal(4000, 50.0, 0.3, seed=1))
+    breach = _single(_spec(check), baseline, VariantSample(latencies_ms=_lognormal(1000, 100.0, 0.3, seed=2)))
+    assert breach.verdict is Verdict.FAIL
+    assert "against the objective 100 ms" in breach.reason
+    assert "(baseline 8" in breach.reason
+    assert breach.reason.endswith("breaches the objective")
+    assert breach.estimate == pytest.approx(0.45, abs=0.03)  # half the requests are slower, 5% allowed
+    # Only the candidate's samples count: no baseline at all is no obstacle to a verdict.
+    alone = _single(_spec(check), VariantSample(), VariantSample(latencies_ms=_lognormal(1000, 10.0, 0.3, 2)))
+    assert alone.verdict is Verdict.PASS
+    assert alone.reason.endswith("meets the objective")
+    few = _single(_spec(check), baseline, VariantSample(latencies_ms=_lognormal(50, 500.0, 0.3, seed=2)))
+    assert few.verdict is Verdict.NO_DATA
+    assert few.reason == "latency: needs at least 200 latency samples of the candidate, has 50"
+    assert few.low is not None
+    assert few.low > 0  # reported, not acted upon
+    none = _single(_spec(check), baseline, VariantSample())
+    assert (none.verdict, none.estimate) == (Verdict.NO_DATA, None)
 
 
 # --- prediction shift --------------------------------------------------------------------------------------
@@ -328,6 +417,62 @@ def test_default_spec_on_identical_variants_is_deterministic() -> None:
     assert all("98.3% CS" in r.reason for r in first.results)
 
 
+# --- gating -----------------------------------------------------------------------------------------------
+
+
+def _shifted(gating: bool | None) -> AnalysisResult:
+    """Default checks, candidate as fast and error-free as the baseline, its predictions shifted by 0.5."""
+    checks = [c.model_dump(exclude_none=True) for c in DEFAULT_CHECKS]
+    if gating is not None:
+        checks[2]["gating"] = gating
+    rng = np.random.default_rng(5)
+    baseline = VariantSample(
+        requests=40_000, errors=40, latencies_ms=rng.lognormal(3, 0.3, 40_000), predictions=_spread(20_000)
+    )
+    candidate = VariantSample(
+        requests=10_000,
+        errors=10,
+        latencies_ms=rng.lognormal(3, 0.3, 10_000),
+        predictions=_spread(5000, 0.5, 1.5),
+    )
+    return analyse(Measurements(baseline=baseline, candidate=candidate), _spec(*checks))
+
+
+def test_prediction_shift_is_reported_but_does_not_gate_by_default() -> None:
+    result = _shifted(None)
+    shift = result.result("prediction_shift")
+    assert shift.verdict is Verdict.FAIL
+    assert not shift.gating
+    assert shift.reason.endswith("exceeds the tolerated 0.1 (reported, not gating)")
+    assert result.verdict is Verdict.PASS
+    assert result.summary == "pass: error_rate pass, latency_p95 pass, prediction_shift fail (not gating)"
+    assert result.reported == (shift,)
+
+
+def test_prediction_shift_gates_where_asked() -> None:
+    result = _shifted(True)
+    assert result.result("prediction_shift").gating
+    assert result.verdict is Verdict.FAIL
+    assert result.reported == ()
+
+
+def test_a_check_that_does_not_gate_neither_holds_nor_makes_a_verdict() -> None:
+    """NO_DATA on a reporting check does not hold the rollout; a PASS on it does not make one."""
+    few = Measurements(
+        baseline=VariantSample(requests=40_000, errors=360, latencies_ms=_latencies(100, 0.05)),
+        candidate=VariantSample(requests=10_000, errors=90, latencies_ms=_latencies(100, 0.05)),
+    )
+    errors_report = analyse(few, _spec({**ERRORS, "gating": False}, LATENCY))
+    assert [r.verdict for r in errors_report.results] == [Verdict.PASS, Verdict.NO_DATA]
+    assert errors_report.verdict is Verdict.NO_DATA
+    assert analyse(few, _spec(ERRORS, {**LATENCY, "gating": False})).verdict is Verdict.PASS
+
+
+def test_combine_with_nothing_gating_is_never_a_pass() -> None:
+    only_reported = combine([_shifted(None).result("prediction_shift")])
+    assert only_reported.verdict is Verdict.NO_DATA
+
+
 # --- measurement validation --------------------------------------------------------------------------------
 
 
@@ -404,6 +549,16 @@ def test_spec_validation_errors() -> None:
     _refused("latency threshold must be below the quantile 0.95", {**LATENCY, "threshold": 0.96})
     _refused(r"quantile must be in \(0, 1\)", {**LATENCY, "quantile": 1.0})
     _refused("quantile applies to latency checks only", {**ERRORS, "quantile": 0.9})
+    _refused("tolerance_ms applies to latency checks only", {**ERRORS, "tolerance_ms": 1.0})
+    _refused("objective_ms applies to latency checks only", {**SHIFT, "objective_ms": 100.0})
+    _refused("tolerance_ms must be a finite number >= 0", {**LATENCY, "tolerance_ms": -1.0})
+    _refused("tolerance_ms must be a finite number >= 0", {**LATENCY, "tolerance_ms": math.inf})
+    _refused("objective_ms must be a finite number > 0", {**LATENCY, "objective_ms": 0.0})
+    _refused(r"0 is allowed only with objective_ms", {**LATENCY, "threshold": 0.0})
+    _refused("threshold must be a finite number > 0", {**SHIFT, "threshold": 0.0})
+    _refused("a check with objective_ms compares", {**LATENCY, "objective_ms": 100, "tolerance_ms": 2})
+    _refused("no check gates the rollout", {**SHIFT, "gating": None})
+    _refused("no check gates the rollout", {**ERRORS, "gating": False}, {**LATENCY, "gating": False})
     _refused("lower applies to custom checks only", {**SHIFT, "lower": 0.0})
     _refused("higher_is_better applies to custom checks only", {**ERRORS, "higher_is_better": True})
     _refused("source applies to custom checks only", {**ERRORS, "source": "label_correct"})
@@ -418,6 +573,49 @@ def test_spec_validation_errors() -> None:
         {**ERRORS, "kind": "x"},
     )
     _refused("Extra inputs are not permitted", {**ERRORS, "direction": "up"})
+
+
+def test_latency_objective_may_tolerate_nothing_and_gating_defaults_per_kind() -> None:
+    slo = MetricCheck.model_validate({**LATENCY, "objective_ms": 100.0, "threshold": 0.0})
+    assert (slo.objective_ms, slo.threshold, slo.tolerance_ms) == (100.0, 0.0, None)
+    assert MetricCheck.model_validate(LATENCY).effective_tolerance_ms == 1.0
+    assert MetricCheck.model_validate({**LATENCY, "tolerance_ms": 0}).effective_tolerance_ms == 0.0
+    gates = {
+        kind: MetricCheck(name="c", kind=kind, threshold=0.05).effective_gating
+        for kind in MetricKind
+        if kind is not MetricKind.AGREEMENT
+    }
+    assert gates == {
+        MetricKind.ERROR_RATE: True,
+        MetricKind.LATENCY: True,
+        MetricKind.PREDICTION_SHIFT: False,
+        MetricKind.CUSTOM: True,
+    }
+    assert MetricCheck.model_validate({**SHIFT, "gating": True}).effective_gating
+    assert not MetricCheck.model_validate({**ERRORS, "gating": False}).effective_gating
+
+
+def test_stored_specs_without_the_new_fields_still_load() -> None:
+    """A spec stored before tolerances, objectives and gating existed reads back with their defaults."""
+    stored = {
+        "checks": [
+            {"name": "error_rate", "kind": "error_rate", "threshold": 0.02, "quantile": None, "alpha": None},
+            {
+                "name": "latency_p95",
+                "kind": "latency",
+                "threshold": 0.1,
+                "quantile": 0.95,
+                "min_samples": None,
+            },
+            {"name": "prediction_shift", "kind": "prediction_shift", "threshold": 0.35},
+        ],
+        "alpha": 0.05,
+        "min_samples": 150,
+    }
+    spec = AnalysisSpec.model_validate(stored)
+    assert [c.effective_gating for c in spec.checks] == [True, True, False]
+    assert spec.checks[1].effective_tolerance_ms == 1.0
+    assert AnalysisSpec.model_validate_json(spec.model_dump_json()) == spec
 
 
 def test_metric_check_defaults_per_kind() -> None:

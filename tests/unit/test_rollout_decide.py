@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from workbench.rollouts.analysis import AnalysisResult, Measurements, VariantSample, analyse
-from workbench.rollouts.decide import Action, decide_canary
-from workbench.specs.rollout import CanaryStep, RolloutSpec
+from workbench.rollouts.analysis import AnalysisResult, Measurements, VariantSample, Verdict, analyse
+from workbench.rollouts.decide import Action, decide_blue_green, decide_canary
+from workbench.specs.analysis import AnalysisSpec
+from workbench.specs.rollout import CanaryStep, RolloutSpec, Strategy
 
 SPEC = RolloutSpec(
     endpoint="churn",
@@ -91,3 +92,55 @@ def test_rollout_spec_validation() -> None:
     with pytest.raises(ValueError, match="invalid endpoint"):
         RolloutSpec(endpoint="Bad!", candidate="models:/m/2")
     assert [s.weight for s in RolloutSpec(endpoint="e", candidate="models:/m/2").steps] == [5, 25, 50]
+
+
+def _shifted_analysis(n: int, *, gating: bool | None = None) -> AnalysisResult:
+    """As fast and error-free as the baseline, but answering differently (a retrained, better model)."""
+    rng = np.random.default_rng(3)
+    candidate = _variant(rng, n, 0.005)
+    candidate = VariantSample(
+        requests=candidate.requests,
+        errors=candidate.errors,
+        latencies_ms=candidate.latencies_ms,
+        predictions=rng.beta(5, 2, n),
+    )
+    checks = [c.model_dump(exclude_none=True) for c in SPEC.analysis.checks]
+    if gating is not None:
+        checks[2]["gating"] = gating
+    spec = AnalysisSpec.model_validate({"checks": checks})
+    return analyse(Measurements(baseline=_variant(rng, 4 * n, 0.005), candidate=candidate), spec)
+
+
+def test_a_prediction_shift_is_reported_but_promotes_unless_it_gates() -> None:
+    shifted = _shifted_analysis(20_000)
+    assert shifted.result("prediction_shift").verdict == Verdict.FAIL
+    decision = decide_canary(SPEC, 1, 1000.0, shifted, now=1100.0)
+    assert decision.action == Action.PROMOTE
+    assert (
+        decision.reason == "last step (25%) passed: promoting (reported, not gating: prediction_shift fail)"
+    )
+    metrics = {m["name"]: m for m in decision.evidence["metrics"]}
+    assert (metrics["prediction_shift"]["verdict"], metrics["prediction_shift"]["gating"]) == ("fail", False)
+    assert metrics["error_rate"]["gating"] is True
+    advance = decide_canary(SPEC, 0, 1000.0, shifted, now=1100.0)
+    assert advance.action == Action.ADVANCE
+    assert advance.reason.endswith("(reported, not gating: prediction_shift fail)")
+    asked = decide_canary(SPEC, 1, 1000.0, _shifted_analysis(20_000, gating=True), now=1100.0)
+    assert asked.action == Action.ROLLBACK
+    assert asked.reason.startswith(
+        "analysis failed at 25%: prediction_shift: prediction distributions differ"
+    )
+
+
+def test_blue_green_between_different_models_promotes_on_a_shift_alone() -> None:
+    """A switch to a model that answers differently is not a regression: only gating checks swap back."""
+    spec = SPEC.model_copy(update={"strategy": Strategy.BLUE_GREEN})
+    shifted = _shifted_analysis(20_000)
+    waiting = decide_blue_green(spec, 1000.0, shifted, now=1010.0)
+    assert waiting.action == Action.WAIT
+    done = decide_blue_green(spec, 1000.0, shifted, now=1000.0 + spec.blue_green.keep_warm_s)
+    assert done.action == Action.PROMOTE
+    assert "not gating: prediction_shift fail" in done.reason
+    gated = decide_blue_green(spec, 1000.0, _shifted_analysis(20_000, gating=True), now=1010.0)
+    assert gated.action == Action.ROLLBACK
+    assert "prediction_shift" in gated.reason

@@ -10,6 +10,9 @@ from :mod:`workbench.rollouts.sequential`, and compared with the check's tolerat
 * PASS when the whole CS lies below it (``high < threshold``): the candidate is no worse than tolerated;
 * INCONCLUSIVE otherwise; NO_DATA while either variant has fewer than the check's ``min_samples``.
 
+Every check is computed and reported; the overall verdict is made of the *gating* checks only (by default
+all but ``prediction_shift``, see :attr:`MetricCheck.effective_gating`).
+
 Because each CS holds at every tick at once, a controller may call :func:`analyse` at every tick and act
 on the first decisive verdict: the probability of any false FAIL (or false PASS) over the whole rollout
 stays below the spec's ``alpha``, which is split across the checks. This holds when the measurements
@@ -19,11 +22,18 @@ independent draws from a fixed distribution; ``docs/analysis.md`` discusses what
 Degradation and CS per kind (``a`` is the check's share of alpha):
 
 * ``error_rate``: ``p_candidate - p_baseline``; each error probability gets a Bernoulli CS at ``a / 2``.
-* ``latency``: ``S_c(x*) - (1 - q)`` where ``x*`` is the baseline's true ``q``-quantile and ``S_c(x)`` the share
-  of candidate requests slower than ``x``. The baseline quantile is *estimated*, and that is accounted
-  for: a CS ``[x_lo, x_hi]`` for ``x*`` at ``a / 2`` (order statistics, Howard and Ramdas 2022), then, as
-  the exceedance share falls as the cutoff rises, ``S_c(x_hi) <= S_c(x*) <= S_c(x_lo)``, and the counts of
-  candidate requests slower than ``x_hi`` and ``x_lo`` bound ``S_c(x*)`` through a Bernoulli CS at ``a / 2``.
+* ``latency``: ``S_c(x* + d) - (1 - q)`` where ``x*`` is the baseline's true ``q``-quantile, ``d`` the
+  check's absolute tolerance (``tolerance_ms``, 1 ms by default) and ``S_c(x)`` the share of candidate
+  requests slower than ``x``. So a FAIL says the candidate's ``(q - threshold)``-quantile exceeds the
+  baseline's ``q``-quantile by more than ``d``: slower by the relative share *and* by more than ``d`` ms.
+  The baseline quantile is *estimated*, and that is accounted for: a CS ``[x_lo, x_hi]`` for ``x*`` at
+  ``a / 2`` (order statistics, Howard and Ramdas 2022) shifts to ``[x_lo + d, x_hi + d]`` for ``x* + d``;
+  as the exceedance share falls as the cutoff rises, ``S_c(x_hi + d) <= S_c(x* + d) <= S_c(x_lo + d)``,
+  and the counts of candidate requests slower than those two cutoffs bound ``S_c(x* + d)`` through a
+  Bernoulli CS at ``a / 2``.
+  With ``objective_ms`` (an SLO): ``S_c(objective) - (1 - q)``, the share of candidate requests slower
+  than the objective beyond the ``1 - q`` it allows, with a Bernoulli CS at ``a`` (one stream); positive
+  exactly when the candidate's ``q``-quantile exceeds the objective.
 * ``prediction_shift``: the KS distance between the two prediction distributions; each empirical CDF
   gets a time-uniform DKW band at ``a / 2``.
 * ``custom``: ``mean_baseline - mean_candidate`` (reversed when lower is better), values rescaled from
@@ -32,8 +42,9 @@ Degradation and CS per kind (``a`` is the check's share of alpha):
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
@@ -130,6 +141,7 @@ class MetricResult:
 
     ``estimate``, ``low`` and ``high`` are in the unit of ``threshold`` (positive = candidate worse); they
     are ``None`` when a variant has no observation at all. ``reason`` is one line for audit events.
+    ``gating`` is false for a check that is reported but does not decide the rollout.
     """
 
     name: str
@@ -142,6 +154,7 @@ class MetricResult:
     samples: tuple[int, int]
     reason: str
     alpha: float
+    gating: bool = True
 
 
 @dataclass(frozen=True)
@@ -157,16 +170,27 @@ class AnalysisResult:
 
     @property
     def summary(self) -> str:
-        """One line: the overall verdict and each check's, e.g. ``fail: error_rate fail, latency_p95 pass``."""
-        parts = ", ".join(f"{result.name} {result.verdict.value}" for result in self.results)
+        """One line: the overall verdict and each check's, e.g. ``fail: error_rate fail, latency_p95 pass``.
+
+        A check that does not gate is marked, e.g. ``prediction_shift fail (not gating)``.
+        """
+        parts = ", ".join(
+            f"{result.name} {result.verdict.value}" + ("" if result.gating else " (not gating)")
+            for result in self.results
+        )
         return f"{self.verdict.value}: {parts}"
+
+    @property
+    def reported(self) -> tuple[MetricResult, ...]:
+        """The checks that failed but do not gate: evidence shown to people, not acted upon."""
+        return tuple(r for r in self.results if not r.gating and r.verdict is Verdict.FAIL)
 
 
 def analyse(measurements: Measurements, spec: AnalysisSpec) -> AnalysisResult:
     """Verdict of every check of ``spec`` on ``measurements``, and the overall verdict.
 
-    Overall: FAIL if any check fails; PASS only if all pass; else NO_DATA if any check lacks samples;
-    else INCONCLUSIVE.
+    Overall, over the gating checks: FAIL if any fails; PASS only if all pass; else NO_DATA if any lacks
+    samples; else INCONCLUSIVE. Checks that do not gate are computed and reported all the same.
     """
     baseline, candidate = measurements.baseline, measurements.candidate
     sorted_cache: dict[tuple[str, int], NDArray[np.float64]] = {}
@@ -212,7 +236,9 @@ def combine(results: Sequence[MetricResult]) -> AnalysisResult:
 
 
 def _overall(results: Sequence[MetricResult]) -> Verdict:
-    verdicts = [result.verdict for result in results]
+    verdicts = [result.verdict for result in results if result.gating]
+    if not verdicts:  # nothing may decide (a spec refuses this; combine may be handed anything)
+        return Verdict.NO_DATA
     if Verdict.FAIL in verdicts:
         return Verdict.FAIL
     if all(verdict is Verdict.PASS for verdict in verdicts):
@@ -278,6 +304,7 @@ def _no_data(
         samples=samples,
         reason=reason,
         alpha=alpha,
+        gating=check.effective_gating,
     )
 
 
@@ -287,9 +314,12 @@ def _result(
     samples: tuple[int, int],
     bounds: tuple[float, float, float],
     describe: str,
+    comparison: Callable[[Verdict], str] | None = None,
 ) -> MetricResult:
     estimate, low, high = bounds
     verdict = _decide(low, high, check.threshold)
+    compared = comparison(verdict) if comparison else _comparison(verdict, _tolerated(check))
+    gating = check.effective_gating
     return MetricResult(
         name=check.name,
         kind=check.kind,
@@ -299,8 +329,9 @@ def _result(
         high=high,
         threshold=check.threshold,
         samples=samples,
-        reason=f"{describe} {_comparison(verdict, _tolerated(check))}",
+        reason=f"{describe} {compared}" + ("" if gating else " (reported, not gating)"),
         alpha=alpha,
+        gating=gating,
     )
 
 
@@ -341,13 +372,16 @@ def _latency(
     baseline: NDArray[np.float64],
     candidate: NDArray[np.float64],
 ) -> MetricResult:
+    if check.objective_ms is not None:
+        return _latency_objective(check, check.objective_ms, alpha, min_samples, baseline, candidate)
     samples = (baseline.size, candidate.size)
     if min(samples) == 0:
         return _no_data(check, alpha, min_samples, samples, "latency samples", None)
     q = check.effective_quantile
+    tolerance = check.effective_tolerance_ms
     n_b, n_c = samples
     # The baseline's q-quantile x*: an estimate and a CS [x_lo, x_hi] (alpha / 2).
-    x_hat = float(baseline[max(math.ceil(q * n_b), 1) - 1])
+    x_hat = _quantile(baseline, q)
     lo_rank, hi_rank = quantile_cs_ranks(n_b, q, alpha / 2)
     x_lo = float(baseline[lo_rank - 1]) if lo_rank is not None else -math.inf
     x_hi = float(baseline[hi_rank - 1]) if hi_rank is not None else math.inf
@@ -355,22 +389,90 @@ def _latency(
     def slower(cutoff: float) -> int:
         return n_c - int(np.searchsorted(candidate, cutoff, side="right"))
 
-    # Fewer candidate requests are slower than x_hi than than x*, and more than x_lo: bound S_c(x*) from
-    # the counts at those two cutoffs with a Bernoulli CS (alpha / 2) read on the conservative side.
-    share_low = bounded_mean_cs(slower(x_hi), n_c, alpha / 2)[0]
-    share_high = bounded_mean_cs(slower(x_lo), n_c, alpha / 2)[1]
-    share_hat = slower(x_hat) / n_c
+    # The cutoff is x* + tolerance, with the CS [x_lo + tolerance, x_hi + tolerance]. Fewer candidate
+    # requests are slower than its upper end than than the cutoff, and more than its lower end: bound
+    # S_c(x* + tolerance) from the counts at those two ends with a Bernoulli CS (alpha / 2) read on the
+    # conservative side.
+    share_low = bounded_mean_cs(slower(x_hi + tolerance), n_c, alpha / 2)[0]
+    share_high = bounded_mean_cs(slower(x_lo + tolerance), n_c, alpha / 2)[1]
+    share_hat = slower(x_hat + tolerance) / n_c
     expected = 1 - q
     bounds = (share_hat - expected, share_low - expected, share_high - expected)
     if min(samples) < min_samples:
         return _no_data(check, alpha, min_samples, samples, "latency samples", bounds)
     label = f"p{100 * q:g}"
+    cutoff = (
+        f"the baseline {label} + {tolerance:g} ms ({x_hat + tolerance:.4g} ms)"
+        if tolerance
+        else f"the baseline {label} ({x_hat:.4g} ms)"
+    )
     describe = (
-        f"{check.name}: {_pct(share_hat)} of candidate requests slower than the baseline {label} "
-        f"({x_hat:.4g} ms), {_pct(expected)} expected ({_pp(share_hat - expected)}pp, {_level(alpha)} "
-        f"[{_pp(bounds[1])}, {_pp(bounds[2])}]pp)"
+        f"{check.name}: candidate {label} {_quantile(candidate, q):.4g} ms vs baseline {x_hat:.4g} ms; "
+        f"{_pct(share_hat)} of candidate requests slower than {cutoff}, {_pct(expected)} expected "
+        f"({_pp(share_hat - expected)}pp, {_level(alpha)} [{_pp(bounds[1])}, {_pp(bounds[2])}]pp)"
     )
     return _result(check, alpha, samples, bounds, describe)
+
+
+def _latency_objective(
+    check: MetricCheck,
+    objective: float,
+    alpha: float,
+    min_samples: int,
+    baseline: NDArray[np.float64],
+    candidate: NDArray[np.float64],
+) -> MetricResult:
+    """The candidate against a latency objective: FAIL when its ``q``-quantile would exceed it.
+
+    ``Q_c(q) > objective`` exactly when the share of candidate requests slower than the objective exceeds
+    ``1 - q``; that share gets a Bernoulli CS at the check's whole alpha (one stream, nothing to split).
+    The baseline is not compared, only described.
+    """
+    samples = (baseline.size, candidate.size)
+    n_c = candidate.size
+    q = check.effective_quantile
+    label = f"p{100 * q:g}"
+    expected = 1 - q
+    if n_c == 0:
+        return _no_data_candidate(check, alpha, min_samples, samples, None)
+    slow = n_c - int(np.searchsorted(candidate, objective, side="right"))
+    low, high = bounded_mean_cs(slow, n_c, alpha)
+    bounds = (slow / n_c - expected, low - expected, high - expected)
+    if n_c < min_samples:
+        return _no_data_candidate(check, alpha, min_samples, samples, bounds)
+    context = f" (baseline {_quantile(baseline, q):.4g} ms)" if baseline.size else ""
+    describe = (
+        f"{check.name}: candidate {label} {_quantile(candidate, q):.4g} ms{context} against the objective "
+        f"{objective:g} ms; {_pct(slow / n_c)} of candidate requests slower than {objective:g} ms, "
+        f"{_pct(expected)} allowed ({_pp(bounds[0])}pp, {_level(alpha)} [{_pp(bounds[1])}, {_pp(bounds[2])}]pp)"
+    )
+    tolerated = f" + {100 * check.threshold:g}pp" if check.threshold else ""
+
+    def comparison(verdict: Verdict) -> str:
+        if verdict is Verdict.FAIL:
+            return f"breaches the objective{tolerated}"
+        if verdict is Verdict.PASS:
+            return f"meets the objective{tolerated}"
+        return f"cannot yet be told apart from the objective{tolerated}"
+
+    return _result(check, alpha, samples, bounds, describe, comparison)
+
+
+def _no_data_candidate(
+    check: MetricCheck,
+    alpha: float,
+    min_samples: int,
+    samples: tuple[int, int],
+    bounds: tuple[float, float, float] | None,
+) -> MetricResult:
+    result = _no_data(check, alpha, min_samples, samples, "latency samples", bounds)
+    reason = f"{check.name}: needs at least {min_samples} latency samples of the candidate, has {samples[1]}"
+    return dataclasses.replace(result, reason=reason)
+
+
+def _quantile(ordered: NDArray[np.float64], q: float) -> float:
+    """The empirical ``q``-quantile of a sorted, non-empty sample (the smallest x with F_n(x) >= q)."""
+    return float(ordered[max(math.ceil(q * ordered.size), 1) - 1])
 
 
 def _prediction_shift(

@@ -56,11 +56,16 @@ def decide_canary(
                 Action.ADVANCE,
                 following.weight,
                 step_index + 1,
-                f"step {step_index} ({step.weight:g}%) passed after {elapsed:.0f}s: {following.weight:g}% next",
+                f"step {step_index} ({step.weight:g}%) passed after {elapsed:.0f}s: {following.weight:g}% next"
+                + reported_note(analysis),
                 evidence,
             )
         return Decision(
-            Action.PROMOTE, 100.0, step_index, f"last step ({step.weight:g}%) passed: promoting", evidence
+            Action.PROMOTE,
+            100.0,
+            step_index,
+            f"last step ({step.weight:g}%) passed: promoting" + reported_note(analysis),
+            evidence,
         )
     if elapsed >= spec.step_timeout_s:
         action = Action.ROLLBACK if spec.rollback_on_inconclusive else Action.INCONCLUSIVE
@@ -98,6 +103,7 @@ def analysis_evidence(
                 "threshold": r.threshold,
                 "samples": list(r.samples),
                 "reason": r.reason,
+                "gating": r.gating,
             }
             for r in analysis.results
         ],
@@ -105,7 +111,16 @@ def analysis_evidence(
 
 
 def failing_reasons(analysis: AnalysisResult) -> str:
-    return "; ".join(r.reason for r in analysis.results if r.verdict == Verdict.FAIL)
+    """The reasons of the gating checks that failed: what a rollback is for."""
+    return "; ".join(r.reason for r in analysis.results if r.verdict == Verdict.FAIL and r.gating)
+
+
+def reported_note(analysis: AnalysisResult) -> str:
+    """`` (reported, not gating: prediction_shift fail)`` when checks that do not gate failed, else ``""``."""
+    failed = analysis.reported
+    if not failed:
+        return ""
+    return f" (reported, not gating: {', '.join(f'{r.name} fail' for r in failed)})"
 
 
 def decide_blue_green(
@@ -134,7 +149,8 @@ def decide_blue_green(
                 Action.PROMOTE,
                 100.0,
                 1,
-                f"analysis passed; keep-warm window of {options.keep_warm_s:g}s over",
+                f"analysis passed; keep-warm window of {options.keep_warm_s:g}s over"
+                + reported_note(analysis),
                 evidence,
             )
         if not options.require_pass:

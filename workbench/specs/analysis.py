@@ -4,7 +4,12 @@ Each :class:`MetricCheck` states how much worse the candidate may be than the ba
 version) on one metric before the rollout should stop. :class:`AnalysisSpec` holds the checks and
 ``alpha``, the probability of a false FAIL over the *whole* rollout, all metrics and all ticks together;
 it is split across the checks (Bonferroni). ``workbench.rollouts.analysis`` turns a spec and the
-measurements so far into verdicts; ``docs/analysis.md`` gives the statistics.
+measurements so far into verdicts; ``docs/analysis.md`` gives the statistics and why the defaults are what
+they are.
+
+Every check is computed and reported; only *gating* checks decide the rollout. By default every kind
+gates except ``prediction_shift``: a better model is meant to answer differently, so a shift is shown
+as evidence and fails a rollout only where a check asks for it (``gating: true``).
 """
 
 from __future__ import annotations
@@ -18,11 +23,15 @@ from pydantic import Field, field_validator, model_validator
 
 from workbench.specs.base import Spec
 
-__all__ = ["DEFAULT_CHECKS", "AnalysisSpec", "MetricCheck", "MetricKind"]
+__all__ = ["DEFAULT_CHECKS", "DEFAULT_LATENCY_TOLERANCE_MS", "AnalysisSpec", "MetricCheck", "MetricKind"]
 
 CHECK_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}\Z")
 DEFAULT_QUANTILE: Final = 0.95
 DEFAULT_MIN_SAMPLES: Final = 200
+#: A latency check compared with the baseline counts a candidate request as slow only when it is slower
+#: than the baseline's quantile *plus* this many milliseconds: nobody rolls a model back for a tenth of
+#: a millisecond, and on a shared machine scheduling noise alone moves a sub-millisecond p95 by that much.
+DEFAULT_LATENCY_TOLERANCE_MS: Final = 1.0
 
 
 class MetricKind(StrEnum):
@@ -30,8 +39,10 @@ class MetricKind(StrEnum):
 
     #: Share of failed requests. Threshold: tolerated absolute increase (0.01 = one percentage point).
     ERROR_RATE = "error_rate"
-    #: Share of candidate requests slower than the baseline's ``quantile`` (5% for p95). Threshold:
-    #: tolerated excess of that share (0.05: up to 10% of candidate requests may be slower than p95).
+    #: Share of candidate requests slower than the baseline's ``quantile`` plus ``tolerance_ms`` (5% for
+    #: p95 when nothing changed). Threshold: tolerated excess of that share (0.05: up to 10% of candidate
+    #: requests may be slower than the baseline p95 + 1 ms). With ``objective_ms`` the candidate is
+    #: compared with the objective instead: the share of its requests slower than ``objective_ms``.
     LATENCY = "latency"
     #: Kolmogorov-Smirnov distance between the candidate's and the baseline's prediction distributions.
     #: Threshold: the largest tolerated distance, in (0, 1).
@@ -56,6 +67,20 @@ class MetricCheck(Spec):
     quantile: float | None = Field(
         default=None, description="latency only: the baseline quantile, 0.95 if unset"
     )
+    tolerance_ms: float | None = Field(
+        default=None,
+        description=(
+            "latency only, compared with the baseline: a candidate request counts as slow only when it is "
+            f"slower than the baseline's quantile plus this many ms ({DEFAULT_LATENCY_TOLERANCE_MS:g} if unset)"
+        ),
+    )
+    objective_ms: float | None = Field(
+        default=None,
+        description=(
+            "latency only: judge the candidate against this latency objective instead of the baseline "
+            "(FAIL when its quantile would exceed objective_ms; threshold may then be 0)"
+        ),
+    )
     lower: float | None = Field(default=None, description="custom only: smallest possible value, 0 if unset")
     upper: float | None = Field(default=None, description="custom only: largest possible value, 1 if unset")
     higher_is_better: bool | None = Field(default=None, description="custom only: true if unset")
@@ -73,6 +98,13 @@ class MetricCheck(Spec):
     alpha: float | None = Field(
         default=None, description="this check's share of the false-alarm budget; an equal split if unset"
     )
+    gating: bool | None = Field(
+        default=None,
+        description=(
+            "whether a FAIL of this check fails the rollout (every check is reported either way); "
+            "true if unset, except for prediction_shift"
+        ),
+    )
 
     @field_validator("name")
     @classmethod
@@ -87,10 +119,25 @@ class MetricCheck(Spec):
     @field_validator("threshold")
     @classmethod
     def _threshold(cls, value: float) -> float:
-        if not (math.isfinite(value) and value > 0):
+        # 0 is allowed only against a latency objective, which needs the kind: see _kind_fields.
+        if not (math.isfinite(value) and value >= 0):
             raise ValueError(
                 f"threshold must be a finite number > 0 (the tolerated degradation), got {value}"
             )
+        return value
+
+    @field_validator("tolerance_ms")
+    @classmethod
+    def _tolerance_ms(cls, value: float | None) -> float | None:
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            raise ValueError(f"tolerance_ms must be a finite number >= 0, got {value}")
+        return value
+
+    @field_validator("objective_ms")
+    @classmethod
+    def _objective_ms(cls, value: float | None) -> float | None:
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise ValueError(f"objective_ms must be a finite number > 0, got {value}")
         return value
 
     @field_validator("alpha")
@@ -108,8 +155,15 @@ class MetricCheck(Spec):
                 f"check {self.name!r}: agreement is measured by shadow rollouts (see the rollout's shadow "
                 "options), not configured as a check"
             )
-        if kind is not MetricKind.LATENCY and self.quantile is not None:
-            raise ValueError(f"check {self.name!r}: quantile applies to latency checks only")
+        if kind is not MetricKind.LATENCY:
+            for field in ("quantile", "tolerance_ms", "objective_ms"):
+                if getattr(self, field) is not None:
+                    raise ValueError(f"check {self.name!r}: {field} applies to latency checks only")
+        if self.threshold == 0 and self.objective_ms is None:
+            raise ValueError(
+                f"threshold must be a finite number > 0 (the tolerated degradation), got {self.threshold}"
+                + (" (0 is allowed only with objective_ms)" if kind is MetricKind.LATENCY else "")
+            )
         if kind is not MetricKind.CUSTOM:
             for field in ("lower", "upper", "higher_is_better", "source"):
                 if getattr(self, field) is not None:
@@ -128,6 +182,11 @@ class MetricCheck(Spec):
                     f"(the share of slow requests can exceed {1 - quantile:g} by at most that), "
                     f"got {self.threshold}"
                 )
+            if self.objective_ms is not None and self.tolerance_ms is not None:
+                raise ValueError(
+                    f"check {self.name!r}: tolerance_ms applies to the comparison with the baseline; a check "
+                    "with objective_ms compares the candidate with the objective"
+                )
         if kind is MetricKind.CUSTOM:
             lower, upper = self.bounds
             if not (math.isfinite(lower) and math.isfinite(upper) and lower < upper):
@@ -142,6 +201,17 @@ class MetricCheck(Spec):
     @property
     def effective_quantile(self) -> float:
         return DEFAULT_QUANTILE if self.quantile is None else self.quantile
+
+    @property
+    def effective_tolerance_ms(self) -> float:
+        return DEFAULT_LATENCY_TOLERANCE_MS if self.tolerance_ms is None else self.tolerance_ms
+
+    @property
+    def effective_gating(self) -> bool:
+        """Whether a FAIL fails the rollout: unless set, every kind but ``prediction_shift`` gates."""
+        if self.gating is not None:
+            return self.gating
+        return self.kind is not MetricKind.PREDICTION_SHIFT
 
     @property
     def bounds(self) -> tuple[float, float]:
@@ -184,6 +254,11 @@ class AnalysisSpec(Spec):
     def _checks(self) -> AnalysisSpec:
         if not self.checks:
             raise ValueError("an analysis needs at least one check")
+        if not any(check.effective_gating for check in self.checks):
+            raise ValueError(
+                "no check gates the rollout (prediction_shift is reported but does not gate unless "
+                "gating: true): add a gating check or set gating: true on one"
+            )
         names = [check.name for check in self.checks]
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:

@@ -181,11 +181,11 @@ def test_one_command_rollback_after_a_deploy_and_after_a_completed_rollout(world
     from workbench.errors import ConflictError as Conflict
 
     world.client.deploy("undo", "models:/churn/1")
-    with pytest.raises(Conflict, match="no earlier traffic"):
+    with pytest.raises(Conflict, match="no earlier revision"):
         world.client.rollback("undo")
     world.client.deploy("undo", "models:/churn/2")
     restored = world.client.rollback("undo", reason="v2 misbehaves")
-    assert [(r.version, r.weight) for r in restored.spec.routes] == [(1, 100.0)]
+    assert [(r.version, r.weight) for r in restored.endpoint.spec.routes] == [(1, 100.0)]
     body = oip_columns(world.frame.head(1))
     assert (
         httpx.post(f"{world.router}/v2/models/undo/infer", json=body).headers["x-workbench-model-version"]
@@ -197,8 +197,11 @@ def test_one_command_rollback_after_a_deploy_and_after_a_completed_rollout(world
     world.plane.rollouts.promote(record.id, actor="tester", reason="looks fine")
     assert world.client.resolve("models:/churn@champion").version == 2
     restored = world.client.rollback("undo", reason="after all, no")
-    assert [(r.version, r.weight) for r in restored.spec.routes] == [(1, 100.0)]
+    assert [(r.version, r.weight) for r in restored.endpoint.spec.routes] == [(1, 100.0)]
     assert world.client.resolve("models:/churn@champion").version == 1
     rollback = world.client.audit(target="endpoint:undo", action="endpoint.rollback")[0]
     assert rollback.reason == "after all, no"
     assert rollback.after["routes"] == [{"model": "churn", "version": 1, "weight": 100.0}]
+    causes = [r.cause.value for r in world.client.history("undo")]
+    assert causes[0] == "manual_rollback"
+    assert "promote" in causes

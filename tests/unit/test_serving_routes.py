@@ -14,6 +14,8 @@ from workbench.serving.routes import (
     choose_sticky,
     choose_weighted,
     find_version,
+    primary_version,
+    served_versions,
     should_mirror,
 )
 
@@ -78,3 +80,13 @@ def test_shadow_sampling_is_deterministic_per_request_and_near_the_rate() -> Non
     assert decisions == [should_mirror(shadow, f"req-{i}") for i in range(10_000)]
     assert sum(decisions) / len(decisions) == pytest.approx(0.20, abs=0.015)
     assert all(should_mirror(ShadowRoute(model="m", version=2), f"r{i}") for i in range(100))
+
+
+def test_metadata_shows_the_version_taking_the_most_traffic_and_lists_every_addressable_version() -> None:
+    routes = EndpointRoutes(
+        name="e", versions=_versions(20, 80, 0), shadows=(ShadowRoute(model="m", version=9),)
+    )
+    assert primary_version(routes) == routes.versions[1]
+    assert served_versions(routes) == [1, 2, 3, 9]
+    assert primary_version(EndpointRoutes(name="e", versions=_versions(50, 50))) == _versions(50, 50)[0]
+    assert primary_version(EndpointRoutes(name="e", versions=_versions(0, 0))) is None

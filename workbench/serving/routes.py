@@ -97,6 +97,22 @@ def choose_weighted(versions: tuple[VersionRoute, ...], u: float) -> VersionRout
     return chosen
 
 
+def primary_version(routes: EndpointRoutes) -> VersionRoute | None:
+    """The version taking the most traffic (the first listed on a tie): what the endpoint's metadata shows."""
+    best: VersionRoute | None = None
+    for route in routes.versions:
+        if route.weight > 0 and (best is None or route.weight > best.weight):
+            best = route
+    return best
+
+
+def served_versions(routes: EndpointRoutes) -> list[int]:
+    """Every version a request can name in its path: those taking traffic and the shadows, in order."""
+    return sorted(
+        {route.version for route in routes.versions} | {shadow.version for shadow in routes.shadows}
+    )
+
+
 def find_version(routes: EndpointRoutes, version: int) -> VersionRoute | ShadowRoute | None:
     for route in routes.versions:
         if route.version == version:

@@ -306,11 +306,14 @@ def _strings(array: Array, spec: ColumnSpec, label: str) -> Array:
         if value is None:
             if spec.required:
                 raise _forbidden(label, "null", r, spec.name)
-        elif type(value) is not str:
+        elif type(value) is not str and not (type(value) is bytes and spec.dtype == "binary"):
+            # bytes come from binary tensor data whose element is not UTF-8: only a binary column takes them.
             what = " (ISO 8601 strings)" if spec.dtype == "datetime" else ""
+            shown = (
+                "bytes that are not UTF-8" if type(value) is bytes else f"the non-string value {_show(value)}"
+            )
             raise InvalidInputError(
-                f"{label} holds the non-string value {_show(value)} at row {r}, "
-                f"but the model signature says {spec.dtype}{what}",
+                f"{label} holds {shown} at row {r}, but the model signature says {spec.dtype}{what}",
                 input=spec.name,
                 row=r,
             )
@@ -322,6 +325,8 @@ def _binary(strings: Array, spec: ColumnSpec, label: str, base64_binary: bool) -
     for r, value in enumerate(strings.tolist()):
         if value is None:
             out[r] = None
+        elif type(value) is bytes:
+            out[r] = value
         elif base64_binary:
             try:
                 out[r] = base64.b64decode(value, validate=True)

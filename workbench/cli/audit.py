@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import typer
 
-from workbench.cli._output import fail, handle_errors, print_json, print_table
+from workbench.cli._output import Column, fail, handle_errors, print_json, print_table
 from workbench.client import Client
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -45,6 +45,7 @@ def audit(
     until: str | None = typer.Option(None, "--until", help="ISO time or look-back"),
     limit: int = typer.Option(50, "--limit", "-n", min=1, max=10000),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
+    wide: bool = typer.Option(False, "--wide", help="every column (before, after), however wide"),
 ) -> None:
     """Who changed what, when and why: newest first."""
     with Client() as client:
@@ -62,18 +63,29 @@ def audit(
         return
     print_table(
         "Audit log",
-        ["#", "when (UTC)", "actor", "action", "target", "before", "after", "why"],
+        [
+            Column("#", no_wrap=True),
+            Column("when (UTC)"),
+            Column("actor", fold=True),
+            Column("action", fold=True),
+            Column("target", fold=True),
+            Column("before", wide_only=True, fold=True),
+            Column("after", wide_only=True, fold=True),
+            Column("why"),
+        ],
         [
             (
                 e.id,
+                # Date and time wrap apart in a narrow terminal.
                 e.at.strftime("%Y-%m-%d %H:%M:%S"),
                 e.actor,
                 e.action,
                 e.target,
-                _short(e.before, 30),
-                _short(e.after, 40),
-                _short(e.reason, 40),
+                _short(e.before, 30) if not wide else _short(e.before, 200),
+                _short(e.after, 40) if not wide else _short(e.after, 200),
+                _short(e.reason, 60) if not wide else e.reason or "",
             )
             for e in events
         ],
+        wide=wide,
     )

@@ -7,7 +7,7 @@ from dataclasses import replace
 import typer
 from rich.markup import escape
 
-from workbench.cli._output import console, handle_errors, print_json, print_table
+from workbench.cli._output import Column, console, handle_errors, print_json, print_table
 from workbench.settings import get_settings, http_url
 
 
@@ -39,8 +39,11 @@ def up(
 
 
 @handle_errors
-def status(as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
-    """What the control plane holds: models, aliases, endpoints."""
+def status(
+    as_json: bool = typer.Option(False, "--json", help="print JSON"),
+    wide: bool = typer.Option(False, "--wide", help="every column, however wide"),
+) -> None:
+    """What the control plane holds: models, aliases, endpoints, recent rollouts and runbook runs."""
     from workbench.client import Client
 
     with Client() as client:
@@ -54,15 +57,16 @@ def status(as_json: bool = typer.Option(False, "--json", help="print JSON")) -> 
     )
     print_table(
         "Models",
-        ["model", "latest", "aliases"],
+        [Column("model", fold=True), Column("latest", no_wrap=True), "aliases"],
         [
             (m["name"], m["latest_version"], ", ".join(f"{a}→v{v}" for a, v in sorted(m["aliases"].items())))
             for m in data["models"]
         ],
+        wide=wide,
     )
     print_table(
         "Endpoints",
-        ["endpoint", "revision", "routes"],
+        [Column("endpoint", fold=True), Column("revision", wide_only=True), "routes"],
         [
             (
                 e["name"],
@@ -71,27 +75,43 @@ def status(as_json: bool = typer.Option(False, "--json", help="print JSON")) -> 
             )
             for e in data["endpoints"]
         ],
+        wide=wide,
     )
     if data.get("rollouts"):
         print_table(
             "Rollouts (latest first)",
-            ["endpoint", "strategy", "stable → candidate", "phase", "step", "last event"],
+            [
+                Column("endpoint", fold=True),
+                Column("strategy", wide_only=True),
+                Column("stable → candidate", fold=True),
+                Column("phase", no_wrap=True),
+                Column("step", wide_only=True),
+                "last event",
+            ],
             [
                 (
                     r["endpoint"],
                     r["strategy"],
-                    f"{r['stable'].removeprefix('models:/')} → {r['candidate'].removeprefix('models:/')}",
+                    _versions(r["stable"], r["candidate"]),
                     r["phase"],
                     r["step_index"],
-                    (r["message"] or "")[:90],
+                    _clip(r["message"] or "", None if wide else 160),
                 )
                 for r in data["rollouts"]
             ],
+            wide=wide,
         )
     if data.get("runbook_runs"):
         print_table(
             "Runbook runs (latest first)",
-            ["run", "runbook", "status", "trigger", "took", "outcome / error"],
+            [
+                Column("run", wide_only=True),
+                Column("runbook", fold=True),
+                Column("status", no_wrap=True),
+                Column("trigger", wide_only=True),
+                Column("took", no_wrap=True),
+                "outcome / error",
+            ],
             [
                 (
                     r["id"],
@@ -99,8 +119,23 @@ def status(as_json: bool = typer.Option(False, "--json", help="print JSON")) -> 
                     r["status"],
                     r["trigger"],
                     f"{r['duration_s']:.0f}s" if r["duration_s"] is not None else "-",
-                    escape(str(r["outcome"] or ""))[:90],
+                    escape(_clip(str(r["outcome"] or ""), None if wide else 160)),
                 )
                 for r in data["runbook_runs"]
             ],
+            wide=wide,
         )
+
+
+def _clip(text: str, limit: int | None) -> str:
+    return text if limit is None or len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _versions(stable: str, candidate: str) -> str:
+    """``churn/1 → churn/2``, shortened to ``churn 1 → 2`` when both are versions of one model."""
+    before, after = stable.removeprefix("models:/"), candidate.removeprefix("models:/")
+    model, _, old = before.rpartition("/")
+    other, _, new = after.rpartition("/")
+    if model and model == other:
+        return f"{model} {old} → {new}"
+    return f"{before} → {after}"

@@ -78,3 +78,34 @@ def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'state.db'}"
     cluster: PostgresCluster = request.getfixturevalue("postgres")
     return cluster.create_database(f"t_{uuid.uuid4().hex[:12]}")
+
+
+# --- unit tests in random order ------------------------------------------------------------------------------
+# A test that passes only after another has run is a bug: the unit tests run in a shuffled order (modules
+# shuffled, then tests within each module, so module-scoped fixtures are still built once). The seed is
+# printed in the header; WORKBENCH_TEST_SEED=N replays an order. Integration tests keep file order: their
+# module-scoped servers are expensive, and their isolation is per module.
+_SEED = int(os.environ.get("WORKBENCH_TEST_SEED") or uuid.uuid4().int % 1_000_000)
+
+
+def pytest_report_header() -> str:
+    return f"unit tests shuffled with WORKBENCH_TEST_SEED={_SEED}"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    import random
+
+    unit = [i for i, item in enumerate(items) if "/tests/unit/" in str(item.path)]
+    if not unit:
+        return
+    shuffler = random.Random(_SEED)
+    by_module: dict[str, list[pytest.Item]] = {}
+    for index in unit:
+        by_module.setdefault(str(items[index].path), []).append(items[index])
+    modules = list(by_module.values())
+    shuffler.shuffle(modules)
+    for tests in modules:
+        shuffler.shuffle(tests)
+    shuffled = [item for tests in modules for item in tests]
+    for index, item in zip(unit, shuffled, strict=True):
+        items[index] = item

@@ -1,10 +1,15 @@
-"""Bad inference input gets a 4xx JSON error naming the problem, and the replica stays healthy."""
+"""Bad inference input gets a 4xx JSON error naming the problem, and the replica stays healthy.
+
+OIP routes (``/v2/...``) answer errors as the protocol says, ``{"error": "<message>"}``; MLflow's
+``/invocations`` and unknown routes keep the control plane's ``{"error": {"type", "message", "details"}}``.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 import httpx
+import numpy as np
 import orjson
 import pytest
 
@@ -93,9 +98,10 @@ def test_bad_inference_input(world: World, endpoint: str, case: str, via: str) -
         f"{base}/v2/models/{endpoint}/infer", content=body, headers={"content-type": "application/json"}
     )
     assert response.status_code == status, (name, response.text)
-    error = response.json()["error"]
-    assert fragment in error["message"], error
-    assert set(error) == {"type", "message", "details"}
+    error = response.json()
+    assert set(error) == {"error"}, error
+    assert isinstance(error["error"], str), error
+    assert fragment in error["error"], error
     assert replica_ready(replica_url)
     assert httpx.post(f"{base}/v2/models/{endpoint}/infer", json=_good(world)).status_code == 200
 
@@ -113,6 +119,7 @@ def test_nan_in_a_json_body_is_rejected(world: World, endpoint: str) -> None:
         ("/v2/models/nope/infer", 404, "unknown endpoint"),
         ("/v2/models/strict/versions/9/infer", 404, "version 9"),
         ("/v2/models/strict/versions/x/infer", 400, "version"),
+        ("/v2/whatever", 404, "no route"),
         ("/endpoints/nope/invocations", 404, "unknown endpoint"),
         ("/v3/whatever", 404, "no route"),
     ],
@@ -122,7 +129,14 @@ def test_unknown_endpoints_and_versions(
 ) -> None:
     response = httpx.post(f"{world.router}{path}", json=_good(world))
     assert response.status_code == status
-    assert fragment in response.json()["error"]["message"]
+    error = response.json()
+    assert set(error) == {"error"}, error
+    if path.startswith("/v2/"):
+        assert isinstance(error["error"], str), error
+        assert fragment in error["error"]
+    else:
+        assert set(error["error"]) == {"type", "message", "details"}, error
+        assert fragment in error["error"]["message"]
 
 
 def test_mlflow_bad_input_names_the_column(world: World, endpoint: str) -> None:
@@ -132,6 +146,61 @@ def test_mlflow_bad_input_names_the_column(world: World, endpoint: str) -> None:
     }
     response = httpx.post(f"{world.router}/endpoints/{endpoint}/invocations", json=body)
     assert response.status_code == 400
-    assert FEATURES[0] in response.json()["error"]["message"]
+    error = response.json()["error"]
+    assert set(error) == {"type", "message", "details"}, error
+    assert FEATURES[0] in error["message"]
     both = {"dataframe_split": body["dataframe_split"], "instances": []}
     assert httpx.post(f"{world.router}/endpoints/{endpoint}/invocations", json=both).status_code == 400
+
+
+def _binary(world: World) -> tuple[bytes, int]:
+    """The good request in binary form: a JSON header, then each column's 2 values as little-endian bytes."""
+    good = _good(world)
+    tail = b""
+    for item in good["inputs"]:
+        dtype = "<i8" if item["datatype"] == "INT64" else "<f8"
+        raw = np.asarray(item.pop("data"), dtype=dtype).tobytes()
+        item["parameters"] = {"binary_data_size": len(raw)}
+        tail += raw
+    head = orjson.dumps(good)
+    return head + tail, len(head)
+
+
+@pytest.mark.parametrize(
+    ("case", "fragment"),
+    [
+        ("header longer than the body", "says the JSON header has"),
+        ("header shorter than the JSON", "are not the JSON header"),
+        ("sizes that do not add up", "bytes of binary data follow the JSON header, but"),
+        ("a tensor cut short", "declares 16 bytes of binary data"),
+        ("header that is not a number", "must be the JSON header's length in bytes"),
+        ("no header at all", "no Inference-Header-Content-Length header"),
+    ],
+)
+@pytest.mark.parametrize("via", ["router", "replica"])
+def test_malformed_binary_tensors(world: World, endpoint: str, case: str, fragment: str, via: str) -> None:
+    body, length = _binary(world)
+    sent, header = {
+        "header longer than the body": (body, str(len(body) + 1)),
+        "header shorter than the JSON": (body, str(length - 1)),
+        "sizes that do not add up": (body + b"\x00" * 8, str(length)),
+        "a tensor cut short": (body[:-1], str(length)),
+        "header that is not a number": (body, "12x"),
+        "no header at all": (body, None),
+    }[case]
+    (replica,) = [r for r in world.client.endpoint_status(endpoint)["replicas"] if r["state"] == "ready"]
+    replica_url = f"http://127.0.0.1:{replica['port']}"
+    base = world.router if via == "router" else replica_url
+    url = f"{base}/v2/models/{endpoint}/infer"
+    headers = {"content-type": "application/octet-stream"}
+    if header is not None:
+        headers["inference-header-content-length"] = header
+    response = httpx.post(url, content=sent, headers=headers)
+    assert response.status_code == 400, response.text
+    error = response.json()
+    assert set(error) == {"error"}, error
+    assert fragment in error["error"], error
+    assert replica_ready(replica_url)
+    good = httpx.post(url, content=body, headers={"inference-header-content-length": str(length)})
+    assert good.status_code == 200, good.text
+    assert good.json()["outputs"] == httpx.post(url, json=_good(world)).json()["outputs"]

@@ -290,7 +290,7 @@ def test_undeploy_stops_the_replicas_and_the_route(world: World) -> None:
     world.client.undeploy("gone", reason="test")
     response = httpx.post(f"{world.router}/v2/models/gone/infer", json=oip_columns(world.frame.head(1)))
     assert response.status_code == 404
-    assert "unknown endpoint" in response.json()["error"]["message"]
+    assert response.json() == {"error": "unknown endpoint 'gone'"}
     assert wait_until(lambda: not _alive(replica["pid"]), timeout=30)
 
 

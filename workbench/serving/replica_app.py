@@ -3,6 +3,10 @@
 Request path: read the bounded body → decode and validate against the signature → queue for the
 dynamic batcher → encode → respond with the version in ``x-workbench-model-version``. Telemetry is a
 counter bump and one non-blocking hand-off to the prediction-log writer, after the response is sent.
+
+OIP requests and responses may carry binary tensor data (``Inference-Header-Content-Length``): decoded into
+the same :class:`Decoded` as JSON, so they are batched, counted and logged the same way. OIP routes answer
+errors as ``{"error": "<message>"}`` (see :mod:`workbench.serving.asgi`).
 """
 
 from __future__ import annotations
@@ -13,24 +17,30 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from workbench._version import __version__
 from workbench.errors import NotFoundError, WorkbenchError
 from workbench.protocol import VERSION_HEADER
 from workbench.serving.asgi import (
+    HEADER_LENGTH,
     JSON,
+    OCTET,
     TEXT,
     Receive,
     Scope,
     Send,
-    error_payload,
+    decode_content,
+    error_body,
     header,
     read_body,
     request_ids,
     send_bytes,
+    send_error,
     send_json,
+    server_metadata,
 )
 from workbench.serving.batcher import BatchResult, DynamicBatcher
-from workbench.serving.codec import Decoded, decode_mlflow, decode_oip, encode_mlflow, encode_oip
+from workbench.serving.codec import Decoded, decode_mlflow, decode_oip, encode_mlflow
+from workbench.serving.codec.oip import encode_oip_response
+from workbench.serving.codec.oip_binary import parse_header_length
 from workbench.serving.config import ReplicaConfig
 from workbench.serving.metrics import ReplicaMetrics
 from workbench.serving.model import LoadedModel
@@ -102,10 +112,10 @@ class ReplicaApp:
                 await self._get(send, path)
             else:
                 await send_json(
-                    send, 405, error_payload("method_not_allowed", f"{method} is not allowed on {path}")
+                    send, 405, error_body(path, "method_not_allowed", f"{method} is not allowed on {path}")
                 )
         except WorkbenchError as exc:
-            await send_json(send, exc.status_code, {"error": exc.to_dict()}, [self.version_header])
+            await send_error(send, path, exc, [self.version_header])
 
     async def _post(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
         parts = path.strip("/").split("/")
@@ -133,7 +143,7 @@ class ReplicaApp:
         elif path == "/metrics":
             await send_bytes(send, 200, self.metrics.exposition(), content_type=TEXT)
         elif path == "/v2":
-            await send_json(send, 200, {"name": "workbench", "version": __version__, "extensions": []})
+            await send_json(send, 200, server_metadata())
         elif path.startswith("/v2/models/"):
             parts = path.strip("/").split("/")
             if parts[-1] == "ready":
@@ -173,31 +183,37 @@ class ReplicaApp:
         self.batcher.arriving()
         try:
             try:
-                body = await read_body(scope, receive, self.config.payload_limit_bytes)
-                decoded = (
-                    decode_oip(body, self.model.schema) if oip else decode_mlflow(body, self.model.schema)
-                )
+                limit = self.config.payload_limit_bytes
+                body = await read_body(scope, receive, limit)
+                encoding = header(scope, b"content-encoding")
+                if encoding is not None:
+                    body = decode_content(body, encoding, limit)
+                if oip:
+                    header_length = parse_header_length(header(scope, HEADER_LENGTH))
+                    decoded = decode_oip(body, self.model.schema, header_length=header_length)
+                else:
+                    decoded = decode_mlflow(body, self.model.schema)
             finally:
                 self.batcher.arrived()
             request_id = request_id or decoded.request_id or next(self._request_ids)
             result = await self.batcher.submit(decoded, decoded.rows)
+            headers = [self.version_header, (b"x-request-id", request_id.encode())]
+            content_type = JSON
             if oip:
-                payload = encode_oip(
+                payload, json_length = encode_oip_response(
                     model_name=self.config.endpoint,
                     model_version=self.version,
                     request_id=decoded.request_id,
                     outputs=result.outputs,
                     selected=decoded.outputs,
+                    binary=decoded.binary_outputs,
                 )
+                if json_length is not None:
+                    content_type = OCTET
+                    headers.append((HEADER_LENGTH, str(json_length).encode()))
             else:
                 payload = encode_mlflow(result.outputs)
-            await send_bytes(
-                send,
-                200,
-                payload,
-                content_type=JSON,
-                headers=[self.version_header, (b"x-request-id", request_id.encode())],
-            )
+            await send_bytes(send, 200, payload, content_type=content_type, headers=headers)
         except WorkbenchError as exc:
             status = exc.status_code
             raise
@@ -207,7 +223,7 @@ class ReplicaApp:
             await send_json(
                 send,
                 500,
-                error_payload("inference_error", f"{type(exc).__name__}: {exc}"),
+                error_body(scope["path"], "inference_error", f"{type(exc).__name__}: {exc}"),
                 [self.version_header],
             )
         finally:

@@ -8,6 +8,11 @@ never awaited by it; their number in flight is capped and overflow is counted, n
 Routes are replaced whole by the control plane (``PUT /-/routes``) and swapped atomically: a request
 keeps the table it started with. The table is persisted, so a restarted router serves the last routes
 even while the control plane is down.
+
+Open Inference Protocol: the router answers server metadata (``GET /v2``), health and an endpoint's
+readiness itself, and forwards model metadata (to the version in the path, else the one taking the most
+traffic; ``versions`` lists every version the endpoint serves) and version readiness. Bodies pass through
+untouched, binary tensor data included (its ``Inference-Header-Content-Length`` header both ways).
 """
 
 from __future__ import annotations
@@ -18,9 +23,11 @@ import os
 import random
 import secrets
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from pydantic import ValidationError as PydanticValidationError
 
@@ -33,16 +40,20 @@ from workbench.errors import (
     describe_validation_errors,
 )
 from workbench.serving.asgi import (
+    HEADER_LENGTH,
     TEXT,
     Receive,
     Scope,
     Send,
+    error_body,
     error_payload,
     header,
     read_body,
     request_ids,
     send_bytes,
+    send_error,
     send_json,
+    server_metadata,
 )
 from workbench.serving.metrics import LATENCY_BUCKETS
 from workbench.serving.routes import (
@@ -54,6 +65,8 @@ from workbench.serving.routes import (
     choose_sticky,
     choose_weighted,
     find_version,
+    primary_version,
+    served_versions,
     should_mirror,
 )
 from workbench.serving.upstreams import UpstreamError, UpstreamPools
@@ -65,6 +78,8 @@ ROUTING_KEY_HEADER = b"x-workbench-routing-key"
 REQUEST_ID_HEADER = b"x-request-id"
 PROBE_HEADER = b"x-workbench-probe"
 ADMIN_LIMIT = 4 * 1024 * 1024
+#: Request headers a replica needs to read the body as sent (binary tensor data, compression).
+FORWARDED_HEADERS = frozenset({b"content-type", b"content-encoding", HEADER_LENGTH})
 
 
 class RouterMetrics:
@@ -158,10 +173,12 @@ class RouterApp:
                 await send_json(send, 200, {"live": True, "ready": True, "revision": self.table.revision})
             elif path == "/metrics":
                 await send_bytes(send, 200, generate_latest(self.metrics.registry), content_type=TEXT)
+            elif path == "/v2" and scope["method"] == "GET":
+                await send_json(send, 200, server_metadata())
             else:
                 await self._forward(scope, receive, send, path)
         except WorkbenchError as exc:
-            await send_json(send, exc.status_code, {"error": exc.to_dict()})
+            await send_error(send, path, exc)
 
     async def _forward(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
         started = time.perf_counter()
@@ -178,10 +195,16 @@ class RouterApp:
         body = b""
         if scope["method"] == "POST":
             body = await read_body(scope, receive, routes.payload_limit_bytes)
-        route = self._choose(scope, routes, version_in_path)
+        metadata = scope["method"] == "GET" and parts[-1] not in ("ready", "infer")
+        route = self._choose(scope, routes, version_in_path, primary=metadata)
         request_id_raw = header(scope, REQUEST_ID_HEADER)
         request_id = request_id_raw.decode("latin-1") if request_id_raw else next(self._request_ids)
-        headers = {"content-type": "application/json", "x-request-id": request_id}
+        passed = {
+            name.decode("latin-1"): value.decode("latin-1")
+            for name, value in scope["headers"]
+            if name in FORWARDED_HEADERS
+        }
+        headers = {"content-type": "application/json", **passed, "x-request-id": request_id}
         probe = header(scope, PROBE_HEADER) is not None
         if probe:
             headers["x-workbench-probe"] = "1"
@@ -206,28 +229,32 @@ class RouterApp:
         except TimeoutError:
             self.metrics.count(endpoint_name, version_label, 504)
             await send_json(
-                send, 504, error_payload("timeout", f"version {route.version} did not answer in time")
+                send, 504, error_body(path, "timeout", f"version {route.version} did not answer in time")
             )
             return
         forwarded = [h for h in response.headers if h[0] != b"content-type"]
         if not any(name == REQUEST_ID_HEADER for name, _ in forwarded):
             # The replica echoes the id it was given; say it here only when it did not (once, not twice).
             forwarded.append((REQUEST_ID_HEADER, request_id.encode()))
+        response_body = response.body
+        if metadata and response.status == 200:
+            response_body = _with_versions(response_body, served_versions(routes))
         await send_bytes(
             send,
             response.status,
-            response.body,
+            response_body,
             content_type=_content_type(response.headers),
             headers=forwarded,
         )
         self.metrics.count(endpoint_name, version_label, response.status)
         self.metrics.observe(endpoint_name, version_label, time.perf_counter() - started)
         if scope["method"] == "POST" and routes.shadows and version_in_path is None and not probe:
-            self._mirror(routes, path, body, request_id)
+            self._mirror(routes, path, body, request_id, passed)
 
     def _choose(
-        self, scope: Scope, routes: EndpointRoutes, version_in_path: int | None
+        self, scope: Scope, routes: EndpointRoutes, version_in_path: int | None, *, primary: bool = False
     ) -> VersionRoute | ShadowRoute:
+        """The version a request goes to; ``primary``: the one taking the most traffic, unless one is named."""
         explicit = version_in_path
         if explicit is None and (raw := header(scope, VERSION_SELECT_HEADER)) is not None:
             if not raw.isdigit():
@@ -244,16 +271,19 @@ class RouterApp:
                 )
             return found
         key = header(scope, ROUTING_KEY_HEADER)
-        chosen = (
-            choose_sticky(routes.versions, key.decode("latin-1"))
-            if key
-            else choose_weighted(routes.versions, self._random.random())
-        )
+        if primary:
+            chosen = primary_version(routes)
+        elif key:
+            chosen = choose_sticky(routes.versions, key.decode("latin-1"))
+        else:
+            chosen = choose_weighted(routes.versions, self._random.random())
         if chosen is None:
             raise UnavailableError(f"endpoint {routes.name!r} has no version with traffic weight")
         return chosen
 
-    def _mirror(self, routes: EndpointRoutes, path: str, body: bytes, request_id: str) -> None:
+    def _mirror(
+        self, routes: EndpointRoutes, path: str, body: bytes, request_id: str, passed: Mapping[str, str]
+    ) -> None:
         for shadow in routes.shadows:
             if not should_mirror(shadow, request_id):
                 continue
@@ -263,15 +293,26 @@ class RouterApp:
                 continue
             self._shadow_in_flight += 1
             task = asyncio.get_running_loop().create_task(
-                self._send_shadow(shadow, path, body, request_id, label)
+                self._send_shadow(shadow, path, body, request_id, label, passed)
             )
             self._shadow_tasks.add(task)
             task.add_done_callback(self._shadow_tasks.discard)
 
     async def _send_shadow(
-        self, shadow: ShadowRoute, path: str, body: bytes, request_id: str, label: tuple[str, str]
+        self,
+        shadow: ShadowRoute,
+        path: str,
+        body: bytes,
+        request_id: str,
+        label: tuple[str, str],
+        passed: Mapping[str, str],
     ) -> None:
-        headers = {"content-type": "application/json", "x-request-id": request_id, "x-workbench-shadow": "1"}
+        headers = {
+            "content-type": "application/json",
+            **passed,
+            "x-request-id": request_id,
+            "x-workbench-shadow": "1",
+        }
         try:
             response = await self.pools.send(shadow.upstreams, "POST", path, body, headers)
             self.metrics.shadows.labels(*label, "sent" if response.status < 500 else "failed").inc()
@@ -358,6 +399,18 @@ def _all_upstreams(table: RouteTable) -> dict[str, Upstream]:
             for upstream in route.upstreams:
                 upstreams[upstream.replica_id] = upstream
     return upstreams
+
+
+def _with_versions(body: bytes, versions: list[int]) -> bytes:
+    """Model metadata from one replica, with ``versions`` listing every version the endpoint serves."""
+    try:
+        metadata = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return body
+    if type(metadata) is not dict:
+        return body
+    metadata["versions"] = [str(version) for version in versions]
+    return orjson.dumps(metadata)
 
 
 def _content_type(headers: list[tuple[bytes, bytes]]) -> bytes:

@@ -26,7 +26,10 @@ from workbench.serving.routes import Upstream
 log = logging.getLogger("workbench.router")
 _CLOSE_DELAY_S = 30.0
 _MAX_IDLE_PER_UPSTREAM = 256
-_PASSED_HEADERS = frozenset({b"content-type", b"x-workbench-model-version", b"x-request-id"})
+# inference-header-content-length: a response carrying binary tensor data (OIP) needs it to be read.
+_PASSED_HEADERS = frozenset(
+    {b"content-type", b"x-workbench-model-version", b"x-request-id", b"inference-header-content-length"}
+)
 
 
 @dataclass

@@ -202,6 +202,33 @@ def test_bytes_inputs_and_outputs(
     assert datatypes == {"score": "FP64", "greeting": "BYTES"}
 
 
+@pytest.mark.parametrize("algorithm", ["gzip", "deflate"])
+def test_compressed_requests(
+    world: World, endpoint: str, triton: InferenceServerClient, algorithm: str
+) -> None:
+    rows = world.frame.iloc[20:25]
+    result = triton.infer(
+        endpoint,
+        _inputs(rows, binary=True),
+        model_version="1",
+        request_compression_algorithm=algorithm,
+        response_compression_algorithm=algorithm,  # may be ignored: the answer comes uncompressed
+    )
+    np.testing.assert_allclose(result.as_numpy("predictions"), world.expected(1, rows), rtol=1e-6, atol=1e-6)
+
+
+def test_an_unknown_content_encoding_is_refused(world: World, endpoint: str) -> None:
+    response = httpx.post(
+        f"{world.router}/v2/models/{endpoint}/infer",
+        json=oip_columns(world.frame.head(1)),
+        headers={"content-encoding": "br"},
+    )
+    assert response.status_code == 415
+    assert response.json() == {
+        "error": "unsupported Content-Encoding 'br': send gzip, deflate or no encoding"
+    }
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Errors
 

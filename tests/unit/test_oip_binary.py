@@ -1,4 +1,5 @@
-"""The binary tensor data extension of OIP v2: requests built and responses read by ``tritonclient`` itself.
+"""The binary tensor data extension of OIP v2: requests built and responses read by ``tritonclient`` itself
+(and the compressed bodies it sends when asked).
 
 A binary request must decode to exactly what its JSON twin decodes to (the model, the batcher and the
 prediction log cannot tell them apart); malformed binary data is a 400 that names the input.
@@ -6,7 +7,9 @@ prediction log cannot tell them apart); malformed binary data is a 400 that name
 
 from __future__ import annotations
 
+import gzip
 import struct
+import zlib
 from typing import Any
 
 import numpy as np
@@ -18,7 +21,8 @@ from tritonclient.http import (  # type: ignore[import-untyped]
     InferRequestedOutput,
 )
 
-from workbench.errors import BadRequestError, InvalidInputError
+from workbench.errors import BadRequestError, InvalidInputError, PayloadTooLargeError
+from workbench.serving.asgi import UnsupportedEncodingError, decode_content
 from workbench.serving.codec import Decoded, decode_oip
 from workbench.serving.codec.oip import encode_oip_response
 from workbench.serving.codec.oip_binary import attach_binary_inputs, parse_header_length, split_body
@@ -424,3 +428,29 @@ def test_the_header_length_header(raw: bytes | None, expected: int | None) -> No
 def test_a_header_length_that_is_not_a_byte_count_is_refused(raw: bytes) -> None:
     with pytest.raises(BadRequestError, match="Inference-Header-Content-Length header must be"):
         parse_header_length(raw)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Compressed bodies (tritonclient compresses only when asked)
+
+
+@pytest.mark.parametrize("encoding", [b"gzip", b"deflate", b"GZIP"])
+def test_compressed_bodies_are_decoded(encoding: bytes) -> None:
+    body, _ = _body([("t", np.ones((2, 3), np.float32), "FP32")], binary=True)
+    packed = gzip.compress(body) if encoding.lower() == b"gzip" else zlib.compress(body)
+    assert decode_content(packed, encoding, limit=len(body)) == body
+    assert decode_content(body, None, limit=len(body)) is body
+    assert decode_content(body, b"identity", limit=len(body)) is body
+
+
+def test_compressed_bodies_are_bounded_and_checked() -> None:
+    bomb = gzip.compress(b"\x00" * 1_000_000)
+    with pytest.raises(PayloadTooLargeError, match="decompressed request body exceeds the endpoint's limit"):
+        decode_content(bomb, b"gzip", limit=64 * 1024)
+    with pytest.raises(BadRequestError, match="truncated"):
+        decode_content(gzip.compress(b"{}" * 100)[:-12], b"gzip", limit=1024)
+    with pytest.raises(BadRequestError, match="not valid deflate data"):
+        decode_content(b"{}", b"deflate", limit=1024)
+    with pytest.raises(UnsupportedEncodingError) as info:
+        decode_content(b"{}", b"br", limit=1024)
+    assert info.value.status_code == 415

@@ -474,6 +474,36 @@ class Client:
         )
         return result
 
+    def monitor_history(
+        self,
+        monitor: str | Sequence[str] | None = None,
+        *,
+        endpoint: str | None = None,
+        series: str | Sequence[str] | None = None,
+        key: str | Sequence[str] | None = None,
+        start: datetime | float | None = None,
+        end: datetime | float | None = None,
+        step_s: float | None = None,
+    ) -> dict[str, Any]:
+        """Persisted monitor history, per step of ``step_s``: ``monitors → name → series → series name →
+        key → {"ts", "mean", "min", "max", "count"}`` (column-wise lists). Defaults: the last hour, about
+        1,000 steps, every monitor-wide series (key ``all``). ``series="drift"`` gives one key per column;
+        a traffic series (``latency_p95_ms``...) gives ``all`` and each version; ``alert_state`` one key
+        per rule (0 ok, 1 pending, 2 firing)."""
+        params: dict[str, Any] = {}
+        for name, value in (("monitor", monitor), ("series", series), ("key", key)):
+            if value is not None:
+                params[name] = [value] if isinstance(value, str) else list(value)
+        for name, moment in (("start", start), ("end", end)):
+            if moment is not None:
+                params[name] = moment.timestamp() if isinstance(moment, datetime) else moment
+        if endpoint is not None:
+            params["endpoint"] = endpoint
+        if step_s is not None:
+            params["step_s"] = step_s
+        result: dict[str, Any] = self._request("GET", "/monitor-history", params=params, timeout=120.0)
+        return result
+
     def drift_report(
         self, monitor: str, *, window_s: float | None = None, until: datetime | float | None = None
     ) -> ReportRecord:

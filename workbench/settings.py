@@ -17,6 +17,8 @@ from workbench.errors import ValidationError
 DEFAULT_API_PORT = 8765
 DEFAULT_ROUTER_PORT = 8766
 DEFAULT_MAX_UPLOAD_BYTES = 512 * 1024 * 1024
+DEFAULT_HISTORY_RETENTION_S = 30 * 86_400.0
+DEFAULT_FEEDBACK_RETENTION_S = 30 * 86_400.0
 
 
 def _port(raw: str, name: str) -> int:
@@ -63,6 +65,10 @@ class Settings:
     serving_backend: str = "local"
     runbook_dirs: tuple[Path, ...] = ()
     actor: str | None = None
+    #: How long monitor history (series points) is kept; pruned by the monitoring loop.
+    history_retention_s: float = DEFAULT_HISTORY_RETENTION_S
+    #: How long a request can be labelled: the request-id index forgets older predictions.
+    feedback_retention_s: float = DEFAULT_FEEDBACK_RETENTION_S
 
     @classmethod
     def for_home(cls, home: Path | str, **overrides: object) -> Settings:
@@ -121,6 +127,12 @@ class Settings:
             overrides["actor"] = actor.strip()[:200]
         if limit := env.get("WORKBENCH_MAX_UPLOAD_BYTES"):
             overrides["max_upload_bytes"] = _port_like_int(limit, "WORKBENCH_MAX_UPLOAD_BYTES")
+        for variable, name in (
+            ("WORKBENCH_HISTORY_RETENTION_S", "history_retention_s"),
+            ("WORKBENCH_FEEDBACK_RETENTION_S", "feedback_retention_s"),
+        ):
+            if raw := env.get(variable):
+                overrides[name] = _seconds(raw, variable)
         return cls.for_home(home, **overrides)
 
     def read_token(self) -> str | None:
@@ -140,6 +152,16 @@ def _port_like_int(raw: str, name: str) -> int:
         raise ValidationError(f"{name} must be an integer, got {raw!r}", variable=name) from None
     if value <= 0:
         raise ValidationError(f"{name} must be positive, got {value}", variable=name)
+    return value
+
+
+def _seconds(raw: str, name: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValidationError(f"{name} must be a number of seconds, got {raw!r}", variable=name) from None
+    if not (value >= 60.0 and value <= 10 * 365 * 86_400.0):
+        raise ValidationError(f"{name} must be between 60 s and 10 years, got {raw}", variable=name)
     return value
 
 

@@ -178,6 +178,7 @@ def test_an_alert_rule_with_a_rollback_action_rolls_the_endpoint_back(world: Wor
         wait_until(
             lambda: engine.tick("guarded") and _firing(world, "errors-roll-back"), timeout=30, every=EVERY_S
         )
+        assert engine.wait_actions(timeout=60), "the alert's actions did not finish"
         routes = world.client.get_endpoint("guarded").spec.routes
     assert [(r.version, r.weight) for r in routes] == [(1, 100.0)]
     events = world.plane.monitoring.alerts(rule="errors-roll-back")
@@ -279,6 +280,26 @@ def test_an_evidently_report_is_archived_and_agrees_with_the_live_scores(world: 
     assert series["series"]["all"][-1]["latency_p95_ms"] is not None
     with pytest.raises(ValidationError):
         world.client.series(watched, window_s=100_000, step_s=0.001)
+    with pytest.raises(ValidationError, match="step_s"):
+        world.client.series(watched, window_s=100, step_s=5e-324)
+    # What the looks above computed is in the history: per column, per version, per step.
+    history = world.client.monitor_history(
+        watched, series=["drift", "latency_p95_ms"], start=time.time() - 600
+    )
+    persisted = history["monitors"][watched]
+    assert persisted["endpoint"] == watched
+    assert set(persisted["series"]["drift"]) == set(world.client.monitor(watched)["reference"]["columns"])
+    assert {"all", "1"} <= set(persisted["series"]["latency_p95_ms"])
+    points = persisted["series"]["latency_p95_ms"]["1"]
+    assert len(points["ts"]) == len(points["mean"]) == len(points["count"]) > 0
+    assert all(
+        low <= mid <= high
+        for low, mid, high in zip(points["min"], points["mean"], points["max"], strict=True)
+    )
+    assert sum(points["count"]) >= len(points["ts"])
+    for bad in ({"step_s": 5e-324}, {"start": time.time(), "end": time.time() - 60}, {"step_s": 0.001}):
+        with pytest.raises(ValidationError):
+            world.client.monitor_history(watched, **bad)  # type: ignore[arg-type]
     metrics = httpx.get(f"{world.api_url}/api/v1/metrics").text
     assert 'workbench_drift_score{column="monthly_charges"' in metrics
     assert "workbench_monitor_value" in metrics
@@ -291,10 +312,76 @@ def test_reports_run_on_their_schedule(world: World, watched: str) -> None:
     engine = world.plane.monitoring.engine
     with RowTraffic(f"{world.router}/v2/models/{watched}/infer", generate_churn(3000, seed=41)):
         wait_until(lambda: (engine.tick("watched")["rows"] or 0) >= 600, timeout=30)
-        engine.tick("scheduled")  # the first look is due: a report of its window
+        engine.tick("scheduled")  # the first look is due: a report of its window, on the action pool
         engine.tick("scheduled")  # within the schedule's minute: none
+        assert engine.wait_actions(timeout=120), "the scheduled report did not finish"
     reports = world.client.drift_reports("scheduled")
     assert [r.trigger for r in reports] == ["schedule"]
     assert reports[0].summary["rows"] >= 400
     audit = world.client.audit(target=f"endpoint:{watched}", action="monitor.report")
     assert audit[0].actor == "monitor:scheduled"
+
+
+def _held_webhook(arrived: threading.Event, release: threading.Event, answered: threading.Event) -> str:
+    """A real receiver that holds each POST open until the test releases it."""
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["content-length"]))
+            arrived.set()
+            release.wait(timeout=120)
+            self.send_response(204)
+            self.end_headers()
+            answered.set()
+
+        def log_message(self, *_: Any) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}/alerts"
+
+
+def test_a_hanging_webhook_holds_no_lock_other_monitors_looks_and_reads_go_on(
+    world: World, watched: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from workbench.monitoring import actions
+
+    monkeypatch.setattr(actions, "WEBHOOK_TIMEOUT_S", 120.0)  # the receiver, not the client, decides
+    arrived, release, answered = threading.Event(), threading.Event(), threading.Event()
+    hook = _held_webhook(arrived, release, answered)
+    for name in ("held", "free"):
+        world.client.create_monitor({"name": name, "endpoint": watched, "window_s": 5, "every_s": 1})
+    world.client.create_alert_rule(  # holds at once: its first look fires it
+        {
+            "name": "held-hook",
+            "monitor": "held",
+            "series": "requests_per_s",
+            "op": ">=",
+            "threshold": 0,
+            "actions": [{"kind": "notify", "webhook": hook}],
+        }
+    )
+    engine = world.plane.monitoring.engine
+    try:
+        engine.tick("held")  # fires; the webhook goes to the action pool
+        assert arrived.wait(timeout=60), "the webhook was never called"
+        # While the receiver holds the webhook open, everything else proceeds:
+        free = engine.tick("free")  # another monitor's look
+        assert free["ts"] > 0
+        again = engine.tick("held")  # the same monitor's next look
+        assert again["ts"] > 0
+        assert world.client.monitor("free")["values"]["ts"] > 0  # a status read
+        history = world.client.monitor_history(["held", "free"], start=time.time() - 60)
+        assert set(history["monitors"]) == {"held", "free"}
+        assert history["monitors"]["held"]["series"]["requests_per_s"]["all"]["count"]
+        states = world.client.monitor_history("held", series="alert_state", start=time.time() - 60)
+        assert states["monitors"]["held"]["series"]["alert_state"]["held-hook"]["max"][-1] == 2.0  # firing
+        assert not answered.is_set(), "the webhook was answered before the other work finished"
+    finally:
+        release.set()
+    assert engine.wait_actions(timeout=60)
+    assert answered.is_set()
+    notified = next(e for e in world.plane.monitoring.alerts(rule="held-hook") if e.kind == "action.notify")
+    assert notified.details["ok"] is True  # it was one call, held open throughout, not a timeout
+    assert len(_firing(world, "held-hook")) == 1  # two looks at a firing rule: one firing

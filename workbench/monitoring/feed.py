@@ -1,9 +1,16 @@
-"""An index of an endpoint's recent predictions by request id, for feedback.
+"""An index of an endpoint's predictions by request id, for feedback.
 
 The feedback API must refuse a label for a request that was never made, and record which version made
-it and when. The index follows the endpoint's prediction log (a tail) and keeps request id → (time,
-version) for the most recent predictions. Looking an id up first reads what the log gained, so
-a label posted right after its prediction is found once the replica's writer has flushed (every 0.2 s).
+it and when. The feed follows the endpoint's prediction log (a tail) and writes request id → (time,
+version, score) into the state store (``request_index``), one ``executemany`` per poll; the most recent
+ids are also kept in memory, so a label posted while its request is fresh costs no query. A label fed
+back days later, long after the memory forgot its request, is found in the store: what bounds it is
+the retention (``WORKBENCH_FEEDBACK_RETENTION_S``), not the number of requests since.
+
+The monitoring loop polls every endpoint's feed about once a second, so the index keeps up with the
+log whether or not anyone sends labels; a lookup polls first, so a label posted right after its
+prediction is found once the replica's writer has flushed (every 0.2 s). After a restart the feed
+resumes at the newest indexed prediction, not at the start of the log.
 """
 
 from __future__ import annotations
@@ -11,50 +18,84 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
 from pathlib import Path
 
-from workbench.telemetry.tail import PredictionLogTail
+from workbench.monitoring.window import record_scores
+from workbench.store.engine import Database
+from workbench.store.monitoring import IndexedRequest, MonitoringRepository
+from workbench.telemetry.tail import SEEK_MARGIN_S, PredictionLogTail
 
-#: Recent predictions whose request ids feedback may name (the oldest are forgotten beyond this).
+#: Recent predictions kept in memory (older ones are looked up in the store).
 INDEX_LIMIT = 500_000
 FLUSH_GRACE_S = 0.5
+#: At most this much of the log is read by one poll, so a backlog is indexed over several polls.
+POLL_BYTES = 32 * 1024 * 1024
 
-
-@dataclass(frozen=True)
-class Prediction:
-    ts: float
-    version: int
+Prediction = IndexedRequest
 
 
 class EndpointFeed:
     def __init__(
-        self, directory: Path, *, since: float | None = None, index_limit: int = INDEX_LIMIT
+        self,
+        directory: Path,
+        *,
+        endpoint: str,
+        db: Database | None = None,
+        since: float | None = None,
+        index_limit: int = INDEX_LIMIT,
     ) -> None:
-        self._tail = PredictionLogTail(directory, modified_since=since)
+        self.endpoint = endpoint
+        self._db = db
+        self._repo = MonitoringRepository()
         self._since = since
+        start = since
+        if db is not None:
+            with db.read() as connection:
+                cursor = self._repo.index_cursor(connection, endpoint)
+            if cursor is not None:
+                start = cursor - SEEK_MARGIN_S if start is None else max(start, cursor - SEEK_MARGIN_S)
+        self._tail = PredictionLogTail(directory, modified_since=start)
         self._lock = threading.Lock()
-        self._index: OrderedDict[str, Prediction] = OrderedDict()
+        self._recent: OrderedDict[str, IndexedRequest] = OrderedDict()
         self._limit = index_limit
 
-    def poll(self) -> int:
-        """Read what the log gained into the index; returns how many records were new."""
-        with self._lock:
-            records = self._tail.poll()
+    def poll(self, *, max_bytes: int = POLL_BYTES) -> int:
+        """Index what the log gained (store and memory); returns how many records were read."""
+        with self._lock:  # one reader of this feed's tail at a time: each record is indexed once
+            records = self._tail.poll(max_bytes=max_bytes)
+            fresh: list[IndexedRequest] = []
             for record in records:
-                if self._since is not None and float(record.get("ts", 0.0)) < self._since:
+                ts = float(record.get("ts", 0.0))
+                if self._since is not None and ts < self._since:
                     continue
                 request_id = record.get("request_id")
-                if request_id and not record.get("shadow"):
-                    self._index[str(request_id)] = Prediction(
-                        ts=float(record.get("ts", 0.0)),
+                if not request_id or record.get("shadow"):
+                    continue
+                scores = record_scores(record)
+                fresh.append(
+                    IndexedRequest(
+                        request_id=str(request_id),
+                        ts=ts,
                         version=int(record.get("version", 0)),
+                        score=float(scores[0]) if scores is not None and scores.size == 1 else None,
                     )
-                    if len(self._index) > self._limit:
-                        self._index.popitem(last=False)
+                )
+            if fresh and self._db is not None:
+                with self._db.write() as connection:
+                    self._repo.index_requests(connection, self.endpoint, fresh)
+            for item in fresh:
+                self._recent[item.request_id] = item
+                self._recent.move_to_end(item.request_id)
+            while len(self._recent) > self._limit:
+                self._recent.popitem(last=False)
             return len(records)
 
-    def lookup(self, request_ids: list[str]) -> dict[str, Prediction]:
+    def cached(self, request_id: str) -> IndexedRequest | None:
+        """The prediction if the in-memory part of the index still holds it."""
+        with self._lock:
+            return self._recent.get(request_id)
+
+    def lookup(self, request_ids: list[str]) -> dict[str, IndexedRequest]:
         """The predictions these ids name; a miss waits once for the writers' flush and reads again."""
         self.poll()
         found = self._found(request_ids)
@@ -64,6 +105,18 @@ class EndpointFeed:
             found = self._found(request_ids)
         return found
 
-    def _found(self, request_ids: list[str]) -> dict[str, Prediction]:
+    def _found(self, request_ids: list[str]) -> dict[str, IndexedRequest]:
         with self._lock:
-            return {rid: self._index[rid] for rid in request_ids if rid in self._index}
+            found = {rid: self._recent[rid] for rid in request_ids if rid in self._recent}
+        missing = [rid for rid in dict.fromkeys(request_ids) if rid not in found]
+        if missing and self._db is not None:
+            with self._db.read() as connection:
+                found.update(self._repo.indexed(connection, self.endpoint, missing))
+        return found
+
+    def prune(self, before: float) -> int:
+        """Forget indexed predictions older than ``before`` (the retention), in the store."""
+        if self._db is None:
+            return 0
+        with self._db.write() as connection:
+            return self._repo.prune_index(connection, self.endpoint, before)

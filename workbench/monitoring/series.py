@@ -17,13 +17,16 @@ from workbench.errors import ValidationError
 MAX_POINTS = 10_000
 
 
+MIN_STEP_S = 0.001
+
+
 def check_steps(window_s: float, step_s: float) -> int:
-    if not (math.isfinite(window_s) and window_s > 0 and math.isfinite(step_s) and step_s > 0):
-        raise ValidationError("window_s and step_s must be positive numbers")
-    points = math.ceil(window_s / step_s)
-    if points > MAX_POINTS:
-        raise ValidationError(f"window_s / step_s gives {points} points; at most {MAX_POINTS}")
-    return points
+    if not (math.isfinite(window_s) and window_s > 0 and math.isfinite(step_s) and step_s >= MIN_STEP_S):
+        raise ValidationError(f"window_s must be a positive number and step_s at least {MIN_STEP_S}")
+    ratio = window_s / step_s  # finite: step_s is bounded below
+    if ratio > MAX_POINTS:
+        raise ValidationError(f"window_s / step_s gives {ratio:.0f} points; at most {MAX_POINTS}")
+    return math.ceil(ratio)
 
 
 def series_from_records(

@@ -267,6 +267,61 @@ class MonitoringService:
             "series": series_from_records(records, start=start, end=end, step_s=step_s),
         }
 
+    # ------------------------------------------------------------- history
+    def history(
+        self,
+        *,
+        monitors: list[str] | None = None,
+        endpoint: str | None = None,
+        series: list[str] | None = None,
+        keys: list[str] | None = None,
+        start: float | None = None,
+        end: float | None = None,
+        step_s: float | None = None,
+    ) -> dict[str, Any]:
+        """Persisted series of monitors over ``[start, end]``, aggregated per ``step_s``.
+
+        Without ``series``, the monitor-wide series (key ``all``); ``series=["drift"]`` gives one
+        series per watched column (a heatmap's rows); a traffic series without ``keys`` gives ``all``
+        and each version. Monitors default to every monitor (of ``endpoint``, when given).
+        """
+        from workbench.monitoring.history import AGGREGATIONS, check_names, check_size, plan
+        from workbench.store.history import ALL
+
+        query = plan(start=start, end=end, step_s=step_s, now=time.time())
+        self.engine.recorder.flush()  # what this process computed so far is readable at once
+        monitors = check_names("monitor", monitors)
+        series = check_names("series", series)
+        keys = check_names("key", keys)
+        if series is None and keys is None:
+            keys = [ALL]
+        with self.plane.db.read() as connection:
+            known = {m.spec.name: m.spec.endpoint for m in self.repo.list_monitors(connection)}
+            if endpoint is not None:
+                mine = {name for name, watched in known.items() if watched == endpoint}
+                monitors = sorted(mine if monitors is None else mine & set(monitors))
+            rows = self.engine.history_repo.find(connection, monitors=monitors, series=series, keys=keys)
+            check_size(query, len(rows))
+            found = self.engine.history_repo.aggregate(
+                connection, [r.id for r in rows], start=query.start, end=query.end, step_s=query.step_s
+            )
+        out: dict[str, dict[str, Any]] = {}
+        for name in monitors or []:
+            if name in known:
+                out[name] = {"endpoint": known[name], "series": {}}
+        for row in rows:
+            entry = out.setdefault(row.monitor, {"endpoint": known.get(row.monitor), "series": {}})
+            points = found.get(row.id)
+            if points is not None:
+                entry["series"].setdefault(row.series, {})[row.key] = points.to_dict()
+        return {
+            "start": query.start,
+            "end": query.end,
+            "step_s": query.step_s,
+            "aggregations": list(AGGREGATIONS),
+            "monitors": out,
+        }
+
     # ------------------------------------------------------------- reports
     def report(self, name: str, *, window_s: float | None = None, until: float | None = None) -> ReportRecord:
         if window_s is not None and window_s <= 0:

@@ -50,6 +50,15 @@ def record_scores(record: dict[str, Any]) -> np.ndarray[Any, np.dtype[np.float64
 
 
 @dataclass
+class Traffic:
+    """One version's requests in a slice: for the per-version series."""
+
+    requests: int = 0
+    errors: int = 0
+    latencies: array[float] = field(default_factory=lambda: array("d"))
+
+
+@dataclass
 class Slice:
     start: float
     features: WindowHistogram
@@ -59,6 +68,7 @@ class Slice:
     latencies: array[float] = field(default_factory=lambda: array("d"))
     scored: list[tuple[str, float]] = field(default_factory=list)
     versions: dict[int, int] = field(default_factory=dict)
+    by_version: dict[int, Traffic] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -109,13 +119,19 @@ class SlidingWindow:
             part.requests += 1
             version = int(record.get("version", 0))
             part.versions[version] = part.versions.get(version, 0) + 1
+            traffic = part.by_version.get(version)
+            if traffic is None:
+                traffic = part.by_version[version] = Traffic()
+            traffic.requests += 1
             if status >= 500:
                 part.errors += 1
+                traffic.errors += 1
                 continue
             if status >= 400:
                 continue
             if "latency_ms" in record:
                 part.latencies.append(float(record["latency_ms"]))
+                traffic.latencies.append(float(record["latency_ms"]))
             rows = record_rows(record, columns)
             if rows:
                 part.features.add(rows)
@@ -136,24 +152,30 @@ class SlidingWindow:
     def parts(self) -> list[Slice]:
         return [self._slices[k] for k in sorted(self._slices)]
 
+    def _span(self, parts: list[Slice], now: float) -> float:
+        return min(self.window_s, max(now - parts[0].start, self.every_s)) if parts else self.window_s
+
     def series(self, now: float) -> SeriesValues:
         parts = self.parts()
-        requests = sum(p.requests for p in parts)
-        errors = sum(p.errors for p in parts)
-        latencies = np.concatenate([np.asarray(p.latencies) for p in parts]) if parts else np.empty(0)
-        span = min(self.window_s, max(now - parts[0].start, self.every_s)) if parts else self.window_s
-
-        def quantile(q: float) -> float | None:
-            return float(np.quantile(latencies, q)) if latencies.size else None
-
-        return SeriesValues(
-            requests=requests,
-            requests_per_s=requests / span if span > 0 else None,
-            error_rate=errors / requests if requests else None,
-            latency_p50_ms=quantile(0.5),
-            latency_p95_ms=quantile(0.95),
-            latency_p99_ms=quantile(0.99),
+        return _series(
+            sum(p.requests for p in parts),
+            sum(p.errors for p in parts),
+            [p.latencies for p in parts],
+            self._span(parts, now),
         )
+
+    def series_by_version(self, now: float) -> dict[int, SeriesValues]:
+        """The same series for each version that answered in the window."""
+        parts = self.parts()
+        span = self._span(parts, now)
+        versions = sorted({v for p in parts for v in p.by_version})
+        out: dict[int, SeriesValues] = {}
+        for version in versions:
+            mine = [p.by_version[version] for p in parts if version in p.by_version]
+            out[version] = _series(
+                sum(t.requests for t in mine), sum(t.errors for t in mine), [t.latencies for t in mine], span
+            )
+        return out
 
     def feature_histogram(self) -> WindowHistogram:
         return WindowHistogram.combined(self.features, (p.features for p in self.parts()))
@@ -179,3 +201,19 @@ class SlidingWindow:
     def start(self) -> float | None:
         parts = self.parts()
         return parts[0].start if parts else None
+
+
+def _series(requests: int, errors: int, latencies: list[array[float]], span: float) -> SeriesValues:
+    joined = np.concatenate([np.asarray(part) for part in latencies]) if latencies else np.empty(0)
+
+    def quantile(q: float) -> float | None:
+        return float(np.quantile(joined, q)) if joined.size else None
+
+    return SeriesValues(
+        requests=requests,
+        requests_per_s=requests / span if span > 0 else None,
+        error_rate=errors / requests if requests else None,
+        latency_p50_ms=quantile(0.5),
+        latency_p95_ms=quantile(0.95),
+        latency_p99_ms=quantile(0.99),
+    )

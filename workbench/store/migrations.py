@@ -305,12 +305,49 @@ def _v5_endpoint_revisions(connection: Connection, dialect: str) -> None:
         )
 
 
+def _v6_monitor_history(connection: Connection, dialect: str) -> None:
+    id_column = "INTEGER PRIMARY KEY AUTOINCREMENT" if dialect == "sqlite" else "BIGSERIAL PRIMARY KEY"
+    float_type = "REAL" if dialect == "sqlite" else "DOUBLE PRECISION"
+    # SQLite keeps a WITHOUT ROWID table in primary-key order: one series' points are contiguous.
+    clustered = " WITHOUT ROWID" if dialect == "sqlite" else ""
+    statements = [
+        f"""CREATE TABLE monitor_series (
+            id {id_column},
+            monitor VARCHAR(64) NOT NULL,
+            series VARCHAR(64) NOT NULL,
+            key VARCHAR(200) NOT NULL
+        )""",
+        "CREATE UNIQUE INDEX ux_monitor_series ON monitor_series (monitor, series, key)",
+        f"""CREATE TABLE monitor_points (
+            series_id BIGINT NOT NULL,
+            ts {float_type} NOT NULL,
+            value {float_type} NOT NULL,
+            PRIMARY KEY (series_id, ts)
+        ){clustered}""",
+        # Request id -> prediction, for labels fed back after the in-memory index forgot the request.
+        f"""CREATE TABLE request_index (
+            endpoint VARCHAR(128) NOT NULL,
+            request_id VARCHAR(200) NOT NULL,
+            ts {float_type} NOT NULL,
+            version INTEGER NOT NULL,
+            score {float_type},
+            PRIMARY KEY (endpoint, request_id)
+        )""",
+        "CREATE INDEX ix_request_index_ts ON request_index (endpoint, ts)",
+    ]
+    for statement in statements:
+        connection.execute(text(statement))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "audit log and endpoint definitions", _v1_initial),
     Migration(2, "rollouts and their event history", _v2_rollouts),
     Migration(3, "monitors, alert rules and events, feedback, drift reports", _v3_monitoring),
     Migration(4, "runbook runs, endpoint locks and runbook schedules", _v4_runbooks),
     Migration(5, "endpoint revision history and rejected versions", _v5_endpoint_revisions),
+    Migration(
+        6, "monitor history (series points) and the request-id index for feedback", _v6_monitor_history
+    ),
 )
 
 

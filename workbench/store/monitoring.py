@@ -14,12 +14,20 @@ from typing import Any
 
 import orjson
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from workbench.errors import ConflictError, NotFoundError
 from workbench.specs.monitor import AlertRuleSpec, MonitorSpec
-from workbench.store.schema import alert_events, alert_rules, feedback, monitor_reports, monitors
+from workbench.store.history import _insert_ignore
+from workbench.store.schema import (
+    alert_events,
+    alert_rules,
+    feedback,
+    monitor_reports,
+    monitors,
+    request_index,
+)
 
 
 def _at(value: float) -> datetime:
@@ -67,6 +75,15 @@ class FeedbackItem(BaseModel):
     label: float
     predicted_at: float
     received_at: float
+
+
+class IndexedRequest(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    request_id: str
+    ts: float
+    version: int
+    score: float | None = None
 
 
 class ReportRecord(BaseModel):
@@ -161,12 +178,23 @@ class MonitoringRepository:
             statement = statement.where(alert_rules.c.monitor == monitor)
         return [self.get_rule(connection, name) for (name,) in connection.execute(statement).all()]
 
-    def save_rule_state(self, connection: Connection, name: str, state: dict[str, Any]) -> None:
-        connection.execute(
-            update(alert_rules)
-            .where(alert_rules.c.name == name)
-            .values(state=orjson.dumps(state).decode(), updated_at=time.time())
+    def save_rule_state(
+        self,
+        connection: Connection,
+        name: str,
+        state: dict[str, Any],
+        *,
+        expected: dict[str, Any] | None = None,
+    ) -> bool:
+        """Store a rule's new state; with ``expected``, only if the stored state is still that one
+        (compare-and-set: of two looks that judged the same state, one transition wins)."""
+        statement = update(alert_rules).where(alert_rules.c.name == name)
+        if expected is not None:
+            statement = statement.where(alert_rules.c.state == orjson.dumps(expected).decode())
+        result = connection.execute(
+            statement.values(state=orjson.dumps(state).decode(), updated_at=time.time())
         )
+        return bool(result.rowcount)
 
     def delete_rule(self, connection: Connection, name: str) -> AlertRuleRecord:
         record = self.get_rule(connection, name)
@@ -278,6 +306,44 @@ class MonitoringRepository:
             )
         ).mappings()
         return self._items(rows)
+
+    # ------------------------------------------------------- request index
+    def index_requests(self, connection: Connection, endpoint: str, rows: Sequence[IndexedRequest]) -> None:
+        """Remember request id -> prediction; an id already indexed keeps its first prediction."""
+        if rows:
+            connection.execute(
+                _insert_ignore(connection, request_index),
+                [{"endpoint": endpoint, **row.model_dump()} for row in rows],
+            )
+
+    def indexed(
+        self, connection: Connection, endpoint: str, request_ids: Sequence[str]
+    ) -> dict[str, IndexedRequest]:
+        found: dict[str, IndexedRequest] = {}
+        ids = list(request_ids)
+        for start in range(0, len(ids), 500):
+            statement = select(
+                request_index.c.request_id, request_index.c.ts, request_index.c.version, request_index.c.score
+            ).where(
+                request_index.c.endpoint == endpoint, request_index.c.request_id.in_(ids[start : start + 500])
+            )
+            for request_id, ts, version, score in connection.execute(statement).all():
+                found[request_id] = IndexedRequest(request_id=request_id, ts=ts, version=version, score=score)
+        return found
+
+    def index_cursor(self, connection: Connection, endpoint: str) -> float | None:
+        """The time of the newest indexed prediction of the endpoint: where indexing resumes."""
+        value = connection.execute(
+            select(func.max(request_index.c.ts)).where(request_index.c.endpoint == endpoint)
+        ).scalar()
+        return None if value is None else float(value)
+
+    def prune_index(self, connection: Connection, endpoint: str, before: float) -> int:
+        """Forget the endpoint's predictions older than ``before`` (an index range)."""
+        result = connection.execute(
+            delete(request_index).where(request_index.c.endpoint == endpoint, request_index.c.ts < before)
+        )
+        return int(result.rowcount or 0)
 
     @staticmethod
     def _items(rows: Any) -> list[FeedbackItem]:

@@ -219,3 +219,37 @@ endpoint_rejections = Table(
     Column("reason", Text, nullable=False),
     Column("evidence", Text, nullable=True),
 )
+
+# A monitor's series, one row each: key "all" for the monitor as a whole, a version number for
+# per-version traffic series, a column for ``drift``, a rule for ``alert_state``.
+monitor_series = Table(
+    "monitor_series",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("monitor", String(64), nullable=False),
+    Column("series", String(64), nullable=False),
+    Column("key", String(200), nullable=False),
+    Index("ux_monitor_series", "monitor", "series", "key", unique=True),
+)
+
+# Every look's value of every series, as computed (WITHOUT ROWID on SQLite: clustered by series, time).
+monitor_points = Table(
+    "monitor_points",
+    metadata,
+    Column("series_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("ts", Float, primary_key=True),
+    Column("value", Float, nullable=False),
+    sqlite_with_rowid=False,
+)
+
+# Request id -> the prediction it names, so a label fed back days later still joins its request.
+request_index = Table(
+    "request_index",
+    metadata,
+    Column("endpoint", String(128), primary_key=True),
+    Column("request_id", String(200), primary_key=True),
+    Column("ts", Float, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("score", Float, nullable=True),
+    Index("ix_request_index_ts", "endpoint", "ts"),
+)

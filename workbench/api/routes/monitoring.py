@@ -13,6 +13,9 @@ from workbench.api.auth import actor_of
 from workbench.api.deps import control_plane
 from workbench.control_plane import ControlPlane
 from workbench.errors import NotFoundError
+from workbench.monitoring.history import MAX_SPAN_S
+from workbench.monitoring.history import MIN_STEP_S as HISTORY_MIN_STEP_S
+from workbench.monitoring.series import MIN_STEP_S
 from workbench.monitoring.service import FeedbackRequest
 from workbench.specs.monitor import AlertRuleSpec, MonitorSpec
 from workbench.store.monitoring import AlertEvent, AlertRuleRecord, MonitorRecord, ReportRecord
@@ -135,11 +138,37 @@ def list_alerts(
 def series(
     endpoint: str = Query(max_length=128),
     window_s: float = Query(default=300.0, gt=0, le=30 * 86_400),
-    step_s: float = Query(default=10.0, gt=0),
+    step_s: float = Query(default=10.0, ge=MIN_STEP_S, le=30 * 86_400),
     plane: ControlPlane = Depends(control_plane),
 ) -> dict[str, Any]:
-    """Per step over the look-back: requests/s, error rate, p50/p95/p99 latency, per version and all."""
+    """Per step over the look-back, from the prediction log: requests/s, error rate, p50/p95/p99
+    latency, per version and all (at most 10,000 steps)."""
     return plane.monitoring.series(endpoint, window_s=window_s, step_s=step_s)
+
+
+@router.get("/monitor-history")
+def monitor_history(
+    monitor: list[str] | None = Query(default=None, description="monitor name (repeat for several)"),
+    endpoint: str | None = Query(default=None, max_length=128, description="the monitors of this endpoint"),
+    series: list[str] | None = Query(
+        default=None,
+        description="series name (repeat); default: every monitor-wide series; `drift`: one per column",
+    ),
+    key: list[str] | None = Query(
+        default=None, description="`all`, a version number, a column (drift) or a rule (alert_state)"
+    ),
+    start: float | None = Query(default=None, ge=0, le=1e11, description="epoch seconds (end - 1 h)"),
+    end: float | None = Query(default=None, ge=0, le=1e11, description="epoch seconds (now)"),
+    step_s: float | None = Query(
+        default=None, ge=HISTORY_MIN_STEP_S, le=MAX_SPAN_S, description="seconds per step (about 1,000 steps)"
+    ),
+    plane: ControlPlane = Depends(control_plane),
+) -> dict[str, Any]:
+    """Persisted monitor history over a time range, per step: mean, min, max and count of the points
+    in each step, column-wise. At most 10,000 steps and 500,000 points per answer."""
+    return plane.monitoring.history(
+        monitors=monitor, endpoint=endpoint, series=series, keys=key, start=start, end=end, step_s=step_s
+    )
 
 
 @router.post("/feedback")

@@ -17,8 +17,14 @@ leaves each scenario's rates unbiased):
 * ``aa``: the candidate is the baseline; ``boundary``: every metric degraded by exactly its threshold (the
   worst case the guarantee covers: any FAIL is a false alarm); ``regression``: every metric degraded by
   twice its threshold beyond the baseline (error rate 0.9% -> 2.9%, 15% of candidate requests slower than
-  the baseline p95, prediction KS distance 0.2). Every check only looks at its own data, so degrading
-  all metrics at once measures each one's detection as if it were degraded alone.
+  the baseline p95 + 1 ms, prediction KS distance 0.2). Every check only looks at its own data, so
+  degrading all metrics at once measures each one's detection as if it were degraded alone. Prediction
+  shift does not gate by default: the overall verdict is the error and latency checks'.
+
+A second, smaller simulation (``LATENCY_SPEC``) looks at the latency check's absolute tolerance and at a
+latency objective: a sub-millisecond endpoint with a candidate 0.9 ms slower (must never FAIL), and a
+candidate whose p95 sits exactly at the objective (false FAIL and false PASS both bounded by alpha) or 20%
+above it (caught).
 
 Run this file as a script to print the full table (used for docs/analysis.md).
 """
@@ -35,9 +41,10 @@ import pytest
 from numpy.typing import NDArray
 
 from workbench.rollouts.analysis import Measurements, VariantSample, Verdict, analyse
-from workbench.specs.analysis import AnalysisSpec
+from workbench.specs.analysis import AnalysisSpec, MetricCheck, MetricKind
 
 SPEC = AnalysisSpec()
+TOLERANCE_MS = SPEC.checks[1].effective_tolerance_ms
 NAMES = [check.name for check in SPEC.checks]
 RUNS = 200
 TICKS = 30
@@ -70,9 +77,12 @@ SUP_DIFF = float(np.max(np.abs(BASE_PRED_CDF - SHIFTED_PRED_CDF)))
 
 
 def _latency_shift(share_slower: float) -> float:
-    """Log-shift making ``share_slower`` of candidate latencies exceed the baseline's p95."""
+    """Log-shift making ``share_slower`` of candidate latencies exceed the baseline's p95 + the tolerance."""
     normal = NormalDist()
-    return LATENCY_SIGMA * (normal.inv_cdf(0.95) - normal.inv_cdf(1 - share_slower))
+    p95 = LATENCY_MEDIAN_MS * math.exp(LATENCY_SIGMA * normal.inv_cdf(0.95))
+    return math.log((p95 + TOLERANCE_MS) / LATENCY_MEDIAN_MS) - LATENCY_SIGMA * normal.inv_cdf(
+        1 - share_slower
+    )
 
 
 @dataclass(frozen=True)
@@ -207,9 +217,9 @@ def test_simulated_distributions_are_what_the_scenarios_say() -> None:
     rng = np.random.default_rng(SEED)
     baseline = rng.lognormal(math.log(LATENCY_MEDIAN_MS), LATENCY_SIGMA, 400_000)
     p95 = float(np.quantile(baseline, 0.95))
-    for share in (0.10, 0.15):
+    for share in (0.05, 0.10, 0.15):
         candidate = rng.lognormal(math.log(LATENCY_MEDIAN_MS) + _latency_shift(share), LATENCY_SIGMA, 400_000)
-        assert float(np.mean(candidate > p95)) == pytest.approx(share, abs=0.003)
+        assert float(np.mean(candidate > p95 + TOLERANCE_MS)) == pytest.approx(share, abs=0.003)
     assert 0.7 < SUP_DIFF < 0.85
     for ks in (0.1, 0.2):
         mix = ks / SUP_DIFF
@@ -266,6 +276,87 @@ def test_no_data_only_while_below_min_samples(outcomes: dict[str, Outcome]) -> N
         assert not (outcome.verdicts[:, 1:, :] == Verdict.NO_DATA.value).any()
 
 
+# --- the latency check's absolute tolerance and objective --------------------------------------------------
+
+SUB_MS_MEDIAN = 0.5  # ms: p95 about 0.75 ms, the demo's order of magnitude
+SUB_MS_SIGMA = 0.25
+OBJECTIVE_MS = 100.0
+LATENCY_SPEC = AnalysisSpec(
+    checks=(
+        MetricCheck(name="latency_p95", kind=MetricKind.LATENCY, threshold=0.05),
+        MetricCheck(
+            name="latency_slo",
+            kind=MetricKind.LATENCY,
+            threshold=0.0,
+            quantile=0.95,
+            objective_ms=OBJECTIVE_MS,
+        ),
+    )
+)
+
+
+@dataclass(frozen=True)
+class LatencyScenario:
+    name: str
+    median_ms: float  # of both variants
+    sigma: float
+    added_ms: float  # to every candidate latency
+    scale: float = 1.0  # of every candidate latency, before adding
+
+
+#: The objective's median: its p95 is exactly OBJECTIVE_MS.
+AT_OBJECTIVE = OBJECTIVE_MS / math.exp(LATENCY_SIGMA * NormalDist().inv_cdf(0.95))
+LATENCY_SCENARIOS = (
+    LatencyScenario("sub_ms_0.9ms_slower", SUB_MS_MEDIAN, SUB_MS_SIGMA, 0.9),
+    LatencyScenario("p95_at_objective", AT_OBJECTIVE, LATENCY_SIGMA, 0.0),
+    LatencyScenario("p95_20pct_over_objective", AT_OBJECTIVE, LATENCY_SIGMA, 0.0, 1.2),
+)
+LATENCY_NAMES = [check.name for check in LATENCY_SPEC.checks]
+
+
+@cache
+def simulate_latency() -> dict[str, NDArray[np.str_]]:
+    """``verdicts[scenario][run, tick, check]`` of LATENCY_SPEC, as ``simulate`` does for the default spec."""
+    out = {s.name: np.empty((RUNS, TICKS, len(LATENCY_NAMES)), dtype="<U12") for s in LATENCY_SCENARIOS}
+    for run in range(RUNS):
+        rng = np.random.default_rng([SEED, 7, run])
+        counts = rng.integers(PER_TICK[0], PER_TICK[1] + 1, TICKS)
+        for scenario in LATENCY_SCENARIOS:
+            mu = math.log(scenario.median_ms)
+            base = rng.lognormal(mu, scenario.sigma, int(BASELINE_FACTOR * counts.sum()))
+            cand = rng.lognormal(mu, scenario.sigma, int(counts.sum())) * scenario.scale + scenario.added_ms
+            baseline = _cumulative_sorted(base, BASELINE_FACTOR * counts)
+            candidate = _cumulative_sorted(cand, counts)
+            for tick in range(TICKS):
+                result = analyse(
+                    Measurements(
+                        baseline=VariantSample(latencies_ms=baseline[tick]),
+                        candidate=VariantSample(latencies_ms=candidate[tick]),
+                    ),
+                    LATENCY_SPEC,
+                )
+                out[scenario.name][run, tick] = [r.verdict.value for r in result.results]
+    return out
+
+
+def _ever(verdicts: NDArray[np.str_], check: str, verdict: Verdict) -> float:
+    column = verdicts[:, :, LATENCY_NAMES.index(check)]
+    return float((column == verdict.value).any(axis=1).mean())
+
+
+def test_a_sub_millisecond_slowdown_never_fails_and_an_objective_is_judged_within_alpha() -> None:
+    outcome = simulate_latency()
+    alpha = LATENCY_SPEC.check_alpha(LATENCY_SPEC.checks[1])
+    # 0.9 ms slower on a 0.75 ms p95: the tolerance absorbs it (without it, every candidate request is
+    # slower than the baseline p95).
+    assert _ever(outcome["sub_ms_0.9ms_slower"], "latency_p95", Verdict.FAIL) == 0.0
+    # A p95 exactly at the objective: any FAIL and any PASS is an error the CS bounds by alpha.
+    at = outcome["p95_at_objective"]
+    assert _ever(at, "latency_slo", Verdict.FAIL) <= alpha + _tolerance(alpha)
+    assert _ever(at, "latency_slo", Verdict.PASS) <= alpha + _tolerance(alpha)
+    assert _ever(outcome["p95_20pct_over_objective"], "latency_slo", Verdict.FAIL) >= 0.9
+
+
 def _report() -> str:  # pragma: no cover - run by hand for docs/analysis.md
     lines = [f"{RUNS} rollouts x {TICKS} ticks per scenario, default AnalysisSpec (alpha {SPEC.alpha})"]
     scenarios = (*SCENARIOS, WITHIN)
@@ -280,6 +371,18 @@ def _report() -> str:  # pragma: no cover - run by hand for docs/analysis.md
                 f"{outcome.ever(name, Verdict.PASS):6.1%}  PASS at end {outcome.at_end(name, Verdict.PASS):6.1%}"
                 f"  first FAIL tick {fail_tick:5.1f} (n_c {fail_n:7.0f})  first PASS tick {pass_tick:5.1f}"
                 f" (n_c {pass_n:7.0f})"
+            )
+    latency = simulate_latency()
+    lines.append(f"\nlatency tolerance and objective, {LATENCY_SPEC}")
+    for latency_scenario in LATENCY_SCENARIOS:
+        for name in LATENCY_NAMES:
+            verdicts = latency[latency_scenario.name]
+            column = verdicts[:, :, LATENCY_NAMES.index(name)]
+            hit = (column == "fail").any(axis=1)
+            first = float((column == "fail")[hit].argmax(axis=1).mean() + 1) if hit.any() else math.nan
+            lines.append(
+                f"  {latency_scenario.name:26s} {name:12s} ever FAIL {_ever(verdicts, name, Verdict.FAIL):6.1%}  "
+                f"ever PASS {_ever(verdicts, name, Verdict.PASS):6.1%}  first FAIL tick {first:5.1f}"
             )
     return "\n".join(lines)
 

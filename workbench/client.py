@@ -18,6 +18,10 @@ import httpx
 
 from workbench.errors import UnavailableError, ValidationError, error_from_dict
 from workbench.protocol import ACTOR_HEADER, API_PREFIX
+from workbench.records.audit import AuditEvent
+from workbench.records.endpoints import EndpointRecord
+from workbench.records.rollouts import RolloutRecord
+from workbench.records.runbooks import RunRecord, ScheduleRecord
 from workbench.registry.types import (
     Lineage,
     ModelVersionInfo,
@@ -30,10 +34,7 @@ from workbench.settings import Settings, get_settings
 from workbench.specs.monitor import AlertRuleSpec, MonitorSpec
 from workbench.specs.rollout import RolloutSpec
 from workbench.specs.runbook import ScheduleSpec
-from workbench.store import AuditEvent, EndpointRecord
 from workbench.store.monitoring import AlertEvent, AlertRuleRecord, MonitorRecord, ReportRecord
-from workbench.store.rollouts import RolloutRecord
-from workbench.store.runbooks import RunRecord, ScheduleRecord
 
 
 def _default_actor() -> str:

@@ -9,8 +9,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from workbench.records.endpoints import EndpointRecord
 from workbench.specs.endpoint import EndpointSpec
-from workbench.store.endpoints import EndpointRecord
 
 
 class RevisionCause(StrEnum):

@@ -11,28 +11,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Connection, insert, select
 
 from workbench.errors import ValidationError
+from workbench.records.audit import AuditEvent
 from workbench.store.engine import Database
 from workbench.store.schema import audit_events
 
+# The records are defined in workbench.records (the client reads them without storage code).
+__all__ = ["AuditEvent", "AuditLog"]
+
 MAX_QUERY_LIMIT = 10_000
-
-
-class AuditEvent(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    id: int
-    at: datetime
-    actor: str
-    action: str
-    target: str
-    before: Any = None
-    after: Any = None
-    reason: str | None = None
-    link: str | None = Field(default=None, description="a related record, e.g. a runbook run")
 
 
 def _dump(value: Any) -> str | None:

@@ -8,21 +8,15 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
-from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Connection, delete, insert, select, update
 
 from workbench.errors import ConflictError, NotFoundError
+from workbench.records.endpoints import EndpointRecord
 from workbench.specs.endpoint import EndpointSpec
 from workbench.store.schema import endpoints
 
-
-class EndpointRecord(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    spec: EndpointSpec
-    revision: int
-    created_at: datetime
-    updated_at: datetime
+# The records are defined in workbench.records (the client reads them without storage code).
+__all__ = ["EndpointRecord", "EndpointRepository"]
 
 
 def _record(row: dict[str, object]) -> EndpointRecord:

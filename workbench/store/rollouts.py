@@ -14,47 +14,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from workbench.errors import ConflictError, NotFoundError
+from workbench.records.rollouts import RolloutEvent, RolloutRecord
 from workbench.rollouts.phases import Phase, check_transition
 from workbench.store.schema import rollout_events, rollouts
 
-
-class RolloutRecord(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    id: str
-    endpoint: str
-    strategy: str
-    spec: dict[str, Any]
-    phase: Phase
-    step_index: int
-    step_started_at: float
-    stable_model: str
-    stable_version: int
-    candidate_model: str
-    candidate_version: int
-    actor: str
-    reason: str | None
-    revision: int
-    created_at: datetime
-    updated_at: datetime
-
-
-class RolloutEvent(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    id: int
-    rollout_id: str
-    at: datetime
-    phase: Phase
-    step_index: int
-    kind: str
-    message: str
-    evidence: Any = None
+# The records are defined in workbench.records (the client reads them without storage code).
+__all__ = ["RolloutEvent", "RolloutRecord", "RolloutRepository"]
 
 
 def _record(row: Any) -> RolloutRecord:
@@ -199,6 +168,25 @@ class RolloutRepository:
                 rollout=current.id,
             )
         self.add_event(connection, current.id, phase, step, kind, message, evidence=evidence, at=at)
+        return self.get(connection, current.id)
+
+    def hold(self, connection: Connection, current: RolloutRecord) -> RolloutRecord:
+        """Bump ``current``'s revision (no phase change, no event) if nobody moved it since it was read.
+
+        A change made on the rollout's behalf outside this table (its traffic) calls this in its own
+        transaction: whoever read the rollout before then can no longer change it, and the change is
+        refused if somebody did meanwhile. The row is locked until commit on PostgreSQL.
+        """
+        result = connection.execute(
+            update(rollouts)
+            .where(rollouts.c.id == current.id, rollouts.c.revision == current.revision)
+            .values(revision=current.revision + 1, updated_at=time.time())
+        )
+        if result.rowcount != 1:
+            raise ConflictError(
+                f"rollout {current.id} changed meanwhile (revision {current.revision}); re-read and retry",
+                rollout=current.id,
+            )
         return self.get(connection, current.id)
 
     def add_event(

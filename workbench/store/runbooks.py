@@ -12,13 +12,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from workbench.errors import ConflictError, NotFoundError
+from workbench.records.runbooks import FailedCell, RunRecord, ScheduleRecord
 from workbench.specs.runbook import RunStatus, ScheduleSpec, Trigger
 from workbench.store.schema import endpoint_locks, runbook_runs, runbook_schedules
+
+# The records are defined in workbench.records (the client reads them without storage code).
+__all__ = ["FailedCell", "RunRecord", "RunbookRepository", "ScheduleRecord"]
 
 
 def _at(value: float | None) -> datetime | None:
@@ -27,54 +30,6 @@ def _at(value: float | None) -> datetime | None:
 
 def _dump(value: Any) -> str:
     return orjson.dumps(value, default=str).decode()
-
-
-class FailedCell(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    index: int
-    tags: list[str]
-    source: str
-    ename: str
-    evalue: str
-
-
-class RunRecord(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    id: str
-    runbook: str
-    parameters: dict[str, Any]
-    trigger: Trigger
-    actor: str
-    endpoint: str | None
-    status: RunStatus
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-    timeout_s: float
-    summary: dict[str, Any] | None
-    error: str | None
-    failed_cell: FailedCell | None
-    archive_dir: str
-    owner: str = ""
-
-    @property
-    def duration_s(self) -> float | None:
-        if self.started_at is None:
-            return None
-        end = self.finished_at or datetime.now(tz=UTC)
-        return (end - self.started_at).total_seconds()
-
-
-class ScheduleRecord(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    spec: ScheduleSpec
-    next_at: datetime
-    last_run_id: str | None
-    created_at: datetime
-    actor: str
 
 
 def _run(row: Any) -> RunRecord:

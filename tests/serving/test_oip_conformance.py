@@ -356,3 +356,34 @@ def test_json_clients_are_unchanged(world: World, endpoint: str) -> None:
     assert "inference-header-content-length" not in response.headers
     (output,) = response.json()["outputs"]
     np.testing.assert_allclose(output["data"], world.expected(1, world.frame.head(2)).reshape(-1), atol=1e-6)
+
+
+def test_binary_requests_are_mirrored_to_shadows_intact(world: World, triton: InferenceServerClient) -> None:
+    world.client.create_endpoint("oip-shadowed", "models:/churn/1", shadows=[{"model": "models:/churn/2"}])
+    rows = world.frame.iloc[60:63]
+    ids = [f"mirrored-{i}" for i in range(len(rows))]
+    for i, request_id in enumerate(ids):
+        triton.infer(
+            "oip-shadowed", _inputs(rows.iloc[[i]], binary=True), headers={"x-request-id": request_id}
+        )
+    log_dir = world.settings.home / "predictions" / "oip-shadowed"
+
+    def logged() -> list[dict[str, Any]]:
+        return [r for r in read_records(log_dir) if r.get("request_id") in ids]
+
+    records = wait_until(lambda: len(logged()) == 2 * len(ids) and logged(), timeout=30)
+    shadows = {r["request_id"]: r for r in records if r["shadow"]}
+    primaries = {r["request_id"]: r for r in records if not r["shadow"]}
+    assert set(shadows) == set(primaries) == set(ids)
+    expected = world.expected(2, rows)
+    for i, request_id in enumerate(ids):
+        shadow, primary = shadows[request_id], primaries[request_id]
+        assert (shadow["version"], shadow["status"], primary["version"], primary["status"]) == (
+            2,
+            200,
+            1,
+            200,
+        )
+        assert shadow["inputs"] == primary["inputs"]
+        (scores,) = shadow["outputs"].values()
+        assert scores == pytest.approx([float(expected[i])], abs=1e-6)

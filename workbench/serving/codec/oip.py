@@ -256,6 +256,7 @@ def _oip_columns(plan: _Plan, raw_inputs: list[Any]) -> tuple[Array, dict[str, A
     index = plan.index
     accepted = plan.accepted
     datas: list[Any] = [None] * k
+    filled = 0
     shapes: list[list[int] | None] = [None] * k
     b64: list[bool] | bool = False
     extra: list[str] = []
@@ -322,13 +323,14 @@ def _oip_columns(plan: _Plan, raw_inputs: list[Any]) -> tuple[Array, dict[str, A
                 input=name,
             )
         datas[j] = data
+        filled += 1
         shapes[j] = shape
         if parameters is not None and parameters.get("content_type") == "base64":
             if b64 is False:
                 b64 = [False] * k
             assert isinstance(b64, list)
             b64[j] = True
-    absent = sum(d is None for d in datas)
+    absent = k - filled
     if extra or absent:
         given = [plan.names[j] for j in range(k) if datas[j] is not None] + extra
         _names_error(

@@ -16,7 +16,6 @@ request is checked, decoded and logged exactly as its JSON twin.
 
 from __future__ import annotations
 
-import math
 import struct
 from typing import Any, Final
 
@@ -35,6 +34,9 @@ __all__ = [
 ]
 
 _LENGTH: Final = struct.Struct("<I")
+_LITTLE_ENDIAN: Final = {
+    name: dtype.newbyteorder("<") for name, dtype in OIP_DATATYPES.items() if name != "BYTES"
+}
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -78,22 +80,23 @@ def attach_binary_inputs(inputs: list[Any], binary: memoryview) -> None:
         parameters = item.get("parameters")
         if type(parameters) is not dict or "binary_data_size" not in parameters:
             continue
-        name = item.get("name")
-        label = f"input {name!r}" if type(name) is str else f"inputs[{i}]"
         size = parameters["binary_data_size"]
         if type(size) is not int or size < 0:
-            raise BadRequestError(f"{label} has binary_data_size {_show(size)}: expected a byte count")
-        if "data" in item:
-            raise BadRequestError(f"{label} has both 'data' and binary_data_size: send its data one way")
-        if offset + size > available:
             raise BadRequestError(
-                f"{label} declares {size} bytes of binary data from byte {offset}, but only {available} bytes "
-                "follow the JSON header"
+                f"{_label(item, i)} has binary_data_size {_show(size)}: expected a byte count"
             )
-        item["data"] = _binary_data(
-            label, item.get("shape"), item.get("datatype"), binary[offset : offset + size]
-        )
-        offset += size
+        if "data" in item:
+            raise BadRequestError(
+                f"{_label(item, i)} has both 'data' and binary_data_size: send its data one way"
+            )
+        end = offset + size
+        if end > available:
+            raise BadRequestError(
+                f"{_label(item, i)} declares {size} bytes of binary data from byte {offset}, but only {available} "
+                "bytes follow the JSON header"
+            )
+        item["data"] = _binary_data(item, i, binary[offset:end])
+        offset = end
     if offset != available:
         raise BadRequestError(
             f"{available} bytes of binary data follow the JSON header, but the inputs' binary_data_size "
@@ -101,25 +104,41 @@ def attach_binary_inputs(inputs: list[Any], binary: memoryview) -> None:
         )
 
 
-def _binary_data(label: str, shape: Any, datatype: Any, chunk: memoryview) -> Array:
-    """A flat array: numeric over ``chunk`` (no copy), or an object array of BYTES elements."""
-    if type(datatype) is not str or datatype not in OIP_DATATYPES:
+def _label(item: dict[str, Any], i: int) -> str:
+    name = item.get("name")
+    return f"input {name!r}" if type(name) is str else f"inputs[{i}]"
+
+
+def _binary_data(item: dict[str, Any], i: int, chunk: memoryview) -> Array:
+    """A flat array: numeric over ``chunk`` (no copy), or an object array of BYTES elements.
+
+    Runs once per input of every binary request: the checks are inlined, messages built only on failure.
+    """
+    datatype = item.get("datatype")
+    shape = item.get("shape")
+    dtype = _LITTLE_ENDIAN.get(datatype) if type(datatype) is str else None
+    if dtype is None and datatype != "BYTES":
         raise InvalidInputError(
-            f"{label} has unknown datatype {_show(datatype)}: expected one of {', '.join(OIP_DATATYPES)}"
+            f"{_label(item, i)} has unknown datatype {_show(datatype)}: "
+            f"expected one of {', '.join(OIP_DATATYPES)}"
         )
-    if type(shape) is not list or any(type(d) is not int or d < 0 for d in shape):
+    count = 1
+    if type(shape) is list:
+        for d in shape:
+            if type(d) is not int or d < 0:
+                count = -1
+                break
+            count *= d
+    if type(shape) is not list or count < 0:
         raise InvalidInputError(
-            f"{label} has an invalid shape {_show(shape)}: expected a list of non-negative integers"
+            f"{_label(item, i)} has an invalid shape {_show(shape)}: expected a list of non-negative integers"
         )
-    count = math.prod(shape)
-    if datatype == "BYTES":
-        return _bytes_elements(label, chunk, count, shape)
-    dtype = OIP_DATATYPES[datatype].newbyteorder("<")
-    needed = count * dtype.itemsize
-    if len(chunk) != needed:
+    if dtype is None:
+        return _bytes_elements(_label(item, i), chunk, count, shape)
+    if len(chunk) != count * dtype.itemsize:
         raise InvalidInputError(
-            f"{label} has {len(chunk)} bytes of binary data, but shape {shape} of {datatype} takes {needed} "
-            f"({count} x {dtype.itemsize})"
+            f"{_label(item, i)} has {len(chunk)} bytes of binary data, but shape {shape} of {datatype} takes "
+            f"{count * dtype.itemsize} ({count} x {dtype.itemsize})"
         )
     if datatype == "BOOL" and count:
         raw = np.frombuffer(chunk, dtype=np.uint8)
@@ -127,7 +146,8 @@ def _binary_data(label: str, shape: Any, datatype: Any, chunk: memoryview) -> Ar
         if np.count_nonzero(bad):
             position = int(np.argmax(bad))
             raise InvalidInputError(
-                f"{label} BOOL element {position} is the byte {int(raw[position])}: booleans are bytes 0 and 1"
+                f"{_label(item, i)} BOOL element {position} is the byte {int(raw[position])}: "
+                "booleans are bytes 0 and 1"
             )
     return np.frombuffer(chunk, dtype=dtype)
 

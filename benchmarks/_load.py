@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,11 +49,17 @@ def require_wrk() -> str:
     return path
 
 
-def run_wrk(url: str, body: bytes, *, concurrency: int, seconds: float) -> LoadResult:
+def run_wrk(
+    url: str, body: bytes, *, concurrency: int, seconds: float, headers: Mapping[str, str] | None = None
+) -> LoadResult:
+    """POST ``body`` (JSON unless ``headers`` say otherwise) at ``concurrency`` for ``seconds``."""
     wrk = require_wrk()
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "post.lua"
-        script.write_text(_SCRIPT)
+        extra = "".join(
+            f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}\n" for k, v in (headers or {}).items()
+        )
+        script.write_text(_SCRIPT + extra)
         body_file = Path(tmp) / "body.json"
         body_file.write_bytes(body)
         out = subprocess.run(

@@ -9,6 +9,9 @@ inputs), one run measures at concurrency 1, 8 and 64, with one-row requests:
   (b) `mlflow models serve --env-manager local` on the same model version,
   (c) a Workbench replica directly (MLflow JSON and OIP v2),
   (d) Workbench through the router (MLflow JSON and OIP v2),
+  (e) OIP v2 with the binary tensor data extension, as ``tritonclient`` sends it by default (inputs and
+      outputs as raw bytes), against the same request in JSON, at concurrency 1 and 64; for the MLP also
+      with 256 rows a request, where parsing JSON numbers costs more,
 with wrk (one thread) as the load generator on the same machine, and the RSS of every server.
 """
 
@@ -48,8 +51,10 @@ from workbench.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 CONCURRENCY = (1, 8, 64)
+BINARY_CONCURRENCY = (1, 64)
 HEAVY_HIDDEN = (2560, 2560, 1024)
 MULTI_ROWS = 16
+BINARY_ROWS = 256
 
 
 def free_port() -> int:
@@ -171,14 +176,16 @@ def measure(
     seconds: float,
     levels: tuple[int, ...] = CONCURRENCY,
     rows_per_request: int = 1,
+    headers: dict[str, str] | None = None,
 ) -> list[dict[str, Any]]:
-    check = httpx.post(url, content=body, headers={"content-type": "application/json"}, timeout=30)
+    sent = {"Content-Type": "application/json", **(headers or {})}
+    check = httpx.post(url, content=body, headers=sent, timeout=30)
     if check.status_code != 200:
         raise SystemExit(f"{label}: {url} answered {check.status_code}: {check.text[:300]}")
     rows = []
     for concurrency in levels:
-        run_wrk(url, body, concurrency=concurrency, seconds=2)  # warm-up
-        result: LoadResult = run_wrk(url, body, concurrency=concurrency, seconds=seconds)
+        run_wrk(url, body, concurrency=concurrency, seconds=2, headers=headers)  # warm-up
+        result: LoadResult = run_wrk(url, body, concurrency=concurrency, seconds=seconds, headers=headers)
         rows.append(
             {
                 "target": label,
@@ -217,6 +224,31 @@ def bodies(row: dict[str, Any], rows: int = 1) -> tuple[bytes, bytes]:
     return mlflow_body, oip
 
 
+def binary_body(row: dict[str, Any], rows: int = 1) -> tuple[bytes, dict[str, str]]:
+    """The OIP body of ``bodies`` with the binary tensor data extension, as tritonclient sends it by default.
+
+    Each column's values follow the JSON header as little-endian bytes, and every output is asked for as
+    binary data (``binary_data_output``); the headers say where the JSON ends.
+    """
+    inputs = []
+    data = []
+    for f in FEATURES:
+        integer = isinstance(row[f], int)
+        raw = np.full(rows, row[f], dtype="<i8" if integer else "<f8").tobytes()
+        inputs.append(
+            {
+                "name": f,
+                "shape": [rows],
+                "datatype": "INT64" if integer else "FP64",
+                "parameters": {"binary_data_size": len(raw)},
+            }
+        )
+        data.append(raw)
+    head = orjson.dumps({"inputs": inputs, "parameters": {"binary_data_output": True}})
+    headers = {"Content-Type": "application/octet-stream", "Inference-Header-Content-Length": str(len(head))}
+    return head + b"".join(data), headers
+
+
 def run(seconds: float) -> dict[str, Any]:
     require_wrk()
     workdir = Path(tempfile.mkdtemp(prefix="wb-bench-"))
@@ -231,6 +263,7 @@ def run(seconds: float) -> dict[str, Any]:
         row = {f: (int(first[f]) if holdout[f].dtype.kind == "i" else float(first[f])) for f in FEATURES}
         matrix_row = np.asarray([[row[f] for f in FEATURES]], dtype=np.float32)
         mlflow_body, oip_body = bodies(row)
+        binary, binary_headers = binary_body(row)
         settings = Settings.for_home(
             workdir / "home",
             allowed_roots=(workdir,),
@@ -288,6 +321,38 @@ def run(seconds: float) -> dict[str, Any]:
                 runs += measure(
                     "workbench router (oip)", f"{router_url}/v2/models/bench-{name}/infer", oip_body, seconds
                 )
+                for where, base in (("replica", replica_url), ("router", router_url)):
+                    runs += measure(
+                        f"workbench {where} (oip binary)",
+                        f"{base}/v2/models/bench-{name}/infer",
+                        binary,
+                        seconds,
+                        levels=BINARY_CONCURRENCY,
+                        headers=binary_headers,
+                    )
+                if name == "mlp":
+                    # Many rows a request: the JSON numbers to parse grow with the rows, the binary header
+                    # does not.
+                    _, oip_many = bodies(row, BINARY_ROWS)
+                    binary_many, many_headers = binary_body(row, BINARY_ROWS)
+                    url = f"{router_url}/v2/models/bench-{name}/infer"
+                    for label, body, headers in (
+                        (f"workbench router (oip, {BINARY_ROWS} rows/request)", oip_many, None),
+                        (
+                            f"workbench router (oip binary, {BINARY_ROWS} rows/request)",
+                            binary_many,
+                            many_headers,
+                        ),
+                    ):
+                        runs += measure(
+                            label,
+                            url,
+                            body,
+                            seconds,
+                            levels=BINARY_CONCURRENCY,
+                            rows_per_request=BINARY_ROWS,
+                            headers=headers,
+                        )
                 if name == "heavy":
                     # Clients that send several rows per request amortise the per-request cost (HTTP,
                     # JSON), leaving the CPU to the model: rows/s closer to what batching can give.
@@ -356,7 +421,41 @@ def to_markdown(results: dict[str, Any]) -> str:
             f"RSS: router {entry['rss_mb_router']:.0f} MB, replica {entry['rss_mb_replica']:.0f} MB, "
             f"`mlflow models serve` {entry['rss_mb_mlflow']:.0f} MB (process tree).\n"
         )
+        lines.extend(binary_comparison(entry))
     return "\n".join(lines)
+
+
+BINARY_PAIRS = (
+    ("replica, 1 row", "workbench replica (oip)", "workbench replica (oip binary)"),
+    ("router, 1 row", "workbench router (oip)", "workbench router (oip binary)"),
+    (
+        f"router, {BINARY_ROWS} rows",
+        f"workbench router (oip, {BINARY_ROWS} rows/request)",
+        f"workbench router (oip binary, {BINARY_ROWS} rows/request)",
+    ),
+)
+
+
+def binary_comparison(entry: dict[str, Any]) -> list[str]:
+    """OIP binary tensor data against the same request in JSON: req/s and p99 side by side."""
+    lines = [
+        "OIP binary tensor data (inputs and outputs as bytes, `tritonclient`'s default) vs the same request in JSON:\n",
+        "| requests | concurrency | JSON req/s | binary req/s | binary/JSON | JSON p99 ms | binary p99 ms |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    targets = {r["target"] for r in entry["runs"]}
+    for label, json_target, binary_target in BINARY_PAIRS:
+        if json_target not in targets or binary_target not in targets:
+            continue
+        for concurrency in BINARY_CONCURRENCY:
+            json_run = _run(entry, json_target, concurrency)
+            binary_run = _run(entry, binary_target, concurrency)
+            lines.append(
+                f"| {label} | {concurrency} | {json_run['rps']:,.0f} | {binary_run['rps']:,.0f} | "
+                f"{binary_run['rps'] / json_run['rps']:.2f}x | {json_run['p99_ms']:.2f} | {binary_run['p99_ms']:.2f} |"
+            )
+    lines.append("")
+    return lines
 
 
 def write_docs(markdown: str, command: str) -> None:

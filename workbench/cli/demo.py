@@ -6,6 +6,7 @@ import os
 import signal
 import sys
 import time
+from typing import Any
 
 import typer
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
@@ -143,12 +144,27 @@ def _run_demo_canaries(client: Client, router_url: str, numbers: list[int]) -> N
                 record = run_canary(client, spec, on_progress=status.update)
             events = client.rollout(record.id)["events"]
             results.append((f"v{number}", record.phase.value, events[-1]["message"] if events else ""))
-            console.print(f"canary of v{number}: [bold]{record.phase.value}[/]")
+            failed = _failed_checks(events)
+            console.print(
+                f"canary of v{number}: [bold]{record.phase.value}[/]"
+                + (f" (failed: {', '.join(failed)})" if failed else "")
+            )
     print_table(
         f"Canaries on '{DEMO_ENDPOINT}' ({traffic.sent} requests, {traffic.failed} failed)",
         ["candidate", "outcome", "why"],
         results,
     )
+
+
+def _failed_checks(events: list[dict[str, Any]]) -> list[str]:
+    """The gating checks that failed in the last analysis a rollout recorded."""
+    for event in reversed(events):
+        evidence = event.get("evidence")
+        if isinstance(evidence, dict) and "metrics" in evidence:
+            return [
+                m["name"] for m in evidence["metrics"] if m["verdict"] == "fail" and m.get("gating", True)
+            ]
+    return []
 
 
 @handle_errors

@@ -3,7 +3,10 @@
 Traffic is real HTTP through the router (one-row MLflow JSON requests over the holdout rows), and the
 rollouts are driven by the control plane's own loop, exactly as a user's would be: the demo only starts
 them and watches. The analysis is the product's, with thresholds sized for a short demo (a few thousand
-requests per canary) rather than for production volumes.
+requests per canary) rather than for production volumes. Latency uses the default absolute tolerance
+(a candidate request counts as slow only beyond the stable p95 + 1 ms), so scheduling noise on a busy
+machine does not roll v2 back, while v3, several ms slower a call, fails at its first step. Prediction
+shift is reported but does not gate: v2 is meant to answer differently from v1.
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ DEMO_STEPS = 7  # generate, then train and register each of three versions
 _DESCRIPTIONS = {
     1: "v1: small MLP, the first production model",
     2: "v2: larger MLP trained longer; better AUC",
-    3: "v3: deliberately bad: far wider and deeper, under-trained; worse and slower",
+    3: "v3: deliberately bad: far wider and deeper, under-trained, weight norm left unfolded; worse and slower",
 }
 
 

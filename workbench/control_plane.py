@@ -324,7 +324,7 @@ class ControlPlane:
                     before=record.spec.model_dump(mode="json"),
                     reason=reason,
                 )
-            self.serving.publish([e.spec for e in self.list_endpoints()])
+            self.serving.publish(name, None)
         return record
 
     def rollback(self, name: str, request: RollbackRequest | None = None, *, actor: str) -> RollbackResult:
@@ -494,8 +494,16 @@ class ControlPlane:
                     self._record_revision(connection, record, action, actor, reason, change, event_id)
             finally:
                 # Route what is committed (after a failure: the old definition, retiring what was prepared).
-                self.serving.publish([e.spec for e in self.list_endpoints()])
+                self._publish(spec.name)
         return record
+
+    def _publish(self, name: str) -> None:
+        """Route one endpoint as committed (called with its lock held, so nobody commits it meanwhile)."""
+        try:
+            committed: EndpointSpec | None = self.get_endpoint(name).spec
+        except NotFoundError:
+            committed = None
+        self.serving.publish(name, committed)
 
     def apply_spec(
         self,

@@ -24,10 +24,17 @@ class ServingBackend(Protocol):
         """Adopt or start what the stored endpoints need (called once, when the control plane starts)."""
 
     def prepare(self, spec: EndpointSpec, model_dirs: ModelDirs) -> None:
-        """Bring up everything ``spec`` needs and wait until it is ready; raise (having cleaned up) if not."""
+        """Bring up everything ``spec`` needs and wait until it is ready; raise (having cleaned up) if not.
 
-    def publish(self, endpoints: Sequence[EndpointSpec]) -> None:
-        """Route traffic as ``endpoints`` say, then retire what no endpoint needs any more."""
+        The wait must hold nothing another endpoint's deploy, or a ``status`` call, would wait for.
+        """
+
+    def publish(self, name: str, spec: EndpointSpec | None) -> None:
+        """Route endpoint ``name`` as ``spec`` says (None: no more), then retire what it no longer needs.
+
+        Per endpoint, so a stale view of one endpoint can never touch another's replicas; the caller
+        serialises the calls for one endpoint (and ``prepare`` with them).
+        """
 
     def status(self) -> dict[str, Any]:
         """Processes, their state and addresses, for status pages."""
@@ -46,7 +53,7 @@ class NoServing:
     def prepare(self, spec: EndpointSpec, model_dirs: ModelDirs) -> None:
         return None
 
-    def publish(self, endpoints: Sequence[EndpointSpec]) -> None:
+    def publish(self, name: str, spec: EndpointSpec | None) -> None:
         return None
 
     def status(self) -> dict[str, Any]:

@@ -12,6 +12,7 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,9 @@ from workbench.specs.endpoint import BatchingSpec, EndpointSpec, ShadowTarget, T
 from workbench.store import AuditLog, Database, EndpointRecord, EndpointRepository, migrate
 from workbench.store.revisions import RejectionRepository, RevisionRepository
 from workbench.store.rollouts import RolloutEvent
+
+Guard = Callable[[Connection], None]
+"""Runs inside the transaction of an endpoint change, before it; raising refuses the change."""
 
 
 class RouteRequest(BaseModel):
@@ -455,10 +459,16 @@ class ControlPlane:
         create: bool = False,
         expected_revision: int | None = None,
         change: Change | None = None,
+        guard: Guard | None = None,
     ) -> EndpointRecord:
         """Bring the replicas up first, then commit definition, revision and audit event, then route.
 
-        If the replicas cannot start, nothing is committed and traffic is untouched.
+        If the replicas cannot start, nothing is committed and traffic is untouched. ``guard`` runs in
+        the commit's transaction first: it may refuse the change (raise) after the wait for the replicas,
+        or record something with it (a rollout's transition), atomically.
+
+        Locking: only this endpoint's lock is held, across the wait for its replicas, so two changes of
+        one endpoint never interleave; nothing global is held, so other endpoints (and every read) go on.
         """
         with self._endpoint_lock(spec.name):
             if create:
@@ -473,6 +483,8 @@ class ControlPlane:
             self.serving.prepare(spec, self._model_dirs(spec))
             try:
                 with self.db.write() as connection:
+                    if guard is not None:
+                        guard(connection)
                     before = None
                     if create:
                         first = self.revisions.latest_number(connection, spec.name) + 1
@@ -513,9 +525,15 @@ class ControlPlane:
         actor: str,
         reason: str | None,
         change: Change | None = None,
+        guard: Guard | None = None,
     ) -> EndpointRecord:
-        """Replace an endpoint's definition (traffic split, options) the same way every change does."""
-        return self._apply(spec, action=action, actor=actor, reason=reason, change=change)
+        """Replace an endpoint's definition (traffic split, options) the same way every change does.
+
+        ``guard(connection)`` runs in the transaction that commits the change, before it: a rollout
+        re-checks there that nobody moved it since its tick read it (optimistic concurrency), so no lock
+        has to be held across the wait for the replicas.
+        """
+        return self._apply(spec, action=action, actor=actor, reason=reason, change=change, guard=guard)
 
     def reject_version(
         self,

@@ -20,63 +20,109 @@ import dataclasses
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection
 
 from workbench.errors import ConflictError, NotFoundError, UnavailableError, ValidationError, WorkbenchError
 from workbench.registry.refs import ModelRef
 from workbench.revisions import Change, RevisionCause
-from workbench.rollouts.analysis import Measurements, VariantSample, analyse
 from workbench.rollouts.decide import (
     Action,
     Decision,
-    decide_blue_green,
-    decide_canary,
-    decide_shadow,
 )
+from workbench.rollouts.evaluation import RolloutEvaluator
 from workbench.rollouts.gate import GateResult, input_columns, run_gate, smoke_bodies
 from workbench.rollouts.phases import Phase
-from workbench.rollouts.shadow import with_agreement
-from workbench.rollouts.telemetry import RolloutTelemetry
-from workbench.specs.analysis import MetricCheck, MetricKind
 from workbench.specs.endpoint import EndpointSpec
 from workbench.specs.rollout import RolloutSpec, Strategy
 from workbench.store.rollouts import RolloutEvent, RolloutRecord, RolloutRepository
 
 if TYPE_CHECKING:
-    from workbench.control_plane import ControlPlane
+    from workbench.rollouts.plane import RolloutPlane
 
 log = logging.getLogger("workbench.rollouts")
 CHAMPION, CHALLENGER = "champion", "challenger"
 CONTROLLER = "rollout-controller"  # the actor of every change the analysis decides
 
 
-def _label_checks(spec: RolloutSpec) -> list[MetricCheck]:
-    """The custom checks the controller computes from fed-back labels."""
-    return [c for c in spec.analysis.checks if c.kind is MetricKind.CUSTOM and c.source is not None]
+class RolloutMovedError(ConflictError):
+    """Somebody changed the rollout since this tick (or command) read it: its change was not made."""
+
+
+@dataclasses.dataclass(frozen=True)
+class _Then:
+    """The transition committed in the same transaction as a route change."""
+
+    phase: Phase
+    message: str
+    step_index: int | None = None
+    evidence: Any = None
 
 
 class RolloutController:
-    def __init__(self, plane: ControlPlane) -> None:
+    """Commands and ticks, with no lock held across a replica's warm-up or an HTTP call.
+
+    Concurrency: a rollout's ``revision`` in the store decides. Every route change made for a rollout
+    re-reads it in the transaction that commits the change and either records the step there (a canary
+    step, a blue-green switch) or holds the rollout (bumps its revision) for the ending that follows; a
+    tick or command that read an older revision is refused (:class:`RolloutMovedError`) and changes nothing.
+    So a tick that read PROGRESSING never routes traffic after an abort (or pause, promote) committed
+    meanwhile, whatever the interleaving. Endings (promote, complete, roll back) are claimed in memory
+    first, so an operator's command arriving while one is in progress is refused at once instead of
+    interleaving with it. The only lock is per rollout and only ticks take it (one tick of a rollout
+    at a time, and none while its start is in progress); ticks of different rollouts never wait on
+    each other, and commands never wait on a tick.
+    """
+
+    def __init__(self, plane: RolloutPlane) -> None:
         self.plane = plane
         self.repo = RolloutRepository()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._telemetry: dict[str, RolloutTelemetry] = {}
-        self._labels_seen: dict[str, float] = {}  # per rollout: the newest feedback already joined
+        self.evaluator = RolloutEvaluator(plane.settings.home / "predictions", plane.db, self.repo)
         self._latest: dict[str, dict[str, Any]] = {}
-        # One change of a rollout at a time: a tick that read PROGRESSING must not route traffic after an
-        # operator's abort (or promote, pause) committed meanwhile. Re-entrant: a tick may promote.
-        self._tick_lock = threading.RLock()
+        self._guard = threading.Lock()  # guards the collections below, never held across anything
+        self._tick_locks: dict[str, threading.RLock] = {}
+        self._ending: set[str] = set()
+        self._ticking: dict[str, threading.Thread] = {}  # the loop's ticks in flight, by rollout
+
+    def _tick_lock(self, rollout_id: str) -> threading.RLock:
+        with self._guard:
+            return self._tick_locks.setdefault(rollout_id, threading.RLock())
+
+    @contextlib.contextmanager
+    def _claim_ending(self, rollout_id: str) -> Iterator[bool]:
+        """Claim the right to end a rollout (promote, complete, roll back); False if another holds it."""
+        with self._guard:
+            claimed = rollout_id not in self._ending
+            self._ending.add(rollout_id)
+        try:
+            yield claimed
+        finally:
+            if claimed:
+                with self._guard:
+                    self._ending.discard(rollout_id)
+
+    def _check_not_ending(self, record: RolloutRecord) -> None:
+        with self._guard:
+            ending = record.id in self._ending
+        if ending:
+            raise ConflictError(
+                f"rollout {record.id} is ending (being promoted or rolled back) right now", rollout=record.id
+            )
 
     # --------------------------------------------------------------- commands
     def start(
         self, spec: RolloutSpec, *, actor: str, reason: str | None = None, force: bool = False
     ) -> RolloutRecord:
         """``force``: start even though an analysis rejected the candidate on this endpoint before."""
-        with self._tick_lock:  # the loop must not tick a blue-green between its gate and its switch
-            return self._start(spec, actor=actor, reason=reason, force=force)
+        record = self._create(spec, actor=actor, reason=reason, force=force)
+        with self._tick_lock(record.id):  # the loop must not tick a blue-green between its gate and switch
+            return self._begin(record, spec, actor)
 
-    def _start(self, spec: RolloutSpec, *, actor: str, reason: str | None, force: bool) -> RolloutRecord:
+    def _create(self, spec: RolloutSpec, *, actor: str, reason: str | None, force: bool) -> RolloutRecord:
         endpoint = self.plane.get_endpoint(spec.endpoint).spec
         with self.plane.db.read() as connection:
             active = self.repo.active_for(connection, spec.endpoint)
@@ -96,10 +142,14 @@ class RolloutController:
         candidate = self.plane.registry.resolve(ModelRef.parse(spec.candidate))
         if (candidate.name, candidate.version) == (stable.model, stable.version):
             raise ValidationError(f"{spec.candidate} is already the stable version of {spec.endpoint!r}")
-        with self.plane.db.read() as connection:
-            rejection = self.plane.rejections.get(
-                connection, spec.endpoint, candidate.name, candidate.version
-            )
+        rejection = next(
+            (
+                r
+                for r in self.plane.rejected_versions(spec.endpoint)
+                if (r.model, r.version) == (candidate.name, candidate.version)
+            ),
+            None,
+        )
         if rejection is not None and not force:
             raise ConflictError(
                 f"{candidate.uri} was rejected on {spec.endpoint!r} by rollout {rejection.rollout_id}: "
@@ -136,54 +186,74 @@ class RolloutController:
                 reason=reason,
                 link=f"rollout:{record.id}",
             )
+        return record
+
+    def _begin(self, record: RolloutRecord, spec: RolloutSpec, actor: str) -> RolloutRecord:
+        """The candidate's first traffic (canary), mirror (shadow) or warm-up and gate (blue-green)."""
         try:
             self.plane.set_alias(
-                candidate.name, CHALLENGER, candidate.version, actor=actor, reason=f"rollout {record.id}"
+                record.candidate_model,
+                CHALLENGER,
+                record.candidate_version,
+                actor=actor,
+                reason=f"rollout {record.id}",
             )
             if spec.strategy == Strategy.CANARY:
-                self._traffic(record, spec.steps[0].weight, actor, f"rollout {record.id}: step 0")
                 message = f"step 0: {spec.steps[0].weight:g}% to the candidate"
-            elif spec.strategy == Strategy.SHADOW:
-                self._traffic(
-                    record, 0.0, actor, f"rollout {record.id}: mirror", mirror=spec.shadow.sample_percent
+                then = _Then(Phase.PROGRESSING, message)
+                return self._traffic(
+                    record, spec.steps[0].weight, actor, f"rollout {record.id}: step 0", then=then
                 )
+            if spec.strategy == Strategy.SHADOW:
                 message = (
                     f"mirroring {spec.shadow.sample_percent:g}% of requests to the candidate "
                     f"for {spec.shadow.duration_s:g}s"
                 )
-            else:
-                self._traffic(record, 0.0, actor, f"rollout {record.id}: warm", candidate_warm=True)
-                gate = self._gate(record, spec)
-                if not gate.passed:
-                    raise UnavailableError(f"the candidate failed its health gate: {gate.summary}")
-                message = f"candidate warm at 0%, health gate passed: {gate.summary}"
+                then = _Then(Phase.PROGRESSING, message)
+                mirror = spec.shadow.sample_percent
+                return self._traffic(
+                    record, 0.0, actor, f"rollout {record.id}: mirror", mirror=mirror, then=then
+                )
+            record = self._traffic(record, 0.0, actor, f"rollout {record.id}: warm", candidate_warm=True)
+            gate = self._gate(record, spec)
+            if not gate.passed:
+                raise UnavailableError(f"the candidate failed its health gate: {gate.summary}")
+            message = f"candidate warm at 0%, health gate passed: {gate.summary}"
+            record = self._transition_from(record, Phase.PROGRESSING, message)
+        except RolloutMovedError:
+            # Aborted while it started: the abort routed traffic back; only the alias may be left.
+            with contextlib.suppress(WorkbenchError):
+                self.plane.delete_alias(
+                    record.candidate_model, CHALLENGER, actor=actor, reason=f"rollout {record.id}"
+                )
+            raise
         except WorkbenchError as exc:
             self._undo_start(record, actor)
             self._transition(record.id, Phase.FAILED, f"candidate could not be started: {exc.message}")
             raise
-        record = self._transition(record.id, Phase.PROGRESSING, message)
-        if spec.strategy == Strategy.BLUE_GREEN:
-            record = self._switch(record, spec, actor)
-        return record
+        return self._switch(record, spec, actor)
 
     def advance(self, rollout_id: str, *, now: float | None = None) -> RolloutRecord:
         """One tick: analyse the rollout so far and apply the decision."""
-        with self._tick_lock:  # the loop and a test (or two API calls) must not tick one rollout twice
+        with self._tick_lock(rollout_id):  # the loop and a test must not tick one rollout twice at once
             record = self.get(rollout_id)
             if record.phase != Phase.PROGRESSING:
                 return record
             spec = RolloutSpec.model_validate(record.spec)
             at = time.time() if now is None else now
-            if spec.strategy == Strategy.BLUE_GREEN and record.step_index == 0:
-                return self._switch(record, spec, CONTROLLER)  # a crash came between gate and switch
-            decision = self._decide(record, spec, at)
-            self._latest[record.id] = {
-                "at": at,
-                "decision": decision.action.value,
-                "reason": decision.reason,
-                **decision.evidence,
-            }
-            return self._apply(record, decision)
+            try:
+                if spec.strategy == Strategy.BLUE_GREEN and record.step_index == 0:
+                    return self._switch(record, spec, CONTROLLER)  # a crash came between gate and switch
+                decision = self.evaluator.decide(record, spec, at)
+                self._latest[record.id] = {
+                    "at": at,
+                    "decision": decision.action.value,
+                    "reason": decision.reason,
+                    **decision.evidence,
+                }
+                return self._apply(record, decision)
+            except RolloutMovedError:
+                return self.get(rollout_id)  # an operator's command came first: this tick changed nothing
 
     def analysis(self, rollout_id: str) -> dict[str, Any] | None:
         """The latest analysis of a rollout: from this controller's last tick, else its last evidence."""
@@ -195,31 +265,37 @@ class RolloutController:
         return None
 
     def pause(self, rollout_id: str, *, actor: str) -> RolloutRecord:
-        with self._tick_lock:
-            return self._transition(rollout_id, Phase.PAUSED, f"paused by {actor}")
+        return self._transition(rollout_id, Phase.PAUSED, f"paused by {actor}")
 
     def resume(self, rollout_id: str, *, actor: str) -> RolloutRecord:
-        with self._tick_lock:
-            return self._transition(rollout_id, Phase.PROGRESSING, f"resumed by {actor}")
+        return self._transition(rollout_id, Phase.PROGRESSING, f"resumed by {actor}")
 
     def promote(self, rollout_id: str, *, actor: str, reason: str | None = None) -> RolloutRecord:
-        with self._tick_lock:
-            record = self.get(rollout_id)
-            if record.phase.is_terminal:
-                raise ConflictError(
-                    f"rollout {rollout_id} has ended ({record.phase.value})", rollout=rollout_id
-                )
+        record = self._unended(rollout_id)
+        with self._claim_ending(rollout_id) as claimed:
+            if not claimed:
+                self._check_not_ending(record)
             return self._promote(record, f"promoted by {actor}" + (f": {reason}" if reason else ""), actor)
 
     def abort(self, rollout_id: str, *, actor: str, reason: str | None = None) -> RolloutRecord:
-        with self._tick_lock:
-            record = self.get(rollout_id)
-            if record.phase.is_terminal:
-                raise ConflictError(
-                    f"rollout {rollout_id} has ended ({record.phase.value})", rollout=rollout_id
-                )
-            reason_text = f"aborted by {actor}" + (f": {reason}" if reason else "")
-            return self._rollback(record, reason_text, actor, None)
+        """Back to the stable version; a tick that read the rollout before the abort changes nothing."""
+        reason_text = f"aborted by {actor}" + (f": {reason}" if reason else "")
+        for _ in range(5):
+            record = self._unended(rollout_id)
+            with self._claim_ending(rollout_id) as claimed:
+                if not claimed:
+                    self._check_not_ending(record)
+                try:
+                    return self._rollback(record, reason_text, actor, None)
+                except RolloutMovedError:
+                    continue  # a tick stepped meanwhile: abort from where it got
+        raise ConflictError(f"rollout {rollout_id} kept changing; try again", rollout=rollout_id)
+
+    def _unended(self, rollout_id: str) -> RolloutRecord:
+        record = self.get(rollout_id)
+        if record.phase.is_terminal:
+            raise ConflictError(f"rollout {rollout_id} has ended ({record.phase.value})", rollout=rollout_id)
+        return record
 
     # ------------------------------------------------------------------ reads
     def get(self, rollout_id: str) -> RolloutRecord:
@@ -245,133 +321,53 @@ class RolloutController:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
+        with self._guard:
+            ticking = list(self._ticking.values())
+        for thread in ticking:
+            thread.join(timeout=10)
 
     def _loop(self, every: float) -> None:
+        """Each due rollout ticks in a thread of its own: one waiting for replicas holds up no other."""
         last: dict[str, float] = {}
         while not self._stop.wait(every):
-            for record in self.find(active_only=True):
+            try:
+                records = self.find(active_only=True)
+            except Exception:
+                log.exception("rollouts: cannot list the active rollouts")
+                continue
+            for record in records:
                 if record.phase != Phase.PROGRESSING:
                     continue
                 tick = float(record.spec.get("tick_s", 5.0))
                 if time.monotonic() - last.get(record.id, 0.0) < tick:
                     continue
+                with self._guard:
+                    if record.id in self._ticking:
+                        continue  # its previous tick is still running
+                    thread = threading.Thread(
+                        target=self._loop_tick, args=(record.id,), name=f"rollout-{record.id}", daemon=True
+                    )
+                    self._ticking[record.id] = thread
                 last[record.id] = time.monotonic()
-                try:
-                    self.advance(record.id)
-                except Exception:  # one broken rollout must not stop the others
-                    log.exception("rollout %s: tick failed", record.id)
-                    with contextlib.suppress(WorkbenchError):
-                        self._transition(record.id, Phase.ERROR, "the controller failed to apply a step")
+                thread.start()
+
+    def _loop_tick(self, rollout_id: str) -> None:
+        try:
+            self.advance(rollout_id)
+        except ConflictError as exc:  # lost a race with a command: the next tick re-reads
+            log.info("rollout %s: tick skipped: %s", rollout_id, exc.message)
+        except Exception:  # one broken rollout must not stop the others
+            log.exception("rollout %s: tick failed", rollout_id)
+            with contextlib.suppress(WorkbenchError):
+                self._transition(rollout_id, Phase.ERROR, "the controller failed to apply a step")
+        finally:
+            with self._guard:
+                self._ticking.pop(rollout_id, None)
 
     # ---------------------------------------------------------------- deciding
-    def _telemetry_of(self, record: RolloutRecord, spec: RolloutSpec) -> RolloutTelemetry:
-        telemetry = self._telemetry.get(record.id)
-        if telemetry is None:
-            since = record.created_at.timestamp()
-            if spec.strategy == Strategy.BLUE_GREEN:
-                since -= spec.blue_green.baseline_window_s
-            telemetry = RolloutTelemetry(
-                self.plane.settings.home / "predictions" / record.endpoint,
-                since=since,
-                versions=(record.stable_version, record.candidate_version),
-                pair_shadows=spec.strategy == Strategy.SHADOW,
-                track_scores=bool(_label_checks(spec)),
-            )
-            self._telemetry[record.id] = telemetry
-            self._labels_seen[record.id] = 0.0
-        telemetry.refresh()
-        if telemetry.track_scores:
-            self._join_labels(record, telemetry)
-        return telemetry
-
-    def _join_labels(self, record: RolloutRecord, telemetry: RolloutTelemetry) -> None:
-        """Labels fed back since the last tick, joined to the answers they judge."""
-        from workbench.store.monitoring import MonitoringRepository
-
-        with self.plane.db.read() as connection:
-            items = MonitoringRepository().feedback_received_after(
-                connection,
-                record.endpoint,
-                predicted_since=telemetry.since,
-                received_after=self._labels_seen[record.id],
-            )
-        if items:
-            self._labels_seen[record.id] = max(item.received_at for item in items)
-            telemetry.add_labels((i.request_id, i.version, i.label, i.predicted_at) for i in items)
-
-    def _sample(
-        self,
-        telemetry: RolloutTelemetry,
-        spec: RolloutSpec,
-        version: int,
-        *,
-        shadow: bool = False,
-        start: float | None = None,
-        end: float | None = None,
-    ) -> VariantSample:
-        sample = telemetry.sample(version, shadow=shadow, start=start, end=end)
-        checks = _label_checks(spec)
-        if not checks or shadow:
-            return sample
-        custom = {
-            c.name: telemetry.labelled(version, c.source or "", bounds=c.bounds, start=start) for c in checks
-        }
-        return dataclasses.replace(sample, custom=custom)
-
-    def _decide(self, record: RolloutRecord, spec: RolloutSpec, at: float) -> Decision:
-        telemetry = self._telemetry_of(record, spec)
-        stable, candidate = record.stable_version, record.candidate_version
-        if spec.strategy == Strategy.CANARY:
-            # The baseline starts when the candidate gets traffic: while its replicas load, the stable
-            # version shares the machine with them, and its slower answers would blunt the latency check.
-            routed_at = self._progressing_at(record)
-            measured = Measurements(
-                baseline=self._sample(telemetry, spec, stable, start=routed_at),
-                candidate=self._sample(telemetry, spec, candidate),
-            )
-            result = analyse(measured, spec.analysis)
-            return decide_canary(spec, record.step_index, record.step_started_at, result, at)
-        if spec.strategy == Strategy.BLUE_GREEN:
-            switched_at = self._switched_at(record)
-            measured = Measurements(
-                baseline=self._sample(
-                    telemetry,
-                    spec,
-                    stable,
-                    start=switched_at - spec.blue_green.baseline_window_s,
-                    end=switched_at,
-                ),
-                candidate=self._sample(telemetry, spec, candidate, start=switched_at),
-            )
-            result = analyse(measured, spec.analysis)
-            return decide_blue_green(spec, switched_at, result, at)
-        mirrored_at = self._progressing_at(record)
-        measured = Measurements(
-            baseline=telemetry.sample(stable, start=mirrored_at),
-            candidate=telemetry.sample(candidate, shadow=True),
-        )
-        result = with_agreement(
-            analyse(measured, spec.analysis), telemetry.agreement(spec.shadow.tolerance), spec.shadow
-        )
-        return decide_shadow(spec, mirrored_at, result, at)
-
-    def _switched_at(self, record: RolloutRecord) -> float:
-        """When a blue-green rollout switched: its first event at step 1 (pausing does not move it)."""
-        for event in self.events(record.id):
-            if event.step_index == 1:
-                return event.at.timestamp()
-        return record.step_started_at
-
-    def _progressing_at(self, record: RolloutRecord) -> float:
-        """When the candidate first got traffic (a canary) or mirrored requests (a shadow)."""
-        for event in self.events(record.id):
-            if event.phase == Phase.PROGRESSING:
-                return event.at.timestamp()
-        return record.created_at.timestamp()
-
     def _gate(self, record: RolloutRecord, spec: RolloutSpec) -> GateResult:
         """Smoke requests to the warm candidate, with rows of a registered reference dataset."""
-        router = self.plane.serving.status().get("router_url")
+        router = self.plane.endpoint_status(record.endpoint).get("router_url")
         if not router:
             return GateResult(passed=True, requests=0, failures=(), source="no router: not served")
         info = self.plane.registry.get_version(record.candidate_model, record.candidate_version)
@@ -399,34 +395,31 @@ class RolloutController:
     def _apply(self, record: RolloutRecord, decision: Decision) -> RolloutRecord:
         if decision.action == Action.WAIT:
             return record
-        if decision.action == Action.ROLLBACK:
-            return self._rollback(record, decision.reason, CONTROLLER, decision.evidence)
-        if decision.action == Action.PROMOTE:
-            return self._promote(record, decision.reason, CONTROLLER, decision.evidence)
-        if decision.action == Action.COMPLETE:
-            return self._complete(record, decision.reason, decision.evidence)
         if decision.action == Action.INCONCLUSIVE:
-            return self._transition(
-                record.id, Phase.INCONCLUSIVE, decision.reason, evidence=decision.evidence
+            return self._transition_from(
+                record, Phase.INCONCLUSIVE, decision.reason, evidence=decision.evidence
             )
-        self._traffic(record, decision.candidate_weight, CONTROLLER, decision.reason)
-        return self._transition(
-            record.id,
-            Phase.PROGRESSING,
-            decision.reason,
-            step_index=decision.step_index,
-            evidence=decision.evidence,
-        )
+        if decision.action == Action.ADVANCE:
+            then = _Then(Phase.PROGRESSING, decision.reason, decision.step_index, decision.evidence)
+            return self._traffic(record, decision.candidate_weight, CONTROLLER, decision.reason, then=then)
+        with self._claim_ending(record.id) as claimed:
+            if not claimed:  # an operator is promoting or aborting it right now
+                return self.get(record.id)
+            if decision.action == Action.ROLLBACK:
+                return self._rollback(record, decision.reason, CONTROLLER, decision.evidence)
+            if decision.action == Action.PROMOTE:
+                return self._promote(record, decision.reason, CONTROLLER, decision.evidence)
+            return self._complete(record, decision.reason, decision.evidence)
 
     def _switch(self, record: RolloutRecord, spec: RolloutSpec, actor: str) -> RolloutRecord:
         """Blue-green: all traffic to the candidate in one route swap, the stable version kept warm."""
-        self._traffic(record, 100.0, actor, f"rollout {record.id}: switch", stable_warm=True)
-        return self._transition(
-            record.id,
-            Phase.PROGRESSING,
+        message = (
             f"switched: 100% to the candidate; v{record.stable_version} kept warm for "
-            f"{spec.blue_green.keep_warm_s:g}s",
-            step_index=1,
+            f"{spec.blue_green.keep_warm_s:g}s"
+        )
+        then = _Then(Phase.PROGRESSING, message, step_index=1)
+        return self._traffic(
+            record, 100.0, actor, f"rollout {record.id}: switch", stable_warm=True, then=then
         )
 
     def _traffic(
@@ -440,11 +433,16 @@ class RolloutController:
         stable_warm: bool = False,
         mirror: float | None = None,
         cause: RevisionCause = RevisionCause.ROLLOUT_STEP,
-    ) -> None:
+        then: _Then | None = None,
+        guarded: bool = True,
+    ) -> RolloutRecord:
         """Route the endpoint between the rollout's two versions; other shadows of it are kept.
 
         A version routed at 0 % keeps its replicas running (warm) without traffic; ``mirror`` makes the
-        candidate a shadow of that share of requests instead of a route.
+        candidate a shadow of that share of requests instead of a route. ``guarded`` (the default): the
+        change commits only if ``record`` is still the rollout's latest revision, and ``then`` is recorded
+        in the same transaction (else the rollout is held: its revision bumped). Returns the rollout as
+        committed with the change.
         """
         current = self.plane.get_endpoint(record.endpoint).spec
         stable_weight = 100.0 - candidate_weight
@@ -467,7 +465,40 @@ class RolloutController:
             shadows.append({"model": candidate[0], "version": candidate[1], "sample_percent": mirror})
         spec = EndpointSpec.model_validate({**current.model_dump(), "routes": routes, "shadows": shadows})
         change = Change(cause, rollout_id=record.id)
-        self.plane.apply_spec(spec, action="endpoint.route", actor=actor, reason=reason, change=change)
+        committed: list[RolloutRecord] = []
+
+        def guard(connection: Connection) -> None:
+            latest = self.repo.get(connection, record.id)
+            if latest.revision != record.revision:
+                raise RolloutMovedError(
+                    f"rollout {record.id} changed meanwhile (now {latest.phase.value}); "
+                    "its traffic was left as it is",
+                    rollout=record.id,
+                    phase=latest.phase.value,
+                )
+            if then is None:
+                committed.append(self.repo.hold(connection, latest))
+            else:
+                committed.append(
+                    self.repo.transition(
+                        connection,
+                        latest,
+                        then.phase,
+                        message=then.message,
+                        step_index=then.step_index,
+                        evidence=then.evidence,
+                    )
+                )
+
+        self.plane.apply_spec(
+            spec,
+            action="endpoint.route",
+            actor=actor,
+            reason=reason,
+            change=change,
+            guard=guard if guarded else None,
+        )
+        return committed[0] if committed else record
 
     def _undo_start(self, record: RolloutRecord, actor: str) -> None:
         """After a failed start: the stable version alone again, and no challenger."""
@@ -478,6 +509,7 @@ class RolloutController:
                 actor,
                 f"rollout {record.id}: start failed",
                 cause=RevisionCause.AUTOMATIC_ROLLBACK,
+                guarded=False,
             )
         with contextlib.suppress(WorkbenchError):
             self.plane.delete_alias(
@@ -485,8 +517,11 @@ class RolloutController:
             )
 
     def _promote(self, record: RolloutRecord, reason: str, actor: str, evidence: Any = None) -> RolloutRecord:
-        record = self._transition(record.id, Phase.PROMOTING, reason, evidence=evidence)
-        self._traffic(record, 100.0, actor, f"rollout {record.id}: promote", cause=RevisionCause.PROMOTE)
+        """Candidate to 100 % and champion; the caller holds the rollout's ending claim."""
+        record = self._transition_from(record, Phase.PROMOTING, reason, evidence=evidence)
+        record = self._traffic(
+            record, 100.0, actor, f"rollout {record.id}: promote", cause=RevisionCause.PROMOTE
+        )
         self.plane.clear_rejection(
             record.endpoint,
             record.candidate_model,
@@ -514,11 +549,11 @@ class RolloutController:
             link=f"rollout:{record.id}",
         )
         self._forget(record.id)
-        return self._transition(record.id, Phase.SUCCEEDED, "candidate promoted to 100% and champion")
+        return self._transition_from(record, Phase.SUCCEEDED, "candidate promoted to 100% and champion")
 
     def _complete(self, record: RolloutRecord, reason: str, evidence: Any) -> RolloutRecord:
         """A shadow that passed: stop mirroring; live traffic and champion stay as they were."""
-        self._traffic(record, 0.0, CONTROLLER, f"rollout {record.id}: shadow done")
+        record = self._traffic(record, 0.0, CONTROLLER, f"rollout {record.id}: shadow done")
         with contextlib.suppress(WorkbenchError):
             self.plane.delete_alias(
                 record.candidate_model, CHALLENGER, actor=CONTROLLER, reason=f"rollout {record.id}"
@@ -535,17 +570,17 @@ class RolloutController:
             link=f"rollout:{record.id}",
         )
         self._forget(record.id)
-        return self._transition(record.id, Phase.SUCCEEDED, reason, evidence=evidence)
+        return self._transition_from(record, Phase.SUCCEEDED, reason, evidence=evidence)
 
     def _rollback(self, record: RolloutRecord, reason: str, actor: str, evidence: Any) -> RolloutRecord:
         """Traffic first (one route change), then the record: within one tick of the verdict.
 
         A rollback decided by the analysis (not an operator's abort) rejects the candidate on this
-        endpoint, with the failing checks' evidence.
+        endpoint, with the failing checks' evidence. The caller holds the rollout's ending claim.
         """
         automatic = actor == CONTROLLER
         cause = RevisionCause.AUTOMATIC_ROLLBACK if automatic else RevisionCause.MANUAL_ROLLBACK
-        self._traffic(record, 0.0, actor, f"rollout {record.id}: roll back", cause=cause)
+        record = self._traffic(record, 0.0, actor, f"rollout {record.id}: roll back", cause=cause)
         if automatic:
             self.plane.reject_version(
                 record.endpoint,
@@ -570,11 +605,10 @@ class RolloutController:
             link=f"rollout:{record.id}",
         )
         self._forget(record.id)
-        return self._transition(record.id, Phase.ROLLED_BACK, reason, evidence=evidence)
+        return self._transition_from(record, Phase.ROLLED_BACK, reason, evidence=evidence)
 
     def _forget(self, rollout_id: str) -> None:
-        self._telemetry.pop(rollout_id, None)
-        self._labels_seen.pop(rollout_id, None)
+        self.evaluator.forget(rollout_id)
 
     def _transition(
         self,
@@ -585,8 +619,22 @@ class RolloutController:
         step_index: int | None = None,
         evidence: Any = None,
     ) -> RolloutRecord:
+        """A command's transition, from the rollout as it is now (refused while an ending is under way)."""
+        record = self.get(rollout_id)
+        self._check_not_ending(record)
+        return self._transition_from(record, phase, message, step_index=step_index, evidence=evidence)
+
+    def _transition_from(
+        self,
+        record: RolloutRecord,
+        phase: Phase,
+        message: str,
+        *,
+        step_index: int | None = None,
+        evidence: Any = None,
+    ) -> RolloutRecord:
+        """``record`` (as read) to ``phase``, refused if the rollout changed since it was read."""
         with self.plane.db.write() as connection:
-            current = self.repo.get(connection, rollout_id)
             return self.repo.transition(
-                connection, current, phase, message=message, step_index=step_index, evidence=evidence
+                connection, record, phase, message=message, step_index=step_index, evidence=evidence
             )

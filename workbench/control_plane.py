@@ -50,7 +50,7 @@ from workbench.revisions import (
     routes_label,
 )
 from workbench.revisions.plan import revision_before_rollout
-from workbench.serving.backend import ServingBackend, make_backend
+from workbench.serving.backend import LazyModelDirs, ModelDirs, ServingBackend, make_backend
 from workbench.serving.device import probe_inventory, select_device
 from workbench.settings import Settings
 from workbench.specs.endpoint import BatchingSpec, EndpointSpec, ShadowTarget, TrafficRoute
@@ -617,9 +617,10 @@ class ControlPlane:
         if self.settings.serving_backend == "local" and spec.device not in ("auto", "cpu"):
             select_device(spec.device, probe_inventory())
 
-    def _model_dirs(self, spec: EndpointSpec) -> dict[tuple[str, int], Path]:
+    def _model_dirs(self, spec: EndpointSpec) -> ModelDirs:
+        """Looked up in the registry only for the replicas the backend has to start."""
         versions = [(r.model, r.version) for r in spec.routes] + [(s.model, s.version) for s in spec.shadows]
-        return {(model, version): self.registry.model_path(model, version) for model, version in versions}
+        return LazyModelDirs(versions, self.registry.model_path)
 
     def _endpoint_lock(self, name: str) -> threading.RLock:
         with self._locks_guard:

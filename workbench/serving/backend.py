@@ -7,7 +7,7 @@ Backends are picked by name from a small registry, as papermill picks its engine
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -15,6 +15,29 @@ from workbench.errors import ValidationError
 from workbench.specs.endpoint import EndpointSpec
 
 ModelDirs = Mapping[tuple[str, int], Path]
+
+
+class LazyModelDirs(Mapping[tuple[str, int], Path]):
+    """The model directories of some versions, each looked up (once) only when a backend asks for it:
+    a deploy whose replicas all run already costs no registry lookup."""
+
+    def __init__(self, versions: Iterable[tuple[str, int]], lookup: Callable[[str, int], Path]) -> None:
+        self._versions = tuple(dict.fromkeys(versions))
+        self._lookup = lookup
+        self._found: dict[tuple[str, int], Path] = {}
+
+    def __getitem__(self, key: tuple[str, int]) -> Path:
+        if key not in self._versions:
+            raise KeyError(key)
+        if key not in self._found:
+            self._found[key] = self._lookup(*key)
+        return self._found[key]
+
+    def __iter__(self) -> Iterator[tuple[str, int]]:
+        return iter(self._versions)
+
+    def __len__(self) -> int:
+        return len(self._versions)
 
 
 class ServingBackend(Protocol):

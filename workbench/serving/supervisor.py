@@ -95,6 +95,9 @@ class LocalSupervisor:
         started: list[Managed] = []
         try:
             for process_id, (model, version) in replica_ids(spec).items():
+                current = self.table.get(process_id)
+                if current is not None and current.state == "ready":
+                    continue  # no need to know where its model is
                 fresh = self._replica(process_id, spec, model, version, model_dirs[(model, version)])
                 managed = self.table.claim(fresh, deadline)
                 if managed is None:

@@ -56,6 +56,7 @@ bench-rollouts: install
 # Monitoring: live drift vs an Evidently report on one window, prediction-log writer throughput.
 bench-monitoring: install
 	$(BIN)/python benchmarks/monitoring.py --write-docs
+	$(BIN)/python benchmarks/history.py --write-docs
 
 # Runbooks: a run's cost over papermill in-process; the retraining loop from drift to promotion.
 bench-runbooks: install

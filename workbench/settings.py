@@ -17,7 +17,8 @@ from workbench.errors import ValidationError
 DEFAULT_API_PORT = 8765
 DEFAULT_ROUTER_PORT = 8766
 DEFAULT_MAX_UPLOAD_BYTES = 512 * 1024 * 1024
-DEFAULT_HISTORY_RETENTION_S = 30 * 86_400.0
+DEFAULT_HISTORY_RETENTION_S = 7 * 86_400.0
+DEFAULT_ROLLUP_RETENTION_S = 90 * 86_400.0
 DEFAULT_FEEDBACK_RETENTION_S = 30 * 86_400.0
 
 
@@ -65,8 +66,9 @@ class Settings:
     serving_backend: str = "local"
     runbook_dirs: tuple[Path, ...] = ()
     actor: str | None = None
-    #: How long monitor history (series points) is kept; pruned by the monitoring loop.
+    #: How long monitor history is kept point by point, and as per-minute rollups (pruned by the loop).
     history_retention_s: float = DEFAULT_HISTORY_RETENTION_S
+    rollup_retention_s: float = DEFAULT_ROLLUP_RETENTION_S
     #: How long a request can be labelled: the request-id index forgets older predictions.
     feedback_retention_s: float = DEFAULT_FEEDBACK_RETENTION_S
 
@@ -129,6 +131,7 @@ class Settings:
             overrides["max_upload_bytes"] = _port_like_int(limit, "WORKBENCH_MAX_UPLOAD_BYTES")
         for variable, name in (
             ("WORKBENCH_HISTORY_RETENTION_S", "history_retention_s"),
+            ("WORKBENCH_HISTORY_ROLLUP_RETENTION_S", "rollup_retention_s"),
             ("WORKBENCH_FEEDBACK_RETENTION_S", "feedback_retention_s"),
         ):
             if raw := env.get(variable):

@@ -130,7 +130,9 @@ def test_covariate_drift_is_flagged_within_two_windows_and_clean_traffic_never(
             judged += values["drift"] is not None
             shares.append(values["drift_share"] or 0.0)
             time.sleep(EVERY_S)
-        assert judged >= 100, f"the window held enough rows to judge drift in only {judged} looks"
+        # Judged at (nearly) every look; how many looks fit in 30 s depends on the machine, not on this.
+        assert len(shares) >= 30, f"only {len(shares)} looks in 30 windows"
+        assert judged >= 0.9 * len(shares), f"drift was judged in only {judged} of {len(shares)} looks"
         assert max(shares) < 0.25, f"undrifted windows reached a drifted share of {max(shares)}"
         assert _firing(world, "drifting") == [], "undrifted traffic raised a drift alert"
         traffic.switch(drifted)

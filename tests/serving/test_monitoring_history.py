@@ -5,6 +5,8 @@ a label for a request made before the restart, which no in-memory index holds an
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -137,3 +139,17 @@ def test_a_restarted_control_plane_shows_the_history_of_before_the_restart(
         assert any(look.get("drift_share") is not None for look in looks if look["ts"] <= stopped)
         # A label for a request of the first control plane's time joins it after the restart.
         assert client.feedback("hist", {"before-restart": 1.0}) == {"endpoint": "hist", "accepted": 1}
+        # The CLI reads the same history.
+        shown = _cli(env, "monitor", "history", "hist", "--since", "1h", "--step", "60")
+        assert shown.returncode == 0, shown.stderr
+        assert "requests_per_s" in shown.stdout
+        assert "drift_share" in shown.stdout
+        refused = _cli(env, "monitor", "history", "hist", "--since", "soon")
+        assert refused.returncode == 2
+        assert "not a duration" in refused.stderr
+
+
+def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "workbench", *args], env=env, capture_output=True, text=True, timeout=120
+    )

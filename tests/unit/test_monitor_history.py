@@ -3,6 +3,8 @@ queries' checks; the feedback feed finding a request the in-memory index has for
 
 from __future__ import annotations
 
+import math
+import random
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -71,6 +73,60 @@ def test_a_range_inside_the_data_and_one_series_per_column_or_version(db: Databa
     assert [r.monitor for r in everywhere] == ["churn", "other"]
 
 
+M0 = 1_700_000_040.0  # on a minute
+
+
+def _expected(points: list[tuple[float, float]], start: float, step: float) -> dict[str, list[float]]:
+    steps: dict[int, list[float]] = {}
+    for ts, value in points:
+        steps.setdefault(math.floor((ts - start) / step), []).append(value)
+    return {
+        "ts": [start + k * step for k in sorted(steps)],
+        "mean": [sum(steps[k]) / len(steps[k]) for k in sorted(steps)],
+        "min": [min(steps[k]) for k in sorted(steps)],
+        "max": [max(steps[k]) for k in sorted(steps)],
+        "count": [len(steps[k]) for k in sorted(steps)],
+    }
+
+
+@pytest.mark.parametrize("step_s", [1.0, 2.5, 30.0, 60.0, 120.0])
+def test_every_read_path_agrees_with_the_points(db: Database, step_s: float) -> None:
+    """Fine steps reduce points in numpy, coarser ones group in SQL, whole minutes read the rollups
+    (written in several batches here, as the recorder's flushes write them)."""
+    repo = HistoryRepository()
+    rng = random.Random(5)
+    points = [(M0 + i * 0.5 + rng.random() * 0.4, rng.uniform(-5, 5)) for i in range(480)]
+    for first in range(0, len(points), 70):
+        with db.write() as connection:
+            repo.append(
+                connection, [("churn", "error_rate", ALL, ts, v) for ts, v in points[first : first + 70]]
+            )
+    with db.read() as connection:
+        (row,) = repo.find(connection, monitors=["churn"])
+        found = repo.aggregate(connection, [row.id], start=M0, end=M0 + 240, step_s=step_s)[row.id]
+    expected = _expected(points, M0, step_s)
+    assert found.ts == pytest.approx(expected["ts"])
+    assert found.count == expected["count"]
+    assert found.mean == pytest.approx(expected["mean"])
+    assert found.min == pytest.approx(expected["min"])
+    assert found.max == pytest.approx(expected["max"])
+
+
+def test_rollups_outlive_the_points_and_are_pruned_by_their_own_retention(db: Database) -> None:
+    repo = HistoryRepository()
+    with db.write() as connection:
+        repo.append(connection, [("churn", "rows", ALL, M0 + i, float(i)) for i in range(300)])
+    with db.write() as connection:
+        assert repo.prune(connection, before=M0 + 300, rollups_before=M0 + 120) == 300
+    with db.read() as connection:
+        (row,) = repo.find(connection, monitors=["churn"])
+        by_minute = repo.aggregate(connection, [row.id], start=M0, end=M0 + 300, step_s=60)[row.id]
+        assert repo.aggregate(connection, [row.id], start=M0, end=M0 + 300, step_s=1) == {}
+    assert by_minute.ts == [M0 + 120, M0 + 180, M0 + 240]
+    assert by_minute.count == [60, 60, 60]
+    assert by_minute.mean == [149.5, 209.5, 269.5]
+
+
 def test_a_point_written_twice_is_kept_once_and_prune_applies_the_retention(db: Database) -> None:
     repo = HistoryRepository()
     _fill(db, repo)
@@ -135,6 +191,8 @@ def test_query_defaults_and_the_size_limit() -> None:
     day = plan(start=T0, end=T0 + 86_400, step_s=None, now=T0)
     assert day.step_s == 86.4
     assert plan(start=T0, end=T0, step_s=1.0, now=T0).steps == 1
+    minutes = plan(start=M0 + 59, end=M0 + 3600, step_s=300, now=T0)  # whole minutes: from the minute
+    assert (minutes.start, minutes.steps) == (M0, 13)
     assert plan(start=T0, end=T0 + MAX_STEPS - 1, step_s=1.0, now=T0).steps == MAX_STEPS
     check_size(query, 499)
     with pytest.raises(ValidationError, match="more than"):

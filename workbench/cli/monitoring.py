@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -167,6 +168,71 @@ def show(
             if not watch:
                 return
             time.sleep(max(float(detail["monitor"]["spec"]["every_s"]), 1.0))
+
+
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0}
+
+
+def _duration(raw: str) -> float:
+    """``90``, ``90s``, ``15m``, ``2h``, ``7d`` → seconds."""
+    text = raw.strip().lower()
+    factor = _UNITS.get(text[-1:])
+    try:
+        value = float(text[:-1] if factor is not None else text) * (factor or 1.0)
+    except ValueError:
+        raise fail(f"not a duration: {raw!r} (use 90, 90s, 15m, 2h or 7d)", 2) from None
+    if not (math.isfinite(value) and value > 0):
+        raise fail(f"not a positive duration: {raw!r}", 2)
+    return value
+
+
+@app.command("history")
+@handle_errors
+def history(
+    name: str,
+    series: list[str] = typer.Option(
+        [], "--series", "-s", help="series (repeat); default: requests/s, error rate, p95, drift share"
+    ),
+    key: list[str] = typer.Option(
+        [], "--key", "-k", help="'all', a version, a column (drift) or a rule (alert_state)"
+    ),
+    since: str = typer.Option("1h", "--since", help="how far back: 90s, 15m, 2h, 7d"),
+    step: float | None = typer.Option(None, "--step", help="seconds per row (about 60 rows by default)"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """A monitor's persisted history: per step, the mean (and max) of each series."""
+    back = _duration(since)
+    wanted = series or ["requests_per_s", "error_rate", "latency_p95_ms", "drift_share"]
+    with Client() as client:
+        result = client.monitor_history(
+            name,
+            series=wanted,
+            key=key or (None if series else ["all"]),
+            start=time.time() - back,
+            step_s=step if step is not None else max(1.0, back / 60),
+        )
+    if as_json:
+        print_json(result)
+        return
+    found = result["monitors"].get(name, {}).get("series", {})
+    columns = [(s, k) for s in wanted for k in sorted(found.get(s, {}))]
+    if not columns:
+        console.print(f"no history for {name} in the last {since}")
+        return
+    rows: dict[float, dict[tuple[str, str], str]] = {}
+    for s, k in columns:
+        points = found[s][k]
+        for ts, mean, high in zip(points["ts"], points["mean"], points["max"], strict=True):
+            cell = _fmt(mean) if high == mean else f"{_fmt(mean)} ({_fmt(high)})"
+            rows.setdefault(ts, {})[(s, k)] = cell
+    print_table(
+        f"{name}: mean (max) per {result['step_s']:g} s",
+        ["time", *(s if k == "all" else f"{s}[{k}]" for s, k in columns)],
+        [
+            (time.strftime("%H:%M:%S", time.localtime(ts)), *(cells.get(c, "-") for c in columns))
+            for ts, cells in sorted(rows.items())
+        ],
+    )
 
 
 @app.command("delete")

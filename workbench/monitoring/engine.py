@@ -592,7 +592,11 @@ class MonitorEngine:
         settings = self.plane.settings
         try:
             with self.plane.db.write() as connection:
-                removed = self.history_repo.prune(connection, now - settings.history_retention_s)
+                removed = self.history_repo.prune(
+                    connection,
+                    now - settings.history_retention_s,
+                    rollups_before=now - max(settings.rollup_retention_s, settings.history_retention_s),
+                )
             if removed:
                 log.info("monitor history: pruned %d points older than the retention", removed)
             with self._guard:

@@ -3,7 +3,10 @@
 Points are kept as each look computed them (``workbench.store.history``); a read groups them per step
 of ``step_s`` seconds from ``start`` and returns, per step that holds points, their mean, min, max and
 count, column-wise (``{"ts": [...], "mean": [...], ...}``): what a chart's data source takes as is.
-Steps without points are left out rather than filled, so a gap in the data stays visible.
+Steps without points are left out rather than filled, so a gap in the data stays visible. A step of
+whole minutes (60, 300, 3600 s...) is answered from per-minute rollups, which are kept longer than the
+points (``WORKBENCH_HISTORY_ROLLUP_RETENTION_S`` against ``WORKBENCH_HISTORY_RETENTION_S``); its range
+starts on a minute.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import math
 from dataclasses import dataclass
 
 from workbench.errors import ValidationError
+from workbench.store.history import rollup_start
 
 AGGREGATIONS = ("mean", "min", "max", "count")
 MIN_STEP_S = 0.001
@@ -58,6 +62,9 @@ def plan(*, start: float | None, end: float | None, step_s: float | None, now: f
                 f"step_s must be between {MIN_STEP_S} and {MAX_SPAN_S:.0f} seconds", field="step_s"
             )
         step = float(step_s)
+    # A step of whole minutes is read from the per-minute rollups: its steps start on a minute.
+    first = rollup_start(first, step)
+    span = stop - first
     steps = math.floor(span / step) + 1
     if steps > MAX_STEPS:
         raise ValidationError(

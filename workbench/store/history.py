@@ -4,25 +4,34 @@ A *series* is (monitor, name, key): key ``all`` for a value of the monitor as a 
 number for the per-version traffic series, a column for ``drift``, a rule for ``alert_state``. Its
 points are (series id, ts, value) rows, clustered by series and time, so reading one series over a
 time range is one index range. A look writes all its points with one ``executemany`` in the tick's
-transaction. Reads aggregate in SQL per step (mean, min, max, count), so an hour at 1 s resolution
-comes back as a few hundred numbers per series, not 3,600 rows.
+transaction, and folds them into per-minute rollups (count, sum, min, max per series and minute) in
+the same transaction. Reads aggregate per step (mean, min, max, count): from the points, or from the
+rollups when the step is whole minutes, so a day at a 5-minute step reads 1,440 rows per series rather
+than 86,400. A point written twice (the same look recorded by two control planes) is kept once, but is
+counted twice in its minute's rollup.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import BigInteger, Connection, Integer, cast, delete, func, select
+import numpy as np
+from sqlalchemy import Connection, delete, func, select
 
-from workbench.store.schema import monitor_points, monitor_series
+from workbench.store.schema import monitor_points, monitor_rollups, monitor_series
 
 #: Bind at most this many ids in one ``IN (...)``.
 _CHUNK = 500
 ALL = "all"
+#: Points are also kept per minute (count, sum, min, max): steps of whole minutes read those.
+ROLLUP_S = 60.0
+#: Below this step, points are reduced in numpy; above, grouped in SQL.
+FINE_STEP_S = 5.0
 
 SeriesKey = tuple[str, str, str]  # (monitor, series, key)
 
@@ -96,14 +105,52 @@ class HistoryRepository:
         if not kept:
             return 0
         ids = self.series_ids(connection, ((m, s, k) for m, s, k, _, _ in kept))
-        connection.execute(
-            _insert_ignore(connection, monitor_points),
-            [{"series_id": ids[(m, s, k)], "ts": ts, "value": value} for m, s, k, ts, value in kept],
-        )
+        rows = [{"series_id": ids[(m, s, k)], "ts": ts, "value": value} for m, s, k, ts, value in kept]
+        connection.execute(_insert_ignore(connection, monitor_points), rows)
+        self._roll_up(connection, rows)
         return len(kept)
 
-    def prune(self, connection: Connection, before: float) -> int:
-        """Delete points older than ``before``, series by series (each an index range)."""
+    def _roll_up(self, connection: Connection, rows: list[dict[str, Any]]) -> None:
+        """Fold points into their series' minute rollups (one upsert per series and minute)."""
+        minutes: dict[tuple[int, float], list[float]] = {}
+        for row in rows:
+            key = (row["series_id"], math.floor(row["ts"] / ROLLUP_S) * ROLLUP_S)
+            value = row["value"]
+            found = minutes.get(key)
+            if found is None:
+                minutes[key] = [1.0, value, value, value]
+            else:
+                found[0] += 1
+                found[1] += value
+                found[2] = min(found[2], value)
+                found[3] = max(found[3], value)
+        postgres = connection.dialect.name == "postgresql"
+        least, greatest = (func.least, func.greatest) if postgres else (func.min, func.max)
+        if postgres:
+            from sqlalchemy.dialects.postgresql import insert as upsert
+        else:
+            from sqlalchemy.dialects.sqlite import insert as upsert  # type: ignore[assignment]
+        statement = upsert(monitor_rollups)
+        table, new = monitor_rollups.c, statement.excluded
+        connection.execute(
+            statement.on_conflict_do_update(
+                index_elements=[table.series_id, table.ts],
+                set_={
+                    "n": table.n + new.n,
+                    "total": table.total + new.total,
+                    "low": least(table.low, new.low),
+                    "high": greatest(table.high, new.high),
+                },
+            ),
+            [
+                {"series_id": sid, "ts": minute, "n": int(n), "total": total, "low": low, "high": high}
+                for (sid, minute), (n, total, low, high) in minutes.items()
+            ],
+        )
+
+    def prune(self, connection: Connection, before: float, *, rollups_before: float | None = None) -> int:
+        """Delete points older than ``before`` (and rollups older than ``rollups_before``), series by
+        series (each an index range); returns how many points went."""
         ids = [row[0] for row in connection.execute(select(monitor_series.c.id)).all()]
         removed = 0
         for series_id in ids:
@@ -113,6 +160,12 @@ class HistoryRepository:
                 )
             )
             removed += int(result.rowcount or 0)
+            if rollups_before is not None:
+                connection.execute(
+                    delete(monitor_rollups).where(
+                        monitor_rollups.c.series_id == series_id, monitor_rollups.c.ts < rollups_before
+                    )
+                )
         return removed
 
     # ------------------------------------------------------------------- reads
@@ -141,43 +194,63 @@ class HistoryRepository:
     def aggregate(
         self, connection: Connection, ids: Sequence[int], *, start: float, end: float, step_s: float
     ) -> dict[int, Aggregated]:
-        """Points of ``ids`` with ``start <= ts <= end``, per step of ``step_s`` from ``start``."""
-        offset = (monitor_points.c.ts - start) / step_s
+        """Points of ``ids`` with ``start <= ts <= end``, per step of ``step_s`` from ``start``.
+
+        Three paths, chosen by the step, measured on an hour of 10 series at 1 s (SQLite):
+
+        * a step of whole minutes reads the minute rollups (60 times fewer rows; ``start`` must be on a
+          minute, :func:`rollup_start` aligns it);
+        * a fine step (under ``FINE_STEP_S``) reads the points in primary-key order and reduces each
+          step's contiguous run with numpy (30 ms, against 50 ms for SQL's ``GROUP BY`` on an expression
+          of ts, which needs a temporary B-tree);
+        * other steps group in SQL, which sends back one row per step instead of every point.
+
+        Rows are fetched with the driver's cursor on the transaction's own connection: building
+        SQLAlchemy rows for 36,000 points costs more than the query.
+        """
+        postgres = connection.dialect.name == "postgresql"
+
+        def mark(name: str) -> str:
+            return f"%({name})s" if postgres else f":{name}"
+
+        offset = f"(ts - {mark('start')}) / {mark('step')}"
         # ts >= start, so truncation is the floor; PostgreSQL's integer cast rounds, hence floor there.
-        bucket = (
-            cast(func.floor(offset), BigInteger)
-            if connection.dialect.name == "postgresql"
-            else cast(offset, Integer)
-        ).label("bucket")
+        bucket = f"CAST(floor({offset}) AS BIGINT)" if postgres else f"CAST({offset} AS INTEGER)"
+        rollups = step_s >= ROLLUP_S and step_s % ROLLUP_S == 0 and start % ROLLUP_S == 0
+        cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
         out: dict[int, Aggregated] = {}
-        for first in range(0, len(ids), _CHUNK):
-            chunk = list(ids[first : first + _CHUNK])
-            statement = (
-                select(
-                    monitor_points.c.series_id,
-                    bucket,
-                    func.avg(monitor_points.c.value),
-                    func.min(monitor_points.c.value),
-                    func.max(monitor_points.c.value),
-                    func.count(),
+        try:
+            for first in range(0, len(ids), _CHUNK):
+                chunk = [int(i) for i in ids[first : first + _CHUNK]]
+                params: dict[str, Any] = {"start": start, "end": end, "step": step_s}
+                params.update({f"i{n}": value for n, value in enumerate(chunk)})
+                where = (
+                    f"WHERE series_id IN ({', '.join(mark(f'i{n}') for n in range(len(chunk)))}) "
+                    f"AND ts >= {mark('start')} AND ts <= {mark('end')}"
                 )
-                .where(
-                    monitor_points.c.series_id.in_(chunk),
-                    monitor_points.c.ts >= start,
-                    monitor_points.c.ts <= end,
-                )
-                .group_by(monitor_points.c.series_id, bucket)
-                .order_by(monitor_points.c.series_id, bucket)
-            )
-            for series_id, index, mean, low, high, count in connection.execute(statement).all():
-                found = out.get(series_id)
-                if found is None:
-                    found = out[series_id] = Aggregated([], [], [], [], [])
-                found.ts.append(start + int(index) * step_s)
-                found.mean.append(float(mean))
-                found.min.append(float(low))
-                found.max.append(float(high))
-                found.count.append(int(count))
+                if rollups:
+                    sql = (
+                        f"SELECT series_id, {bucket} AS bucket, SUM(total) / SUM(n), MIN(low), MAX(high), "
+                        f"SUM(n) FROM monitor_rollups {where} GROUP BY series_id, bucket "
+                        "ORDER BY series_id, bucket"
+                    )
+                elif step_s < FINE_STEP_S:
+                    sql = f"SELECT series_id, ts, value FROM monitor_points {where} ORDER BY series_id, ts"
+                else:
+                    sql = (
+                        f"SELECT series_id, {bucket} AS bucket, AVG(value), MIN(value), MAX(value), COUNT(*) "
+                        f"FROM monitor_points {where} GROUP BY series_id, bucket ORDER BY series_id, bucket"
+                    )
+                cursor.execute(sql, params)
+                rows = cursor.fetchall()
+                if not rows:
+                    continue
+                if rollups or step_s >= FINE_STEP_S:
+                    out.update(_assemble(rows, start=start, step_s=step_s))
+                else:
+                    out.update(_reduce(rows, start=start, step_s=step_s))
+        finally:
+            cursor.close()
         return out
 
     def recent(self, connection: Connection, monitor: str, limit: int) -> list[dict[str, Any]]:
@@ -208,3 +281,53 @@ class HistoryRepository:
             if look is not None:
                 look[names[series_id]] = float(value)
         return list(looks.values())
+
+
+def _reduce(rows: Sequence[tuple[Any, ...]], *, start: float, step_s: float) -> dict[int, Aggregated]:
+    """(series id, ts, value) rows sorted by series and ts → per series, per step: mean/min/max/count."""
+    n = len(rows)
+    flat = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.float64, count=3 * n).reshape(n, 3)
+    series = flat[:, 0].astype(np.int64)
+    steps = np.floor((flat[:, 1] - start) / step_s).astype(np.int64)
+    values = flat[:, 2]
+    cuts = np.flatnonzero((series[1:] != series[:-1]) | (steps[1:] != steps[:-1])) + 1
+    first = np.concatenate(([0], cuts))
+    counts = np.diff(np.concatenate((first, [n])))
+    means = np.add.reduceat(values, first) / counts
+    lows = np.minimum.reduceat(values, first)
+    highs = np.maximum.reduceat(values, first)
+    owner = series[first]
+    bounds = np.concatenate(([0], np.flatnonzero(owner[1:] != owner[:-1]) + 1, [len(first)]))
+    out: dict[int, Aggregated] = {}
+    for a, b in itertools.pairwise(bounds.tolist()):
+        out[int(owner[a])] = Aggregated(
+            ts=(start + steps[first[a:b]] * step_s).tolist(),
+            mean=means[a:b].tolist(),
+            min=lows[a:b].tolist(),
+            max=highs[a:b].tolist(),
+            count=counts[a:b].tolist(),
+        )
+    return out
+
+
+def _assemble(rows: Sequence[tuple[Any, ...]], *, start: float, step_s: float) -> dict[int, Aggregated]:
+    """Rows grouped in SQL, (series id, step, mean, min, max, count) sorted by series and step."""
+    series, steps, means, lows, highs, counts = zip(*rows, strict=True)
+    cuts = [0, *(k for k in range(1, len(series)) if series[k] != series[k - 1]), len(series)]
+    return {
+        int(series[a]): Aggregated(
+            ts=[start + int(index) * step_s for index in steps[a:b]],
+            mean=[float(v) for v in means[a:b]],
+            min=[float(v) for v in lows[a:b]],
+            max=[float(v) for v in highs[a:b]],
+            count=[int(v) for v in counts[a:b]],
+        )
+        for a, b in itertools.pairwise(cuts)
+    }
+
+
+def rollup_start(start: float, step_s: float) -> float:
+    """A range's start moved back to its minute when the step is whole minutes (rollups are per minute)."""
+    if step_s >= ROLLUP_S and step_s % ROLLUP_S == 0:
+        return math.floor(start / ROLLUP_S) * ROLLUP_S
+    return start

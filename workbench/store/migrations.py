@@ -324,6 +324,16 @@ def _v6_monitor_history(connection: Connection, dialect: str) -> None:
             value {float_type} NOT NULL,
             PRIMARY KEY (series_id, ts)
         ){clustered}""",
+        # Per series and minute: count, sum, min and max of its points, kept longer than the points.
+        f"""CREATE TABLE monitor_rollups (
+            series_id BIGINT NOT NULL,
+            ts {float_type} NOT NULL,
+            n INTEGER NOT NULL,
+            total {float_type} NOT NULL,
+            low {float_type} NOT NULL,
+            high {float_type} NOT NULL,
+            PRIMARY KEY (series_id, ts)
+        ){clustered}""",
         # Request id -> prediction, for labels fed back after the in-memory index forgot the request.
         f"""CREATE TABLE request_index (
             endpoint VARCHAR(128) NOT NULL,

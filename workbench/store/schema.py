@@ -242,6 +242,19 @@ monitor_points = Table(
     sqlite_with_rowid=False,
 )
 
+# Per series and minute (ts = the minute's start): count, sum, min and max of its points.
+monitor_rollups = Table(
+    "monitor_rollups",
+    metadata,
+    Column("series_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("ts", Float, primary_key=True),
+    Column("n", Integer, nullable=False),
+    Column("total", Float, nullable=False),
+    Column("low", Float, nullable=False),
+    Column("high", Float, nullable=False),
+    sqlite_with_rowid=False,
+)
+
 # Request id -> the prediction it names, so a label fed back days later still joins its request.
 request_index = Table(
     "request_index",

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from workbench.api.auth import actor_of
@@ -163,12 +164,16 @@ def monitor_history(
         default=None, ge=HISTORY_MIN_STEP_S, le=MAX_SPAN_S, description="seconds per step (about 1,000 steps)"
     ),
     plane: ControlPlane = Depends(control_plane),
-) -> dict[str, Any]:
+) -> Response:
     """Persisted monitor history over a time range, per step: mean, min, max and count of the points
-    in each step, column-wise. At most 10,000 steps and 500,000 points per answer."""
-    return plane.monitoring.history(
+    in each step, column-wise: ``{"start", "end", "step_s", "aggregations", "monitors": {name:
+    {"endpoint", "series": {series: {key: {"ts": [...], "mean": [...], "min": [...], "max": [...],
+    "count": [...]}}}}}}``. At most 10,000 steps and 500,000 points per answer."""
+    result = plane.monitoring.history(
         monitors=monitor, endpoint=endpoint, series=series, keys=key, start=start, end=end, step_s=step_s
     )
+    # Encoded by orjson directly: FastAPI's generic encoder takes longer than the query for an hour at 1 s.
+    return Response(orjson.dumps(result), media_type="application/json")
 
 
 @router.post("/feedback")

@@ -53,7 +53,21 @@ from workbench.revisions.plan import revision_before_rollout
 from workbench.serving.backend import LazyModelDirs, ModelDirs, ServingBackend, make_backend
 from workbench.serving.device import probe_inventory, select_device
 from workbench.settings import Settings
-from workbench.specs.endpoint import BatchingSpec, EndpointSpec, ShadowTarget, TrafficRoute
+from workbench.specs.endpoint import (
+    ENDPOINT_NAME_RE,
+    BatchingSpec,
+    Device,
+    EndpointSpec,
+    LogSampleRate,
+    MaxBatchSize,
+    MaxWaitMs,
+    PayloadLimit,
+    Replicas,
+    ShadowTarget,
+    Threads,
+    TrafficRoute,
+)
+from workbench.specs.patterns import model_ref_schema, pattern_schema
 from workbench.store import AuditLog, Database, EndpointRecord, EndpointRepository, migrate
 from workbench.store.revisions import RejectionRepository, RevisionRepository
 from workbench.store.rollouts import RolloutEvent
@@ -65,14 +79,18 @@ Guard = Callable[[Connection], None]
 class RouteRequest(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    model: str = Field(description="models:/NAME@ALIAS or models:/NAME/VERSION")
+    model: str = Field(
+        description="models:/NAME@ALIAS or models:/NAME/VERSION", json_schema_extra=model_ref_schema()
+    )
     weight: float = Field(default=100.0, ge=0, le=100)
 
 
 class ShadowRequest(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    model: str
+    model: str = Field(
+        description="models:/NAME@ALIAS or models:/NAME/VERSION", json_schema_extra=model_ref_schema()
+    )
     sample_percent: float = Field(default=100.0, gt=0, le=100)
 
 
@@ -81,16 +99,16 @@ class EndpointRequest(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    name: str
-    routes: list[RouteRequest] = Field(min_length=1, max_length=16)
+    name: str = Field(description="lower-case DNS label", json_schema_extra=pattern_schema(ENDPOINT_NAME_RE))
+    routes: list[RouteRequest] = Field(min_length=1, max_length=16, description="weights add up to 100")
     shadows: list[ShadowRequest] = Field(default_factory=list, max_length=4)
-    replicas: int = 1
-    device: str = "auto"
+    replicas: Replicas = 1
+    device: Device = "auto"
     batching: BatchingSpec = Field(default_factory=BatchingSpec)
-    payload_limit_bytes: int = 8 * 1024 * 1024
-    threads: int | None = None
-    log_sample_rate: float = 1.0
-    description: str | None = None
+    payload_limit_bytes: PayloadLimit = 8 * 1024 * 1024
+    threads: Threads | None = None
+    log_sample_rate: LogSampleRate = 1.0
+    description: str | None = Field(default=None, max_length=2000)
     reason: str | None = Field(default=None, max_length=2000)
 
 
@@ -119,14 +137,16 @@ class DeployRequest(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    model: str = Field(description="models:/NAME@ALIAS or models:/NAME/VERSION")
-    replicas: int | None = None
-    device: str | None = None
-    max_batch_size: int | None = None
-    max_wait_ms: float | None = None
-    payload_limit_bytes: int | None = None
-    threads: int | None = None
-    log_sample_rate: float | None = None
+    model: str = Field(
+        description="models:/NAME@ALIAS or models:/NAME/VERSION", json_schema_extra=model_ref_schema()
+    )
+    replicas: Replicas | None = None
+    device: Device | None = None
+    max_batch_size: MaxBatchSize | None = None
+    max_wait_ms: MaxWaitMs | None = None
+    payload_limit_bytes: PayloadLimit | None = None
+    threads: Threads | None = None
+    log_sample_rate: LogSampleRate | None = None
     reason: str | None = Field(default=None, max_length=2000)
 
 

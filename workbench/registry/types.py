@@ -7,9 +7,14 @@ depend on MLflow's entity classes (which change between releases).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from workbench.specs.patterns import alias_schema, required_in_schema
+
+#: What MLflow accepts as a run id (its own check is ``^[a-zA-Z0-9][\w\-]{0,255}$``), within our 64 characters.
+RUN_ID_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_-]{0,63}$"
 
 
 class _Frozen(BaseModel):
@@ -76,13 +81,17 @@ class RegisteredModelInfo(_Frozen):
 class RunSource(_Frozen):
     """Register the MLflow model logged by an existing run."""
 
+    model_config = ConfigDict(json_schema_extra=required_in_schema("kind"))
+
     kind: Literal["run"] = "run"
-    run_id: str = Field(min_length=1, max_length=64)
+    run_id: str = Field(min_length=1, max_length=64, pattern=RUN_ID_PATTERN, description="an MLflow run id")
     artifact_path: str = Field(default="model", min_length=1, max_length=512)
 
 
 class PathSource(_Frozen):
     """Register an MLflow model directory (one holding an ``MLmodel`` file) on the server's disk."""
+
+    model_config = ConfigDict(json_schema_extra=required_in_schema("kind"))
 
     kind: Literal["path"] = "path"
     path: str = Field(min_length=1, max_length=4096)
@@ -102,7 +111,7 @@ class RegistrationRequest(_Frozen):
     metrics: dict[str, float] = Field(default_factory=dict)
     lineage: Lineage = Field(default_factory=Lineage)
     reference: ReferenceSpec | None = None
-    aliases: list[str] = Field(default_factory=list)
+    aliases: list[Annotated[str, Field(json_schema_extra=alias_schema())]] = Field(default_factory=list)
     reason: str | None = Field(default=None, max_length=2000)
 
 

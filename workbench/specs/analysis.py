@@ -20,8 +20,10 @@ from enum import StrEnum
 from typing import Final, Literal
 
 from pydantic import Field, field_validator, model_validator
+from pydantic.config import JsonDict
 
 from workbench.specs.base import Spec
+from workbench.specs.patterns import pattern_schema
 
 __all__ = ["DEFAULT_CHECKS", "DEFAULT_LATENCY_TOLERANCE_MS", "AnalysisSpec", "MetricCheck", "MetricKind"]
 
@@ -32,6 +34,8 @@ DEFAULT_MIN_SAMPLES: Final = 200
 #: than the baseline's quantile *plus* this many milliseconds: nobody rolls a model back for a tenth of
 #: a millisecond, and on a shared machine scheduling noise alone moves a sub-millisecond p95 by that much.
 DEFAULT_LATENCY_TOLERANCE_MS: Final = 1.0
+#: An alpha's range in the JSON Schema; the validators enforce it with their own messages.
+_ALPHA: Final[JsonDict] = {"exclusiveMinimum": 0, "exclusiveMaximum": 0.5}
 
 
 class MetricKind(StrEnum):
@@ -61,9 +65,15 @@ LabelSource = Literal["label_correct", "label_abs_error", "label_squared_error"]
 class MetricCheck(Spec):
     """One metric compared between candidate and baseline, and the degradation it tolerates."""
 
-    name: str = Field(description="unique within the analysis; for a custom metric, the key of its values")
+    name: str = Field(
+        description="unique within the analysis; for a custom metric, the key of its values",
+        json_schema_extra=pattern_schema(CHECK_NAME_RE),
+    )
     kind: MetricKind
-    threshold: float = Field(description="tolerated degradation, in the metric's own unit (see MetricKind)")
+    threshold: float = Field(
+        description="tolerated degradation, in the metric's own unit (see MetricKind)",
+        json_schema_extra={"minimum": 0},
+    )
     quantile: float | None = Field(
         default=None, description="latency only: the baseline quantile, 0.95 if unset"
     )
@@ -73,6 +83,7 @@ class MetricCheck(Spec):
             "latency only, compared with the baseline: a candidate request counts as slow only when it is "
             f"slower than the baseline's quantile plus this many ms ({DEFAULT_LATENCY_TOLERANCE_MS:g} if unset)"
         ),
+        json_schema_extra={"minimum": 0},
     )
     objective_ms: float | None = Field(
         default=None,
@@ -80,6 +91,7 @@ class MetricCheck(Spec):
             "latency only: judge the candidate against this latency objective instead of the baseline "
             "(FAIL when its quantile would exceed objective_ms; threshold may then be 0)"
         ),
+        json_schema_extra={"exclusiveMinimum": 0},
     )
     lower: float | None = Field(default=None, description="custom only: smallest possible value, 0 if unset")
     upper: float | None = Field(default=None, description="custom only: largest possible value, 1 if unset")
@@ -96,7 +108,9 @@ class MetricCheck(Spec):
         default=None, ge=1, description="per variant, before any verdict; the analysis default if unset"
     )
     alpha: float | None = Field(
-        default=None, description="this check's share of the false-alarm budget; an equal split if unset"
+        default=None,
+        description="this check's share of the false-alarm budget; an equal split if unset",
+        json_schema_extra=_ALPHA,
     )
     gating: bool | None = Field(
         default=None,
@@ -233,9 +247,13 @@ class AnalysisSpec(Spec):
     """The checks of a canary analysis and the false-alarm budget they share."""
 
     # A tuple keeps the frozen spec frozen all the way down.
-    checks: tuple[MetricCheck, ...] = Field(default=DEFAULT_CHECKS, max_length=32)
+    checks: tuple[MetricCheck, ...] = Field(
+        default=DEFAULT_CHECKS, max_length=32, json_schema_extra={"minItems": 1}
+    )
     alpha: float = Field(
-        default=0.05, description="probability of any false FAIL over the whole rollout, all checks and ticks"
+        default=0.05,
+        description="probability of any false FAIL over the whole rollout, all checks and ticks",
+        json_schema_extra=_ALPHA,
     )
     min_samples: int = Field(
         default=DEFAULT_MIN_SAMPLES, ge=1, description="per variant, for checks without one"

@@ -14,6 +14,7 @@ from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from workbench.registry.refs import MODEL_NAME_RE
 from workbench.specs.base import Spec
+from workbench.specs.patterns import pattern_schema
 
 ENDPOINT_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\Z")
 DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)\Z")
@@ -25,7 +26,11 @@ def _check_model_name(value: str) -> str:
     return value
 
 
-ModelName = Annotated[str, AfterValidator(_check_model_name), Field(description="registered model name")]
+ModelName = Annotated[
+    str,
+    AfterValidator(_check_model_name),
+    Field(description="registered model name", json_schema_extra=pattern_schema(MODEL_NAME_RE)),
+]
 
 
 def check_endpoint_name(value: str) -> str:
@@ -38,7 +43,25 @@ def check_endpoint_name(value: str) -> str:
 
 
 #: An endpoint's name wherever a spec refers to one (rollouts, monitors).
-EndpointName = Annotated[str, AfterValidator(check_endpoint_name), Field(description="endpoint name")]
+EndpointName = Annotated[
+    str,
+    AfterValidator(check_endpoint_name),
+    Field(description="endpoint name", json_schema_extra=pattern_schema(ENDPOINT_NAME_RE)),
+]
+
+# The serving options' bounds, shared with the requests that carry them (workbench.control_plane), so the
+# API schema states them where a request is first read.
+Replicas = Annotated[int, Field(ge=1, le=32)]
+Device = Annotated[
+    str, Field(description="auto, cpu, cuda or cuda:N", json_schema_extra=pattern_schema(DEVICE_RE))
+]
+MaxBatchSize = Annotated[int, Field(ge=1, le=8192)]
+MaxWaitMs = Annotated[float, Field(ge=0, le=1000)]
+PayloadLimit = Annotated[int, Field(ge=1024, le=1024 * 1024 * 1024)]
+Threads = Annotated[int, Field(ge=1, le=256, description="torch intra-op threads per replica")]
+LogSampleRate = Annotated[
+    float, Field(ge=0.0, le=1.0, description="share of requests whose inputs and outputs are logged")
+]
 
 
 class TrafficRoute(Spec):
@@ -58,23 +81,24 @@ class ShadowTarget(Spec):
 
 
 class BatchingSpec(Spec):
-    max_batch_size: int = Field(default=64, ge=1, le=8192)
-    max_wait_ms: float = Field(default=2.0, ge=0, le=1000)
+    max_batch_size: MaxBatchSize = 64
+    max_wait_ms: MaxWaitMs = 2.0
 
 
 class EndpointSpec(Spec):
-    name: str = Field(description="lower-case DNS label: used in URLs and process names")
-    # Tuples keep a frozen spec frozen all the way down (a list could be appended to after validation).
-    routes: tuple[TrafficRoute, ...] = Field(max_length=16)
-    shadows: tuple[ShadowTarget, ...] = Field(default=(), max_length=4)
-    replicas: int = Field(default=1, ge=1, le=32)
-    device: str = Field(default="auto", description="auto, cpu, cuda or cuda:N")
-    batching: BatchingSpec = Field(default_factory=BatchingSpec)
-    payload_limit_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
-    threads: int | None = Field(default=None, ge=1, le=256, description="torch intra-op threads per replica")
-    log_sample_rate: float = Field(
-        default=1.0, ge=0.0, le=1.0, description="share of requests whose inputs and outputs are logged"
+    name: str = Field(
+        description="lower-case DNS label: used in URLs and process names",
+        json_schema_extra=pattern_schema(ENDPOINT_NAME_RE),
     )
+    # Tuples keep a frozen spec frozen all the way down (a list could be appended to after validation).
+    routes: tuple[TrafficRoute, ...] = Field(max_length=16, json_schema_extra={"minItems": 1})
+    shadows: tuple[ShadowTarget, ...] = Field(default=(), max_length=4)
+    replicas: Replicas = 1
+    device: Device = "auto"
+    batching: BatchingSpec = Field(default_factory=BatchingSpec)
+    payload_limit_bytes: PayloadLimit = 8 * 1024 * 1024
+    threads: Threads | None = None
+    log_sample_rate: LogSampleRate = 1.0
     description: str | None = Field(default=None, max_length=2000)
     kind: Literal["endpoint"] = "endpoint"
 

@@ -21,12 +21,16 @@ import re
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from workbench.specs.base import Spec
 from workbench.specs.endpoint import EndpointName
+from workbench.specs.patterns import pattern_schema, required_in_schema
+from workbench.specs.runbook import NAME_RE as RUNBOOK_NAME_RE
 
 NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\Z")
+#: A monitor's or a rule's name, its rule stated in the JSON Schema (the validators enforce it).
+_Name = Annotated[str, Field(json_schema_extra=pattern_schema(NAME_RE))]
 DRIFT_METHODS = ("wasserstein", "jensenshannon", "psi")
 BASE_SERIES = (
     "requests_per_s",
@@ -52,6 +56,10 @@ BASE_SERIES = (
 SCALAR_SERIES = tuple(s for s in BASE_SERIES if s != "dataset_drift")
 
 
+#: Every name ``check_series`` accepts, as a JSON Schema pattern.
+SERIES_PATTERN = "^(" + "|".join(BASE_SERIES) + r"|drift:[\s\S]+)$"
+
+
 def check_series(name: str) -> str:
     """Refuse an unknown series at creation, naming the known ones."""
     if name in BASE_SERIES or (name.startswith("drift:") and len(name) > len("drift:")):
@@ -69,7 +77,11 @@ class DriftOptions(Spec):
     methods: dict[str, Literal["wasserstein", "jensenshannon", "psi"]] = Field(
         default_factory=dict, description="per-column method; Evidently's large-sample default if unset"
     )
-    thresholds: dict[str, float] = Field(default_factory=dict, description="per-column drift threshold")
+    thresholds: dict[str, float] = Field(
+        default_factory=dict,
+        description="per-column drift threshold",
+        json_schema_extra={"additionalProperties": {"type": "number", "exclusiveMinimum": 0}},
+    )
     drift_share: float = Field(
         default=0.5, gt=0, le=1, description="share of drifted columns for dataset drift"
     )
@@ -89,7 +101,7 @@ class ReportSchedule(Spec):
 
 
 class MonitorSpec(Spec):
-    name: str
+    name: _Name
     endpoint: EndpointName
     window_s: float = Field(default=300.0, gt=0, le=7 * 86_400, description="sliding window of every series")
     every_s: float = Field(default=10.0, ge=0.1, le=3600, description="how often the engine looks (scrape)")
@@ -123,25 +135,38 @@ class Severity(StrEnum):
     CRITICAL = "critical"
 
 
+WEBHOOK_RE = re.compile(r"^https?://[^\s]+\Z")
+
+
 class NotifyAction(Spec):
+    model_config = ConfigDict(json_schema_extra=required_in_schema("kind"))
+
     kind: Literal["notify"] = "notify"
-    webhook: str | None = Field(default=None, description="POSTed the alert as JSON; logged either way")
+    webhook: str | None = Field(
+        default=None,
+        description="POSTed the alert as JSON; logged either way",
+        json_schema_extra=pattern_schema(WEBHOOK_RE),
+    )
 
     @field_validator("webhook")
     @classmethod
     def _webhook(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(r"^https?://[^\s]+\Z", value):
+        if value is not None and not WEBHOOK_RE.match(value):
             raise ValueError(f"webhook must be an http(s) URL, got {value!r}")
         return value
 
 
 class RollbackAction(Spec):
+    model_config = ConfigDict(json_schema_extra=required_in_schema("kind"))
+
     kind: Literal["rollback"] = "rollback"
 
 
 class RunbookAction(Spec):
+    model_config = ConfigDict(json_schema_extra=required_in_schema("kind"))
+
     kind: Literal["runbook"] = "runbook"
-    runbook: str = Field(min_length=1, max_length=200)
+    runbook: str = Field(min_length=1, max_length=200, json_schema_extra=pattern_schema(RUNBOOK_NAME_RE))
     parameters: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("runbook")
@@ -156,9 +181,9 @@ Action = Annotated[NotifyAction | RollbackAction | RunbookAction, Field(discrimi
 
 
 class AlertRuleSpec(Spec):
-    name: str
-    monitor: str
-    series: str
+    name: _Name
+    monitor: _Name
+    series: str = Field(json_schema_extra={"pattern": SERIES_PATTERN})
     op: Literal[">", ">=", "<", "<="]
     threshold: float
     for_s: float = Field(default=0.0, ge=0, le=86_400, description="how long the condition must hold")

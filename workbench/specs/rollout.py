@@ -21,6 +21,7 @@ from pydantic import Field, model_validator
 from workbench.specs.analysis import AnalysisSpec
 from workbench.specs.base import Spec
 from workbench.specs.endpoint import EndpointName
+from workbench.specs.patterns import model_ref_schema
 
 
 class Strategy(StrEnum):
@@ -71,7 +72,9 @@ class ShadowOptions(Spec):
 
 class RolloutSpec(Spec):
     endpoint: EndpointName
-    candidate: str = Field(description="models:/NAME@ALIAS or models:/NAME/VERSION")
+    candidate: str = Field(
+        description="models:/NAME@ALIAS or models:/NAME/VERSION", json_schema_extra=model_ref_schema()
+    )
     strategy: Strategy = Strategy.CANARY
     steps: tuple[CanaryStep, ...] = Field(default=DEFAULT_STEPS, max_length=20)
     analysis: AnalysisSpec = Field(default_factory=AnalysisSpec)

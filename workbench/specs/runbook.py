@@ -9,19 +9,24 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 
 from workbench.specs.base import Spec
+from workbench.specs.patterns import pattern_schema
 
-_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}\Z")
 MAX_TIMEOUT_S = 6 * 3600.0
 DEFAULT_TIMEOUT_S = 1800.0
 
 
+#: A runbook's or a schedule's name, its rule stated in the JSON Schema (``check_name`` enforces it).
+Name = Annotated[str, Field(json_schema_extra=pattern_schema(NAME_RE))]
+
+
 def check_name(value: str, what: str) -> str:
-    if not _NAME.match(value):
+    if not NAME_RE.match(value):
         raise ValueError(
             f"{what} {value!r} must be 1-64 characters of lowercase letters, digits, '-' and '_', "
             "starting with a letter or digit"
@@ -58,7 +63,7 @@ class Trigger(Spec):
 
 
 class RunRequest(Spec):
-    runbook: str
+    runbook: Name
     parameters: dict[str, Any] = Field(default_factory=dict)
     timeout_s: float | None = Field(
         default=None, gt=0, le=MAX_TIMEOUT_S, description="whole run; the runbook's own default if unset"
@@ -74,8 +79,8 @@ class RunRequest(Spec):
 class ScheduleSpec(Spec):
     """Run ``runbook`` every ``every_s`` seconds, first ``every_s`` after creation (or at ``start_at``)."""
 
-    name: str
-    runbook: str
+    name: Name
+    runbook: Name
     parameters: dict[str, Any] = Field(default_factory=dict)
     every_s: float = Field(ge=10, le=31 * 86_400)
     start_at: float | None = Field(default=None, gt=0, lt=1e10, description="epoch seconds of the first run")

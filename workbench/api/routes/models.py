@@ -7,46 +7,60 @@ from pathlib import Path
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from workbench.api import links
 from workbench.api.auth import actor_of
 from workbench.api.deps import control_plane
+from workbench.api.params import Alias, ModelName, ModelRefQuery, ModelVersion
 from workbench.control_plane import ControlPlane
 from workbench.errors import BadRequestError, PayloadTooLargeError
 from workbench.registry.types import AliasBody, ModelVersionInfo, RegisterBody, RegisteredModelInfo
 
 router = APIRouter(tags=["models"])
-_ARCHIVE_TYPES = {"application/gzip", "application/x-gzip", "application/x-tar", "application/octet-stream"}
+_ARCHIVE_TYPES = ("application/gzip", "application/x-gzip", "application/x-tar", "application/octet-stream")
+_ARCHIVE_BODY = {
+    "required": True,
+    "description": "a model archive: tar.gz of manifest.json, model/ and optionally reference.parquet",
+    "content": {media: {"schema": {"type": "string", "format": "binary"}} for media in _ARCHIVE_TYPES},
+}
 
 
-@router.get("/models")
+@router.get("/models", responses=links.MODEL_LISTED)
 def list_models(plane: ControlPlane = Depends(control_plane)) -> list[RegisteredModelInfo]:
     return plane.list_models()
 
 
 @router.get("/models/{name}")
-def get_model(name: str, plane: ControlPlane = Depends(control_plane)) -> RegisteredModelInfo:
+def get_model(name: ModelName, plane: ControlPlane = Depends(control_plane)) -> RegisteredModelInfo:
     return plane.get_model(name)
 
 
 @router.get("/models/{name}/versions")
-def list_versions(name: str, plane: ControlPlane = Depends(control_plane)) -> list[ModelVersionInfo]:
+def list_versions(name: ModelName, plane: ControlPlane = Depends(control_plane)) -> list[ModelVersionInfo]:
     return plane.list_versions(name)
 
 
 @router.get("/models/{name}/versions/{version}")
-def get_version(name: str, version: str, plane: ControlPlane = Depends(control_plane)) -> ModelVersionInfo:
+def get_version(
+    name: ModelName, version: ModelVersion, plane: ControlPlane = Depends(control_plane)
+) -> ModelVersionInfo:
     return plane.get_version(name, version)
 
 
-@router.post("/models/{name}/versions", status_code=201)
+@router.post("/models/{name}/versions", status_code=201, responses=links.VERSION_CREATED)
 def register_version(
-    name: str, body: RegisterBody, request: Request, plane: ControlPlane = Depends(control_plane)
+    name: ModelName, body: RegisterBody, request: Request, plane: ControlPlane = Depends(control_plane)
 ) -> ModelVersionInfo:
     return plane.register(name, body.source, body.request(), actor=actor_of(request))
 
 
-@router.post("/models/{name}/versions/upload", status_code=201)
+@router.post(
+    "/models/{name}/versions/upload",
+    status_code=201,
+    responses=links.VERSION_CREATED,
+    openapi_extra={"requestBody": _ARCHIVE_BODY},
+)
 async def upload_version(
-    name: str, request: Request, plane: ControlPlane = Depends(control_plane)
+    name: ModelName, request: Request, plane: ControlPlane = Depends(control_plane)
 ) -> ModelVersionInfo:
     """Register an uploaded model archive (``tar.gz``: manifest.json, model/, reference.parquet)."""
     from starlette.concurrency import run_in_threadpool
@@ -77,17 +91,21 @@ async def upload_version(
         )
 
 
-@router.put("/models/{name}/aliases/{alias}")
+@router.put("/models/{name}/aliases/{alias}", responses=links.ALIAS_SET)
 def set_alias(
-    name: str, alias: str, body: AliasBody, request: Request, plane: ControlPlane = Depends(control_plane)
+    name: ModelName,
+    alias: Alias,
+    body: AliasBody,
+    request: Request,
+    plane: ControlPlane = Depends(control_plane),
 ) -> ModelVersionInfo:
     return plane.set_alias(name, alias, body.version, actor=actor_of(request), reason=body.reason)
 
 
 @router.delete("/models/{name}/aliases/{alias}")
 def delete_alias(
-    name: str,
-    alias: str,
+    name: ModelName,
+    alias: Alias,
     request: Request,
     reason: str | None = Query(default=None, max_length=2000),
     plane: ControlPlane = Depends(control_plane),
@@ -98,7 +116,7 @@ def delete_alias(
 
 @router.get("/resolve")
 def resolve(
-    uri: str = Query(description="models:/NAME@ALIAS or models:/NAME/VERSION"),
+    uri: ModelRefQuery,
     plane: ControlPlane = Depends(control_plane),
 ) -> ModelVersionInfo:
     return plane.resolve(uri)

@@ -10,8 +10,10 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from workbench.api import links
 from workbench.api.auth import actor_of
 from workbench.api.deps import control_plane
+from workbench.api.params import EndpointQuery, MonitorName, RuleName
 from workbench.control_plane import ControlPlane
 from workbench.errors import NotFoundError
 from workbench.monitoring.history import MAX_SPAN_S
@@ -45,7 +47,7 @@ class ReportRequest(BaseModel):
     until: float | None = Field(default=None, gt=0, description="end of the window, epoch seconds (now)")
 
 
-@router.post("/monitors", status_code=201)
+@router.post("/monitors", status_code=201, responses=links.MONITOR_CREATED)
 def create_monitor(
     body: CreateMonitor, request: Request, plane: ControlPlane = Depends(control_plane)
 ) -> MonitorRecord:
@@ -61,7 +63,9 @@ def list_monitors(
 
 @router.get("/monitors/{name}")
 def monitor_status(
-    name: str, history: int = Query(default=0, ge=0, le=2000), plane: ControlPlane = Depends(control_plane)
+    name: MonitorName,
+    history: int = Query(default=0, ge=0, le=2000),
+    plane: ControlPlane = Depends(control_plane),
 ) -> dict[str, Any]:
     """The monitor, its series, drift and performance now, its rules, and optionally recent history."""
     return plane.monitoring.status(name, history=history)
@@ -69,14 +73,14 @@ def monitor_status(
 
 @router.delete("/monitors/{name}")
 def delete_monitor(
-    name: str, request: Request, plane: ControlPlane = Depends(control_plane)
+    name: MonitorName, request: Request, plane: ControlPlane = Depends(control_plane)
 ) -> MonitorRecord:
     return plane.monitoring.delete_monitor(name, actor=actor_of(request))
 
 
 @router.post("/monitors/{name}/reports", status_code=201)
 def create_report(
-    name: str, body: ReportRequest | None = None, plane: ControlPlane = Depends(control_plane)
+    name: MonitorName, body: ReportRequest | None = None, plane: ControlPlane = Depends(control_plane)
 ) -> ReportRecord:
     """A full Evidently drift report of the window, archived (takes seconds)."""
     return plane.monitoring.report(
@@ -85,7 +89,7 @@ def create_report(
 
 
 @router.get("/monitors/{name}/reports")
-def list_reports(name: str, plane: ControlPlane = Depends(control_plane)) -> list[ReportRecord]:
+def list_reports(name: MonitorName, plane: ControlPlane = Depends(control_plane)) -> list[ReportRecord]:
     return plane.monitoring.reports(name)
 
 
@@ -104,7 +108,7 @@ def report_file(
     return FileResponse(path, media_type="text/html" if kind == "html" else "application/json")
 
 
-@router.post("/alert-rules", status_code=201)
+@router.post("/alert-rules", status_code=201, responses=links.RULE_CREATED)
 def create_rule(
     body: CreateRule, request: Request, plane: ControlPlane = Depends(control_plane)
 ) -> AlertRuleRecord:
@@ -119,7 +123,9 @@ def list_rules(
 
 
 @router.delete("/alert-rules/{name}")
-def delete_rule(name: str, request: Request, plane: ControlPlane = Depends(control_plane)) -> AlertRuleRecord:
+def delete_rule(
+    name: RuleName, request: Request, plane: ControlPlane = Depends(control_plane)
+) -> AlertRuleRecord:
     return plane.monitoring.delete_rule(name, actor=actor_of(request))
 
 
@@ -137,7 +143,7 @@ def list_alerts(
 
 @router.get("/series")
 def series(
-    endpoint: str = Query(max_length=128),
+    endpoint: EndpointQuery,
     window_s: float = Query(default=300.0, gt=0, le=30 * 86_400),
     step_s: float = Query(default=10.0, ge=MIN_STEP_S, le=30 * 86_400),
     plane: ControlPlane = Depends(control_plane),
@@ -186,7 +192,7 @@ def post_feedback(
 
 @router.get("/labelled-data")
 def labelled_data(
-    endpoint: str = Query(max_length=128),
+    endpoint: EndpointQuery,
     window_s: float | None = Query(default=None, gt=0, le=30 * 86_400, description="seconds back from until"),
     since: float | None = Query(default=None, gt=0, description="epoch seconds"),
     until: float | None = Query(default=None, gt=0, description="epoch seconds (now)"),

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from workbench.api import links
 from workbench.api.auth import actor_of
 from workbench.api.deps import control_plane
+from workbench.api.params import EndpointFilter, RolloutCommand
 from workbench.control_plane import ControlPlane
 from workbench.specs.rollout import RolloutSpec
 from workbench.store.rollouts import RolloutRecord
@@ -32,16 +34,16 @@ class RolloutAction(BaseModel):
     reason: str | None = Field(default=None, max_length=2000)
 
 
-@router.post("/rollouts", status_code=201)
+@router.post("/rollouts", status_code=201, responses=links.ROLLOUT_CREATED)
 def start_rollout(
     body: StartRollout, request: Request, plane: ControlPlane = Depends(control_plane)
 ) -> RolloutRecord:
     return plane.rollouts.start(body.spec, actor=actor_of(request), reason=body.reason, force=body.force)
 
 
-@router.get("/rollouts")
+@router.get("/rollouts", responses=links.ROLLOUT_LISTED)
 def list_rollouts(
-    endpoint: str | None = Query(default=None, max_length=128),
+    endpoint: EndpointFilter = None,
     active: bool = False,
     plane: ControlPlane = Depends(control_plane),
 ) -> list[RolloutRecord]:
@@ -64,7 +66,7 @@ def get_rollout(rollout_id: str, plane: ControlPlane = Depends(control_plane)) -
 @router.post("/rollouts/{rollout_id}/{action}")
 def act_on_rollout(
     rollout_id: str,
-    action: str,
+    action: RolloutCommand,
     request: Request,
     body: RolloutAction | None = None,
     plane: ControlPlane = Depends(control_plane),

@@ -9,8 +9,10 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
+from workbench.api import links
 from workbench.api.auth import actor_of
 from workbench.api.deps import control_plane
+from workbench.api.params import EndpointFilter, RunbookFilter, RunbookName, ScheduleName
 from workbench.control_plane import ControlPlane
 from workbench.errors import ValidationError, describe_validation_errors
 from workbench.specs.runbook import MAX_TIMEOUT_S, RunRequest, RunStatus, ScheduleSpec
@@ -33,13 +35,13 @@ def list_runbooks(plane: ControlPlane = Depends(control_plane)) -> list[dict[str
 
 
 @router.get("/runbooks/{name}")
-def show_runbook(name: str, plane: ControlPlane = Depends(control_plane)) -> dict[str, Any]:
+def show_runbook(name: RunbookName, plane: ControlPlane = Depends(control_plane)) -> dict[str, Any]:
     return plane.runbooks.runbook(name).as_dict()
 
 
-@router.post("/runbooks/{name}/runs", status_code=201)
+@router.post("/runbooks/{name}/runs", status_code=201, responses=links.RUN_CREATED)
 def start_run(
-    name: str, body: StartRun, request: Request, plane: ControlPlane = Depends(control_plane)
+    name: RunbookName, body: StartRun, request: Request, plane: ControlPlane = Depends(control_plane)
 ) -> RunRecord:
     try:
         run = RunRequest(
@@ -53,9 +55,9 @@ def start_run(
 
 @router.get("/runbook-runs")
 def list_runs(
-    runbook: str | None = Query(default=None, max_length=128),
+    runbook: RunbookFilter = None,
     status: RunStatus | None = None,
-    endpoint: str | None = Query(default=None, max_length=128),
+    endpoint: EndpointFilter = None,
     limit: int = Query(default=50, ge=1, le=1000),
     plane: ControlPlane = Depends(control_plane),
 ) -> list[RunRecord]:
@@ -79,7 +81,11 @@ def cancel_run(run_id: str, request: Request, plane: ControlPlane = Depends(cont
 @router.get("/runbook-runs/{run_id}/notebook")
 def run_notebook(
     run_id: str,
-    format: str = Query(default="ipynb", description="ipynb (executed), html (rendered) or input"),
+    format: str = Query(
+        default="ipynb",
+        description="ipynb (executed), html (rendered) or input",
+        json_schema_extra={"enum": ["ipynb", "html", "input"]},
+    ),
     plane: ControlPlane = Depends(control_plane),
 ) -> FileResponse:
     path = plane.runbooks.artifact(run_id, format)
@@ -92,7 +98,7 @@ def list_schedules(plane: ControlPlane = Depends(control_plane)) -> list[Schedul
     return plane.runbooks.schedules()
 
 
-@router.post("/runbook-schedules", status_code=201)
+@router.post("/runbook-schedules", status_code=201, responses=links.SCHEDULE_CREATED)
 def create_schedule(
     spec: ScheduleSpec, request: Request, plane: ControlPlane = Depends(control_plane)
 ) -> ScheduleRecord:
@@ -101,6 +107,6 @@ def create_schedule(
 
 @router.delete("/runbook-schedules/{name}")
 def delete_schedule(
-    name: str, request: Request, plane: ControlPlane = Depends(control_plane)
+    name: ScheduleName, request: Request, plane: ControlPlane = Depends(control_plane)
 ) -> ScheduleRecord:
     return plane.runbooks.delete_schedule(name, actor=actor_of(request))

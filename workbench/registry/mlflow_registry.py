@@ -45,6 +45,7 @@ _REFERENCE_TAG = "workbench.reference"
 _REGISTRATION_RUN_TAG = "workbench.registration_run"
 _REFERENCE_ARTIFACT_DIR = "reference"
 _T = TypeVar("_T")
+_MAX_STORED_INT = 2**63 - 1
 
 
 def _millis_to_datetime(value: int | None) -> datetime:
@@ -82,6 +83,8 @@ class MlflowRegistry:
     def get_version(self, name: str, version: int | str) -> ModelVersionInfo:
         number = check_version(version)
         model = self._get_registered_model(name)
+        if number > _MAX_STORED_INT:  # beyond any version a SQL store can hold (and beyond SQLite's INTEGER)
+            raise NotFoundError(f"model {name!r} has no version {number}", model=name)
         mv = self._call(
             lambda: self._client.get_model_version(name, str(number)),
             not_found=f"model {name!r} has no version {number}",

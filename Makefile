@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck pytest install system-deps clean bench-serving bench-rollouts bench-monitoring bench-runbooks bench-deps
+.PHONY: demo test lint typecheck pytest install system-deps clean bench-serving bench-rollouts bench-monitoring bench-runbooks bench-blocked bench-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -61,6 +61,10 @@ bench-monitoring: install
 # Runbooks: a run's cost over papermill in-process; the retraining loop from drift to promotion.
 bench-runbooks: install
 	$(BIN)/python benchmarks/runbooks.py --write-docs
+
+# Nothing waits behind a slow thing: calls on one endpoint while another's deploy is held in warm-up.
+bench-blocked: install
+	$(BIN)/python benchmarks/blocked_deploy.py --write-docs
 
 clean:
 	rm -rf $(VENV) .workbench .pytest_cache .mypy_cache .ruff_cache

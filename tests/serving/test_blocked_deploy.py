@@ -17,10 +17,13 @@ from typing import Any
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
+import pytest
 
 from tests.serving.conftest import World, wait_until
 from workbench.client import Client
 from workbench.demo.dataset import FEATURES
+from workbench.rollouts.controller import RolloutMovedError
+from workbench.rollouts.decide import Action, Decision
 from workbench.rollouts.phases import Phase
 from workbench.specs.analysis import AnalysisSpec, MetricCheck
 from workbench.specs.rollout import CanaryStep, RolloutSpec
@@ -132,3 +135,41 @@ def test_calls_on_another_endpoint_complete_while_a_deploy_is_held_in_warm_up(
     rows = world.frame[list(FEATURES)].head(3)
     answer = client.predict("held", rows)
     assert np.allclose(answer, rows["tenure_months"].to_numpy(dtype=np.float64) * 0.01)
+
+
+def test_a_tick_that_read_the_rollout_before_a_command_changes_no_traffic(world: World) -> None:
+    """The guarantee the controller's lock used to give, now from the rollout's revision in the store: a
+    tick's route change commits only if nobody moved the rollout since the tick read it."""
+    client, controller = world.client, world.plane.rollouts
+    client.deploy("stale-tick", "models:/churn/1")
+    spec = RolloutSpec(
+        endpoint="stale-tick",
+        candidate="models:/churn/2",
+        steps=(CanaryStep(weight=20, min_duration_s=1), CanaryStep(weight=60, min_duration_s=1)),
+        tick_s=0.5,
+    )
+    rollout = controller.start(spec, actor="tester")
+    step = Decision(Action.ADVANCE, candidate_weight=60.0, step_index=1, reason="the stale tick's step")
+
+    def routes() -> list[tuple[int, float]]:
+        return [(r.version, r.weight) for r in client.get_endpoint("stale-tick").spec.routes]
+
+    as_read = controller.get(rollout.id)  # what a tick read, before the operator acted
+    paused = controller.pause(rollout.id, actor="tester")
+    with pytest.raises(RolloutMovedError, match="changed meanwhile"):
+        controller._apply(as_read, step)
+    assert routes() == [(1, 80.0), (2, 20.0)]
+    assert controller.get(rollout.id).phase == Phase.PAUSED
+
+    resumed = controller.resume(paused.id, actor="tester")
+    aborted = controller.abort(rollout.id, actor="tester", reason="test")
+    assert aborted.phase == Phase.ROLLED_BACK
+    with pytest.raises(RolloutMovedError):
+        controller._apply(resumed, step)  # read while progressing, applied after the abort committed
+    assert routes() == [(1, 100.0)]
+    assert controller.get(rollout.id).phase == Phase.ROLLED_BACK
+
+    fresh = controller.start(spec, actor="tester")  # the same step from a current read does route
+    assert controller._apply(controller.get(fresh.id), step).step_index == 1
+    assert routes() == [(1, 40.0), (2, 60.0)]
+    controller.abort(fresh.id, actor="tester", reason="test")

@@ -7,13 +7,17 @@ import math
 import random
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from workbench.client import Client
+from workbench.control_plane import ControlPlane
 from workbench.errors import ValidationError
 from workbench.monitoring.feed import EndpointFeed
 from workbench.monitoring.history import MAX_STEPS, check_size, plan
+from workbench.settings import Settings
 from workbench.store import Database, migrate
 from workbench.store.history import ALL, HistoryRepository
 from workbench.store.monitoring import IndexedRequest, MonitoringRepository
@@ -269,3 +273,68 @@ def test_a_label_for_a_request_older_than_the_in_memory_window_still_joins(
     memory_only = EndpointFeed(directory, endpoint="churn", since=started - 1, index_limit=20)
     memory_only.poll()
     assert memory_only._found(["req-0"]) == {}
+
+
+# --- through the control plane --------------------------------------------------------------------------
+
+
+def test_the_engine_prunes_by_the_retention_settings(settings: Settings) -> None:
+    plane = ControlPlane(replace(settings, history_retention_s=3600.0, rollup_retention_s=86_400.0))
+    try:
+        engine = plane.monitoring.engine
+        now = time.time()
+        minute = math.floor(now / 60) * 60
+        engine.recorder.add(
+            [
+                ("churn", "rows", ALL, minute - 7200, 1.0),  # points pruned, its rollup kept
+                ("churn", "rows", ALL, minute - 2 * 86_400, 2.0),  # both pruned
+                ("churn", "rows", ALL, minute, 3.0),  # kept
+            ]
+        )
+        assert engine.recorder.flush() == 3
+        with plane.db.write() as connection:
+            MonitoringRepository().index_requests(
+                connection,
+                "churn",
+                [
+                    IndexedRequest(request_id="old", ts=now - 40 * 86_400, version=1),
+                    IndexedRequest(request_id="new", ts=now - 60, version=1),
+                ],
+            )
+        engine.feed("churn")  # a feed the loop knows of
+        engine.prune(now)
+        with plane.db.read() as connection:
+            (row,) = HistoryRepository().find(connection, monitors=["churn"])
+            points = HistoryRepository().aggregate(
+                connection, [row.id], start=minute - 3 * 86_400, end=now, step_s=1.0
+            )[row.id]
+            minutes = HistoryRepository().aggregate(
+                connection, [row.id], start=minute - 3 * 86_400, end=now, step_s=60.0
+            )[row.id]
+            indexed = MonitoringRepository().indexed(connection, "churn", ["old", "new"])
+        assert points.mean == [3.0]
+        assert minutes.mean == [1.0, 3.0]
+        assert set(indexed) == {"new"}
+    finally:
+        plane.close()
+
+
+def test_history_queries_that_cannot_be_answered_are_422_not_500(client: Client) -> None:
+    """The fuzzer's ``step_s=5e-324`` overflowed into a 500; every bad range is a clear 422 now."""
+    for bad in (
+        {"step_s": 5e-324},
+        {"step_s": 0},
+        {"start": T0 + 60, "end": T0},
+        {"start": T0, "end": T0 + 86_400, "step_s": 1},
+        {"start": -1.0},
+    ):
+        with pytest.raises(ValidationError):
+            client.monitor_history(**bad)
+    with pytest.raises(ValidationError):
+        client.series("churn", window_s=100, step_s=5e-324)
+    empty = client.monitor_history(start=T0, end=T0 + 3600)
+    assert (empty["monitors"], empty["step_s"], empty["aggregations"]) == (
+        {},
+        3.6,
+        ["mean", "min", "max", "count"],
+    )

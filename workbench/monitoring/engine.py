@@ -132,8 +132,7 @@ class MonitorEngine:
         self._pending: set[Future[Any]] = set()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._last_feed_poll = 0.0
-        self._last_prune = 0.0
+        self._upkeep: threading.Thread | None = None
 
     # ------------------------------------------------------------------ feeds
     def feed(self, endpoint: str) -> EndpointFeed:
@@ -531,25 +530,32 @@ class MonitorEngine:
 
     # ------------------------------------------------------------------ loop
     def start_loop(self, every: float = 0.25) -> None:
+        """The monitors' looks on one thread; the feedback index and the retention on another, so a
+        large log backlog or a long prune never delays a look."""
         self._thread = threading.Thread(target=self._loop, args=(every,), name="monitoring", daemon=True)
         self._thread.start()
+        self._upkeep = threading.Thread(target=self._upkeep_loop, name="monitoring-upkeep", daemon=True)
+        self._upkeep.start()
 
     def stop_loop(self) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        for thread in (self._thread, self._upkeep):
+            if thread is not None:
+                thread.join(timeout=10)
         self._actions.shutdown(wait=True)
         self.recorder.close()
 
     def _loop(self, every: float) -> None:
         while not self._stop.wait(every):
+            self._tick_due(time.time())
+
+    def _upkeep_loop(self) -> None:
+        last_prune = 0.0
+        while not self._stop.wait(FEED_EVERY_S):
+            self.poll_feeds()
             now = time.time()
-            self._tick_due(now)
-            if now - self._last_feed_poll >= FEED_EVERY_S:
-                self._last_feed_poll = now
-                self.poll_feeds()
-            if now - self._last_prune >= PRUNE_EVERY_S:
-                self._last_prune = now
+            if now - last_prune >= PRUNE_EVERY_S:
+                last_prune = now
                 self.prune(now)
 
     def _tick_due(self, now: float) -> None:
@@ -611,4 +617,6 @@ class MonitorEngine:
         """The monitor's last ``limit`` looks (monitor-wide series), from the store."""
         self.recorder.flush()
         with self.plane.db.read() as connection:
-            return self.history_repo.recent(connection, name, limit)
+            looks = self.history_repo.recent(connection, name, limit)
+        # Every monitor-wide series in every look, None where the look had no value (as computed).
+        return [{"ts": look["ts"], **{s: look.get(s) for s in HISTORY_SERIES}} for look in looks]

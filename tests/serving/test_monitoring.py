@@ -200,9 +200,16 @@ def test_an_alert_rule_with_a_rollback_action_rolls_the_endpoint_back(world: Wor
     assert notified.details == {"action": "notify", "ok": True, "webhook": hook, "status": 204}
     # The monitor follows the version now serving, judged by its own reference.
     assert world.client.monitor("guarded")["reference"]["version"] == 1
+    # Its history spans the switch: the bad version's errors, per version, stay on record.
+    history = world.client.monitor_history("guarded", series="error_rate", start=time.time() - 600)
+    per_version = history["monitors"]["guarded"]["series"]["error_rate"]
+    assert {"all", str(flaky.version)} <= set(per_version)
+    assert max(per_version[str(flaky.version)]["max"]) > 0.1
 
 
 def test_feedback_is_joined_by_request_id_and_never_counted_twice(world: World, watched: str) -> None:
+    engine = world.plane.monitoring.engine
+    engine.feed_index_limit = 10  # the memory keeps the last 10 ids: the other 30 are found in the store
     world.client.create_monitor({"name": "labelled", "endpoint": watched, "window_s": 120, "every_s": 1})
     rows = world.frame.head(40)
     ids: dict[str, int] = {}
@@ -219,6 +226,7 @@ def test_feedback_is_joined_by_request_id_and_never_counted_twice(world: World, 
     accepted = world.client.feedback(watched, ids)
     assert accepted == {"endpoint": watched, "accepted": 40}
     first = next(iter(ids))
+    assert engine.feed(watched).cached(first) is None, "the oldest labelled request was still in memory"
     with pytest.raises(ConflictError, match="never counted twice") as duplicate:
         world.client.feedback(watched, {first: 1.0})
     assert duplicate.value.details["duplicates"] == [first]

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from workbench.api import links
 from workbench.api.auth import actor_of
 from workbench.api.deps import control_plane
-from workbench.api.params import EndpointQuery, MonitorName, RuleName
+from workbench.api.params import EndpointFilter, EndpointQuery, MonitorName, RuleName
 from workbench.control_plane import ControlPlane
 from workbench.errors import NotFoundError
 from workbench.monitoring.history import MAX_SPAN_S
@@ -153,10 +153,35 @@ def series(
     return plane.monitoring.series(endpoint, window_s=window_s, step_s=step_s)
 
 
-@router.get("/monitor-history")
+class HistoryPoints(BaseModel):
+    """One series downsampled: per step that holds points, its start and the points' statistics."""
+
+    ts: list[float] = Field(description="each step's start, epoch seconds")
+    mean: list[float]
+    min: list[float]
+    max: list[float]
+    count: list[int] = Field(description="looks recorded in the step")
+
+
+class MonitorHistory(BaseModel):
+    endpoint: str | None = Field(description="the endpoint it watches (null for a deleted monitor)")
+    series: dict[str, dict[str, HistoryPoints]] = Field(
+        description="series name -> key (`all`, a version, a column, a rule) -> points"
+    )
+
+
+class HistoryAnswer(BaseModel):
+    start: float
+    end: float
+    step_s: float
+    aggregations: list[str]
+    monitors: dict[str, MonitorHistory]
+
+
+@router.get("/monitor-history", response_class=Response, responses={200: {"model": HistoryAnswer}})
 def monitor_history(
     monitor: list[str] | None = Query(default=None, description="monitor name (repeat for several)"),
-    endpoint: str | None = Query(default=None, max_length=128, description="the monitors of this endpoint"),
+    endpoint: EndpointFilter = None,
     series: list[str] | None = Query(
         default=None,
         description="series name (repeat); default: every monitor-wide series; `drift`: one per column",

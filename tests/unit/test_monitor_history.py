@@ -18,6 +18,7 @@ from workbench.errors import ValidationError
 from workbench.monitoring.feed import EndpointFeed
 from workbench.monitoring.history import MAX_STEPS, check_size, plan
 from workbench.settings import Settings
+from workbench.specs.monitor import AlertRuleSpec, MonitorSpec
 from workbench.store import Database, migrate
 from workbench.store.history import ALL, HistoryRepository
 from workbench.store.monitoring import IndexedRequest, MonitoringRepository
@@ -201,6 +202,28 @@ def test_query_defaults_and_the_size_limit() -> None:
     check_size(query, 499)
     with pytest.raises(ValidationError, match="more than"):
         check_size(query, 500)
+
+
+def test_a_rule_transition_is_compare_and_set_in_the_store(db: Database) -> None:
+    """Two looks that judged the same stored state: the first change wins, the second changes nothing."""
+    repo = MonitoringRepository()
+    with db.write() as connection:
+        repo.create_monitor(connection, MonitorSpec(name="churn", endpoint="churn"))
+        repo.create_rule(
+            connection,
+            AlertRuleSpec(name="errors", monitor="churn", series="error_rate", op=">", threshold=0.1),
+        )
+    with db.read() as connection:
+        judged = repo.get_rule(connection, "errors").state
+    firing = {"state": "firing", "since": T0, "last_fired_at": T0, "value": 0.5}
+    with db.write() as connection:
+        assert repo.save_rule_state(connection, "errors", firing, expected=judged)
+    with db.write() as connection:
+        assert not repo.save_rule_state(
+            connection, "errors", {**firing, "last_fired_at": T0 + 1}, expected=judged
+        )
+    with db.read() as connection:
+        assert repo.get_rule(connection, "errors").state == firing
 
 
 # --- the request-id index -------------------------------------------------------------------------------

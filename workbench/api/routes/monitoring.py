@@ -16,7 +16,7 @@ from workbench.api.deps import control_plane
 from workbench.api.params import EndpointFilter, EndpointQuery, MonitorName, RuleName
 from workbench.control_plane import ControlPlane
 from workbench.errors import NotFoundError
-from workbench.monitoring.history import MAX_SPAN_S
+from workbench.monitoring.history import MAX_NAMES, MAX_SPAN_S
 from workbench.monitoring.history import MIN_STEP_S as HISTORY_MIN_STEP_S
 from workbench.monitoring.series import MIN_STEP_S
 from workbench.monitoring.service import FeedbackRequest
@@ -180,14 +180,19 @@ class HistoryAnswer(BaseModel):
 
 @router.get("/monitor-history", response_class=Response, responses={200: {"model": HistoryAnswer}})
 def monitor_history(
-    monitor: list[str] | None = Query(default=None, description="monitor name (repeat for several)"),
+    monitor: list[str] | None = Query(
+        default=None, max_length=MAX_NAMES, description="monitor name (repeat for several)"
+    ),
     endpoint: EndpointFilter = None,
     series: list[str] | None = Query(
         default=None,
+        max_length=MAX_NAMES,
         description="series name (repeat); default: every monitor-wide series; `drift`: one per column",
     ),
     key: list[str] | None = Query(
-        default=None, description="`all`, a version number, a column (drift) or a rule (alert_state)"
+        default=None,
+        max_length=MAX_NAMES,
+        description="`all`, a version number, a column (drift) or a rule (alert_state)",
     ),
     start: float | None = Query(default=None, ge=0, le=1e11, description="epoch seconds (end - 1 h)"),
     end: float | None = Query(default=None, ge=0, le=1e11, description="epoch seconds (now)"),

@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from workbench.runbooks.results import read_outcome, render_html
 from workbench.specs.runbook import RunStatus
 from workbench.store.runbooks import FailedCell, RunRecord
@@ -32,10 +34,10 @@ RecordEnd = Callable[[RunRecord, RunStatus, "dict[str, Any] | None", "str | None
 
 
 def _start_time(pid: int) -> str | None:
-    """The process's start time in clock ticks since boot (with the pid, it names one process)."""
+    """The process's start time (with the pid, it names one process: pids are reused, start times not)."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
+        return f"{psutil.Process(pid).create_time():.2f}"
+    except psutil.Error:
         return None
 
 
@@ -59,20 +61,19 @@ def _owner_is_gone(owner: str) -> bool:
 
 def _alive(pid: int) -> bool:
     try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
         return False
-    return state != "Z"
 
 
 def _stop_orphan(archive: Path) -> None:
     """Stop the papermill child a dead control plane left running, if it is still this run's."""
     try:
         pid = int((archive / CHILD_PID).read_text())
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except (OSError, ValueError):
+        cmdline = "\0".join(psutil.Process(pid).cmdline())
+    except (OSError, ValueError, psutil.Error):
         return
-    if b"workbench.runbooks.child" not in cmdline or str(archive).encode() not in cmdline:
+    if "workbench.runbooks.child" not in cmdline or str(archive) not in cmdline:
         return
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGTERM)

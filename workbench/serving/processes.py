@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from workbench.errors import UnavailableError, ValidationError
 from workbench.serving.config import ReadyInfo
 
@@ -64,13 +66,12 @@ class Managed:
             return self.popen.poll() is None
         if self.pid is None:
             return False
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
+        try:  # an adopted process (another control plane's child): a zombie is dead too
+            return psutil.Process(self.pid).status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
             return False
-        except PermissionError:
+        except psutil.Error:
             return True
-        return True
 
     def exit_code(self) -> int | None:
         return self.popen.poll() if self.popen is not None else None

@@ -26,12 +26,12 @@ from concurrent.futures import wait as wait_futures
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, Gauge
 from sqlalchemy import Connection
 
 from workbench.errors import NotFoundError, ValidationError, WorkbenchError
 from workbench.monitoring.drift import DriftResult, drift
 from workbench.monitoring.feed import INDEX_LIMIT, EndpointFeed
+from workbench.monitoring.gauges import MonitoringGauges
 from workbench.monitoring.recorder import HistoryRecorder
 from workbench.monitoring.reference import MonitorReference, build_reference, primary_version
 from workbench.monitoring.rules import AlertState, RuleState, Transition, evaluate
@@ -82,31 +82,6 @@ class _Firing:
     event_id: int
     value: float | None
     message: str
-
-
-class MonitoringGauges:
-    """Drift, performance and alert state as Prometheus gauges on the control plane's ``/metrics``."""
-
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        self.value = Gauge(
-            "workbench_monitor_value",
-            "Latest value of a monitor's series over its window",
-            ["monitor", "endpoint", "series"],
-            registry=self.registry,
-        )
-        self.drift = Gauge(
-            "workbench_drift_score",
-            "Drift score of a feature (or the prediction) over the monitor's window",
-            ["monitor", "endpoint", "column", "method"],
-            registry=self.registry,
-        )
-        self.firing = Gauge(
-            "workbench_alert_firing",
-            "1 while an alert rule fires",
-            ["rule", "monitor", "severity"],
-            registry=self.registry,
-        )
 
 
 class MonitorEngine:

@@ -20,6 +20,7 @@ from workbench.errors import UnavailableError, ValidationError, error_from_dict
 from workbench.protocol import ACTOR_HEADER, API_PREFIX
 from workbench.records.audit import AuditEvent
 from workbench.records.endpoints import EndpointRecord
+from workbench.records.monitoring import AlertEvent, AlertRuleRecord, MonitorRecord, ReportRecord
 from workbench.records.rollouts import RolloutRecord
 from workbench.records.runbooks import RunRecord, ScheduleRecord
 from workbench.registry.types import (
@@ -34,7 +35,6 @@ from workbench.settings import Settings, get_settings
 from workbench.specs.monitor import AlertRuleSpec, MonitorSpec
 from workbench.specs.rollout import RolloutSpec
 from workbench.specs.runbook import ScheduleSpec
-from workbench.store.monitoring import AlertEvent, AlertRuleRecord, MonitorRecord, ReportRecord
 
 
 def _default_actor() -> str:

@@ -48,6 +48,8 @@ NOT_STATABLE = {
     "GET /api/v1/labelled-data",
     # window_s / step_s gives at most 10,000 steps
     "GET /api/v1/series",
+    # start <= end, at most 10,000 steps and 500,000 points: parameters tied together
+    "GET /api/v1/monitor-history",
     # window_s >= every_s and window_s / every_s <= 10,000
     "POST /api/v1/monitors",
     # canary step weights increase; which fields a check may set depends on its kind

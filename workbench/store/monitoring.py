@@ -13,11 +13,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from workbench.errors import ConflictError, NotFoundError
+from workbench.records.monitoring import (
+    AlertEvent,
+    AlertRuleRecord,
+    FeedbackItem,
+    IndexedRequest,
+    MonitorRecord,
+    ReportRecord,
+)
 from workbench.specs.monitor import AlertRuleSpec, MonitorSpec
 from workbench.store.history import _insert_ignore
 from workbench.store.schema import (
@@ -29,75 +36,20 @@ from workbench.store.schema import (
     request_index,
 )
 
+# The records are defined in workbench.records (the client reads them without storage code).
+__all__ = [
+    "AlertEvent",
+    "AlertRuleRecord",
+    "FeedbackItem",
+    "IndexedRequest",
+    "MonitorRecord",
+    "MonitoringRepository",
+    "ReportRecord",
+]
+
 
 def _at(value: float) -> datetime:
     return datetime.fromtimestamp(value, tz=UTC)
-
-
-class MonitorRecord(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    spec: MonitorSpec
-    created_at: datetime
-    updated_at: datetime
-
-
-class AlertRuleRecord(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    spec: AlertRuleSpec
-    state: dict[str, Any]
-    created_at: datetime
-    updated_at: datetime
-
-
-class AlertEvent(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    id: int
-    at: datetime
-    rule: str
-    monitor: str
-    endpoint: str
-    kind: str
-    severity: str
-    value: float | None
-    message: str
-    details: Any = None
-
-
-class FeedbackItem(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    endpoint: str
-    request_id: str
-    version: int
-    label: float
-    predicted_at: float
-    received_at: float
-
-
-class IndexedRequest(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    request_id: str
-    ts: float
-    version: int
-    score: float | None = None
-
-
-class ReportRecord(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    id: int
-    monitor: str
-    at: datetime
-    window_start: datetime
-    window_end: datetime
-    trigger: str
-    html_path: str
-    json_path: str
-    summary: dict[str, Any]
 
 
 class MonitoringRepository:

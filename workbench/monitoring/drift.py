@@ -309,15 +309,10 @@ def _window_deciles(column: ColumnProfile, counts: _ColumnCounts) -> NDArray[np.
 
 
 def jensen_shannon(p: NDArray[np.float64], q: NDArray[np.float64]) -> float:
-    """SciPy's ``jensenshannon`` (natural log), written out: both vectors normalised first."""
-    p, q = p / p.sum(), q / q.sum()
-    m = (p + q) / 2
+    """Jensen-Shannon distance (natural log) between two histograms; SciPy normalises both first."""
+    from scipy.spatial.distance import jensenshannon
 
-    def kl(a: NDArray[np.float64]) -> float:
-        mask = a > 0
-        return float(np.sum(a[mask] * np.log(a[mask] / m[mask])))
-
-    return float(np.sqrt(max((kl(p) + kl(q)) / 2, 0.0)))
+    return float(jensenshannon(p, q))
 
 
 def psi(p: NDArray[np.float64], q: NDArray[np.float64]) -> float:
@@ -325,12 +320,18 @@ def psi(p: NDArray[np.float64], q: NDArray[np.float64]) -> float:
 
 
 def _wasserstein_points(column: ColumnProfile, counts: _ColumnCounts) -> float:
-    """Exact W1 between two distributions of point masses: the CDF gap times the distance to the next value."""
-    reference = dict(zip(column.values, column.counts, strict=True))
-    values = np.asarray(sorted(set(reference) | set(counts.discrete)))
-    ref = np.cumsum([reference.get(v, 0.0) for v in values]) / column.rows
-    cur = np.cumsum([counts.discrete.get(v, 0.0) for v in values.tolist()]) / counts.n
-    return float(np.sum(np.abs(ref - cur)[:-1] * np.diff(values)))
+    """Exact W1 between two distributions of point masses (SciPy, weighted by the counts)."""
+    from scipy.stats import wasserstein_distance
+
+    current = list(counts.discrete.items())
+    return float(
+        wasserstein_distance(
+            np.asarray(column.values, dtype=np.float64),
+            np.asarray([value for value, _ in current], dtype=np.float64),
+            np.asarray(column.counts, dtype=np.float64),
+            np.asarray([weight for _, weight in current], dtype=np.float64),
+        )
+    )
 
 
 def wasserstein_normed(column: ColumnProfile, counts: _ColumnCounts) -> float:

@@ -140,18 +140,19 @@ def _ratio(numerator: float, denominator: float) -> float | None:
 
 
 def _rank_auc(scores: NDArray[np.float64], labels: NDArray[np.float64]) -> float | None:
-    """Mann-Whitney U over average ranks: exact with ties (each tied pair counts 1/2), O(n log n)."""
-    n_pos = float(labels.sum())
-    n_neg = labels.size - n_pos
-    if n_pos == 0 or n_neg == 0:
+    """ROC AUC (scikit-learn: ties count 1/2); undefined, not an error, when one class is absent."""
+    if labels.min() == labels.max():
         return None
-    _, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
-    average_rank = np.cumsum(counts) - (counts - 1) / 2.0  # 1-based mean rank of each tied block
-    rank_sum = float(average_rank[inverse][labels == 1.0].sum())
-    return (rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg)
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(labels, scores))
 
 
 def _binary_metrics(s: NDArray[np.float64], y: NDArray[np.float64], threshold: float) -> LabelledMetrics:
+    """scikit-learn where it says what we mean; precision, recall and F1 stay ``None`` when undefined
+    (scikit-learn answers 0 with a warning), and the log loss clips as documented below."""
+    from sklearn.metrics import accuracy_score
+
     predicted = s >= threshold
     positive = y == 1.0
     tp = float(np.count_nonzero(predicted & positive))
@@ -164,7 +165,7 @@ def _binary_metrics(s: NDArray[np.float64], y: NDArray[np.float64], threshold: f
     return LabelledMetrics(
         kind="binary",
         n=int(s.size),
-        accuracy=float(np.mean(predicted == positive)),
+        accuracy=float(accuracy_score(positive, predicted)),
         roc_auc=_rank_auc(s, y),
         precision=_ratio(tp, tp + fp),
         recall=_ratio(tp, tp + fn),
@@ -177,17 +178,17 @@ def _binary_metrics(s: NDArray[np.float64], y: NDArray[np.float64], threshold: f
 
 
 def _regression_metrics(s: NDArray[np.float64], y: NDArray[np.float64]) -> LabelledMetrics:
-    error = s - y
-    total = float(np.sum((y - y.mean()) ** 2))
+    from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+
     # R² compares with predicting the mean; with constant labels there is nothing to compare with.
-    r2 = 1.0 - float(np.sum(error**2)) / total if total > 0 else None
+    r2 = float(r2_score(y, s)) if y.min() != y.max() else None
     return LabelledMetrics(
         kind="regression",
         n=int(s.size),
-        mae=float(np.mean(np.abs(error))),
-        rmse=math.sqrt(float(np.mean(error**2))),
+        mae=float(mean_absolute_error(y, s)),
+        rmse=math.sqrt(float(mean_squared_error(y, s))),
         r2=r2,
-        mean_error=float(np.mean(error)),
+        mean_error=float(np.mean(s - y)),
     )
 
 

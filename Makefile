@@ -38,7 +38,7 @@ typecheck: install
 	$(BIN)/mypy
 
 pytest: install system-deps
-	WORKBENCH_REQUIRE_POSTGRES=1 $(BIN)/pytest
+	WORKBENCH_REQUIRE_POSTGRES=1 $(BIN)/pytest --durations=10
 
 test: lint typecheck pytest
 

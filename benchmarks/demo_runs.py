@@ -19,6 +19,7 @@ import argparse
 import json
 import multiprocessing
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -168,10 +169,37 @@ def _latency_short(reason: str) -> str:
     return rest.split(";")[0] if rest else ""
 
 
-def section(runs: list[Run], rows: int | None) -> str:
+def _latency_numbers(reason: str) -> tuple[float, float, float] | None:
+    """Estimate and confidence interval, in pp, out of a latency check's reason:
+    ``... expected (+45.89pp, 98.3% CS [+12.86, +94.86]pp) ...`` gives (45.89, 12.86, 94.86)."""
+    match = re.search(r"\(([-+\d.]+)pp, [\d.]+% CS \[([-+\d.]+), ([-+\d.]+)\]pp\)", reason)
+    return (float(match.group(1)), float(match.group(2)), float(match.group(3))) if match else None
+
+
+def _margins(runs: list[Run]) -> str:
+    """How far each canary's latency verdict was from the other verdict, over all runs."""
+    v2 = [n for r in runs if "v2" in r.canaries and (n := _latency_numbers(r.canaries["v2"].latency))]
+    v3 = [n for r in runs if "v3" in r.canaries and (n := _latency_numbers(r.canaries["v3"].latency))]
+    if not v2 or not v3:
+        return ""
+    from workbench.demo.canaries import DEMO_ANALYSIS
+
+    tolerated = 100 * next(c.threshold for c in DEMO_ANALYSIS.checks if c.name == "latency_p95")
+    return (
+        f"Margins, over all {len(runs)} runs, of the latency check (the excess share of candidate requests "
+        f"slower than the stable p95 + 1 ms; tolerated +{tolerated:g}pp): at v2's promotion its estimate was "
+        f"{max(e for e, _, _ in v2):+.2f}pp at most and its interval's lower end {max(lo for _, lo, _ in v2):+.2f}pp "
+        f"at most (a FAIL needs that end above +{tolerated:g}pp); at v3's rollback its estimate was "
+        f"{min(e for e, _, _ in v3):+.2f}pp at least (the rollback comes at the first tick whose lower end "
+        f"clears +{tolerated:g}pp, so that end measures how fast the evidence came, not the margin)."
+    )
+
+
+def section(runs: list[Run], rows: int | None, note: str = "") -> str:
     lines = [
         HEADING,
         "",
+        *([note, ""] if note else []),
         "`benchmarks/demo_runs.py`: `workbench demo --no-serve` on a fresh `WORKBENCH_HOME` each time "
         f"(default {'data' if rows is None else f'--rows {rows}'}), with N processes spinning on the CPU "
         "beside it for the whole run. Expected story: v2 promoted (`succeeded`), v3 `rolled_back`. "
@@ -201,6 +229,8 @@ def section(runs: list[Run], rows: int | None) -> str:
             + (", ".join(f"{k} {v}/{len(group)}" for k, v in sorted(reported.items())) or "-")
             + f" | {median:.0f} s ({durations[0]:.0f}-{durations[-1]:.0f} s) |"
         )
+    margins = _margins(runs)
+    lines += ["", margins] if margins else []
     lines += [
         "",
         "Per run (v2's and v3's latency check as the last decision saw it: the candidate's p95 against the "
@@ -234,8 +264,18 @@ def main() -> None:
         "--write-docs", action="store_true", help=f"write '{HEADING}' into docs/benchmarks.md"
     )
     parser.add_argument("--json", type=Path, default=None, help="also write every run as JSON here")
+    parser.add_argument("--from-json", type=Path, default=None, help="report runs saved by --json, run none")
+    parser.add_argument("--note", default="", help="a line for the section, e.g. the commit measured")
     args = parser.parse_args()
-    runs: list[Run] = []
+    if args.from_json is not None:
+        saved = json.loads(args.from_json.read_text())
+        runs = [Run(**{**r, "canaries": {k: Canary(**c) for k, c in r["canaries"].items()}}) for r in saved]
+        text = section(runs, args.rows, args.note)
+        print(text)
+        if args.write_docs:
+            replace_section(HEADING, text)
+        return
+    runs = []
     for burners in (int(b) for b in args.burners.split(",")):
         for index in range(1, args.runs + 1):
             run = run_once(index, burners, args.rows)
@@ -248,7 +288,7 @@ def main() -> None:
             )
             if args.json is not None:
                 args.json.write_text(json.dumps([asdict(r) for r in runs], indent=2))
-    text = section(runs, args.rows)
+    text = section(runs, args.rows, args.note)
     print(text)
     if args.write_docs:
         replace_section(HEADING, text)

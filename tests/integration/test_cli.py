@@ -284,6 +284,50 @@ def test_demo_registers_three_versions_and_canaries_v2_to_champion_and_v3_back(
         again = cli("demo", "--no-serve", "--rows", "6000").stdout
         assert "already registered" in again
         assert len(cli.json("models", "show", "churn-classifier")) == 3  # type: ignore[arg-type]
+        _rollback_after_the_demo_never_returns_to_the_rejected_v3(cli)
+
+
+def _rollback_after_the_demo_never_returns_to_the_rejected_v3(cli: Cli) -> None:
+    """The issue's scenario: after v3's automatic rollback, `workbench rollback churn` must not route to v3."""
+    shown = cli.json("endpoints", "history", "churn")
+    assert isinstance(shown, dict)
+    oldest_first = list(reversed(shown["revisions"]))
+    causes = [r["cause"] for r in oldest_first]
+    assert causes[0] == "deploy", causes
+    assert causes[-1] == "automatic_rollback", causes
+    assert "promote" in causes
+    assert set(causes) <= {"deploy", "rollout_step", "promote", "automatic_rollback"}, causes
+    assert all(r["rollout_id"] for r in oldest_first if r["cause"] != "deploy")
+    assert [(r["model"], r["version"]) for r in shown["rejected"]] == [("churn-classifier", 3)]
+    assert "latency_p95" in shown["rejected"][0]["reason"]
+    table = cli("endpoints", "history", "churn").stdout
+    assert "automatic_rollback" in table
+    assert "rejected churn-classifier v3" in table
+
+    refused = cli("rollout", "start", "churn", "models:/churn-classifier/3", expect=1).stderr
+    assert "rejected on 'churn'" in refused
+    assert "force" in refused
+
+    rolled = cli.json("rollback", "churn")
+    assert isinstance(rolled, dict)
+    routes = [(r["version"], r["weight"]) for r in rolled["endpoint"]["spec"]["routes"] if r["weight"] > 0]
+    assert routes == [(1, 100.0)], rolled["message"]
+    assert "rejected churn-classifier v3" in rolled["message"] or "rollout steps" in rolled["message"]
+    # Again: nowhere further back to go, said plainly, and nothing changes.
+    again = cli("rollback", "churn", expect=1).stderr
+    assert "no earlier revision" in again
+    onto_v3 = next(
+        r["revision"]
+        for r in oldest_first
+        if any(x["version"] == 3 and x["weight"] > 0 for x in r["spec"]["routes"])
+    )
+    forced_needed = cli("rollback", "churn", "--to-revision", str(onto_v3), expect=1).stderr
+    assert "rejected" in forced_needed
+    assert cli("rollback", "churn", "--to-revision", "999", expect=1).stderr.count("has no revision 999") == 1
+    final = cli.json("endpoints", "history", "churn")
+    assert isinstance(final, dict)
+    assert [r["cause"] for r in final["revisions"][:1]] == ["manual_rollback"]
+    assert len(final["revisions"]) == len(oldest_first) + 1
 
 
 def test_up_refuses_a_busy_port_and_a_bad_store_url(tmp_path: Path) -> None:

@@ -90,7 +90,7 @@ def _analysis_rows(analysis: dict[str, Any]) -> list[tuple[Any, ...]]:
     return [
         (
             m["name"],
-            m["verdict"],
+            m["verdict"] if m.get("gating", True) else f"{m['verdict']} (not gating)",
             bound(m.get("estimate")),
             f"[{bound(m.get('low'))}, {bound(m.get('high'))}]",
             m.get("threshold"),

@@ -58,6 +58,7 @@ from workbench.specs.endpoint import (
     BatchingSpec,
     Device,
     EndpointSpec,
+    LatencyObjective,
     LogSampleRate,
     MaxBatchSize,
     MaxWaitMs,
@@ -108,6 +109,7 @@ class EndpointRequest(BaseModel):
     payload_limit_bytes: PayloadLimit = 8 * 1024 * 1024
     threads: Threads | None = None
     log_sample_rate: LogSampleRate = 1.0
+    latency_objective_ms: LatencyObjective | None = None
     description: str | None = Field(default=None, max_length=2000)
     reason: str | None = Field(default=None, max_length=2000)
 
@@ -147,6 +149,7 @@ class DeployRequest(BaseModel):
     payload_limit_bytes: PayloadLimit | None = None
     threads: Threads | None = None
     log_sample_rate: LogSampleRate | None = None
+    latency_objective_ms: LatencyObjective | None = None
     reason: str | None = Field(default=None, max_length=2000)
 
 

@@ -372,3 +372,38 @@ def test_rollback_follows_the_history_and_refuses_bad_targets_changing_nothing(
     recreated = client.create_endpoint("churn-api", "models:/churn/1")
     assert recreated.revision == 6
     assert [r.revision for r in client.history("churn-api", limit=2)] == [6, 5]
+
+
+@pytest.mark.usefixtures("three_versions")
+def test_a_latency_check_can_judge_against_the_endpoints_objective(
+    client: Client, plane: ControlPlane
+) -> None:
+    client.create_endpoint("slo", "models:/churn/1")
+    spec = {
+        "endpoint": "slo",
+        "candidate": "models:/churn/2",
+        "analysis": {
+            "checks": [
+                {"name": "errors", "kind": "error_rate", "threshold": 0.02},
+                {
+                    "name": "latency_slo",
+                    "kind": "latency",
+                    "threshold": 0.0,
+                    "quantile": 0.95,
+                    "objective_from_endpoint": True,
+                },
+            ]
+        },
+    }
+    before = _snapshot(plane)
+    with pytest.raises(ValidationError, match="endpoint 'slo', which states none"):
+        client.start_rollout(spec)
+    assert _snapshot(plane) == before
+    assert client.rollouts(endpoint="slo") == []
+
+    client.update_endpoint("slo", "models:/churn/1", revision=1, latency_objective_ms=80.0)
+    record = client.start_rollout(spec)
+    checks = {c["name"]: c for c in record.spec["analysis"]["checks"]}
+    assert checks["latency_slo"]["objective_ms"] == 80.0  # the objective at the start, recorded
+    assert not checks["latency_slo"]["objective_from_endpoint"]
+    client.rollout_action(record.id, "abort")

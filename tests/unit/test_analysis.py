@@ -626,3 +626,33 @@ def test_metric_check_defaults_per_kind() -> None:
         MetricCheck.model_validate({**ACCURACY, "higher_is_better": False}).effective_higher_is_better
         is False
     )
+
+
+def test_a_check_can_judge_against_the_endpoints_latency_objective() -> None:
+    from workbench.specs.analysis import AnalysisSpec, MetricCheck, MetricKind
+
+    check = MetricCheck(
+        name="latency_slo",
+        kind=MetricKind.LATENCY,
+        threshold=0.0,
+        quantile=0.95,
+        objective_from_endpoint=True,
+    )
+    errors = MetricCheck(name="error_rate", kind=MetricKind.ERROR_RATE, threshold=0.01)
+    analysis = AnalysisSpec(checks=(errors, check))
+    resolved = analysis.with_endpoint_objective(120.0, "churn")
+    assert [c.objective_ms for c in resolved.checks] == [None, 120.0]
+    assert not any(c.objective_from_endpoint for c in resolved.checks)
+    assert AnalysisSpec(checks=(errors,)).with_endpoint_objective(None, "churn").checks == (errors,)
+    with pytest.raises(ValueError, match="latency objective of endpoint 'churn', which states none"):
+        analysis.with_endpoint_objective(None, "churn")
+    with pytest.raises(ValueError, match="give one"):
+        MetricCheck(
+            name="both",
+            kind=MetricKind.LATENCY,
+            threshold=0.0,
+            objective_ms=50.0,
+            objective_from_endpoint=True,
+        )
+    with pytest.raises(ValueError, match="applies to latency checks only"):
+        MetricCheck(name="e", kind=MetricKind.ERROR_RATE, threshold=0.01, objective_from_endpoint=True)

@@ -118,9 +118,19 @@ class RolloutController:
         self, spec: RolloutSpec, *, actor: str, reason: str | None = None, force: bool = False
     ) -> RolloutRecord:
         """``force``: start even though an analysis rejected the candidate on this endpoint before."""
+        spec = self._with_endpoint_objective(spec)
         record = self._create(spec, actor=actor, reason=reason, force=force)
         with self._tick_lock(record.id):  # the loop must not tick a blue-green between its gate and switch
             return self._begin(record, spec, actor)
+
+    def _with_endpoint_objective(self, spec: RolloutSpec) -> RolloutSpec:
+        """Checks stated against the endpoint's latency objective get its value now, recorded with the spec."""
+        objective = self.plane.get_endpoint(spec.endpoint).spec.latency_objective_ms
+        try:
+            analysis = spec.analysis.with_endpoint_objective(objective, spec.endpoint)
+        except ValueError as exc:
+            raise ValidationError(str(exc), endpoint=spec.endpoint) from None
+        return spec if analysis is spec.analysis else spec.model_copy(update={"analysis": analysis})
 
     def _create(self, spec: RolloutSpec, *, actor: str, reason: str | None, force: bool) -> RolloutRecord:
         endpoint = self.plane.get_endpoint(spec.endpoint).spec

@@ -93,6 +93,13 @@ class MetricCheck(Spec):
         ),
         json_schema_extra={"exclusiveMinimum": 0},
     )
+    objective_from_endpoint: bool | None = Field(
+        default=None,
+        description=(
+            "latency only: judge the candidate against the endpoint's latency_objective_ms, read when the "
+            "rollout starts (a start on an endpoint without one is refused)"
+        ),
+    )
     lower: float | None = Field(default=None, description="custom only: smallest possible value, 0 if unset")
     upper: float | None = Field(default=None, description="custom only: largest possible value, 1 if unset")
     higher_is_better: bool | None = Field(default=None, description="custom only: true if unset")
@@ -170,10 +177,15 @@ class MetricCheck(Spec):
                 "options), not configured as a check"
             )
         if kind is not MetricKind.LATENCY:
-            for field in ("quantile", "tolerance_ms", "objective_ms"):
+            for field in ("quantile", "tolerance_ms", "objective_ms", "objective_from_endpoint"):
                 if getattr(self, field) is not None:
                     raise ValueError(f"check {self.name!r}: {field} applies to latency checks only")
-        if self.threshold == 0 and self.objective_ms is None:
+        if self.objective_from_endpoint and self.objective_ms is not None:
+            raise ValueError(
+                f"check {self.name!r}: objective_ms and objective_from_endpoint both name the objective; "
+                "give one"
+            )
+        if self.threshold == 0 and self.objective_ms is None and not self.objective_from_endpoint:
             raise ValueError(
                 f"threshold must be a finite number > 0 (the tolerated degradation), got {self.threshold}"
                 + (" (0 is allowed only with objective_ms)" if kind is MetricKind.LATENCY else "")
@@ -196,7 +208,9 @@ class MetricCheck(Spec):
                     f"(the share of slow requests can exceed {1 - quantile:g} by at most that), "
                     f"got {self.threshold}"
                 )
-            if self.objective_ms is not None and self.tolerance_ms is not None:
+            if (
+                self.objective_ms is not None or self.objective_from_endpoint
+            ) and self.tolerance_ms is not None:
                 raise ValueError(
                     f"check {self.name!r}: tolerance_ms applies to the comparison with the baseline; a check "
                     "with objective_ms compares the candidate with the objective"
@@ -267,6 +281,28 @@ class AnalysisSpec(Spec):
                 f"alpha must be in (0, 0.5): it is the false-alarm probability of the whole rollout, got {value}"
             )
         return value
+
+    def with_endpoint_objective(self, objective_ms: float | None, endpoint: str) -> AnalysisSpec:
+        """The checks that judge against the endpoint's objective, given its value now (for the record).
+
+        Raises ``ValueError`` when a check asks for an objective the endpoint does not state.
+        """
+        asking = [c for c in self.checks if c.objective_from_endpoint]
+        if not asking:
+            return self
+        if objective_ms is None:
+            names = ", ".join(c.name for c in asking)
+            raise ValueError(
+                f"check {names} judges against the latency objective of endpoint {endpoint!r}, "
+                "which states none (set latency_objective_ms on the endpoint)"
+            )
+        checks = tuple(
+            c.model_copy(update={"objective_ms": objective_ms, "objective_from_endpoint": None})
+            if c.objective_from_endpoint
+            else c
+            for c in self.checks
+        )
+        return self.model_copy(update={"checks": checks})
 
     @model_validator(mode="after")
     def _checks(self) -> AnalysisSpec:

@@ -56,6 +56,14 @@ Device = Annotated[
     str, Field(description="auto, cpu, cuda or cuda:N", json_schema_extra=pattern_schema(DEVICE_RE))
 ]
 MaxBatchSize = Annotated[int, Field(ge=1, le=8192)]
+LatencyObjective = Annotated[
+    float,
+    Field(
+        gt=0,
+        le=600_000,
+        description="the endpoint's latency objective in ms; rollout latency checks can judge against it",
+    ),
+]
 MaxWaitMs = Annotated[float, Field(ge=0, le=1000)]
 PayloadLimit = Annotated[int, Field(ge=1024, le=1024 * 1024 * 1024)]
 Threads = Annotated[int, Field(ge=1, le=256, description="torch intra-op threads per replica")]
@@ -99,6 +107,7 @@ class EndpointSpec(Spec):
     payload_limit_bytes: PayloadLimit = 8 * 1024 * 1024
     threads: Threads | None = None
     log_sample_rate: LogSampleRate = 1.0
+    latency_objective_ms: LatencyObjective | None = None
     description: str | None = Field(default=None, max_length=2000)
     kind: Literal["endpoint"] = "endpoint"
 

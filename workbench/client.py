@@ -17,7 +17,7 @@ from typing import Any, Self
 import httpx
 
 from workbench.errors import UnavailableError, ValidationError, error_from_dict
-from workbench.protocol import ACTOR_HEADER, API_PREFIX
+from workbench.protocol import ACTOR_HEADER, API_PREFIX, PROBE_HEADER, VERSION_SELECT_HEADER
 from workbench.records.audit import AuditEvent
 from workbench.records.endpoints import EndpointRecord
 from workbench.records.monitoring import AlertEvent, AlertRuleRecord, MonitorRecord, ReportRecord
@@ -448,9 +448,9 @@ class Client:
         split = frame.to_dict(orient="split")
         headers: dict[str, str] = {}
         if probe:
-            headers["x-workbench-probe"] = "1"
+            headers[PROBE_HEADER] = "1"
         if version is not None:
-            headers["x-workbench-version"] = str(version)
+            headers[VERSION_SELECT_HEADER] = str(version)
         scores: list[Any] = []
         rows = split["data"]
         for start in range(0, max(len(rows), 1), 1000):

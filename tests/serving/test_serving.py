@@ -6,6 +6,7 @@ import asyncio
 import math
 import os
 import signal
+import time
 from collections import Counter
 from typing import Any
 
@@ -216,6 +217,7 @@ def test_shadow_never_changes_or_delays_the_primary(world: World) -> None:
     rows = world.frame.head(3)
     plain = httpx.post(f"{world.router}/v2/models/churn-api/infer", json=oip_columns(rows)).json()
     request_ids = []
+    answered: dict[str, float] = {}
     for i in range(6):
         request_id = f"shadow-test-{i}"
         request_ids.append(request_id)
@@ -224,11 +226,10 @@ def test_shadow_never_changes_or_delays_the_primary(world: World) -> None:
             json=oip_columns(rows),
             headers={"x-request-id": request_id},
         )
+        answered[request_id] = time.time()
         assert response.status_code == 200
         assert response.headers["x-workbench-model-version"] == "1"
         assert response.json()["outputs"] == plain["outputs"]
-        # The shadow takes 0.5 s per batch; the primary answered long before that.
-        assert response.elapsed.total_seconds() < 0.4
     log_dir = world.settings.home / "predictions" / "shadowed"
 
     def shadow_records() -> list[dict[str, Any]]:
@@ -236,6 +237,14 @@ def test_shadow_never_changes_or_delays_the_primary(world: World) -> None:
 
     records = wait_until(lambda: len(shadow_records()) == len(request_ids) and shadow_records(), timeout=30)
     assert {r["version"] for r in records} == {3}
+    # Order, not duration: each primary answer reached the client before its shadow copy was done (the
+    # shadow takes 0.5 s a batch; a router that waited for it would answer after the shadow's record time).
+    late = {
+        r["request_id"]: (answered[r["request_id"]], r["ts"])
+        for r in records
+        if answered[r["request_id"]] >= r["ts"]
+    }
+    assert not late, late
     primaries = {r["request_id"] for r in read_records(log_dir) if not r.get("shadow")}
     assert set(request_ids) <= primaries
 

@@ -19,6 +19,7 @@ import pandas as pd
 from workbench.client import Client
 from workbench.demo.dataset import FEATURES, TARGET
 from workbench.errors import WorkbenchError
+from workbench.protocol import REQUEST_ID_HEADER
 
 FEEDBACK_BATCH = 200
 
@@ -82,7 +83,7 @@ class DemoTraffic:
                     self.sent += 1
                     self.failed += not ok
                     if ok and response is not None and label is not None and self.labels is not None:
-                        self._pending.append((response.headers["x-request-id"], float(label)))
+                        self._pending.append((response.headers[REQUEST_ID_HEADER], float(label)))
                 if len(self._pending) >= FEEDBACK_BATCH:
                     self._flush_labels()
                 next_at += interval

@@ -20,6 +20,7 @@ import pandas as pd
 from workbench.errors import NotFoundError, ValidationError
 from workbench.monitoring.drift import ReferenceProfile, profile_column
 from workbench.monitoring.window import PREDICTION
+from workbench.protocol import PROBE_HEADER, VERSION_SELECT_HEADER
 from workbench.rollouts.gate import input_columns
 from workbench.specs.monitor import MonitorSpec
 
@@ -160,8 +161,8 @@ def score_reference(
     url = f"{router}/endpoints/{endpoint}/invocations"
     headers = {
         "content-type": "application/json",
-        "x-workbench-version": str(version),
-        "x-workbench-probe": "1",
+        VERSION_SELECT_HEADER: str(version),
+        PROBE_HEADER: "1",
     }
     scores: list[np.ndarray[Any, np.dtype[np.float64]]] = []
     with httpx.Client(timeout=60.0) as client:

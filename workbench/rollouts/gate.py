@@ -17,6 +17,8 @@ import numpy as np
 import orjson
 import pandas as pd
 
+from workbench.protocol import PROBE_HEADER, VERSION_HEADER, VERSION_SELECT_HEADER
+
 GATE_TIMEOUT_S = 30.0
 
 
@@ -71,8 +73,8 @@ def run_gate(router_url: str, endpoint: str, version: int, bodies: list[bytes], 
     # A probe: answered like live traffic, but never logged as such (no analysis counts it).
     headers = {
         "content-type": "application/json",
-        "x-workbench-version": str(version),
-        "x-workbench-probe": "1",
+        VERSION_SELECT_HEADER: str(version),
+        PROBE_HEADER: "1",
     }
     with httpx.Client(timeout=GATE_TIMEOUT_S) as client:
         for body in bodies:
@@ -83,6 +85,6 @@ def run_gate(router_url: str, endpoint: str, version: int, bodies: list[bytes], 
                 continue
             if response.status_code != 200:
                 failures.append(f"HTTP {response.status_code}: {response.text[:200]}")
-            elif response.headers.get("x-workbench-model-version") != str(version):
+            elif response.headers.get(VERSION_HEADER) != str(version):
                 failures.append(f"answered by version {response.headers.get('x-workbench-model-version')}")
     return GateResult(passed=not failures, requests=len(bodies), failures=tuple(failures), source=source)

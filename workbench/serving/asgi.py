@@ -20,6 +20,7 @@ import orjson
 
 from workbench._version import __version__
 from workbench.errors import BadRequestError, PayloadTooLargeError, WorkbenchError
+from workbench.protocol import BINARY_HEADER_LENGTH
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -30,7 +31,7 @@ Send = Callable[[Message], Awaitable[None]]
 OIP_EXTENSIONS = ("binary_tensor_data",)
 
 #: The binary tensor data extension's header (lower-case, as ASGI gives it): the JSON header's length.
-HEADER_LENGTH = b"inference-header-content-length"
+HEADER_LENGTH = BINARY_HEADER_LENGTH.encode()
 
 JSON = b"application/json"
 OCTET = b"application/octet-stream"

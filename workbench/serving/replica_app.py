@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from workbench.errors import NotFoundError, WorkbenchError
-from workbench.protocol import VERSION_HEADER
+from workbench.protocol import PROBE_HEADER, REQUEST_ID_HEADER, SHADOW_HEADER, VERSION_HEADER
 from workbench.serving.asgi import (
     HEADER_LENGTH,
     JSON,
@@ -49,11 +49,11 @@ from workbench.telemetry.batch_record import BatchRecord
 
 log = logging.getLogger("workbench.replica")
 
-SHADOW_HEADER = b"x-workbench-shadow"
+SHADOW = SHADOW_HEADER.encode()
 #: The control plane's own requests (health gates, scoring reference data): answered and counted in the
 #: metrics, never written to the prediction log, so no analysis or monitor mistakes them for traffic.
-PROBE_HEADER = b"x-workbench-probe"
-REQUEST_ID_HEADER = b"x-request-id"
+PROBE = PROBE_HEADER.encode()
+REQUEST_ID = REQUEST_ID_HEADER.encode()
 #: Batches whose log line still waits for a caller to finish; more than this means a caller never will.
 MAX_OPEN_BATCH_LINES = 1024
 
@@ -173,9 +173,9 @@ class ReplicaApp:
     # ------------------------------------------------------------- infer
     async def _infer(self, scope: Scope, receive: Receive, send: Send, *, oip: bool) -> None:
         received = time.perf_counter()
-        shadow = header(scope, SHADOW_HEADER) is not None
-        probe = header(scope, PROBE_HEADER) is not None
-        request_id_raw = header(scope, REQUEST_ID_HEADER)
+        shadow = header(scope, SHADOW) is not None
+        probe = header(scope, PROBE) is not None
+        request_id_raw = header(scope, REQUEST_ID)
         request_id = request_id_raw.decode("latin-1") if request_id_raw else ""
         status = 200
         decoded: Decoded | None = None
@@ -197,7 +197,7 @@ class ReplicaApp:
                 self.batcher.arrived()
             request_id = request_id or decoded.request_id or next(self._request_ids)
             result = await self.batcher.submit(decoded, decoded.rows)
-            headers = [self.version_header, (b"x-request-id", request_id.encode())]
+            headers = [self.version_header, (REQUEST_ID, request_id.encode())]
             content_type = JSON
             if oip:
                 payload, json_length = encode_oip_response(

@@ -39,6 +39,13 @@ from workbench.errors import (
     WorkbenchError,
     describe_validation_errors,
 )
+from workbench.protocol import (
+    PROBE_HEADER,
+    REQUEST_ID_HEADER,
+    ROUTING_KEY_HEADER,
+    SHADOW_HEADER,
+    VERSION_SELECT_HEADER,
+)
 from workbench.serving.asgi import (
     HEADER_LENGTH,
     TEXT,
@@ -73,10 +80,10 @@ from workbench.serving.upstreams import UpstreamError, UpstreamPools
 
 log = logging.getLogger("workbench.router")
 
-VERSION_SELECT_HEADER = b"x-workbench-version"
-ROUTING_KEY_HEADER = b"x-workbench-routing-key"
-REQUEST_ID_HEADER = b"x-request-id"
-PROBE_HEADER = b"x-workbench-probe"
+VERSION_SELECT = VERSION_SELECT_HEADER.encode()
+ROUTING_KEY = ROUTING_KEY_HEADER.encode()
+REQUEST_ID = REQUEST_ID_HEADER.encode()
+PROBE = PROBE_HEADER.encode()
 ADMIN_LIMIT = 4 * 1024 * 1024
 #: Request headers a replica needs to read the body as sent (binary tensor data, compression).
 FORWARDED_HEADERS = frozenset({b"content-type", b"content-encoding", HEADER_LENGTH})
@@ -197,17 +204,17 @@ class RouterApp:
             body = await read_body(scope, receive, routes.payload_limit_bytes)
         metadata = scope["method"] == "GET" and parts[-1] not in ("ready", "infer")
         route = self._choose(scope, routes, version_in_path, primary=metadata)
-        request_id_raw = header(scope, REQUEST_ID_HEADER)
+        request_id_raw = header(scope, REQUEST_ID)
         request_id = request_id_raw.decode("latin-1") if request_id_raw else next(self._request_ids)
         passed = {
             name.decode("latin-1"): value.decode("latin-1")
             for name, value in scope["headers"]
             if name in FORWARDED_HEADERS
         }
-        headers = {"content-type": "application/json", **passed, "x-request-id": request_id}
-        probe = header(scope, PROBE_HEADER) is not None
+        headers = {"content-type": "application/json", **passed, REQUEST_ID_HEADER: request_id}
+        probe = header(scope, PROBE) is not None
         if probe:
-            headers["x-workbench-probe"] = "1"
+            headers[PROBE_HEADER] = "1"
         version_label = str(route.version)
         try:
             try:
@@ -233,9 +240,9 @@ class RouterApp:
             )
             return
         forwarded = [h for h in response.headers if h[0] != b"content-type"]
-        if not any(name == REQUEST_ID_HEADER for name, _ in forwarded):
+        if not any(name == REQUEST_ID for name, _ in forwarded):
             # The replica echoes the id it was given; say it here only when it did not (once, not twice).
-            forwarded.append((REQUEST_ID_HEADER, request_id.encode()))
+            forwarded.append((REQUEST_ID, request_id.encode()))
         response_body = response.body
         if metadata and response.status == 200:
             response_body = _with_versions(response_body, served_versions(routes))
@@ -256,10 +263,10 @@ class RouterApp:
     ) -> VersionRoute | ShadowRoute:
         """The version a request goes to; ``primary``: the one taking the most traffic, unless one is named."""
         explicit = version_in_path
-        if explicit is None and (raw := header(scope, VERSION_SELECT_HEADER)) is not None:
+        if explicit is None and (raw := header(scope, VERSION_SELECT)) is not None:
             if not raw.isdigit():
                 raise BadRequestError(
-                    f"x-workbench-version must be a version number, got {raw.decode('latin-1')!r}"
+                    f"{VERSION_SELECT_HEADER} must be a version number, got {raw.decode('latin-1')!r}"
                 )
             explicit = int(raw)
         if explicit is not None:
@@ -270,7 +277,7 @@ class RouterApp:
                     versions=[r.version for r in routes.versions] + [s.version for s in routes.shadows],
                 )
             return found
-        key = header(scope, ROUTING_KEY_HEADER)
+        key = header(scope, ROUTING_KEY)
         if primary:
             chosen = primary_version(routes)
         elif key:
@@ -310,8 +317,8 @@ class RouterApp:
         headers = {
             "content-type": "application/json",
             **passed,
-            "x-request-id": request_id,
-            "x-workbench-shadow": "1",
+            REQUEST_ID_HEADER: request_id,
+            SHADOW_HEADER: "1",
         }
         try:
             response = await self.pools.send(shadow.upstreams, "POST", path, body, headers)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import httptools
 
+from workbench.protocol import BINARY_HEADER_LENGTH, REQUEST_ID_HEADER, VERSION_HEADER
 from workbench.serving.routes import Upstream
 
 log = logging.getLogger("workbench.router")
@@ -28,7 +29,7 @@ _CLOSE_DELAY_S = 30.0
 _MAX_IDLE_PER_UPSTREAM = 256
 # inference-header-content-length: a response carrying binary tensor data (OIP) needs it to be read.
 _PASSED_HEADERS = frozenset(
-    {b"content-type", b"x-workbench-model-version", b"x-request-id", b"inference-header-content-length"}
+    {b"content-type", *(h.encode() for h in (VERSION_HEADER, REQUEST_ID_HEADER, BINARY_HEADER_LENGTH))}
 )
 
 

@@ -43,7 +43,7 @@ from workbench.store.monitoring import AlertRuleRecord, MonitoringRepository, Re
 from workbench.telemetry.tail import PredictionLogTail
 
 if TYPE_CHECKING:
-    from workbench.control_plane import ControlPlane
+    from workbench.monitoring.plane import MonitoringPlane
 
 log = logging.getLogger("workbench.monitoring")
 #: Monitor-wide series kept in the history (key ``all``), beside per-column ``drift`` and ``alert_state``.
@@ -87,7 +87,7 @@ class _Firing:
 class MonitorEngine:
     def __init__(
         self,
-        plane: ControlPlane,
+        plane: MonitoringPlane,
         *,
         feed_index_limit: int = INDEX_LIMIT,
         action_workers: int = ACTION_WORKERS,

@@ -25,7 +25,7 @@ from workbench.rollouts.gate import input_columns
 from workbench.specs.monitor import MonitorSpec
 
 if TYPE_CHECKING:
-    from workbench.control_plane import ControlPlane
+    from workbench.monitoring.plane import MonitoringPlane
 
 SCORING_BATCH = 500
 Task = Literal["binary", "regression"]
@@ -50,7 +50,7 @@ class MonitorReference:
     baseline: dict[str, Any] | None = None
 
 
-def primary_version(plane: ControlPlane, endpoint: str) -> tuple[str, int]:
+def primary_version(plane: MonitoringPlane, endpoint: str) -> tuple[str, int]:
     """The version with the most live traffic: the one whose reference the endpoint is judged by."""
     routes = [r for r in plane.get_endpoint(endpoint).spec.routes if r.weight > 0]
     if not routes:
@@ -88,7 +88,7 @@ def check_columns(spec: MonitorSpec, frame: pd.DataFrame, signature_columns: lis
     return tuple(wanted)
 
 
-def build_reference(plane: ControlPlane, spec: MonitorSpec) -> MonitorReference:
+def build_reference(plane: MonitoringPlane, spec: MonitorSpec) -> MonitorReference:
     model, version = primary_version(plane, spec.endpoint)
     info = plane.registry.get_version(model, version)
     if info.reference is None:
@@ -152,7 +152,7 @@ def _task(frame: pd.DataFrame, target: str | None, scores: Any) -> Task | None:
 
 
 def score_reference(
-    plane: ControlPlane, endpoint: str, version: int, frame: pd.DataFrame
+    plane: MonitoringPlane, endpoint: str, version: int, frame: pd.DataFrame
 ) -> np.ndarray[Any, np.dtype[np.float64]] | None:
     """The version's scores on the reference rows, or None when nothing serves it here."""
     router = plane.serving.status().get("router_url")

@@ -22,13 +22,13 @@ from workbench.store.monitoring import MonitoringRepository, ReportRecord
 from workbench.telemetry import read_records
 
 if TYPE_CHECKING:
-    from workbench.control_plane import ControlPlane
+    from workbench.monitoring.plane import MonitoringPlane
 
 MAX_REPORT_ROWS = 200_000
 
 
 def window_frame(
-    plane: ControlPlane, spec: MonitorSpec, columns: tuple[str, ...], start: float, end: float
+    plane: MonitoringPlane, spec: MonitorSpec, columns: tuple[str, ...], start: float, end: float
 ) -> pd.DataFrame:
     """The logged input rows of live requests in ``[start, end)``, at most ``MAX_REPORT_ROWS``."""
     directory = plane.settings.home / "predictions" / spec.endpoint
@@ -49,7 +49,7 @@ def window_frame(
 
 
 def archive_report(
-    plane: ControlPlane,
+    plane: MonitoringPlane,
     spec: MonitorSpec,
     reference: MonitorReference,
     *,

@@ -26,7 +26,7 @@ from workbench.store.monitoring import (
 )
 
 if TYPE_CHECKING:
-    from workbench.control_plane import ControlPlane
+    from workbench.monitoring.plane import MonitoringPlane
 
 MAX_FEEDBACK_BATCH = 10_000
 
@@ -46,7 +46,7 @@ class FeedbackRequest(BaseModel):
 
 
 class MonitoringService:
-    def __init__(self, plane: ControlPlane) -> None:
+    def __init__(self, plane: MonitoringPlane) -> None:
         self.plane = plane
         self.repo = MonitoringRepository()
         self.engine = MonitorEngine(plane)

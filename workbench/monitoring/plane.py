@@ -1,0 +1,65 @@
+"""What monitoring needs from the control plane, and nothing more.
+
+Monitors read endpoints and reference data, write their own records with audit events, and act on what
+their alert rules decide: a rollback, or a runbook run. Anything that provides these can host them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from workbench.records.endpoints import EndpointRecord
+    from workbench.records.runbooks import RunRecord
+    from workbench.registry.types import ModelVersionInfo
+    from workbench.revisions import RollbackRequest, RollbackResult
+    from workbench.runbooks.catalog import RunbookInfo
+    from workbench.settings import Settings
+    from workbench.specs.runbook import RunRequest, Trigger
+    from workbench.store import AuditLog, Database
+
+
+class ReferenceSource(Protocol):
+    """The registry's reads a monitor makes: the served version and its reference dataset."""
+
+    def get_version(self, name: str, version: int | str) -> ModelVersionInfo: ...
+
+    def load_reference(self, name: str, version: int) -> Any: ...
+
+
+class RunbookStarter(Protocol):
+    """How an alert's runbook action checks its runbook and starts a run."""
+
+    def runbook(self, name: str) -> RunbookInfo: ...
+
+    def start(self, request: RunRequest, *, actor: str, trigger: Trigger | None = None) -> RunRecord: ...
+
+
+class ServingStatus(Protocol):
+    def status(self) -> dict[str, Any]: ...
+
+
+class MonitoringPlane(Protocol):
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def db(self) -> Database: ...
+
+    @property
+    def audit(self) -> AuditLog: ...
+
+    @property
+    def registry(self) -> ReferenceSource: ...
+
+    @property
+    def serving(self) -> ServingStatus: ...
+
+    @property
+    def runbooks(self) -> RunbookStarter: ...
+
+    def get_endpoint(self, name: str) -> EndpointRecord: ...
+
+    def rollback(
+        self, name: str, request: RollbackRequest | None = None, *, actor: str
+    ) -> RollbackResult: ...

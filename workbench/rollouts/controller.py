@@ -589,7 +589,9 @@ class RolloutController:
         endpoint, with the failing checks' evidence. The caller holds the rollout's ending claim.
         """
         automatic = actor == CONTROLLER
-        cause = RevisionCause.AUTOMATIC_ROLLBACK if automatic else RevisionCause.MANUAL_ROLLBACK
+        # An alert's rollback action is automatic too (no person decided it), but only the analysis rejects.
+        by_machine = automatic or actor.startswith("alert:")
+        cause = RevisionCause.AUTOMATIC_ROLLBACK if by_machine else RevisionCause.MANUAL_ROLLBACK
         record = self._traffic(record, 0.0, actor, f"rollout {record.id}: roll back", cause=cause)
         if automatic:
             self.plane.reject_version(

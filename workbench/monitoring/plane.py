@@ -8,15 +8,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
 
+from workbench.store.host import StoreHost
+
 if TYPE_CHECKING:
     from workbench.records.endpoints import EndpointRecord
     from workbench.records.runbooks import RunRecord
     from workbench.registry.types import ModelVersionInfo
     from workbench.revisions import RollbackRequest, RollbackResult
     from workbench.runbooks.catalog import RunbookInfo
-    from workbench.settings import Settings
     from workbench.specs.runbook import RunRequest, Trigger
-    from workbench.store import AuditLog, Database
 
 
 class ReferenceSource(Protocol):
@@ -39,16 +39,7 @@ class ServingStatus(Protocol):
     def status(self) -> dict[str, Any]: ...
 
 
-class MonitoringPlane(Protocol):
-    @property
-    def settings(self) -> Settings: ...
-
-    @property
-    def db(self) -> Database: ...
-
-    @property
-    def audit(self) -> AuditLog: ...
-
+class MonitoringPlane(StoreHost, Protocol):
     @property
     def registry(self) -> ReferenceSource: ...
 

@@ -16,9 +16,9 @@ from sqlalchemy import Connection
 from workbench.registry.refs import ModelRef
 from workbench.registry.types import ModelVersionInfo
 from workbench.revisions import Change, Rejection
-from workbench.settings import Settings
 from workbench.specs.endpoint import EndpointSpec
-from workbench.store import AuditLog, Database, EndpointRecord
+from workbench.store import EndpointRecord
+from workbench.store.host import StoreHost
 
 
 class ModelSource(Protocol):
@@ -31,16 +31,7 @@ class ModelSource(Protocol):
     def load_reference(self, name: str, version: int) -> Any: ...
 
 
-class RolloutPlane(Protocol):
-    @property
-    def settings(self) -> Settings: ...
-
-    @property
-    def db(self) -> Database: ...
-
-    @property
-    def audit(self) -> AuditLog: ...
-
+class RolloutPlane(StoreHost, Protocol):
     @property
     def registry(self) -> ModelSource: ...
 

@@ -8,16 +8,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from workbench.settings import Settings
-from workbench.store import AuditLog, Database
+from workbench.store.host import StoreHost
 
 
-class RunbookHost(Protocol):
-    @property
-    def settings(self) -> Settings: ...
-
-    @property
-    def db(self) -> Database: ...
-
-    @property
-    def audit(self) -> AuditLog: ...
+class RunbookHost(StoreHost, Protocol):
+    """Nothing beyond the store host: the engine records runs and audits them."""

@@ -261,7 +261,8 @@ class Client:
         """Serve ``model`` (``models:/NAME@ALIAS`` or ``/VERSION``) on endpoint ``name``; waits until ready.
 
         ``options``: replicas, device, max_batch_size, max_wait_ms, payload_limit_bytes, threads,
-        log_sample_rate. Those not given keep their current values.
+        log_sample_rate. Those not given keep their current values. ``expected_revision`` refuses (409)
+        if the endpoint moved on since it was read, and (404) if it was deleted meanwhile.
         """
         body = {"model": model, "reason": reason, **options}
         return EndpointRecord.model_validate(
@@ -468,6 +469,19 @@ class Client:
             scores.append(values.reshape(len(predictions), -1)[:, -1])
         return np.concatenate(scores) if scores else np.empty(0)
 
+    def traffic(
+        self, endpoints: Sequence[str] | None = None, *, since: float | None = None
+    ) -> dict[str, Any]:
+        """Live per-second traffic of every endpoint (or those named) at or after ``since``, and running
+        totals; ask again with ``since=answer["endpoints"][name]["next"]`` for only what is new."""
+        params: dict[str, Any] = {}
+        if endpoints:
+            params["endpoint"] = list(endpoints)
+        if since is not None:
+            params["since"] = since
+        result: dict[str, Any] = self._request("GET", "/traffic", params=params)
+        return result
+
     def series(self, endpoint: str, *, window_s: float = 300.0, step_s: float = 10.0) -> dict[str, Any]:
         """Requests/s, error rate and latency percentiles per step, per version ("1", "2"...) and "all"."""
         result: dict[str, Any] = self._request(
@@ -605,10 +619,14 @@ class Client:
         actor: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
+        after_id: int | None = None,
         limit: int = 100,
         oldest_first: bool = False,
     ) -> list[AuditEvent]:
+        """Audit events, newest first; ``after_id`` (with ``oldest_first``) follows the log as a cursor."""
         params: dict[str, Any] = {"limit": limit, "order": "asc" if oldest_first else "desc"}
+        if after_id is not None:
+            params["after_id"] = after_id
         for key, value in (
             ("target", target),
             ("target_prefix", target_prefix),

@@ -150,6 +150,12 @@ class DeployRequest(BaseModel):
     threads: Threads | None = None
     log_sample_rate: LogSampleRate | None = None
     latency_objective_ms: LatencyObjective | None = None
+    expected_revision: int | None = Field(
+        default=None,
+        ge=1,
+        le=2**31 - 1,
+        description="refuse (409) unless the endpoint is at this revision; 404 if it no longer exists",
+    )
     reason: str | None = Field(default=None, max_length=2000)
 
 
@@ -314,9 +320,11 @@ class ControlPlane:
         try:
             current: EndpointSpec | None = self.get_endpoint(name).spec
         except NotFoundError:
+            if request.expected_revision is not None:  # confirmed against a revision that is gone
+                raise
             current = None
         base = current.model_dump() if current is not None else {"name": name}
-        options = request.model_dump(exclude={"model", "reason"}, exclude_none=True)
+        options = request.model_dump(exclude={"model", "reason", "expected_revision"}, exclude_none=True)
         if "max_batch_size" in options or "max_wait_ms" in options:
             batching: dict[str, Any] = dict(current.batching.model_dump()) if current is not None else {}
             batching.update({k: options.pop(k) for k in ("max_batch_size", "max_wait_ms") if k in options})
@@ -335,7 +343,12 @@ class ControlPlane:
             message, details = describe_validation_errors(exc.errors())
             raise ValidationError(f"invalid deployment: {message}", errors=details) from None
         return self._apply(
-            spec, action="endpoint.deploy", actor=actor, reason=request.reason, create=current is None
+            spec,
+            action="endpoint.deploy",
+            actor=actor,
+            reason=request.reason,
+            create=current is None,
+            expected_revision=request.expected_revision,
         )
 
     def delete_endpoint(self, name: str, *, actor: str, reason: str | None = None) -> EndpointRecord:

@@ -20,6 +20,7 @@ import time
 from collections import OrderedDict
 from pathlib import Path
 
+from workbench.monitoring.live import LiveTraffic
 from workbench.monitoring.window import record_scores
 from workbench.store.engine import Database
 from workbench.store.monitoring import IndexedRequest, MonitoringRepository
@@ -58,11 +59,14 @@ class EndpointFeed:
         self._lock = threading.Lock()
         self._recent: OrderedDict[str, IndexedRequest] = OrderedDict()
         self._limit = index_limit
+        #: The same records folded per second, for live charts (``GET /traffic``).
+        self.live = LiveTraffic()
 
     def poll(self, *, max_bytes: int = POLL_BYTES) -> int:
         """Index what the log gained (store and memory); returns how many records were read."""
         with self._lock:  # one reader of this feed's tail at a time: each record is indexed once
             records = self._tail.poll(max_bytes=max_bytes)
+            self.live.add(records, now=time.time())
             fresh: list[IndexedRequest] = []
             for record in records:
                 ts = float(record.get("ts", 0.0))

@@ -93,9 +93,11 @@ class AuditLog:
         actor: str | None = None,
         since: datetime | float | None = None,
         until: datetime | float | None = None,
+        after_id: int | None = None,
         limit: int = 100,
         newest_first: bool = True,
     ) -> list[AuditEvent]:
+        """Matching events; ``after_id`` makes the log a cursor: only events recorded after that one."""
         if not 1 <= limit <= MAX_QUERY_LIMIT:
             raise ValidationError(f"limit must be between 1 and {MAX_QUERY_LIMIT}", field="limit")
         start, end = _to_epoch(since, "since"), _to_epoch(until, "until")
@@ -111,6 +113,8 @@ class AuditLog:
             statement = statement.where(audit_events.c.action == action)
         if actor is not None:
             statement = statement.where(audit_events.c.actor == actor)
+        if after_id is not None:
+            statement = statement.where(audit_events.c.id > after_id)
         if start is not None:
             statement = statement.where(audit_events.c.ts >= start)
         if end is not None:

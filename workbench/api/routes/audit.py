@@ -22,6 +22,12 @@ def query_audit(
     actor: str | None = Query(default=None, max_length=200),
     since: datetime | None = None,
     until: datetime | None = None,
+    after_id: int | None = Query(
+        default=None,
+        ge=0,
+        le=2**63 - 1,
+        description="only events after this one (a cursor: poll with the last id)",
+    ),
     limit: int = Query(default=100, ge=1, le=MAX_QUERY_LIMIT),
     order: str = Query(default="desc", pattern="^(asc|desc)$"),
     plane: ControlPlane = Depends(control_plane),
@@ -33,6 +39,7 @@ def query_audit(
         actor=actor,
         since=since,
         until=until,
+        after_id=after_id,
         limit=limit,
         newest_first=order == "desc",
     )

@@ -141,6 +141,22 @@ def list_alerts(
     return plane.monitoring.alerts(rule=rule, monitor=monitor, endpoint=endpoint, limit=limit)
 
 
+@router.get("/traffic")
+def traffic(
+    endpoint: list[str] | None = Query(
+        default=None, max_length=MAX_NAMES, description="endpoint name (repeat for several; default all)"
+    ),
+    since: float | None = Query(default=None, ge=0, le=1e11, description="epoch second to start from"),
+    plane: ControlPlane = Depends(control_plane),
+) -> Response:
+    """Live traffic per endpoint, from memory: per-second points (``all`` and per version: requests,
+    errors, requests/s, error rate, p50/p95/p99 ms, mean batch size) of the last 15 minutes at or after ``since``, only
+    for seconds that can no longer change, and running request/error totals. Ask again with ``since`` =
+    the answer's ``next`` to get only what is new: a live chart's one-second poll."""
+    result = plane.monitoring.traffic(endpoint, since=since)
+    return Response(orjson.dumps(result), media_type="application/json")
+
+
 @router.get("/series")
 def series(
     endpoint: EndpointQuery,

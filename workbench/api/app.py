@@ -9,6 +9,7 @@ from fastapi import Depends, FastAPI
 
 from workbench._version import __version__
 from workbench.api.auth import TokenAuth
+from workbench.api.docs import install_docs
 from workbench.api.errors import install_error_handlers
 from workbench.api.routes import audit, endpoints, models, monitoring, rollouts, runbooks, system
 from workbench.control_plane import ControlPlane
@@ -35,11 +36,12 @@ def create_app(settings: Settings, plane: ControlPlane | None = None) -> FastAPI
         title="Workbench control plane",
         version=__version__,
         openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url=f"{API_PREFIX}/docs",
+        docs_url=None,  # served by install_docs from local files, not a CDN
         redoc_url=None,
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    install_docs(app)
     auth = Depends(TokenAuth(token, open_reads=settings.open_reads))
     app.include_router(system.public, prefix=API_PREFIX)
     for module in (system, models, endpoints, rollouts, monitoring, runbooks, audit):

@@ -21,7 +21,7 @@ from workbench.protocol import ACTOR_HEADER, API_PREFIX, PROBE_HEADER, VERSION_S
 from workbench.records.audit import AuditEvent
 from workbench.records.endpoints import EndpointRecord
 from workbench.records.monitoring import AlertEvent, AlertRuleRecord, MonitorRecord, ReportRecord
-from workbench.records.rollouts import RolloutRecord
+from workbench.records.rollouts import RolloutAnalysis, RolloutRecord
 from workbench.records.runbooks import RunRecord, ScheduleRecord
 from workbench.registry.types import (
     Lineage,
@@ -349,6 +349,16 @@ class Client:
         return RolloutRecord.model_validate(
             self._request("POST", f"/rollouts/{rollout_id}/{action}", json={"reason": reason}, timeout=600.0)
         )
+
+    def rollout_analyses(
+        self, rollout_id: str, *, after_id: int | None = None, limit: int = 1000
+    ) -> list[RolloutAnalysis]:
+        """Every tick's analysis, oldest first: poll with ``after_id`` set to the last id seen."""
+        params: dict[str, Any] = {"limit": limit}
+        if after_id is not None:
+            params["after_id"] = after_id
+        answer = self._request("GET", f"/rollouts/{rollout_id}/analyses", params=params)
+        return [RolloutAnalysis.model_validate(a) for a in answer]
 
     # ----------------------------------------------------------- monitoring
     def create_monitor(

@@ -10,8 +10,9 @@ import httpx
 import orjson
 import pytest
 
-from tests.serving.conftest import World, oip_columns
+from tests.serving.conftest import World, oip_columns, wait_until
 from workbench.errors import ConflictError
+from workbench.records.rollouts import RolloutAnalysis
 from workbench.rollouts.phases import Phase
 from workbench.specs.analysis import AnalysisSpec, MetricCheck
 from workbench.specs.rollout import CanaryStep, RolloutSpec
@@ -129,6 +130,57 @@ def test_canary_promotes_a_good_candidate_and_rolls_back_bad_ones(
         assert rollback.link == f"rollout:{record.id}"
     assert [e.phase for e in events][:2] == [Phase.PENDING, Phase.PROGRESSING]
     world.client.set_alias("churn", "champion", 1, reason="reset for the next test")
+
+
+def test_every_tick_is_recorded_for_charts_of_the_estimates_and_bounds(world: World) -> None:
+    """A page opened mid-canary reads every tick's analysis so far, then polls for newer ones only."""
+    from workbench.errors import NotFoundError
+
+    world.client.deploy("canary-ticks", "models:/churn/1")
+    spec = RolloutSpec(
+        endpoint="canary-ticks",
+        candidate="models:/churn/2",
+        steps=(CanaryStep(weight=30, min_duration_s=300),),  # it waits at 30 % for as long as the test runs
+        analysis=ANALYSIS,
+        step_timeout_s=600,
+        tick_s=0.5,
+    )
+    body = orjson.dumps(oip_columns(world.frame.head(1)))
+
+    def measured() -> list[RolloutAnalysis]:
+        world.plane.rollouts.advance(record.id)
+        rows = world.client.rollout_analyses(record.id)
+        bounded = [a for a in rows if all(m["estimate"] is not None for m in a.evidence["metrics"])]
+        return rows if len(bounded) >= 2 else []
+
+    with Load(f"{world.router}/v2/models/canary-ticks/infer", body):
+        record = world.plane.rollouts.start(spec, actor="tester", reason="ticks")
+        rows = wait_until(measured, timeout=60, every=0.3)
+        newer = world.client.rollout_analyses(record.id, after_id=rows[-1].id)
+        assert newer == []
+        world.plane.rollouts.advance(record.id)
+        newer = world.client.rollout_analyses(record.id, after_id=rows[-1].id)
+    world.client.rollout_action(record.id, "abort", reason="seen enough")
+    assert [a.id for a in rows] == sorted(a.id for a in rows)
+    assert len(newer) == 1  # only the tick after the cursor
+    assert newer[0].id > rows[-1].id
+    assert world.client.rollout_analyses(record.id, limit=2) == rows[:2]
+    last = newer[0]
+    assert (last.rollout_id, last.step_index, last.weight, last.decision) == (record.id, 0, 30.0, "wait")
+    assert last.at >= rows[-1].at
+    assert {m["name"] for m in last.evidence["metrics"]} == {"errors", "latency_p95"}
+    for check in last.evidence["metrics"]:
+        assert check["estimate"] is not None, check
+        assert check["low"] <= check["high"], check
+        assert min(check["samples"]) > 0, check
+    # Ticks are not events: the history still has its transitions only.
+    assert [e.phase for e in world.plane.rollouts.events(record.id)] == [
+        Phase.PENDING,
+        Phase.PROGRESSING,
+        Phase.ROLLED_BACK,
+    ]
+    with pytest.raises(NotFoundError):
+        world.client.rollout_analyses("no-such-rollout")
 
 
 def test_manual_control_through_the_api(world: World) -> None:

@@ -1,5 +1,6 @@
 """Rollouts in the state store, on SQLite and PostgreSQL: one active per endpoint, checked transitions,
-optimistic concurrency, the event history, and state that a new process reads back unchanged."""
+optimistic concurrency, the event history, every tick's analysis, and state that a new process reads
+back unchanged."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from workbench.errors import ConflictError, NotFoundError
+from workbench.errors import ConflictError, NotFoundError, ValidationError
 from workbench.rollouts.phases import Phase
 from workbench.store import Database, migrate
 from workbench.store.rollouts import RolloutRepository
@@ -113,3 +114,60 @@ def test_state_survives_a_new_connection_as_after_a_restart(state_url: str, db: 
         record = repo.get(connection, rollout_id)
     assert (record.phase, record.step_index) == (Phase.PROGRESSING, 2)
     fresh.dispose()
+
+
+def _evidence(step: int, estimate: float, low: float, high: float) -> dict[str, object]:
+    check = {"name": "errors", "kind": "error_rate", "verdict": "inconclusive", "estimate": estimate}
+    check |= {"low": low, "high": high, "threshold": 0.05, "samples": [120, 40], "reason": "", "gating": True}
+    return {"verdict": "inconclusive", "step": step, "weight": 25.0, "elapsed_s": 3.0, "metrics": [check]}
+
+
+def test_every_ticks_analysis_is_kept_apart_from_the_events_and_read_with_a_cursor(db: Database) -> None:
+    repo = RolloutRepository()
+    rollout_id = _create(db, repo)
+    other = _create(db, repo, endpoint="other")
+    ticks = [(0, 0.02, 0.0, 0.4), (0, 0.01, 0.0, 0.2), (1, 0.012, 0.001, float("inf"))]
+    with db.write() as connection:
+        ids = [
+            repo.add_analysis(
+                connection,
+                rollout_id,
+                at=1001.0 + i,
+                step_index=step,
+                weight=25.0,
+                decision="wait",
+                reason=f"tick {i}",
+                evidence=_evidence(step, estimate, low, high),
+            )
+            for i, (step, estimate, low, high) in enumerate(ticks)
+        ]
+        repo.add_analysis(
+            connection, other, at=1002.5, step_index=0, weight=None, decision="wait", reason="x", evidence={}
+        )
+    assert ids == sorted(ids)
+    with db.read() as connection:
+        every = repo.analyses(connection, rollout_id)
+        newer = repo.analyses(connection, rollout_id, after_id=ids[0])
+        first = repo.analyses(connection, rollout_id, limit=1)
+        latest = repo.latest_analysis(connection, rollout_id)
+        events = repo.events(connection, rollout_id)
+        with pytest.raises(ValidationError, match="limit"):
+            repo.analyses(connection, rollout_id, limit=0)
+        assert repo.analyses(connection, rollout_id, after_id=ids[-1]) == []
+        assert repo.analyses(connection, "nope") == []
+        assert repo.latest_analysis(connection, "nope") is None
+    assert [a.id for a in every] == ids  # oldest first, only this rollout's
+    assert [a.reason for a in newer] == ["tick 1", "tick 2"]
+    assert [a.id for a in first] == ids[:1]
+    assert latest == every[-1]
+    assert (latest.rollout_id, latest.step_index, latest.weight, latest.decision) == (
+        rollout_id,
+        1,
+        25.0,
+        "wait",
+    )
+    assert latest.at.timestamp() == 1003.0
+    check = every[0].evidence["metrics"][0]
+    assert (check["estimate"], check["low"], check["high"], check["samples"]) == (0.02, 0.0, 0.4, [120, 40])
+    assert latest.evidence["metrics"][0]["high"] is None  # an unbounded side is stored as JSON null
+    assert [e.kind for e in events] == ["created"]  # ticks are not events

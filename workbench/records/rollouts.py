@@ -1,4 +1,4 @@
-"""A rollout and its events, as readers see them."""
+"""A rollout, its events and its per-tick analyses, as readers see them."""
 
 from __future__ import annotations
 
@@ -42,3 +42,23 @@ class RolloutEvent(BaseModel):
     kind: str
     message: str
     evidence: Any = None
+
+
+class RolloutAnalysis(BaseModel):
+    """One tick's analysis of a rollout: the decision and every check's estimate and bounds then.
+
+    ``evidence`` is the decision's evidence as the controller computed it: ``verdict``, ``step``,
+    ``weight``, ``elapsed_s`` and ``metrics`` (per check: ``name``, ``kind``, ``verdict``, ``estimate``,
+    ``low``, ``high``, ``threshold``, ``samples`` as ``[baseline, candidate]``, ``reason``, ``gating``).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    id: int
+    rollout_id: str
+    at: datetime
+    step_index: int
+    weight: float | None
+    decision: str
+    reason: str
+    evidence: dict[str, Any]

@@ -37,7 +37,7 @@ from workbench.rollouts.gate import GateResult, input_columns, run_gate, smoke_b
 from workbench.rollouts.phases import Phase
 from workbench.specs.endpoint import EndpointSpec
 from workbench.specs.rollout import RolloutSpec, Strategy
-from workbench.store.rollouts import RolloutEvent, RolloutRecord, RolloutRepository
+from workbench.store.rollouts import RolloutAnalysis, RolloutEvent, RolloutRecord, RolloutRepository
 
 if TYPE_CHECKING:
     from workbench.rollouts.plane import RolloutPlane
@@ -261,14 +261,49 @@ class RolloutController:
                     "reason": decision.reason,
                     **decision.evidence,
                 }
+                self._record_analysis(record, decision, at)
                 return self._apply(record, decision)
             except RolloutMovedError:
                 return self.get(rollout_id)  # an operator's command came first: this tick changed nothing
 
+    def _record_analysis(self, record: RolloutRecord, decision: Decision, at: float) -> None:
+        """Every tick's analysis in its own row, for charts of the estimates and bounds over time.
+
+        Not an event (events are transitions), and written before the decision is applied, so the tick
+        that decides a rollback or promotion has its row too. A failed write is logged; the tick goes on.
+        """
+        evidence = decision.evidence
+        if "metrics" not in evidence:
+            return
+        try:
+            with self.plane.db.write() as connection:
+                self.repo.add_analysis(
+                    connection,
+                    record.id,
+                    at=at,
+                    step_index=int(evidence.get("step", record.step_index)),
+                    weight=evidence.get("weight"),
+                    decision=decision.action.value,
+                    reason=decision.reason,
+                    evidence=evidence,
+                )
+        except Exception:
+            log.exception("rollout %s: the analysis of this tick was not recorded", record.id)
+
     def analysis(self, rollout_id: str) -> dict[str, Any] | None:
-        """The latest analysis of a rollout: from this controller's last tick, else its last evidence."""
+        """The latest analysis of a rollout: from this controller's last tick, else the newest recorded
+        analysis, else its last evidence."""
         if rollout_id in self._latest:
             return self._latest[rollout_id]
+        with self.plane.db.read() as connection:
+            latest = self.repo.latest_analysis(connection, rollout_id)
+        if latest is not None:
+            return {
+                "at": latest.at.timestamp(),
+                "decision": latest.decision,
+                "reason": latest.reason,
+                **latest.evidence,
+            }
         for event in reversed(self.events(rollout_id)):
             if isinstance(event.evidence, dict) and "metrics" in event.evidence:
                 return {"at": event.at.timestamp(), "reason": event.message, **event.evidence}
@@ -315,6 +350,14 @@ class RolloutController:
     def events(self, rollout_id: str) -> list[RolloutEvent]:
         with self.plane.db.read() as connection:
             return self.repo.events(connection, rollout_id)
+
+    def analyses(
+        self, rollout_id: str, *, after_id: int | None = None, limit: int = 1000
+    ) -> list[RolloutAnalysis]:
+        """Every tick's analysis, oldest first (at most ``limit``, after ``after_id``); unknown id: 404."""
+        with self.plane.db.read() as connection:
+            self.repo.get(connection, rollout_id)
+            return self.repo.analyses(connection, rollout_id, after_id=after_id, limit=limit)
 
     def find(
         self, *, endpoint: str | None = None, active_only: bool = False, limit: int = 100

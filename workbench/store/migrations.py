@@ -349,6 +349,28 @@ def _v6_monitor_history(connection: Connection, dialect: str) -> None:
         connection.execute(text(statement))
 
 
+def _v7_rollout_analyses(connection: Connection, dialect: str) -> None:
+    id_column = "INTEGER PRIMARY KEY AUTOINCREMENT" if dialect == "sqlite" else "BIGSERIAL PRIMARY KEY"
+    float_type = "REAL" if dialect == "sqlite" else "DOUBLE PRECISION"
+    # Every tick's analysis (the events table keeps transitions only): how estimates and bounds evolved.
+    connection.execute(
+        text(
+            f"""
+            CREATE TABLE rollout_analyses (
+                id {id_column},
+                rollout_id VARCHAR(32) NOT NULL REFERENCES rollouts (id),
+                ts {float_type} NOT NULL,
+                step_index INTEGER NOT NULL,
+                weight {float_type},
+                decision VARCHAR(32) NOT NULL,
+                reason TEXT NOT NULL,
+                evidence TEXT NOT NULL
+            )"""
+        )
+    )
+    connection.execute(text("CREATE INDEX ix_rollout_analyses_rollout ON rollout_analyses (rollout_id, id)"))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "audit log and endpoint definitions", _v1_initial),
     Migration(2, "rollouts and their event history", _v2_rollouts),
@@ -358,6 +380,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         6, "monitor history (series points) and the request-id index for feedback", _v6_monitor_history
     ),
+    Migration(7, "every tick's rollout analysis (estimates and bounds over time)", _v7_rollout_analyses),
 )
 
 

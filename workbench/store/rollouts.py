@@ -1,4 +1,5 @@
-"""Rollouts in the state store: the current phase and step, and every event that led there.
+"""Rollouts in the state store: the current phase and step, every event that led there, and every tick's
+analysis (the decision with each check's estimate and bounds, kept apart from the events).
 
 A rollout's state survives a control-plane restart because it lives here, not in memory: the controller
 re-reads it each tick. Each transition is checked against the state machine and applied with an
@@ -17,13 +18,16 @@ import orjson
 from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from workbench.errors import ConflictError, NotFoundError
-from workbench.records.rollouts import RolloutEvent, RolloutRecord
+from workbench.errors import ConflictError, NotFoundError, ValidationError
+from workbench.records.rollouts import RolloutAnalysis, RolloutEvent, RolloutRecord
 from workbench.rollouts.phases import Phase, check_transition
-from workbench.store.schema import rollout_events, rollouts
+from workbench.store.schema import rollout_analyses, rollout_events, rollouts
 
 # The records are defined in workbench.records (the client reads them without storage code).
-__all__ = ["RolloutEvent", "RolloutRecord", "RolloutRepository"]
+__all__ = ["MAX_ANALYSES", "RolloutAnalysis", "RolloutEvent", "RolloutRecord", "RolloutRepository"]
+
+#: The most analyses one read returns: a dashboard pages through a long rollout with ``after_id``.
+MAX_ANALYSES = 10_000
 
 
 def _record(row: Any) -> RolloutRecord:
@@ -44,6 +48,19 @@ def _record(row: Any) -> RolloutRecord:
         revision=row["revision"],
         created_at=datetime.fromtimestamp(row["created_at"], tz=UTC),
         updated_at=datetime.fromtimestamp(row["updated_at"], tz=UTC),
+    )
+
+
+def _analysis(row: Any) -> RolloutAnalysis:
+    return RolloutAnalysis(
+        id=row["id"],
+        rollout_id=row["rollout_id"],
+        at=datetime.fromtimestamp(row["ts"], tz=UTC),
+        step_index=row["step_index"],
+        weight=row["weight"],
+        decision=row["decision"],
+        reason=row["reason"],
+        evidence=orjson.loads(row["evidence"]),
     )
 
 
@@ -232,3 +249,55 @@ class RolloutRepository:
             )
             for row in rows
         ]
+
+    def add_analysis(
+        self,
+        connection: Connection,
+        rollout_id: str,
+        *,
+        at: float,
+        step_index: int,
+        weight: float | None,
+        decision: str,
+        reason: str,
+        evidence: dict[str, Any],
+    ) -> int:
+        """Record one tick's analysis; returns its id (increasing: the cursor of :meth:`analyses`)."""
+        result = connection.execute(
+            insert(rollout_analyses).values(
+                rollout_id=rollout_id,
+                ts=at,
+                step_index=step_index,
+                weight=weight,
+                decision=decision,
+                reason=reason,
+                # orjson writes NaN and infinite bounds as null: the stored evidence is valid JSON.
+                evidence=orjson.dumps(evidence, default=str).decode(),
+            )
+        )
+        return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+    def analyses(
+        self, connection: Connection, rollout_id: str, *, after_id: int | None = None, limit: int = 1000
+    ) -> list[RolloutAnalysis]:
+        """A rollout's analyses, oldest first: at most ``limit``, only those after ``after_id`` if given."""
+        if not 1 <= limit <= MAX_ANALYSES:
+            raise ValidationError(f"limit must be between 1 and {MAX_ANALYSES}, not {limit}", limit=limit)
+        statement = select(rollout_analyses).where(rollout_analyses.c.rollout_id == rollout_id)
+        if after_id is not None:
+            statement = statement.where(rollout_analyses.c.id > after_id)
+        rows = connection.execute(statement.order_by(rollout_analyses.c.id).limit(limit)).mappings()
+        return [_analysis(row) for row in rows]
+
+    def latest_analysis(self, connection: Connection, rollout_id: str) -> RolloutAnalysis | None:
+        row = (
+            connection.execute(
+                select(rollout_analyses)
+                .where(rollout_analyses.c.rollout_id == rollout_id)
+                .order_by(rollout_analyses.c.id.desc())
+                .limit(1)
+            )
+            .mappings()
+            .first()
+        )
+        return _analysis(row) if row is not None else None

@@ -78,6 +78,21 @@ rollout_events = Table(
     Index("ix_rollout_events_rollout", "rollout_id", "id"),
 )
 
+# One row per controller tick of a rollout: the decision and its evidence (every check's estimate and bounds).
+rollout_analyses = Table(
+    "rollout_analyses",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("rollout_id", String(32), ForeignKey("rollouts.id"), nullable=False),
+    Column("ts", Float, nullable=False),
+    Column("step_index", Integer, nullable=False),
+    Column("weight", Float, nullable=True),
+    Column("decision", String(32), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("evidence", Text, nullable=False),
+    Index("ix_rollout_analyses_rollout", "rollout_id", "id"),
+)
+
 monitors = Table(
     "monitors",
     metadata,

@@ -1,10 +1,11 @@
-"""Rollouts: start one, watch it, and pause, resume, promote or abort it by hand."""
+"""Rollouts: start one, watch it (its history and every tick's analysis), and pause, resume, promote or
+abort it by hand."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from workbench.api import links
@@ -13,7 +14,7 @@ from workbench.api.deps import control_plane
 from workbench.api.params import EndpointFilter, RolloutCommand
 from workbench.control_plane import ControlPlane
 from workbench.specs.rollout import RolloutSpec
-from workbench.store.rollouts import RolloutRecord
+from workbench.store.rollouts import MAX_ANALYSES, RolloutAnalysis, RolloutRecord
 
 router = APIRouter(tags=["rollouts"])
 
@@ -61,6 +62,25 @@ def get_rollout(rollout_id: str, plane: ControlPlane = Depends(control_plane)) -
         "events": [e.model_dump(mode="json") for e in events],
         "analysis": plane.rollouts.analysis(rollout_id),
     }
+
+
+# Matched by method as well as path: a POST to .../analyses still reaches the actions below (an unknown
+# action, 404), and a GET of .../pause is a 405.
+@router.get("/rollouts/{rollout_id}/analyses")
+def list_rollout_analyses(
+    rollout_id: str,
+    after_id: int | None = Query(
+        default=None,
+        ge=0,
+        le=2**63 - 1,
+        description="only analyses after this one (a cursor: poll with the last id)",
+    ),
+    limit: int = Query(default=1000, ge=1, le=MAX_ANALYSES),
+    plane: ControlPlane = Depends(control_plane),
+) -> list[RolloutAnalysis]:
+    """Every tick's analysis of the rollout, oldest first: the decision, and each check's estimate and
+    anytime-valid bounds then (``evidence.metrics``)."""
+    return plane.rollouts.analyses(rollout_id, after_id=after_id, limit=limit)
 
 
 @router.post("/rollouts/{rollout_id}/{action}")

@@ -16,6 +16,8 @@ from workbench.errors import ValidationError
 
 DEFAULT_API_PORT = 8765
 DEFAULT_ROUTER_PORT = 8766
+DEFAULT_DASHBOARD_PORT = 8767
+DEFAULT_DASHBOARD_SESSION_S = 8 * 3600.0
 DEFAULT_MAX_UPLOAD_BYTES = 512 * 1024 * 1024
 DEFAULT_HISTORY_RETENTION_S = 7 * 86_400.0
 DEFAULT_ROLLUP_RETENTION_S = 90 * 86_400.0
@@ -58,7 +60,7 @@ class Settings:
     api_port: int = DEFAULT_API_PORT
     router_port: int = DEFAULT_ROUTER_PORT
     token_file: Path = field(default=Path())
-    token: str | None = None
+    token: str | None = field(default=None, repr=False)  # never printed: a repr may reach a log or a page
     open_reads: bool = False
     allowed_roots: tuple[Path, ...] = ()
     api_url: str = ""
@@ -71,6 +73,12 @@ class Settings:
     rollup_retention_s: float = DEFAULT_ROLLUP_RETENTION_S
     #: How long a request can be labelled: the request-id index forgets older predictions.
     feedback_retention_s: float = DEFAULT_FEEDBACK_RETENTION_S
+    #: The served dashboards: started by ``workbench up`` unless disabled; a sign-in lasts ``session_s``.
+    dashboard: bool = True
+    dashboard_port: int = DEFAULT_DASHBOARD_PORT
+    dashboard_session_s: float = DEFAULT_DASHBOARD_SESSION_S
+    #: A JSON file ``{"user": "password"}`` for named sign-ins; without it, any name with the API token.
+    dashboard_users: Path | None = None
 
     @classmethod
     def for_home(cls, home: Path | str, **overrides: object) -> Settings:
@@ -129,6 +137,23 @@ class Settings:
             overrides["actor"] = actor.strip()[:200]
         if limit := env.get("WORKBENCH_MAX_UPLOAD_BYTES"):
             overrides["max_upload_bytes"] = _port_like_int(limit, "WORKBENCH_MAX_UPLOAD_BYTES")
+        if port := env.get("WORKBENCH_DASHBOARD_PORT"):
+            overrides["dashboard_port"] = _port(port, "WORKBENCH_DASHBOARD_PORT")
+        if (flag := env.get("WORKBENCH_DASHBOARD")) is not None:
+            overrides["dashboard"] = _flag(flag)
+        if users := env.get("WORKBENCH_DASHBOARD_USERS"):
+            overrides["dashboard_users"] = Path(users).expanduser()
+        if raw := env.get("WORKBENCH_DASHBOARD_SESSION_S"):
+            try:
+                session_s = float(raw)
+            except ValueError:
+                session_s = -1.0
+            if not 1.0 <= session_s <= 30 * 86_400.0:
+                raise ValidationError(
+                    f"WORKBENCH_DASHBOARD_SESSION_S must be between 1 s and 30 days, got {raw!r}",
+                    variable="WORKBENCH_DASHBOARD_SESSION_S",
+                )
+            overrides["dashboard_session_s"] = session_s
         for variable, name in (
             ("WORKBENCH_HISTORY_RETENTION_S", "history_retention_s"),
             ("WORKBENCH_HISTORY_ROLLUP_RETENTION_S", "rollup_retention_s"),

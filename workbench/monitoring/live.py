@@ -91,6 +91,7 @@ class LiveTraffic:
         self._sealed: deque[SealedPoint] = deque()
         self._sealed_through = -1  # every second <= this is sealed; later records for it are late
         self._totals: dict[str, list[int]] = {}  # key -> [requests, errors]
+        self._first: int | None = None  # the first second with traffic: no zeros are drawn before it
         self._keys_seen: dict[str, int] = {}  # key -> last second with traffic: zeros are drawn after it
         self.late = 0
         self._rng = np.random.default_rng(0)
@@ -121,6 +122,7 @@ class LiveTraffic:
                 if second <= self._sealed_through:
                     self.late += 1
                     continue
+                self._first = second if self._first is None else min(self._first, second)
                 self._keys_seen[version] = max(self._keys_seen.get(version, second), second)
                 for key in (ALL, version):
                     bucket = self._open.get((second, key))
@@ -132,9 +134,9 @@ class LiveTraffic:
     def _seal_until(self, now: float) -> None:
         """Seal every second that ended more than ``grace_s`` ago, including empty ones (zero traffic)."""
         through = math.floor(now - self.grace_s) - 1
-        if through <= self._sealed_through:
+        if through <= self._sealed_through or self._first is None:
             return
-        start = max(self._sealed_through + 1, through - self.horizon_s + 1)
+        start = max(self._sealed_through + 1, through - self.horizon_s + 1, self._first)
         # A version quiet for a while still gets zero points for KEEP_ZEROS_S (its traffic fell to 0),
         # then none: a version removed from the endpoint does not draw a flat line for ever.
         keys = {key for _, key in self._open} | {ALL}

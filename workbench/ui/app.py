@@ -1,0 +1,80 @@
+"""The pages of the served dashboards, each built per browser session from the shared context."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import panel as pn
+
+from workbench.ui.actions import ActionDesk
+from workbench.ui.auth import sign_in_valid, signed_in_user
+from workbench.ui.context import DashboardContext
+from workbench.ui.views.shell import ConfirmBox, header
+
+Page = Callable[[], pn.viewable.Viewable]
+
+
+def session_arg(name: str) -> str | None:
+    """A query-string argument of the page's URL (``?name=churn``)."""
+    values = (pn.state.session_args or {}).get(name)
+    if not values:
+        return None
+    raw = values[0]
+    return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+
+
+def make_desk(context: DashboardContext) -> ActionDesk:
+    return ActionDesk(
+        context.client_for,
+        user=signed_in_user,
+        sign_in_valid=lambda: sign_in_valid(context.cookie_secret, context.session_s),
+        after=context.feed.poke,
+    )
+
+
+def frame(page: str, body: Any, desk: ActionDesk, query: str = "") -> pn.viewable.Viewable:
+    return pn.Column(
+        header(page, signed_in_user(), query),
+        ConfirmBox(desk=desk),
+        body,
+        sizing_mode="stretch_width",
+        styles={"padding": "6px 10px"},
+    )
+
+
+def _overview(context: DashboardContext) -> pn.viewable.Viewable:
+    from workbench.ui.models.overview import OverviewModel
+    from workbench.ui.views.overview import OverviewView
+
+    desk = make_desk(context)
+    model = OverviewModel(context.feed, desk)
+    return frame("overview", OverviewView(model=model), desk)
+
+
+def _endpoint(context: DashboardContext) -> pn.viewable.Viewable:
+    from workbench.ui.models.endpoint import EndpointModel
+    from workbench.ui.views.endpoint import EndpointView
+
+    desk = make_desk(context)
+    model = EndpointModel(context.feed, desk, endpoint=session_arg("name") or "")
+    query = f"?name={model.endpoint}" if model.endpoint else ""
+    return frame("endpoint", EndpointView(model=model), desk, query)
+
+
+def pages(context: DashboardContext) -> dict[str, Page]:
+    """Plain functions (Panel serves a callable only if it is a function; a ``partial`` would be
+    rendered as its repr)."""
+    builders: dict[str, Callable[[DashboardContext], pn.viewable.Viewable]] = {
+        "overview": _overview,
+        "endpoint": _endpoint,
+    }
+
+    def bind(build: Callable[[DashboardContext], pn.viewable.Viewable]) -> Page:
+        def page() -> pn.viewable.Viewable:
+            return build(context)
+
+        return page
+
+    served = {name: bind(build) for name, build in builders.items()}
+    return {"/": served["overview"], **served}

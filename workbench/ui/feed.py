@@ -1,0 +1,341 @@
+"""One watcher of the control plane per dashboard process, fanned out to every open page.
+
+A page never calls the control plane to stay current: the feed polls it once a second for the whole
+process (live traffic of every endpoint in one call, the audit log as a cursor) and re-reads the state
+(endpoints, rollouts, alert rules, runbook runs, replicas) only when the audit log shows a change, or
+every ``refresh_s`` for what changes without an audit event (an alert state, a replica's restart).
+The load on the control plane is therefore the same with one page open or fifty.
+
+Listeners receive each :class:`Update` on the feed's thread; the dashboard server hands it to each
+session's document on its own event loop (``workbench.ui.session``), a notebook applies it directly.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from workbench.client import Client
+from workbench.errors import WorkbenchError
+from workbench.records.audit import AuditEvent
+from workbench.records.endpoints import EndpointRecord
+from workbench.records.monitoring import AlertEvent, AlertRuleRecord, MonitorRecord
+from workbench.records.rollouts import RolloutRecord
+from workbench.records.runbooks import RunRecord
+from workbench.revisions.model import Revision
+
+log = logging.getLogger("workbench.ui")
+
+#: Seconds of per-second traffic kept per endpoint: a page opens with the last hour at once.
+KEEP_S = 3600
+AUDIT_KEEP = 500
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything a page shows that is not a time series, as of ``at``."""
+
+    at: float = 0.0
+    endpoints: tuple[EndpointRecord, ...] = ()
+    rollouts: tuple[RolloutRecord, ...] = ()  # newest first
+    rollout_details: dict[str, dict[str, Any]] = field(default_factory=dict)  # active rollouts' events
+    rules: tuple[AlertRuleRecord, ...] = ()
+    alerts: tuple[AlertEvent, ...] = ()  # newest first
+    monitors: tuple[MonitorRecord, ...] = ()
+    runs: tuple[RunRecord, ...] = ()  # newest first
+    replicas: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # endpoint -> replicas
+    models: tuple[str, ...] = ()
+    histories: dict[str, tuple[Revision, ...]] = field(default_factory=dict)  # endpoint -> newest first
+    error: str | None = None  # the control plane could not be read at the last poll
+
+    def endpoint(self, name: str) -> EndpointRecord | None:
+        return next((e for e in self.endpoints if e.spec.name == name), None)
+
+    def active_rollout(self, endpoint: str) -> RolloutRecord | None:
+        return next((r for r in self.rollouts if r.endpoint == endpoint and is_active(r)), None)
+
+    def firing(self, endpoint: str | None = None) -> list[AlertRuleRecord]:
+        monitors = {m.spec.name: m.spec.endpoint for m in self.monitors}
+        return [
+            rule
+            for rule in self.rules
+            if rule.state.get("state") == "firing"
+            and (endpoint is None or monitors.get(rule.spec.monitor) == endpoint)
+        ]
+
+
+def is_active(rollout: RolloutRecord) -> bool:
+    return rollout.phase.is_active
+
+
+@dataclass(frozen=True)
+class Update:
+    """What one poll brought: new sealed seconds per endpoint and key, running totals, and the state."""
+
+    seq: int
+    snapshot: Snapshot
+    changed: frozenset[str]  # "state" when the snapshot was re-read, "audit" when events arrived
+    traffic: dict[str, dict[str, dict[str, list[Any]]]]  # endpoint -> key -> columns (new points only)
+    totals: dict[str, dict[str, dict[str, int]]]
+    audit: tuple[AuditEvent, ...] = ()  # new events, oldest first
+
+
+Listener = Callable[[Update], None]
+
+
+class TrafficBuffer:
+    """An endpoint's per-second points for the last ``KEEP_S``, per key (``all`` and each version)."""
+
+    def __init__(self, keep_s: int = KEEP_S) -> None:
+        self.keep_s = keep_s
+        self.columns: dict[str, dict[str, deque[Any]]] = {}
+
+    def extend(self, points: dict[str, dict[str, list[Any]]]) -> None:
+        for key, column in points.items():
+            target = self.columns.setdefault(key, {name: deque(maxlen=self.keep_s) for name in column})
+            for name, values in column.items():
+                target.setdefault(name, deque(maxlen=self.keep_s)).extend(values)
+
+    def window(self, seconds: float, *, now: float) -> dict[str, dict[str, list[Any]]]:
+        """A copy of the points of the last ``seconds`` (what a page draws when it opens)."""
+        first = now - seconds
+        out: dict[str, dict[str, list[Any]]] = {}
+        for key, column in self.columns.items():
+            ts = list(column.get("ts", ()))
+            start = next((i for i, t in enumerate(ts) if t >= first), len(ts))
+            out[key] = {name: list(values)[start:] for name, values in column.items()}
+        return out
+
+
+class DashboardFeed:
+    """Polls one control plane for the whole process; pages subscribe and read its latest state."""
+
+    def __init__(
+        self,
+        client_factory: Callable[[], Client],
+        *,
+        every_s: float = 1.0,
+        refresh_s: float = 5.0,
+        keep_s: int = KEEP_S,
+    ) -> None:
+        self._client_factory = client_factory
+        self.every_s = every_s
+        self.refresh_s = refresh_s
+        self.keep_s = keep_s
+        self.snapshot = Snapshot()
+        self.totals: dict[str, dict[str, dict[str, int]]] = {}
+        self.audit: deque[AuditEvent] = deque(maxlen=AUDIT_KEEP)  # newest last
+        self.polls = 0
+        self.requests = 0  # calls made to the control plane, for the load benchmark
+        self._traffic: dict[str, TrafficBuffer] = {}
+        self._traffic_next: float | None = None
+        self._audit_cursor: int | None = None
+        self._last_refresh = 0.0
+        self._seq = 0
+        self._listeners: dict[int, Listener] = {}
+        self._next_listener = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._client: Client | None = None
+        self.ready = threading.Event()  # set after the first complete poll
+
+    # ------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        with self._lock:
+            if self._thread is not None:
+                return
+            self._thread = threading.Thread(target=self._run, name="dashboard-feed", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        if self._client is not None:
+            self._client.close()
+
+    def poke(self) -> None:
+        """Poll now (after an action), rather than at the next second."""
+        self._wake.set()
+
+    # ---------------------------------------------------------- subscribers
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        with self._lock:
+            token = self._next_listener
+            self._next_listener += 1
+            self._listeners[token] = listener
+
+        def unsubscribe() -> None:
+            with self._lock:
+                self._listeners.pop(token, None)
+
+        return unsubscribe
+
+    @property
+    def subscribers(self) -> int:
+        with self._lock:
+            return len(self._listeners)
+
+    # ---------------------------------------------------------------- reads
+    def traffic(self, endpoint: str, seconds: float = 900.0) -> dict[str, dict[str, list[Any]]]:
+        with self._lock:
+            buffer = self._traffic.get(endpoint)
+            return buffer.window(seconds, now=time.time()) if buffer is not None else {}
+
+    def recent_audit(self, limit: int = 200) -> list[AuditEvent]:
+        """Newest first."""
+        with self._lock:
+            return list(self.audit)[-limit:][::-1]
+
+    # ----------------------------------------------------------------- poll
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                self.poll_once()
+            except Exception:  # a poll must never kill the feed: the next one tries again
+                log.exception("dashboard feed: poll failed")
+            self._wake.wait(max(0.0, self.every_s - (time.monotonic() - started)))
+            self._wake.clear()
+
+    def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        if self._client is None:
+            self._client = self._client_factory()
+        self.requests += 1
+        return getattr(self._client, method)(*args, **kwargs)
+
+    def poll_once(self) -> Update | None:
+        """One round: traffic and audit always, the state when something changed; then notify."""
+        changed: set[str] = set()
+        try:
+            traffic = self._call("traffic", since=self._traffic_next)
+            fresh_audit = self._poll_audit()
+            due = time.monotonic() - self._last_refresh >= self.refresh_s
+            if fresh_audit or due or not self.ready.is_set() or self._has_active_rollout():
+                models_changed = any(e.action.startswith("model.") for e in fresh_audit)
+                touched = {
+                    e.target.removeprefix("endpoint:")
+                    for e in fresh_audit
+                    if e.target.startswith("endpoint:")
+                }
+                snapshot = self._read_state(
+                    models=models_changed or not self.snapshot.models, touched=touched
+                )
+                self._last_refresh = time.monotonic()
+                changed.add("state")
+            else:
+                snapshot = self.snapshot
+        except WorkbenchError as exc:
+            snapshot = Snapshot(**{**self.snapshot.__dict__, "error": str(exc)})
+            with self._lock:
+                self.snapshot = snapshot
+            self._notify(Update(self._next_seq(), snapshot, frozenset({"error"}), {}, self.totals))
+            return None
+        if fresh_audit:
+            changed.add("audit")
+        new_points: dict[str, dict[str, dict[str, list[Any]]]] = {}
+        with self._lock:
+            for name, answer in traffic.get("endpoints", {}).items():
+                points = answer.get("points", {})
+                if points:
+                    self._traffic.setdefault(name, TrafficBuffer(self.keep_s)).extend(points)
+                    new_points[name] = points
+                self.totals[name] = answer.get("totals", {})
+            nexts = [
+                a.get("next") for a in traffic.get("endpoints", {}).values() if a.get("next") is not None
+            ]
+            if nexts:
+                self._traffic_next = float(min(nexts))
+            for gone in set(self._traffic) - {e.spec.name for e in snapshot.endpoints}:
+                if "state" in changed:
+                    del self._traffic[gone]
+            self.audit.extend(fresh_audit)
+            self.snapshot = snapshot
+            self.polls += 1
+        if new_points:
+            changed.add("traffic")
+        update = Update(
+            self._next_seq(), snapshot, frozenset(changed), new_points, dict(self.totals), tuple(fresh_audit)
+        )
+        self.ready.set()
+        self._notify(update)
+        return update
+
+    def _next_seq(self) -> int:
+        with self._lock:
+            self._seq += 1
+            return self._seq
+
+    def _has_active_rollout(self) -> bool:
+        return any(is_active(r) for r in self.snapshot.rollouts)
+
+    def _poll_audit(self) -> list[AuditEvent]:
+        if self._audit_cursor is None:  # first poll: the recent past, then follow
+            recent: list[AuditEvent] = self._call("audit", limit=AUDIT_KEEP)
+            events = sorted(recent, key=lambda e: e.id)
+            self._audit_cursor = events[-1].id if events else 0
+            return events
+        events = self._call("audit", after_id=self._audit_cursor, oldest_first=True, limit=1000)
+        if events:
+            self._audit_cursor = events[-1].id
+        return list(events)
+
+    def _read_state(self, *, models: bool, touched: set[str]) -> Snapshot:
+        """The present state; the model list (MLflow, the slowest read) only when it may have changed."""
+        endpoints = tuple(self._call("list_endpoints"))
+        rollouts = tuple(self._call("rollouts"))
+        details = {r.id: self._call("rollout", r.id) for r in rollouts if is_active(r)}
+        for rollout in rollouts[:5]:  # the evidence of a rollout that just ended stays visible
+            if rollout.id not in details:
+                details[rollout.id] = self.snapshot.rollout_details.get(rollout.id) or self._call(
+                    "rollout", rollout.id
+                )
+        histories: dict[str, tuple[Revision, ...]] = {}
+        for record in endpoints:  # revision history: re-read only for endpoints the audit log names
+            name = record.spec.name
+            known = self.snapshot.histories.get(name)
+            if known is None or name in touched or (known and known[0].revision != record.revision):
+                try:
+                    histories[name] = tuple(self._call("history", name, limit=200))
+                except WorkbenchError:
+                    continue
+            else:
+                histories[name] = known
+        replicas: dict[str, list[dict[str, Any]]] = {}
+        for record in endpoints:
+            try:
+                replicas[record.spec.name] = self._call("endpoint_status", record.spec.name).get(
+                    "replicas", []
+                )
+            except WorkbenchError:  # deleted between the two calls
+                continue
+        return Snapshot(
+            at=time.time(),
+            endpoints=endpoints,
+            rollouts=rollouts,
+            rollout_details=details,
+            rules=tuple(self._call("alert_rules")),
+            alerts=tuple(self._call("alerts", limit=100)),
+            monitors=tuple(self._call("monitors")),
+            runs=tuple(self._call("runbook_runs", limit=50)),
+            replicas=replicas,
+            histories=histories,
+            models=tuple(m.name for m in self._call("list_models")) if models else self.snapshot.models,
+        )
+
+    def _notify(self, update: Update) -> None:
+        with self._lock:
+            listeners = list(self._listeners.values())
+        for listener in listeners:
+            try:
+                listener(update)
+            except Exception:
+                log.exception("dashboard feed: a listener failed")

@@ -1,0 +1,49 @@
+"""What every page model shares: the feed it follows and the desk its actions go through."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import param
+
+from workbench.ui.actions import ActionDesk
+from workbench.ui.feed import DashboardFeed, Snapshot, Update
+from workbench.ui.session import follow
+
+
+class PageModel(param.Parameterized):
+    """Follows the feed from construction; ``apply`` turns each update into parameter values."""
+
+    snapshot = param.ClassSelector(class_=Snapshot, default=Snapshot(), doc="the control plane's state")
+    error = param.String(default="", doc="why the control plane could not be read, if it could not")
+
+    def __init__(self, feed: DashboardFeed, desk: ActionDesk, *, live: bool = True, **params: Any) -> None:
+        super().__init__(**params)
+        self.feed = feed
+        self.desk = desk
+        self._unfollow: Callable[[], None] | None = None
+        self.load()
+        if live:
+            self._unfollow = follow(feed, self._on_update)
+
+    def load(self) -> None:
+        """Draw from what the feed already holds: a page has data at once, without asking the control plane."""
+        self.snapshot = self.feed.snapshot
+        self.error = self.feed.snapshot.error or ""
+
+    def _on_update(self, update: Update) -> None:
+        self.error = update.snapshot.error or ""
+        if "error" in update.changed:
+            return
+        self.apply(update)
+        if "state" in update.changed:
+            self.snapshot = update.snapshot
+
+    def apply(self, update: Update) -> None:
+        """Subclasses take what they show from the update (new points, new events)."""
+
+    def close(self) -> None:
+        if self._unfollow is not None:
+            self._unfollow()
+            self._unfollow = None

@@ -1,0 +1,133 @@
+"""The dashboard server: Panel pages behind a sign-in, one feed for all sessions, in its own process.
+
+``workbench up`` starts it as a child process beside the control plane (a slow page or a crash there
+never touches the API), and ``workbench dashboard`` runs it alone against any control plane. It reads
+the control plane's token from its settings, uses it only for its own calls, and never sends it to a
+browser: the sign-in password is checked here, the session is a signed cookie.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import secrets
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import panel as pn
+
+from workbench.errors import ValidationError
+from workbench.settings import Settings, get_settings, http_url
+from workbench.ui.app import pages
+from workbench.ui.context import DashboardContext
+from workbench.ui.views.shell import stylesheets
+
+log = logging.getLogger("workbench.ui")
+LOGIN_TEMPLATE = Path(__file__).parent / "templates" / "login.html"
+FIRST_DATA_WAIT_S = 10.0
+
+
+def auth_setting(settings: Settings) -> str:
+    """What Panel checks a password against: a users file when configured, else the API token."""
+    if settings.dashboard_users is not None:
+        if not settings.dashboard_users.is_file():
+            raise ValidationError(
+                f"WORKBENCH_DASHBOARD_USERS names {settings.dashboard_users}, which is not a file",
+                path=str(settings.dashboard_users),
+            )
+        return str(settings.dashboard_users)
+    token = settings.read_token()
+    if not token:
+        raise ValidationError(
+            f"no API token to sign in with: start the control plane first (it writes {settings.token_file}) "
+            "or set WORKBENCH_TOKEN",
+            token_file=str(settings.token_file),
+        )
+    return token
+
+
+def build_server(
+    context: DashboardContext, *, host: str, port: int, oauth_provider: str | None = None
+) -> Any:
+    """A Bokeh server (not started) serving every page behind the sign-in."""
+    pn.extension(raw_css=stylesheets(), notifications=False)
+    origins = sorted({f"{host}:{port}", f"127.0.0.1:{port}", f"localhost:{port}"})
+    options: dict[str, Any] = {
+        "cookie_secret": context.cookie_secret,
+        "oauth_expiry": context.session_s / 86_400,
+        "basic_login_template": str(LOGIN_TEMPLATE),
+    }
+    if oauth_provider:
+        options["oauth_provider"] = oauth_provider
+    else:
+        options["basic_auth"] = auth_setting(context.settings)
+    return pn.serve(
+        pages(context),
+        address=host,
+        port=port,
+        websocket_origin=origins,
+        show=False,
+        start=False,
+        title="Workbench",
+        **options,
+    )
+
+
+def run(
+    settings: Settings,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    api_url: str | None = None,
+    on_ready: Callable[[str], None] | None = None,
+    oauth_provider: str | None = None,
+) -> None:
+    """Serve the dashboards in this process until interrupted."""
+    bind = host or settings.host
+    dashboard_port = settings.dashboard_port if port is None else port
+    context = DashboardContext.for_settings(
+        settings, api_url=api_url, session_s=settings.dashboard_session_s, cookie_secret=secrets.token_hex(32)
+    )
+    context.feed.start()
+    context.feed.ready.wait(FIRST_DATA_WAIT_S)  # the first page then opens with data
+    server = build_server(context, host=bind, port=dashboard_port, oauth_provider=oauth_provider)
+    server.start()
+    if on_ready is not None:
+        on_ready(http_url(bind, server.port))
+    try:
+        server.io_loop.start()
+    finally:
+        context.feed.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m workbench.ui.server``: what ``workbench up`` starts as its dashboard child."""
+    parser = argparse.ArgumentParser(prog="workbench-dashboard")
+    parser.add_argument("--host", default=None)
+    parser.add_argument("--port", type=int, default=None)
+    parser.add_argument("--api-url", default=None)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("bokeh").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    settings = get_settings()
+    try:
+        run(
+            settings,
+            host=args.host,
+            port=args.port,
+            api_url=args.api_url,
+            on_ready=lambda url: print(f"Workbench dashboards on {url}", flush=True),
+        )
+    except ValidationError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,194 @@
+"""Endpoint page: traffic per version over time with revision markers, replicas, history, actions."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import panel as pn
+import param
+from panel.viewable import Viewer
+
+from workbench.ui.models.endpoint import STRATEGIES, EndpointModel
+from workbench.ui.plans import split_label
+from workbench.ui.views.charts import CAUSE_COLORS, VersionCharts, revision_rows, revision_strip
+from workbench.ui.views.shell import esc, stylesheets
+from workbench.ui.views.widgets import badge, split_bar, when
+
+
+class EndpointView(Viewer):
+    model = param.ClassSelector(class_=EndpointModel)
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        model = self.model
+        self.charts = VersionCharts(rollover=model.window_s)
+        self._strip, self._strip_source = revision_strip(self.charts.latency.x_range)
+        css = stylesheets()
+        self._summary = pn.pane.HTML(sizing_mode="stretch_width", stylesheets=css)
+        self._replicas = pn.pane.HTML(sizing_mode="stretch_width", stylesheets=css)
+        self._history = pn.pane.HTML(sizing_mode="stretch_width", stylesheets=css)
+        self._select = pn.widgets.Select(
+            name="Endpoint", options=self._endpoint_names(), value=model.endpoint or None, width=220
+        )
+        self._select.param.watch(lambda e: setattr(model, "endpoint", e.new or ""), "value")
+        self._actions = self._build_actions()
+        model.param.watch(self._on_points, ["points"])
+        model.param.watch(self._on_delta, ["delta"])
+        model.param.watch(self._render_state, ["record", "rollout", "revisions", "replicas", "snapshot"])
+        self._on_points()
+        self._render_state()
+
+    # ------------------------------------------------------------------ data
+    def _endpoint_names(self) -> list[str]:
+        return [e.spec.name for e in self.model.snapshot.endpoints]
+
+    def _on_points(self, *_: Any) -> None:
+        self.charts.reset(self.model.points)
+
+    def _on_delta(self, *_: Any) -> None:
+        self.charts.stream(self.model.delta)
+
+    def _render_state(self, *_: Any) -> None:
+        model = self.model
+        names = self._endpoint_names()
+        if self._select.options != names:
+            self._select.options = names
+        record = model.record
+        if record is None:
+            self._summary.object = (
+                f'<div class="wb-outcome-bad">No endpoint named {esc(model.endpoint)!s} (deleted?).</div>'
+                if model.endpoint
+                else '<div class="wb-card">No endpoints yet.</div>'
+            )
+        else:
+            routes = tuple((r.model, r.version, r.weight) for r in record.spec.routes if r.weight > 0)
+            rollout = ""
+            if model.rollout is not None:
+                r = model.rollout
+                rollout = (
+                    f"<div>{badge('rollout ' + r.phase.value, 'wb-info')} {esc(r.strategy.replace('_', '-'))} of "
+                    f'{esc(r.candidate_model)} v{r.candidate_version} · <a href="./rollout?id={esc(r.id)}" '
+                    f'data-testid="rollout-link">open the rollout</a></div>'
+                )
+            shadows = ", ".join(f"{s.model} v{s.version}" for s in record.spec.shadows)
+            self._summary.object = (
+                f'<div class="wb-card" data-testid="endpoint-summary"><h3>{esc(record.spec.name)} '
+                f'<span class="wb-muted">revision {record.revision}</span></h3>'
+                f"{split_bar(routes)}<div>{esc(split_label(routes))}"
+                f"{' · shadow: ' + esc(shadows) if shadows else ''}</div>{rollout}</div>"
+            )
+        rows = "".join(
+            f"<tr><td>{esc(r.get('id'))}</td><td>v{esc(r.get('version'))}</td><td>"
+            f"{badge(str(r.get('state')), 'wb-ok' if r.get('state') == 'ready' else 'wb-warn')}</td>"
+            f"<td>{esc(r.get('device'))}</td><td>{esc(r.get('pid'))}</td><td>{esc(r.get('restarts'))}</td></tr>"
+            for r in model.replicas
+        )
+        self._replicas.object = (
+            '<table class="wb-table" data-testid="replicas"><tr><th>replica</th><th>version</th><th>state</th>'
+            f"<th>device</th><th>pid</th><th>restarts</th></tr>{rows or '<tr><td colspan=6>none</td></tr>'}</table>"
+        )
+        window_start = time.time() - model.window_s
+        shown = [r for r in model.revisions if r.at.timestamp() >= window_start]
+        self._strip_source.data = revision_rows(shown, split_label)
+        self.charts.mark([(r.at.timestamp(), CAUSE_COLORS.get(r.cause.value, "#64748b")) for r in shown])
+        history = "".join(
+            f"<tr><td>{r.revision}</td><td>{when(r.at)}</td><td>{esc(r.cause.value.replace('_', ' '))}</td>"
+            f"<td>{esc(split_label(r.routes))}</td><td>{esc(r.actor)}</td><td>{esc(r.reason or '')}</td></tr>"
+            for r in model.revisions[:30]
+        )
+        self._history.object = (
+            '<table class="wb-table" data-testid="history"><tr><th>rev</th><th>at (UTC)</th><th>cause</th>'
+            f"<th>routes</th><th>by</th><th>why</th></tr>{history}</table>"
+        )
+        self._sync_actions()
+
+    # --------------------------------------------------------------- actions
+    def _build_actions(self) -> pn.viewable.Viewable:
+        model = self.model
+        self._rollback = pn.widgets.Button(name="Roll back", button_type="danger", width=120)
+        self._rollback.on_click(lambda _e: model.propose_rollback())
+        self._revision = pn.widgets.Select(name="…or to revision", options={}, width=260)
+        self._rollback_to = pn.widgets.Button(name="Roll back to it", width=130)
+        self._rollback_to.on_click(
+            lambda _e: self._revision.value and model.propose_rollback(int(self._revision.value))
+        )
+        self._model = pn.widgets.Select(name="Model", options=list(model.models), width=200)
+        self._version = pn.widgets.Select(name="Version", options={}, width=160)
+        self._model.param.watch(self._fill_versions, "value")
+        self._strategy = pn.widgets.Select(
+            name="Strategy", options=list(STRATEGIES), value="canary", width=130
+        )
+        self._steps = pn.widgets.TextInput(name="Canary steps (%)", value="5, 25, 50", width=150)
+        self._deploy = pn.widgets.Button(name="Deploy now", button_type="primary", width=120)
+        self._deploy.on_click(
+            lambda _e: (
+                self._version.value and model.propose_deploy(self._model.value, int(self._version.value))
+            )
+        )
+        self._start = pn.widgets.Button(name="Start rollout", button_type="primary", width=130)
+        self._start.on_click(
+            lambda _e: (
+                self._version.value
+                and model.propose_rollout(
+                    self._model.value, int(self._version.value), self._strategy.value, self._steps.value
+                )
+            )
+        )
+        self._rollout_buttons = {
+            action: pn.widgets.Button(name=action.capitalize(), width=95)
+            for action in ("pause", "resume", "promote", "abort")
+        }
+        for action, button in self._rollout_buttons.items():
+            button.on_click(lambda _e, action=action: model.propose_rollout_action(action))
+        if model.models:
+            self._model.value = model.models[0]
+            self._fill_versions()
+        return pn.Column(
+            pn.pane.HTML('<h3 style="font-family:system-ui;margin:4px 0">Act on this endpoint</h3>'),
+            pn.Row(self._rollback, self._revision, self._rollback_to),
+            pn.Row(self._model, self._version, self._strategy, self._steps),
+            pn.Row(self._deploy, self._start),
+            pn.Row(*self._rollout_buttons.values()),
+            sizing_mode="stretch_width",
+        )
+
+    def _fill_versions(self, *_: Any) -> None:
+        if not self._model.value:
+            return
+        try:
+            self._version.options = {label: str(v) for label, v in self.model.versions_of(self._model.value)}
+        except Exception as exc:  # the page says so; the form stays usable for another model
+            self.model.desk.refuse(f"cannot list versions of {self._model.value}: {exc}")
+
+    def _sync_actions(self) -> None:
+        model = self.model
+        if list(self._model.options) != list(model.models):
+            self._model.options = list(model.models)
+        self._revision.options = {
+            f"{r.revision}: {split_label(r.routes)} ({r.cause.value.replace('_', ' ')})": str(r.revision)
+            for r in model.revisions[1:30]
+        }
+        rollout = model.rollout
+        phase = rollout.phase.value if rollout is not None else None
+        self._rollout_buttons["pause"].disabled = phase not in ("progressing", "pending")
+        self._rollout_buttons["resume"].disabled = phase not in ("paused", "inconclusive")
+        for action in ("promote", "abort"):
+            self._rollout_buttons[action].disabled = rollout is None
+        self._start.disabled = rollout is not None or model.record is None
+        self._rollback.disabled = model.record is None
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        charts = [pn.pane.Bokeh(fig, sizing_mode="stretch_width") for fig in self.charts.figures]
+        return pn.Column(
+            pn.Row(self._select),
+            self._summary,
+            pn.pane.Bokeh(self._strip, sizing_mode="stretch_width"),
+            *charts,
+            self._actions,
+            pn.pane.HTML('<h3 style="font-family:system-ui;margin:4px 0">Replicas</h3>'),
+            self._replicas,
+            pn.pane.HTML('<h3 style="font-family:system-ui;margin:4px 0">Revision history</h3>'),
+            self._history,
+            sizing_mode="stretch_width",
+        )

@@ -539,6 +539,15 @@ class Client:
             self._request("POST", f"/monitors/{monitor}/reports", json=body, timeout=600.0)
         )
 
+    def drift_report_file(self, monitor: str, report_id: int, *, kind: str = "html") -> bytes:
+        """An archived report's file: the Evidently HTML (``html``) or its JSON (``json``)."""
+        response = self._http.get(
+            f"{API_PREFIX}/monitors/{monitor}/reports/{report_id}/{kind}", headers=self._auth()
+        )
+        if response.status_code >= 400:
+            raise error_from_dict(response.json().get("error", {}), response.status_code)
+        return response.content
+
     def drift_reports(self, monitor: str) -> list[ReportRecord]:
         return [ReportRecord.model_validate(r) for r in self._request("GET", f"/monitors/{monitor}/reports")]
 

@@ -25,7 +25,7 @@ from workbench.errors import WorkbenchError
 from workbench.records.audit import AuditEvent
 from workbench.records.endpoints import EndpointRecord
 from workbench.records.monitoring import AlertEvent, AlertRuleRecord, MonitorRecord
-from workbench.records.rollouts import RolloutRecord
+from workbench.records.rollouts import RolloutAnalysis, RolloutRecord
 from workbench.records.runbooks import RunRecord
 from workbench.revisions.model import Revision
 
@@ -34,6 +34,26 @@ log = logging.getLogger("workbench.ui")
 #: Seconds of per-second traffic kept per endpoint: a page opens with the last hour at once.
 KEEP_S = 3600
 AUDIT_KEEP = 500
+#: Per-tick analyses kept per rollout (a tick every few seconds: hours of a canary).
+ANALYSES_KEEP = 5000
+#: The monitor series the drift page draws, read for every monitor in one call every HISTORY_EVERY_S.
+MONITOR_SERIES = (
+    "drift",
+    "dataset_drift",
+    "drift_share",
+    "prediction_drift",
+    "accuracy",
+    "auc",
+    "mae",
+    "estimated_accuracy",
+    "estimated_auc",
+    "labelled",
+    "rows",
+)
+HISTORY_EVERY_S = 5.0
+#: Monitor points are re-read with this much overlap: a look stamped before the last read may be
+#: written just after it; points already held (same series, key and time) are not added twice.
+HISTORY_OVERLAP_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -83,6 +103,8 @@ class Update:
     traffic: dict[str, dict[str, dict[str, list[Any]]]]  # endpoint -> key -> columns (new points only)
     totals: dict[str, dict[str, dict[str, int]]]
     audit: tuple[AuditEvent, ...] = ()  # new events, oldest first
+    analyses: dict[str, tuple[RolloutAnalysis, ...]] = field(default_factory=dict)  # rollout -> new ticks
+    monitor_points: dict[str, dict[str, dict[str, dict[str, list[Any]]]]] = field(default_factory=dict)
 
 
 Listener = Callable[[Update], None]
@@ -112,6 +134,40 @@ class TrafficBuffer:
         return out
 
 
+class SeriesBuffer:
+    """A monitor's persisted series (series -> key -> ts/value), the last ``keep`` points of each."""
+
+    def __init__(self, keep: int = KEEP_S) -> None:
+        self.keep = keep
+        self.series: dict[str, dict[str, dict[str, deque[float]]]] = {}
+
+    def merge(
+        self, answer: dict[str, dict[str, dict[str, list[Any]]]]
+    ) -> dict[str, dict[str, dict[str, list[Any]]]]:
+        """Add what is newer than what each series holds; returns only that (what pages stream)."""
+        fresh: dict[str, dict[str, dict[str, list[Any]]]] = {}
+        for name, keys in answer.items():
+            for key, column in keys.items():
+                held = self.series.setdefault(name, {}).setdefault(
+                    key, {"ts": deque(maxlen=self.keep), "value": deque(maxlen=self.keep)}
+                )
+                last = held["ts"][-1] if held["ts"] else float("-inf")
+                for ts, value in zip(column.get("ts", []), column.get("mean", []), strict=False):
+                    if ts > last and value is not None:
+                        held["ts"].append(float(ts))
+                        held["value"].append(float(value))
+                        out = fresh.setdefault(name, {}).setdefault(key, {"ts": [], "value": []})
+                        out["ts"].append(float(ts))
+                        out["value"].append(float(value))
+        return fresh
+
+    def copy(self) -> dict[str, dict[str, dict[str, list[float]]]]:
+        return {
+            name: {key: {"ts": list(c["ts"]), "value": list(c["value"])} for key, c in keys.items()}
+            for name, keys in self.series.items()
+        }
+
+
 class DashboardFeed:
     """Polls one control plane for the whole process; pages subscribe and read its latest state."""
 
@@ -133,6 +189,11 @@ class DashboardFeed:
         self.polls = 0
         self.requests = 0  # calls made to the control plane, for the load benchmark
         self._traffic: dict[str, TrafficBuffer] = {}
+        self._monitors: dict[str, SeriesBuffer] = {}
+        self._history_next: float | None = None
+        self._last_history = 0.0
+        self._analyses: dict[str, deque[RolloutAnalysis]] = {}
+        self._ending: set[str] = set()
         self._traffic_next: float | None = None
         self._audit_cursor: int | None = None
         self._last_refresh = 0.0
@@ -190,6 +251,17 @@ class DashboardFeed:
             buffer = self._traffic.get(endpoint)
             return buffer.window(seconds, now=time.time()) if buffer is not None else {}
 
+    def monitor_series(self, monitor: str) -> dict[str, dict[str, dict[str, list[float]]]]:
+        """The monitor's held series: name -> key (``all``, a column) -> ``{"ts", "value"}``."""
+        with self._lock:
+            buffer = self._monitors.get(monitor)
+            return buffer.copy() if buffer is not None else {}
+
+    def analyses(self, rollout_id: str) -> list[RolloutAnalysis]:
+        """Every tick of the rollout the feed holds, oldest first."""
+        with self._lock:
+            return list(self._analyses.get(rollout_id, ()))
+
     def recent_audit(self, limit: int = 200) -> list[AuditEvent]:
         """Newest first."""
         with self._lock:
@@ -241,6 +313,16 @@ class DashboardFeed:
             return None
         if fresh_audit:
             changed.add("audit")
+        try:
+            new_analyses = self._poll_analyses(snapshot)
+            monitor_points = self._poll_history()
+        except WorkbenchError as exc:
+            log.warning("dashboard feed: %s", exc)
+            new_analyses, monitor_points = {}, {}
+        if new_analyses:
+            changed.add("analyses")
+        if monitor_points:
+            changed.add("monitors")
         new_points: dict[str, dict[str, dict[str, list[Any]]]] = {}
         with self._lock:
             for name, answer in traffic.get("endpoints", {}).items():
@@ -263,7 +345,14 @@ class DashboardFeed:
         if new_points:
             changed.add("traffic")
         update = Update(
-            self._next_seq(), snapshot, frozenset(changed), new_points, dict(self.totals), tuple(fresh_audit)
+            self._next_seq(),
+            snapshot,
+            frozenset(changed),
+            new_points,
+            dict(self.totals),
+            tuple(fresh_audit),
+            new_analyses,
+            monitor_points,
         )
         self.ready.set()
         self._notify(update)
@@ -276,6 +365,46 @@ class DashboardFeed:
 
     def _has_active_rollout(self) -> bool:
         return any(is_active(r) for r in self.snapshot.rollouts)
+
+    def _poll_analyses(self, snapshot: Snapshot) -> dict[str, tuple[RolloutAnalysis, ...]]:
+        """New ticks of active rollouts (every poll) and of the five latest (once, when first seen)."""
+        fresh: dict[str, tuple[RolloutAnalysis, ...]] = {}
+        for rollout in snapshot.rollouts[:5] if snapshot.rollouts else ():
+            with self._lock:
+                held = self._analyses.get(rollout.id)
+            if held is not None and not is_active(rollout) and rollout.id not in self._ending:
+                continue
+            after = held[-1].id if held else None
+            rows: list[RolloutAnalysis] = self._call("rollout_analyses", rollout.id, after_id=after)
+            with self._lock:
+                target = self._analyses.setdefault(rollout.id, deque(maxlen=ANALYSES_KEEP))
+                target.extend(rows)
+            if rows:
+                fresh[rollout.id] = tuple(rows)
+        # A rollout that just ended gets one more read (its last tick), then no more.
+        self._ending = {r.id for r in snapshot.rollouts[:5] if is_active(r)}
+        with self._lock:
+            for stale in set(self._analyses) - {r.id for r in snapshot.rollouts[:5]}:
+                del self._analyses[stale]
+        return fresh
+
+    def _poll_history(self) -> dict[str, dict[str, dict[str, dict[str, list[Any]]]]]:
+        """Persisted monitor series of every monitor, in one call every ``HISTORY_EVERY_S``."""
+        if time.monotonic() - self._last_history < HISTORY_EVERY_S:
+            return {}
+        self._last_history = time.monotonic()
+        now = time.time()
+        start = now - self.keep_s if self._history_next is None else self._history_next - HISTORY_OVERLAP_S
+        answer = self._call("monitor_history", series=list(MONITOR_SERIES), start=start, end=now, step_s=1.0)
+        self._history_next = float(answer.get("end", now))
+        fresh: dict[str, dict[str, dict[str, dict[str, list[Any]]]]] = {}
+        with self._lock:
+            for name, monitor in answer.get("monitors", {}).items():
+                buffer = self._monitors.setdefault(name, SeriesBuffer(self.keep_s))
+                new = buffer.merge(monitor.get("series", {}))
+                if new:
+                    fresh[name] = new
+        return fresh
 
     def _poll_audit(self) -> list[AuditEvent]:
         if self._audit_cursor is None:  # first poll: the recent past, then follow

@@ -22,6 +22,7 @@ from workbench.errors import ValidationError
 from workbench.settings import Settings, get_settings, http_url
 from workbench.ui.app import pages
 from workbench.ui.context import DashboardContext
+from workbench.ui.files import file_patterns
 from workbench.ui.views.shell import stylesheets
 
 log = logging.getLogger("workbench.ui")
@@ -71,6 +72,7 @@ def build_server(
         show=False,
         start=False,
         title="Workbench",
+        extra_patterns=file_patterns(context),
         **options,
     )
 

@@ -147,8 +147,8 @@ def test_abort_from_rollout_control(world: World, client: Client) -> None:
     assert preview is not None
     assert preview.routes_after == "churn v1 100%"
     control.confirmation.confirm_button.click()
-    assert "rollout" in control.confirmation.outcome.value
-    assert "rolled_back" in control.confirmation.outcome.value
+    assert not control.confirmation.failed
+    assert control.confirmation.last_outcome.endswith("is now rolled back")
     assert routes(world, "wid-abort") == [(1, 100.0)]
     assert world.client.audit(target="endpoint:wid-abort", action="rollout.rollback")[0].actor == ACTOR
     control.close()
@@ -187,8 +187,16 @@ def test_a_stale_confirmation_is_refused_with_a_message_and_changes_nothing(
     world.client.delete_endpoint("wid-stale")
     widget.confirmation.confirm_button.click()
     assert "Not found (404)" in widget.confirmation.outcome.value
+    assert widget.confirmation.failed
     with pytest.raises(NotFoundError):
         world.client.get_endpoint("wid-stale")
+
+    # A refresh keeps what is chosen (new options would reset a dropdown to its first entry).
+    widget.model.value = "scorer"
+    widget.refresh()
+    assert widget.model.value == "scorer"
+    assert widget.version.value == "1"
+    assert "wid-stale" not in widget.endpoint.options
 
     # Refused before any preview: a rollout needs an endpoint; a name must be valid.
     choose(widget, "churn", "2", "wid-stale", "canary")

@@ -35,6 +35,8 @@ class Confirmation:
     def __init__(self, on_busy: Callable[[bool], None]) -> None:
         self._on_busy = on_busy
         self._pending: _Pending | None = None
+        self.last_outcome = ""  # the outcome as plain text, for code that drives the widget
+        self.failed = False
         self.preview_html = widgets.HTML()
         self.confirm_button = widgets.Button(description="Confirm", button_style="warning", icon="check")
         self.cancel_button = widgets.Button(description="Cancel", icon="times")
@@ -51,7 +53,7 @@ class Confirmation:
     def ask(self, preview: Preview, action: Action) -> None:
         self._pending = _Pending(preview, action)
         self.preview_html.value = render.preview_box(preview)
-        self.outcome.value = ""
+        self._tell("", "")
         self._show(True)
 
     def confirm(self) -> bool:
@@ -68,19 +70,20 @@ class Confirmation:
         finally:
             self._set_busy(False)
             self._show(False)
-        self.outcome.value = render.success(done)
+        self._tell(done, render.success(done), failed=False)
         return True
 
     def cancel(self) -> None:
         self._pending = None
         self._show(False)
-        self.outcome.value = render.message("cancelled: nothing was changed")
+        self._tell("cancelled: nothing was changed", render.message("cancelled: nothing was changed"))
 
     def fail(self, text: str) -> None:
-        self.outcome.value = render.failure(text)
+        self._tell(text, render.failure(text), failed=True)
 
-    def say(self, text: str) -> None:
-        self.outcome.value = render.message(text)
+    def _tell(self, text: str, html: str, *, failed: bool = False) -> None:
+        self.last_outcome, self.failed = text, failed
+        self.outcome.value = html
 
     def _set_busy(self, busy: bool) -> None:
         self.confirm_button.disabled = busy

@@ -10,7 +10,6 @@ from workbench.ui.widgets._confirm import Confirmation
 
 if TYPE_CHECKING:
     from workbench.ui.widgets.card import EndpointCard
-
     from workbench.ui.widgets.deploy import DeployWidget
     from workbench.ui.widgets.rollout import RolloutControl
 

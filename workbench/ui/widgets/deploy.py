@@ -70,7 +70,8 @@ class DeployWidget(Viewer):
         self.reason = widgets.Text(description="reason", placeholder="why (kept in the audit log)")
         self.start_button = widgets.Button(description="Start", button_style="primary", icon="play")
         self.confirmation = Confirmation(self._busy)
-        self.model.observe(lambda _: self._load_versions(), names="value")
+        self._settling = False
+        self.model.observe(lambda _: None if self._settling else self._load_versions(), names="value")
         self.start_button.on_click(lambda _: self.start())
         self.refresh()
         if endpoint:
@@ -87,12 +88,16 @@ class DeployWidget(Viewer):
             self.confirmation.fail(render.error_text(exc))
             return
         chosen = self.model.value
-        self.model.options = models
         self.endpoint.options = endpoints
-        if chosen in models:
-            self._load_versions()  # same model: its versions or aliases may have changed
-        elif models:
-            self.model.value = models[0]  # (re)loads its versions
+        # New options reset a Dropdown's value to the first one: put the choice back before the
+        # versions are (re)loaded, once.
+        self._settling = True
+        try:
+            self.model.options = models
+            self.model.value = chosen if chosen in models else (models[0] if models else None)
+        finally:
+            self._settling = False
+        self._load_versions()
 
     def _load_versions(self) -> None:
         name = self.model.value

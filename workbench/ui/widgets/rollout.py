@@ -209,7 +209,7 @@ class RolloutControl(Viewer):
                 )
                 return result.message
             record = self.client.rollout_action(rollout_id, action, reason=reason)
-            return f"{action}: rollout {record.id} is {record.phase.value}"
+            return f"{action}: rollout {record.id} is now {record.phase.value.replace('_', ' ')}"
         finally:
             self.refresh()
 

@@ -17,6 +17,7 @@ from workbench.errors import NotFoundError
 from workbench.rollouts.phases import Phase
 from workbench.ui.widgets import DeployWidget, EndpointCard, RolloutControl
 from workbench.ui.widgets._render import sparkline, split_bar
+from workbench.ui.widgets.rollout import TARGETS, allowed
 
 ACTOR = "widget-user"
 SHORT_CANARY = {"steps": [{"weight": 50, "min_duration_s": 60}], "tick_s": 0.5, "step_timeout_s": 120}
@@ -260,3 +261,11 @@ def test_pictures_are_escaped_and_drawn_from_the_data() -> None:
     assert svg.count("<polyline") == 1
     assert svg.count("<circle") == 1
     assert sparkline([None, None]) == ""
+
+
+def test_rollout_buttons_follow_the_state_machine() -> None:
+    enabled = {phase: [a for a in TARGETS if allowed(a, phase)] for phase in Phase}
+    assert enabled[Phase.PROGRESSING] == ["promote", "pause", "abort"]
+    assert enabled[Phase.PAUSED] == enabled[Phase.INCONCLUSIVE] == ["promote", "resume", "abort"]
+    assert enabled[Phase.PROMOTING] == ["abort"]
+    assert all(not enabled[phase] for phase in Phase if phase.is_terminal)

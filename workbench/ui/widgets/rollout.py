@@ -11,7 +11,7 @@ from workbench.client import Client
 from workbench.errors import ConflictError, NotFoundError, WorkbenchError
 from workbench.records.endpoints import EndpointRecord
 from workbench.records.rollouts import RolloutRecord
-from workbench.rollouts.phases import Phase
+from workbench.rollouts.phases import TRANSITIONS, Phase
 from workbench.specs.rollout import DEFAULT_STEPS, Strategy
 from workbench.ui.plans import Preview, endpoint_routes, preview_rollback, preview_rollout_action, split_label
 from workbench.ui.widgets import _layout
@@ -23,14 +23,22 @@ ROLLBACK = "rollback"
 LABELS = {"promote": "Promote", "pause": "Pause", "resume": "Resume", "abort": "Abort", ROLLBACK: "Roll back"}
 ICONS = {"promote": "check", "pause": "pause", "resume": "play", "abort": "stop", ROLLBACK: "undo"}
 
-# The phases each rollout action may leave (the state machine's, in workbench.rollouts.phases): a
-# button is enabled only where the control plane would accept it.
-ALLOWED: dict[str, frozenset[Phase]] = {
-    "promote": frozenset({Phase.PENDING, Phase.PROGRESSING, Phase.PAUSED, Phase.INCONCLUSIVE}),
-    "pause": frozenset({Phase.PROGRESSING}),
-    "resume": frozenset({Phase.PAUSED, Phase.INCONCLUSIVE}),
-    "abort": frozenset(p for p in Phase if p.is_active),
+# The phase each rollout action moves to: its button is enabled only where the state machine
+# (workbench.rollouts.phases) allows that move, so the widget never offers what the API would refuse.
+TARGETS = {
+    "promote": Phase.PROMOTING,
+    "pause": Phase.PAUSED,
+    "resume": Phase.PROGRESSING,
+    "abort": Phase.ROLLED_BACK,
 }
+
+
+def allowed(action: str, phase: Phase) -> bool:
+    target = TARGETS[action]
+    if target not in TRANSITIONS[phase] or target == phase:
+        return False
+    # Resuming is for a rollout waiting for a person, not one the controller is still starting.
+    return action != "resume" or phase.is_settled
 
 
 @dataclass(frozen=True)
@@ -173,7 +181,7 @@ class RolloutControl(Viewer):
             elif action == ROLLBACK:
                 button.disabled = self.record is None
             else:
-                button.disabled = phase is None or phase not in ALLOWED[action]
+                button.disabled = phase is None or not allowed(action, phase)
 
     # ---------------------------------------------------------------- actions
     def ask(self, action: str) -> Preview | None:

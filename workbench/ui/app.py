@@ -62,12 +62,26 @@ def _endpoint(context: DashboardContext) -> pn.viewable.Viewable:
     return frame("endpoint", EndpointView(model=model), desk, query)
 
 
+def _rollout(context: DashboardContext) -> pn.viewable.Viewable:
+    from workbench.ui.models.rollout import RolloutModel
+    from workbench.ui.views.rollout import RolloutView
+
+    desk = make_desk(context)
+    model = RolloutModel(
+        context.feed, desk, rollout_id=session_arg("id") or "", endpoint_name=session_arg("endpoint") or ""
+    )
+    return frame(
+        "rollout", RolloutView(model=model), desk, f"?id={model.rollout_id}" if model.rollout_id else ""
+    )
+
+
 def pages(context: DashboardContext) -> dict[str, Page]:
     """Plain functions (Panel serves a callable only if it is a function; a ``partial`` would be
     rendered as its repr)."""
     builders: dict[str, Callable[[DashboardContext], pn.viewable.Viewable]] = {
         "overview": _overview,
         "endpoint": _endpoint,
+        "rollout": _rollout,
     }
 
     def bind(build: Callable[[DashboardContext], pn.viewable.Viewable]) -> Page:

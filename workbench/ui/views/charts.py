@@ -38,7 +38,9 @@ def to_source_data(column: dict[str, list[Any]]) -> dict[str, list[float]]:
     return data
 
 
-def time_figure(title: str, y_label: str, *, height: int = 210, x_range: Any = None) -> Any:
+def time_figure(
+    title: str, y_label: str, *, height: int = 210, x_range: Any = None, from_zero: bool = True
+) -> Any:
     options: dict[str, Any] = {"x_range": x_range} if x_range is not None else {}
     fig = figure(
         title=title,
@@ -50,7 +52,8 @@ def time_figure(title: str, y_label: str, *, height: int = 210, x_range: Any = N
         **options,
     )
     fig.yaxis.axis_label = y_label
-    fig.y_range.start = 0  # rates, latencies and sizes are never negative: no axis below zero
+    if from_zero:  # rates, latencies and sizes are never negative: no axis below zero
+        fig.y_range.start = 0
     fig.xaxis.formatter = DatetimeTickFormatter(
         seconds="%H:%M:%S", minsec="%H:%M:%S", minutes="%H:%M", hours="%H:%M"
     )

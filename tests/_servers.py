@@ -27,6 +27,8 @@ def plane_env(home: Path, api_port: int, router_port: int, **extra: str) -> dict
         WORKBENCH_ROUTER_PORT=str(router_port),
         WORKBENCH_ALLOWED_ROOTS=str(home.parent),
         COLUMNS="200",
+        # The dashboards are a separate child with a fixed default port; tests that want them say so.
+        WORKBENCH_DASHBOARD="0",
         **extra,
     )
     return env

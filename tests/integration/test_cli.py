@@ -27,6 +27,7 @@ def _env(home: Path, port: int, **extra: str) -> dict[str, str]:
         WORKBENCH_HOME=str(home),
         WORKBENCH_API_PORT=str(port),
         WORKBENCH_ROUTER_PORT=str(free_port()),
+        WORKBENCH_DASHBOARD_PORT=str(free_port()),
         WORKBENCH_ALLOWED_ROOTS=str(home.parent),
         COLUMNS="200",
         **extra,

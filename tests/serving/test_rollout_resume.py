@@ -34,6 +34,7 @@ def test_a_canary_survives_a_control_plane_sigkill(tmp_path: Path, mlflow_templa
         WORKBENCH_API_PORT=str(api_port),
         WORKBENCH_ROUTER_PORT=str(router_port),
         WORKBENCH_ALLOWED_ROOTS=str(tmp_path),
+        WORKBENCH_DASHBOARD="0",
     )
     url, router = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{router_port}"
     settings = Settings.for_home(home, api_url=url)

@@ -18,6 +18,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.command("up")(system.up)
+app.command("dashboard")(system.dashboard)
 app.command("status")(system.status)
 app.command("audit")(audit_cmd.audit)
 app.command("demo")(demo_cmd.demo)

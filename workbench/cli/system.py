@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import replace
 
 import typer
@@ -16,9 +17,18 @@ def up(
     host: str | None = typer.Option(None, help="bind address (default 127.0.0.1)"),
     port: int | None = typer.Option(None, help="API port (default 8765)"),
     open_reads: bool = typer.Option(False, "--open-reads", help="allow GET calls without the token"),
+    dashboard: bool | None = typer.Option(
+        None,
+        "--dashboard/--no-dashboard",
+        help="also serve the dashboards (default on; WORKBENCH_DASHBOARD=0 turns it off)",
+    ),
+    dashboard_port: int | None = typer.Option(None, help="dashboard port (default 8767)"),
 ) -> None:
-    """Start the control plane (HTTP API) in the foreground."""
+    """Start the control plane (HTTP API) and its dashboards in the foreground."""
+    import threading
+
     from workbench.server import serve
+    from workbench.ui.process import DashboardProcess
 
     settings = get_settings()
     if host or port is not None or open_reads:
@@ -31,11 +41,56 @@ def up(
             api_url=http_url(new_host, new_port),
         )
 
+    if dashboard is not None or dashboard_port is not None:
+        settings = replace(
+            settings,
+            dashboard=settings.dashboard if dashboard is None else dashboard,
+            dashboard_port=settings.dashboard_port if dashboard_port is None else dashboard_port,
+        )
+    child = DashboardProcess(settings, settings.home / "logs" / "dashboard.log") if settings.dashboard else None
+
+    def start_dashboard() -> None:
+        # Off the API's event loop: the dashboard's first poll needs the API to answer meanwhile.
+        assert child is not None
+        problem = child.start()
+        if problem:
+            console.print(f"[yellow]dashboards not started:[/] {escape(problem)}")
+        else:
+            console.print(
+                f"Workbench dashboards on [bold]{child.url}[/] (sign in with your name and the API token)"
+            )
+
     def ready() -> None:
         console.print(f"Workbench control plane listening on [bold]{settings.api_url}[/] (API: /api/v1)")
+        console.print(f"API docs: {settings.api_url}/api/v1/docs")
         console.print(f"API token: {settings.token_file}  (home: {settings.home})")
+        if child is not None:
+            threading.Thread(target=start_dashboard, name="dashboard-start", daemon=True).start()
 
-    serve(settings, on_ready=ready)
+    try:
+        serve(settings, on_ready=ready)
+    finally:
+        if child is not None:
+            child.stop()
+
+
+@handle_errors
+def dashboard(
+    host: str | None = typer.Option(None, help="bind address (default 127.0.0.1)"),
+    port: int | None = typer.Option(None, help="port (default 8767)"),
+    api_url: str | None = typer.Option(None, "--url", help="the control plane (default WORKBENCH_URL or local)"),
+) -> None:
+    """Serve the dashboards alone, against any control plane (its token from WORKBENCH_TOKEN or the home)."""
+    from workbench.ui.server import run
+
+    settings = get_settings()
+
+    def ready(url: str) -> None:
+        console.print(f"Workbench dashboards on [bold]{url}[/] for {api_url or settings.api_url}")
+        console.print("sign in with your name and the control plane's API token")
+
+    with contextlib.suppress(KeyboardInterrupt):
+        run(settings, host=host, port=port, api_url=api_url, on_ready=ready)
 
 
 @handle_errors

@@ -75,6 +75,28 @@ def _rollout(context: DashboardContext) -> pn.viewable.Viewable:
     )
 
 
+def _operations(context: DashboardContext) -> pn.viewable.Viewable:
+    from workbench.ui.models.operations import OperationsModel
+    from workbench.ui.views.operations import OperationsView
+
+    desk = make_desk(context)
+    model = OperationsModel(context.feed, desk, run_id=session_arg("run") or "")
+    return frame("operations", OperationsView(model=model), desk)
+
+
+def _drift(context: DashboardContext) -> pn.viewable.Viewable:
+    from workbench.ui.models.drift import DriftModel
+    from workbench.ui.views.drift import DriftView
+
+    desk = make_desk(context)
+    # ?endpoint= (or the header's ?name=, from an endpoint's page) picks its first monitor.
+    endpoint = session_arg("endpoint") or session_arg("name") or ""
+    model = DriftModel(context.feed, desk, monitor=session_arg("monitor") or "", endpoint=endpoint)
+    watched = model.record.spec.endpoint if model.record is not None else endpoint
+    query = f"?name={watched}&monitor={model.monitor}" if model.monitor else ""
+    return frame("drift", DriftView(model=model), desk, query)
+
+
 def pages(context: DashboardContext) -> dict[str, Page]:
     """Plain functions (Panel serves a callable only if it is a function; a ``partial`` would be
     rendered as its repr)."""
@@ -82,6 +104,8 @@ def pages(context: DashboardContext) -> dict[str, Page]:
         "overview": _overview,
         "endpoint": _endpoint,
         "rollout": _rollout,
+        "operations": _operations,
+        "drift": _drift,
     }
 
     def bind(build: Callable[[DashboardContext], pn.viewable.Viewable]) -> Page:

@@ -17,7 +17,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from workbench.client import Client
@@ -176,7 +176,7 @@ class DashboardFeed:
         client_factory: Callable[[], Client],
         *,
         every_s: float = 1.0,
-        refresh_s: float = 5.0,
+        refresh_s: float = 10.0,
         keep_s: int = KEEP_S,
     ) -> None:
         self._client_factory = client_factory
@@ -291,7 +291,7 @@ class DashboardFeed:
             traffic = self._call("traffic", since=self._traffic_next)
             fresh_audit = self._poll_audit()
             due = time.monotonic() - self._last_refresh >= self.refresh_s
-            if fresh_audit or due or not self.ready.is_set() or self._has_active_rollout():
+            if fresh_audit or due or not self.ready.is_set() or self.snapshot.error:
                 models_changed = any(e.action.startswith("model.") for e in fresh_audit)
                 touched = {
                     e.target.removeprefix("endpoint:")
@@ -303,10 +303,14 @@ class DashboardFeed:
                 )
                 self._last_refresh = time.monotonic()
                 changed.add("state")
+            elif self._has_active_rollout():
+                # A rollout moves between audit events (each tick's verdict): its record and events only.
+                snapshot = self._read_rollouts()
+                changed.add("state")
             else:
                 snapshot = self.snapshot
         except WorkbenchError as exc:
-            snapshot = Snapshot(**{**self.snapshot.__dict__, "error": str(exc)})
+            snapshot = replace(self.snapshot, error=str(exc))
             with self._lock:
                 self.snapshot = snapshot
             self._notify(Update(self._next_seq(), snapshot, frozenset({"error"}), {}, self.totals))
@@ -416,6 +420,14 @@ class DashboardFeed:
         if events:
             self._audit_cursor = events[-1].id
         return list(events)
+
+    def _read_rollouts(self) -> Snapshot:
+        rollouts = tuple(self._call("rollouts"))
+        details = dict(self.snapshot.rollout_details)
+        for rollout in rollouts:
+            if is_active(rollout):
+                details[rollout.id] = self._call("rollout", rollout.id)
+        return replace(self.snapshot, rollouts=rollouts, rollout_details=details, at=time.time(), error=None)
 
     def _read_state(self, *, models: bool, touched: set[str]) -> Snapshot:
         """The present state; the model list (MLflow, the slowest read) only when it may have changed."""

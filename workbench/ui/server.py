@@ -55,9 +55,10 @@ def build_server(
     """A Bokeh server (not started) serving every page behind the sign-in."""
     pn.extension(raw_css=stylesheets(), notifications=False)
     origins = sorted({f"{host}:{port}", f"127.0.0.1:{port}", f"localhost:{port}"})
+    # The sign-in cookie's lifetime, in days: Panel reads it from its config (pn.serve does not take it).
+    pn.config.oauth_expiry = context.session_s / 86_400
     options: dict[str, Any] = {
         "cookie_secret": context.cookie_secret,
-        "oauth_expiry": context.session_s / 86_400,
         "basic_login_template": str(LOGIN_TEMPLATE),
     }
     if oauth_provider:

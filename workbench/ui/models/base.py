@@ -40,6 +40,13 @@ class PageModel(param.Parameterized):
         if "state" in update.changed:
             self.snapshot = update.snapshot
 
+    def set_if_changed(self, **values: Any) -> None:
+        """Assign only what differs: param cannot compare records, so it would signal every assignment,
+        and each signal re-draws part of every page following this model."""
+        changed = {name: value for name, value in values.items() if getattr(self, name) != value}
+        if changed:
+            self.param.update(**changed)
+
     def apply(self, update: Update) -> None:
         """Subclasses take what they show from the update (new points, new events)."""
 

@@ -45,6 +45,7 @@ class EndpointModel(PageModel):
     revisions = param.List(default=[], doc="revision history, newest first")
     replicas = param.List(default=[], doc="replica processes: state, device, pid, restarts")
     models = param.List(default=[], doc="registered model names, for the deploy form")
+    endpoint_names = param.List(default=[], doc="every endpoint, for the page's chooser")
 
     def load(self) -> None:
         super().load()
@@ -66,11 +67,14 @@ class EndpointModel(PageModel):
         snapshot = update.snapshot if update is not None else self.feed.snapshot
         if not self.endpoint and snapshot.endpoints:
             self.endpoint = snapshot.endpoints[0].spec.name
-        self.record = snapshot.endpoint(self.endpoint)
-        self.rollout = snapshot.active_rollout(self.endpoint)
-        self.revisions = list(snapshot.histories.get(self.endpoint, ()))
-        self.replicas = list(snapshot.replicas.get(self.endpoint, []))
-        self.models = list(snapshot.models)
+        self.set_if_changed(
+            record=snapshot.endpoint(self.endpoint),
+            rollout=snapshot.active_rollout(self.endpoint),
+            revisions=list(snapshot.histories.get(self.endpoint, ())),
+            replicas=list(snapshot.replicas.get(self.endpoint, [])),
+            models=list(snapshot.models),
+            endpoint_names=[e.spec.name for e in snapshot.endpoints],
+        )
 
     # -------------------------------------------------------------- actions
     def _current(self) -> EndpointRecord | None:

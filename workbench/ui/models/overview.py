@@ -106,5 +106,7 @@ class OverviewModel(PageModel):
     def _refresh(self, snapshot: Snapshot | None = None, totals: dict[str, Any] | None = None) -> None:
         snapshot = snapshot or self.feed.snapshot
         recent = {e.spec.name: self.feed.traffic(e.spec.name, RECENT_S) for e in snapshot.endpoints}
-        self.endpoints = summarise(snapshot, totals if totals is not None else self.feed.totals, recent)
-        self.runs = list(snapshot.runs[:10])
+        self.set_if_changed(
+            endpoints=summarise(snapshot, totals if totals is not None else self.feed.totals, recent),
+            runs=list(snapshot.runs[:10]),
+        )

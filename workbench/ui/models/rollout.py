@@ -92,11 +92,13 @@ class RolloutModel(PageModel):
         chosen = choose_rollout(snapshot, self.rollout_id or None, self.endpoint_name or None)
         if chosen is not None and not self.rollout_id:
             self.rollout_id = chosen.id
-        self.record = chosen
-        self.endpoint_record = snapshot.endpoint(chosen.endpoint) if chosen is not None else None
         detail = snapshot.rollout_details.get(self.rollout_id) or {}
-        self.events = list(detail.get("events", []))
-        self.latest = dict(detail.get("analysis") or {})
+        self.set_if_changed(
+            record=chosen,
+            endpoint_record=snapshot.endpoint(chosen.endpoint) if chosen is not None else None,
+            events=list(detail.get("events", [])),
+            latest=dict(detail.get("analysis") or {}),
+        )
 
     # -------------------------------------------------------------- actions
     def propose(self, action: str) -> None:

@@ -35,13 +35,28 @@ class EndpointView(Viewer):
         self._actions = self._build_actions()
         model.param.watch(self._on_points, ["points"])
         model.param.watch(self._on_delta, ["delta"])
-        model.param.watch(self._render_state, ["record", "rollout", "revisions", "replicas", "snapshot"])
+        # Each part re-drawn only when what it shows changed: an active rollout re-reads the state every
+        # second, and re-drawing the history and the markers each time would cost every open page.
+        model.param.watch(self._render_summary, ["record", "rollout"])
+        model.param.watch(self._render_replicas, ["replicas"])
+        model.param.watch(self._render_history, ["revisions"])
+        model.param.watch(self._sync_actions, ["models", "rollout", "record", "revisions"])
+        model.param.watch(self._sync_names, ["endpoint_names"])
         self._on_points()
-        self._render_state()
+        self._render_summary()
+        self._render_replicas()
+        self._render_history()
+        self._sync_actions()
+        self._sync_names()
 
     # ------------------------------------------------------------------ data
     def _endpoint_names(self) -> list[str]:
-        return [e.spec.name for e in self.model.snapshot.endpoints]
+        return list(self.model.endpoint_names)
+
+    def _sync_names(self, *_: Any) -> None:
+        names = self._endpoint_names()
+        if self._select.options != names:
+            self._select.options = names
 
     def _on_points(self, *_: Any) -> None:
         self.charts.reset(self.model.points)
@@ -49,11 +64,8 @@ class EndpointView(Viewer):
     def _on_delta(self, *_: Any) -> None:
         self.charts.stream(self.model.delta)
 
-    def _render_state(self, *_: Any) -> None:
+    def _render_summary(self, *_: Any) -> None:
         model = self.model
-        names = self._endpoint_names()
-        if self._select.options != names:
-            self._select.options = names
         record = model.record
         if record is None:
             self._summary.object = (
@@ -78,6 +90,9 @@ class EndpointView(Viewer):
                 f"{split_bar(routes)}<div>{esc(split_label(routes))}"
                 f"{' · shadow: ' + esc(shadows) if shadows else ''}</div>{rollout}</div>"
             )
+
+    def _render_replicas(self, *_: Any) -> None:
+        model = self.model
         rows = "".join(
             f"<tr><td>{esc(r.get('id'))}</td><td>v{esc(r.get('version'))}</td><td>"
             f"{badge(str(r.get('state')), 'wb-ok' if r.get('state') == 'ready' else 'wb-warn')}</td>"
@@ -88,6 +103,9 @@ class EndpointView(Viewer):
             '<table class="wb-table" data-testid="replicas"><tr><th>replica</th><th>version</th><th>state</th>'
             f"<th>device</th><th>pid</th><th>restarts</th></tr>{rows or '<tr><td colspan=6>none</td></tr>'}</table>"
         )
+
+    def _render_history(self, *_: Any) -> None:
+        model = self.model
         window_start = time.time() - model.window_s
         shown = [r for r in model.revisions if r.at.timestamp() >= window_start]
         self._strip_source.data = revision_rows(shown, split_label)
@@ -101,7 +119,6 @@ class EndpointView(Viewer):
             '<table class="wb-table" data-testid="history"><tr><th>rev</th><th>at (UTC)</th><th>cause</th>'
             f"<th>routes</th><th>by</th><th>why</th></tr>{history}</table>"
         )
-        self._sync_actions()
 
     # --------------------------------------------------------------- actions
     def _build_actions(self) -> pn.viewable.Viewable:
@@ -157,18 +174,25 @@ class EndpointView(Viewer):
         if not self._model.value:
             return
         try:
-            self._version.options = {label: str(v) for label, v in self.model.versions_of(self._model.value)}
+            options = {label: str(v) for label, v in self.model.versions_of(self._model.value)}
+            self._version.options = options
+            if options and self._version.value not in options.values():
+                self._version.value = next(iter(options.values()))  # the newest version
         except Exception as exc:  # the page says so; the form stays usable for another model
             self.model.desk.refuse(f"cannot list versions of {self._model.value}: {exc}")
 
-    def _sync_actions(self) -> None:
+    def _sync_actions(self, *_: Any) -> None:
         model = self.model
         if list(self._model.options) != list(model.models):
             self._model.options = list(model.models)
-        self._revision.options = {
+        choices = {
             f"{r.revision}: {split_label(r.routes)} ({r.cause.value.replace('_', ' ')})": str(r.revision)
             for r in model.revisions[1:30]
         }
+        self._revision.options = choices
+        if choices and self._revision.value not in choices.values():
+            self._revision.value = next(iter(choices.values()))
+        self._rollback_to.disabled = not choices
         rollout = model.rollout
         phase = rollout.phase.value if rollout is not None else None
         self._rollout_buttons["pause"].disabled = phase not in ("progressing", "pending")

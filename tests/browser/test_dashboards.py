@@ -1,0 +1,323 @@
+"""The served dashboards in real Chromium, against a real control plane serving the churn models under load.
+
+The control plane, its router and replicas run for real (in-process control plane, replica processes);
+the dashboard server is its own process, started the way ``workbench up`` starts it; load is generated
+all along. Every check of what happened is made through the API, not through the page that did it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests._servers import free_port, run_server
+from tests.browser import OfflinePage, save_screenshot
+from workbench.api import create_app
+from workbench.client import Client
+from workbench.control_plane import ControlPlane
+from workbench.demo.dataset import FEATURES, generate_churn, split_frame
+from workbench.demo.training import train_version
+from workbench.settings import Settings
+from workbench.ui.process import dashboard_answers
+
+USER = "alice"
+ENDPOINT = "churn"
+MODEL = "churn-classifier"
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    plane: ControlPlane
+    client: Client
+    api_url: str
+    dashboard: str
+    token: str
+    rows: pd.DataFrame
+
+
+class Dashboard:
+    """``python -m workbench.ui.server`` on a free port for a home's control plane, as ``up`` runs it."""
+
+    def __init__(self, settings: Settings, api_url: str, log: Path, **env: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("WORKBENCH_")}
+        environment.update(WORKBENCH_HOME=str(settings.home), **env)
+        self._log = log.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "workbench.ui.server", "--port", str(self.port), "--api-url", api_url],
+            env=environment,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 60
+        while not dashboard_answers(self.url, timeout=0.5):
+            assert self.process.poll() is None, f"the dashboard server exited: {log.read_text()[-2000:]}"
+            assert time.monotonic() < deadline, f"the dashboard server did not answer: {log.read_text()[-2000:]}"
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self._log.close()
+
+
+def _load(client: Client, rows: pd.DataFrame, stop: threading.Event, errors: list[str]) -> None:
+    """About 25 requests a second through the router, each logged (``probe=False``)."""
+    index = 0
+    while not stop.is_set():
+        batch = rows.iloc[[index % len(rows)]]
+        index += 1
+        try:
+            client.predict(ENDPOINT, batch, probe=False)
+        except Exception as exc:  # kept for the assertion at the end; the load goes on
+            errors.append(f"{type(exc).__name__}: {exc}")
+        stop.wait(0.04)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, mlflow_template: Path) -> Iterator[Stack]:
+    root = tmp_path_factory.mktemp("dashboards")
+    home = root / "home"
+    home.mkdir()
+    shutil.copy(mlflow_template, home / "mlflow.db")
+    settings = Settings.for_home(home, allowed_roots=(root,), api_port=0, router_port=0, serving_backend="local")
+    data = generate_churn(3000, seed=5)
+    train, holdout = split_frame(data, holdout_fraction=0.25, seed=5)
+    plane = ControlPlane(settings)
+    plane.start_serving()
+    plane.rollouts.start_loop()
+    plane.monitoring.engine.start_loop()
+    stop = threading.Event()
+    errors: list[str] = []
+    dashboard: Dashboard | None = None
+    try:
+        with run_server(create_app(settings, plane)) as url, Client(url, settings=settings, actor="setup") as client:
+            example = holdout[list(FEATURES)].head(2)
+            versions: tuple[Literal[1, 2], ...] = (1, 2)
+            for number in versions:
+                trained = train_version(number, train, holdout, seed=5)
+                client.register_model(
+                    MODEL, trained.module, input_example=example, reference_data=holdout, metrics=trained.metrics
+                )
+            client.deploy(ENDPOINT, f"models:/{MODEL}/1")
+            client.create_monitor({"name": ENDPOINT, "endpoint": ENDPOINT, "window_s": 30, "every_s": 2})
+            dashboard = Dashboard(settings, url, root / "dashboard.log", WORKBENCH_DASHBOARD_SESSION_S="3600")
+            rows = holdout[list(FEATURES)].reset_index(drop=True)
+            with Client(url, settings=settings, actor="load") as load_client:
+                loader = threading.Thread(target=_load, args=(load_client, rows, stop, errors), daemon=True)
+                loader.start()
+                try:
+                    yield Stack(settings, plane, client, url, dashboard.url, settings.read_token() or "", rows)
+                finally:
+                    stop.set()
+                    loader.join(timeout=10)
+    finally:
+        if dashboard is not None:
+            dashboard.stop()
+        plane.close()
+    assert len(errors) < 5, errors[:5]
+
+
+def sign_in(page: Page, base: str, path: str, user: str = USER, password: str | None = None, *, token: str) -> None:
+    page.goto(f"{base}{path}")
+    expect(page.locator("#username")).to_be_visible()
+    page.fill("#username", user)
+    page.fill("#password", token if password is None else password)
+    page.click("#login-submit")
+
+
+def select(page: Page, label: str, option: str) -> None:
+    page.locator(f".bk-input-group:has(label:text-is('{label}')) select").select_option(label=option)
+
+
+def number_in(page: Page, testid: str) -> str:
+    return page.locator(f"[data-testid={testid}]").first.inner_text()
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, every: float = 0.25) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(every)
+
+
+def routes_of(stack: Stack, endpoint: str = ENDPOINT) -> list[tuple[int, float]]:
+    record = stack.client.get_endpoint(endpoint)
+    return sorted((r.version, r.weight) for r in record.spec.routes if r.weight > 0)
+
+
+# ------------------------------------------------------------------------------------------ sign-in
+def test_every_page_needs_a_sign_in_and_the_token_never_reaches_the_browser(
+    stack: Stack, offline_page: OfflinePage
+) -> None:
+    page = offline_page.page
+    frames: list[str] = []
+    page.on("websocket", lambda ws: ws.on("framereceived", lambda payload: frames.append(str(payload))))
+    for path in ("/overview", "/endpoint?name=churn", "/rollout", "/files/run/abc"):
+        page.goto(f"{stack.dashboard}{path}")
+        expect(page.locator("#login-submit")).to_be_visible()  # the login page, not the content
+    sign_in(page, stack.dashboard, "/overview", password="not-the-token", token=stack.token)
+    expect(page.locator("[data-testid=login-error]")).to_be_visible()
+    save_screenshot(page, "dashboard-login-refused")
+    sign_in(page, stack.dashboard, "/overview", token=stack.token)
+    expect(page.locator(f"[data-testid=endpoint-card][data-endpoint={ENDPOINT}]")).to_be_visible()
+    page.wait_for_timeout(2500)  # a few live updates over the websocket
+    assert frames, "the page received no live updates"
+    assert stack.token not in page.content()
+    assert not any(stack.token in frame for frame in frames)
+    assert not [c for c in page.context.cookies() if stack.token in c["value"]]
+    assert not offline_page.blocked, offline_page.blocked  # nothing was asked of the internet
+
+
+# ----------------------------------------------------------------------------------------- overview
+def test_the_overview_lists_the_endpoint_and_its_traffic_moves_while_load_runs(
+    stack: Stack, offline_page: OfflinePage
+) -> None:
+    page = offline_page.page
+    sign_in(page, stack.dashboard, "/overview", token=stack.token)
+    card = page.locator(f"[data-testid=endpoint-card][data-endpoint={ENDPOINT}]")
+    expect(card).to_contain_text(ENDPOINT)
+    expect(card.locator("[data-testid=split]")).to_contain_text("v1 100%")
+    first = wait_for(lambda: (text := number_in(page, "requests-total")) not in ("0", "") and text)
+    later = wait_for(lambda: (text := number_in(page, "requests-total")) != first and text, timeout=15)
+    assert int(later.replace(",", "")) > int(first.replace(",", ""))
+    p95 = wait_for(lambda: (text := number_in(page, "p95")) != "-" and text, timeout=15)
+    assert p95.endswith("ms")
+    wait_for(lambda: number_in(page, "p95") != p95, timeout=20)  # the latency is live too
+    save_screenshot(page, "dashboard-overview")
+    assert not offline_page.blocked and not offline_page.console_errors, offline_page.console_errors
+
+
+# --------------------------------------------------------------------------- canary, checks, rollback
+def test_a_canary_started_from_the_page_moves_traffic_shows_its_checks_and_rolls_back(
+    stack: Stack, offline_page: OfflinePage
+) -> None:
+    page = offline_page.page
+    sign_in(page, stack.dashboard, f"/endpoint?name={ENDPOINT}", token=stack.token)
+    expect(page.get_by_text("Act on this endpoint")).to_be_visible()
+    select(page, "Model", MODEL)
+    select(page, "Version", "v2")
+    select(page, "Strategy", "canary")
+    page.locator(".bk-input-group:has(label:text-is('Canary steps (%)')) input").fill("50")
+    page.keyboard.press("Tab")
+    page.get_by_role("button", name="Start rollout").click()
+    confirm = page.locator("[data-testid=confirm]")
+    expect(confirm).to_contain_text("churn-classifier v1 100% → churn-classifier v1 50% / v2 50%")
+    assert routes_of(stack) == [(1, 100.0)]  # nothing moves before the confirmation
+    page.get_by_role("button", name="Confirm").click()
+    expect(page.locator("[data-testid=outcome]")).to_contain_text("started")
+    wait_for(lambda: routes_of(stack) == [(1, 50.0), (2, 50.0)])
+    rollout = wait_for(lambda: stack.client.rollouts(endpoint=ENDPOINT, active=True))[0]
+    assert rollout.actor == USER
+
+    page.goto(f"{stack.dashboard}/rollout?id={rollout.id}")
+    expect(page.locator("[data-testid=rollout-summary]")).to_contain_text("canary of churn-classifier v2")
+    checks = page.locator("[data-testid=checks]")
+    expect(checks).to_contain_text("latency_p95", timeout=40_000)
+    expect(checks).to_contain_text("error_rate")
+    save_screenshot(page, "dashboard-rollout-checks", full_page=True)
+
+    page.goto(f"{stack.dashboard}/endpoint?name={ENDPOINT}")
+    expect(page.locator("[data-testid=endpoint-summary]")).to_contain_text("rollout")
+    save_screenshot(page, "dashboard-endpoint-canary", full_page=True)
+    page.get_by_role("button", name="Roll back", exact=True).click()
+    expect(confirm).to_contain_text("→ churn-classifier v1 100%")
+    expect(confirm).to_contain_text(f"aborts rollout {rollout.id}")
+    page.get_by_role("button", name="Confirm").click()
+    expect(page.locator("[data-testid=outcome]")).to_contain_text("aborted rollout")
+    assert routes_of(stack) == [(1, 100.0)]
+    ended = stack.client.rollouts(endpoint=ENDPOINT)[0]
+    assert ended.id == rollout.id and not ended.phase.is_active
+    events = stack.client.audit(target=f"endpoint:{ENDPOINT}", actor=USER, limit=20)
+    assert {"rollout.start", "rollout.rollback"} <= {e.action for e in events}, [e.action for e in events]
+    assert not offline_page.blocked, offline_page.blocked
+
+
+# ------------------------------------------------------------------------------------------ bad input
+def _propose_rollback(page: Page, stack: Stack, endpoint: str) -> None:
+    sign_in(page, stack.dashboard, f"/endpoint?name={endpoint}", token=stack.token)
+    expect(page.locator("[data-testid=endpoint-summary]")).to_contain_text(endpoint)
+    page.get_by_role("button", name="Roll back", exact=True).click()
+    expect(page.locator("[data-testid=confirm]")).to_contain_text("→ churn-classifier v1 100%")
+
+
+def test_confirming_an_action_on_an_endpoint_deleted_meanwhile_says_so_and_changes_nothing(
+    stack: Stack, offline_page: OfflinePage
+) -> None:
+    page = offline_page.page
+    stack.client.deploy("gone", f"models:/{MODEL}/1")
+    stack.client.deploy("gone", f"models:/{MODEL}/2")
+    _propose_rollback(page, stack, "gone")
+    stack.client.delete_endpoint("gone")
+    page.get_by_role("button", name="Confirm").click()
+    outcome = page.locator("[data-testid=outcome]")
+    expect(outcome).to_contain_text("nothing changed")
+    expect(outcome).to_contain_text("gone")
+    save_screenshot(page, "dashboard-deleted-meanwhile")
+    assert "gone" not in {e.spec.name for e in stack.client.list_endpoints()}
+
+
+def test_confirming_against_a_stale_revision_is_refused_and_changes_nothing(
+    stack: Stack, offline_page: OfflinePage
+) -> None:
+    page = offline_page.page
+    stack.client.deploy("stale", f"models:/{MODEL}/1")
+    stack.client.deploy("stale", f"models:/{MODEL}/2")
+    _propose_rollback(page, stack, "stale")
+    moved = stack.client.update_endpoint(
+        "stale", [{"model": f"models:/{MODEL}/1", "weight": 30}, {"model": f"models:/{MODEL}/2", "weight": 70}]
+    )
+    page.get_by_role("button", name="Confirm").click()
+    outcome = page.locator("[data-testid=outcome]")
+    expect(outcome).to_contain_text("nothing changed")
+    expect(outcome).to_contain_text("revision")
+    save_screenshot(page, "dashboard-stale-revision")
+    after = stack.client.get_endpoint("stale")
+    assert after.revision == moved.revision
+    assert routes_of(stack, "stale") == [(1, 30.0), (2, 70.0)]
+    stack.client.delete_endpoint("stale")
+
+
+def test_a_sign_in_that_expires_during_a_confirmation_changes_nothing(
+    stack: Stack, offline_page: OfflinePage, tmp_path: Path
+) -> None:
+    short = Dashboard(stack.settings, stack.api_url, tmp_path / "short.log", WORKBENCH_DASHBOARD_SESSION_S="4")
+    try:
+        stack.client.deploy("expiry", f"models:/{MODEL}/1")
+        stack.client.deploy("expiry", f"models:/{MODEL}/2")
+        before = stack.client.get_endpoint("expiry")
+        page = offline_page.page
+        sign_in(page, short.url, "/endpoint?name=expiry", token=stack.token)
+        expect(page.locator("[data-testid=endpoint-summary]")).to_contain_text("expiry")
+        page.get_by_role("button", name="Roll back", exact=True).click()
+        expect(page.locator("[data-testid=confirm]")).to_be_visible()
+        page.wait_for_timeout(5000)  # the sign-in (4 s) ends while the confirmation is open
+        page.get_by_role("button", name="Confirm").click()
+        expect(page.locator("[data-testid=outcome]")).to_contain_text("sign-in has expired")
+        save_screenshot(page, "dashboard-sign-in-expired")
+        assert stack.client.get_endpoint("expiry").revision == before.revision
+        page.goto(f"{short.url}/endpoint?name=expiry")
+        expect(page.locator("#login-submit")).to_be_visible()  # a new page asks to sign in again
+    finally:
+        short.stop()
+        stack.client.delete_endpoint("expiry")

@@ -1,0 +1,81 @@
+"""The dashboards' views inline in a notebook, following one feed per kernel.
+
+``views = workbench.ui.notebook_views()`` starts one poller for the notebook (like the dashboard
+server's, so five views cost the control plane what one does) and hands out the same Panel components
+the served pages use: ``views.overview()``, ``views.endpoint("churn")``, ``views.rollout()``,
+``views.drift("churn")``, ``views.operations()``. Actions act as the notebook client's actor; there is
+no sign-in to check, since the notebook's own client already holds the token.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import panel as pn
+import param
+from panel.viewable import Viewer
+
+from workbench.client import Client
+from workbench.ui.actions import ActionDesk
+from workbench.ui.feed import DashboardFeed
+
+FIRST_DATA_WAIT_S = 15.0
+
+
+class Inline(Viewer):
+    """A page's view with its confirmation box, as one cell output; ``.view.model`` holds the data."""
+
+    view = param.Parameter()
+    desk = param.ClassSelector(class_=ActionDesk)
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        from workbench.ui.views.shell import ConfirmBox
+
+        return pn.Column(ConfirmBox(desk=self.desk), self.view, sizing_mode="stretch_width")
+
+
+class NotebookViews:
+    def __init__(self, client: Client | None = None, *, every_s: float = 1.0) -> None:
+        self.client = client or Client()
+        self._actor = self.client.actor or "notebook"
+        self.feed = DashboardFeed(self._client_for_feed, every_s=every_s)
+        self.feed.start()
+        self.feed.ready.wait(FIRST_DATA_WAIT_S)
+        pn.extension()
+
+    def _client_for_feed(self) -> Client:
+        return self._client_as("notebook-views")
+
+    def _client_as(self, actor: str) -> Client:
+        return self.client.as_actor(actor)
+
+    def desk(self) -> ActionDesk:
+        return ActionDesk(self._client_as, user=lambda: self._actor, after=self.feed.poke)
+
+    def overview(self) -> Any:
+        from workbench.ui.models.overview import OverviewModel
+        from workbench.ui.views.overview import OverviewView
+
+        return OverviewView(model=OverviewModel(self.feed, self.desk()))
+
+    def endpoint(self, name: str) -> Any:
+        from workbench.ui.models.endpoint import EndpointModel
+        from workbench.ui.views.endpoint import EndpointView
+
+        desk = self.desk()
+        return Inline(view=EndpointView(model=EndpointModel(self.feed, desk, endpoint=name)), desk=desk)
+
+    def rollout(self, rollout_id: str = "", *, endpoint: str = "") -> Any:
+        from workbench.ui.models.rollout import RolloutModel
+        from workbench.ui.views.rollout import RolloutView
+
+        desk = self.desk()
+        model = RolloutModel(self.feed, desk, rollout_id=rollout_id, endpoint_name=endpoint)
+        return Inline(view=RolloutView(model=model), desk=desk)
+
+    def close(self) -> None:
+        self.feed.stop()
+
+
+def notebook_views(client: Client | None = None, *, every_s: float = 1.0) -> NotebookViews:
+    return NotebookViews(client, every_s=every_s)

@@ -51,6 +51,14 @@ MONITOR_SERIES = (
     "rows",
 )
 HISTORY_EVERY_S = 5.0
+#: Older traffic than the control plane's live fold holds comes from the monitors' persisted series.
+BACKFILL_SERIES = {
+    "requests_per_s": "requests_per_s",
+    "error_rate": "error_rate",
+    "latency_p50_ms": "p50_ms",
+    "latency_p95_ms": "p95_ms",
+    "latency_p99_ms": "p99_ms",
+}
 #: Monitor points are re-read with this much overlap: a look stamped before the last read may be
 #: written just after it; points already held (same series, key and time) are not added twice.
 HISTORY_OVERLAP_S = 30.0
@@ -132,6 +140,29 @@ class TrafficBuffer:
             start = next((i for i, t in enumerate(ts) if t >= first), len(ts))
             out[key] = {name: list(values)[start:] for name, values in column.items()}
         return out
+
+
+def traffic_from_history(
+    series: dict[str, dict[str, dict[str, list[Any]]]],
+) -> dict[str, dict[str, list[Any]]]:
+    """Monitor series (name -> key -> ts/mean) → the live fold's columns (key -> ts, p95_ms, ...)."""
+    out: dict[str, dict[str, list[Any]]] = {}
+    for name, field_name in BACKFILL_SERIES.items():
+        for key, column in series.get(name, {}).items():
+            target = out.setdefault(key, {})
+            for ts, value in zip(column.get("ts", []), column.get("mean", []), strict=False):
+                target.setdefault(int(ts), {})[field_name] = value
+    columns: dict[str, dict[str, list[Any]]] = {}
+    for key, by_second in out.items():
+        seconds = sorted(by_second)
+        column: dict[str, list[Any]] = {"ts": seconds}
+        for field_name in (*BACKFILL_SERIES.values(), "requests", "errors", "batch_size"):
+            column[field_name] = [by_second[t].get(field_name) for t in seconds]
+        column["requests"] = [
+            round(rps) if rps is not None else None for rps in column["requests_per_s"]
+        ]  # a look's rate, not a count: close enough for a chart of the past
+        columns[key] = column
+    return columns
 
 
 class SeriesBuffer:
@@ -327,6 +358,8 @@ class DashboardFeed:
             changed.add("analyses")
         if monitor_points:
             changed.add("monitors")
+        if not self.ready.is_set():
+            self._backfill(traffic, snapshot)
         new_points: dict[str, dict[str, dict[str, list[Any]]]] = {}
         with self._lock:
             for name, answer in traffic.get("endpoints", {}).items():
@@ -369,6 +402,37 @@ class DashboardFeed:
 
     def _has_active_rollout(self) -> bool:
         return any(is_active(r) for r in self.snapshot.rollouts)
+
+    def _backfill(self, traffic: dict[str, Any], snapshot: Snapshot) -> None:
+        """Fill each endpoint's buffer with the hour before what the live fold holds, from the persisted
+        monitor series (a point per monitor look), once, before the first live points."""
+        firsts = [
+            min(column["ts"])
+            for answer in traffic.get("endpoints", {}).values()
+            for column in answer.get("points", {}).values()
+            if column.get("ts")
+        ]
+        end = min(firsts) if firsts else time.time()
+        start = time.time() - self.keep_s
+        monitors = {m.spec.name: m.spec.endpoint for m in snapshot.monitors}
+        if end - start < 1 or not monitors:
+            return
+        try:
+            answer = self._call(
+                "monitor_history", series=list(BACKFILL_SERIES), start=start, end=end - 0.001, step_s=1.0
+            )
+        except WorkbenchError as exc:
+            log.warning("dashboard feed: no traffic history before the live window: %s", exc)
+            return
+        done: set[str] = set()
+        with self._lock:
+            for monitor, history in answer.get("monitors", {}).items():
+                endpoint = monitors.get(monitor)
+                if endpoint is None or endpoint in done:  # one monitor's view of an endpoint is enough
+                    continue
+                done.add(endpoint)
+                buffer = self._traffic.setdefault(endpoint, TrafficBuffer(self.keep_s))
+                buffer.extend(traffic_from_history(history.get("series", {})))
 
     def _poll_analyses(self, snapshot: Snapshot) -> dict[str, tuple[RolloutAnalysis, ...]]:
         """New ticks of active rollouts (every poll) and of the five latest (once, when first seen)."""

@@ -38,10 +38,10 @@ def _recent(points: dict[str, dict[str, list[Any]]]) -> tuple[float | None, floa
     column = points.get("all")
     if not column or not column.get("ts"):
         return None, None, None
-    requests = sum(column["requests"])
+    requests = sum(v or 0 for v in column.get("requests", []))
     seconds = len(column["ts"])
-    p95s = [v for v in column["p95_ms"] if v is not None]
-    errors = sum(column["errors"])
+    p95s = [v for v in column.get("p95_ms", []) if v is not None]
+    errors = sum(v or 0 for v in column.get("errors", []))
     return (
         requests / seconds if seconds else None,
         max(p95s) if p95s else None,

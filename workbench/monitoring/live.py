@@ -72,10 +72,11 @@ class SealedPoint:
 
 
 def _seal(second: int, key: str, bucket: _Open) -> SealedPoint:
+    p50: float | None = None
+    p95: float | None = None
+    p99: float | None = None
     if bucket.latencies:
         p50, p95, p99 = (round(float(v), 4) for v in np.quantile(bucket.latencies, (0.5, 0.95, 0.99)))
-    else:
-        p50 = p95 = p99 = None
     batch = round(bucket.batch_rows / bucket.batched, 3) if bucket.batched else None
     return SealedPoint(second, key, bucket.requests, bucket.errors, p50, p95, p99, batch)
 

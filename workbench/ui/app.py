@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import secrets
 from collections.abc import Callable
 from typing import Any
 
@@ -13,6 +15,7 @@ from workbench.ui.context import DashboardContext
 from workbench.ui.views.shell import ConfirmBox, header
 
 Page = Callable[[], pn.viewable.Viewable]
+log = logging.getLogger("workbench.ui")
 
 
 def session_arg(name: str) -> str | None:
@@ -110,7 +113,16 @@ def pages(context: DashboardContext) -> dict[str, Page]:
 
     def bind(build: Callable[[DashboardContext], pn.viewable.Viewable]) -> Page:
         def page() -> pn.viewable.Viewable:
-            return build(context)
+            try:
+                return build(context)
+            except Exception:  # the traceback goes to the log; the page says what to do, not where
+                incident = secrets.token_hex(4)
+                log.exception("dashboard page failed to build (incident %s)", incident)
+                return pn.pane.Alert(
+                    f"This page could not be built (incident {incident}, in the dashboard's log). "
+                    "Reload, or go back to the overview.",
+                    alert_type="danger",
+                )
 
         return page
 

@@ -146,21 +146,20 @@ def traffic_from_history(
     series: dict[str, dict[str, dict[str, list[Any]]]],
 ) -> dict[str, dict[str, list[Any]]]:
     """Monitor series (name -> key -> ts/mean) → the live fold's columns (key -> ts, p95_ms, ...)."""
-    out: dict[str, dict[str, list[Any]]] = {}
+    out: dict[str, dict[int, dict[str, Any]]] = {}  # key -> second -> field -> value
     for name, field_name in BACKFILL_SERIES.items():
-        for key, column in series.get(name, {}).items():
+        for key, points in series.get(name, {}).items():
             target = out.setdefault(key, {})
-            for ts, value in zip(column.get("ts", []), column.get("mean", []), strict=False):
+            for ts, value in zip(points.get("ts", []), points.get("mean", []), strict=False):
                 target.setdefault(int(ts), {})[field_name] = value
     columns: dict[str, dict[str, list[Any]]] = {}
     for key, by_second in out.items():
         seconds = sorted(by_second)
-        column: dict[str, list[Any]] = {"ts": seconds}
-        for field_name in (*BACKFILL_SERIES.values(), "requests", "errors", "batch_size"):
+        column: dict[str, list[Any]] = {"ts": list(seconds)}
+        for field_name in (*BACKFILL_SERIES.values(), "errors", "batch_size"):
             column[field_name] = [by_second[t].get(field_name) for t in seconds]
-        column["requests"] = [
-            round(rps) if rps is not None else None for rps in column["requests_per_s"]
-        ]  # a look's rate, not a count: close enough for a chart of the past
+        # A look's rate, not a count: close enough for a chart of the past.
+        column["requests"] = [round(rps) if rps is not None else None for rps in column["requests_per_s"]]
         columns[key] = column
     return columns
 

@@ -56,7 +56,7 @@ def build_server(
     pn.extension(raw_css=stylesheets(), notifications=False)
     origins = sorted({f"{host}:{port}", f"127.0.0.1:{port}", f"localhost:{port}"})
     # The sign-in cookie's lifetime, in days: Panel reads it from its config (pn.serve does not take it).
-    pn.config.oauth_expiry = context.session_s / 86_400
+    pn.config.oauth_expiry = context.session_s / 86_400  # type: ignore[misc]
     options: dict[str, Any] = {
         "cookie_secret": context.cookie_secret,
         "basic_login_template": str(LOGIN_TEMPLATE),

@@ -43,6 +43,8 @@ def follow(feed: DashboardFeed, apply: Callable[[Update], None]) -> Callable[[],
 
         return feed.subscribe(direct)
 
+    assert doc is not None
+
     def scheduled(update: Update) -> None:
         doc.add_next_tick_callback(partial(_apply, doc, apply, update))
 

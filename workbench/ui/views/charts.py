@@ -12,7 +12,8 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from bokeh.models import ColumnDataSource, DatetimeTickFormatter, HoverTool, Span
+from bokeh.models import ColumnDataSource, DataRange1d, DatetimeTickFormatter, HoverTool
+from bokeh.models.annotations import Span, Title
 from bokeh.plotting import figure
 
 from workbench.ui.views.shell import version_color
@@ -53,11 +54,12 @@ def time_figure(
     )
     fig.yaxis.axis_label = y_label
     if from_zero:  # rates, latencies and sizes are never negative: no axis below zero
-        fig.y_range.start = 0
+        fig.y_range = DataRange1d(start=0)
     fig.xaxis.formatter = DatetimeTickFormatter(
         seconds="%H:%M:%S", minsec="%H:%M:%S", minutes="%H:%M", hours="%H:%M"
     )
-    fig.title.text_font_size = "13px"
+    if isinstance(fig.title, Title):
+        fig.title.text_font_size = "13px"
     fig.toolbar.logo = None
     return fig
 
@@ -122,7 +124,7 @@ class VersionCharts:
         for key, column in points.items():
             data = to_source_data(column)
             if data["x"]:
-                self._source(key).stream(data, rollover=self.rollover)
+                self._source(key).stream(dict(data), rollover=self.rollover)
 
     def mark(self, marks: Sequence[tuple[float, str]]) -> None:
         """Vertical lines at revision times (epoch seconds), coloured by cause."""
@@ -169,8 +171,9 @@ def revision_strip(x_range: Any) -> tuple[Any, ColumnDataSource]:
     fig.scatter("x", "y", source=source, size=13, color="color", marker="triangle", line_color="#1f2933")
     fig.yaxis.visible = False
     fig.ygrid.visible = False
-    fig.y_range.start, fig.y_range.end = 0, 2
-    fig.title.text_font_size = "12px"
+    fig.y_range = DataRange1d(start=0, end=2)
+    if isinstance(fig.title, Title):
+        fig.title.text_font_size = "12px"
     fig.add_tools(
         HoverTool(
             tooltips=[

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from functools import partial
 from typing import Any
 
 import panel as pn
@@ -19,9 +20,15 @@ from workbench.ui.views.widgets import badge, split_bar, when
 class EndpointView(Viewer):
     model = param.ClassSelector(class_=EndpointModel)
 
+    @property
+    def _model_(self) -> EndpointModel:
+        """The model, typed: param declares it optional, the view is never built without it."""
+        assert self.model is not None
+        return self.model
+
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
-        model = self.model
+        model = self._model_
         self.charts = VersionCharts(rollover=model.window_s)
         self._strip, self._strip_source = revision_strip(self.charts.latency.x_range)
         css = stylesheets()
@@ -29,7 +36,7 @@ class EndpointView(Viewer):
         self._replicas = pn.pane.HTML(sizing_mode="stretch_width", stylesheets=css)
         self._history = pn.pane.HTML(sizing_mode="stretch_width", stylesheets=css)
         self._select = pn.widgets.Select(
-            name="Endpoint", options=self._endpoint_names(), value=model.endpoint or None, width=220
+            label="Endpoint", options=self._endpoint_names(), value=model.endpoint or None, width=220
         )
         self._select.param.watch(lambda e: setattr(model, "endpoint", e.new or ""), "value")
         self._actions = self._build_actions()
@@ -51,7 +58,7 @@ class EndpointView(Viewer):
 
     # ------------------------------------------------------------------ data
     def _endpoint_names(self) -> list[str]:
-        return list(self.model.endpoint_names)
+        return list(self._model_.endpoint_names)
 
     def _sync_names(self, *_: Any) -> None:
         names = self._endpoint_names()
@@ -59,13 +66,13 @@ class EndpointView(Viewer):
             self._select.options = names
 
     def _on_points(self, *_: Any) -> None:
-        self.charts.reset(self.model.points)
+        self.charts.reset(self._model_.points)
 
     def _on_delta(self, *_: Any) -> None:
-        self.charts.stream(self.model.delta)
+        self.charts.stream(self._model_.delta)
 
     def _render_summary(self, *_: Any) -> None:
-        model = self.model
+        model = self._model_
         record = model.record
         if record is None:
             self._summary.object = (
@@ -92,7 +99,7 @@ class EndpointView(Viewer):
             )
 
     def _render_replicas(self, *_: Any) -> None:
-        model = self.model
+        model = self._model_
         rows = "".join(
             f"<tr><td>{esc(r.get('id'))}</td><td>v{esc(r.get('version'))}</td><td>"
             f"{badge(str(r.get('state')), 'wb-ok' if r.get('state') == 'ready' else 'wb-warn')}</td>"
@@ -105,7 +112,7 @@ class EndpointView(Viewer):
         )
 
     def _render_history(self, *_: Any) -> None:
-        model = self.model
+        model = self._model_
         window_start = time.time() - model.window_s
         shown = [r for r in model.revisions if r.at.timestamp() >= window_start]
         self._strip_source.data = revision_rows(shown, split_label)
@@ -122,69 +129,80 @@ class EndpointView(Viewer):
 
     # --------------------------------------------------------------- actions
     def _build_actions(self) -> pn.viewable.Viewable:
-        model = self.model
-        self._rollback = pn.widgets.Button(name="Roll back", button_type="danger", width=120)
-        self._rollback.on_click(lambda _e: model.propose_rollback())
-        self._revision = pn.widgets.Select(name="…or to revision", options={}, width=260)
-        self._rollback_to = pn.widgets.Button(name="Roll back to it", width=130)
-        self._rollback_to.on_click(
-            lambda _e: self._revision.value and model.propose_rollback(int(self._revision.value))
-        )
-        self._model = pn.widgets.Select(name="Model", options=list(model.models), width=200)
-        self._version = pn.widgets.Select(name="Version", options={}, width=160)
-        self._model.param.watch(self._fill_versions, "value")
+        model = self._model_
+        self._rollback = pn.widgets.Button(label="Roll back", color="danger", width=120)
+        self._rollback.on_click(self._on_rollback)
+        self._revision = pn.widgets.Select(label="…or to revision", options={}, width=260)
+        self._rollback_to = pn.widgets.Button(label="Roll back to it", width=130)
+        self._rollback_to.on_click(self._on_rollback_to)
+        self._model_select = pn.widgets.Select(label="Model", options=list(model.models), width=200)
+        self._version = pn.widgets.Select(label="Version", options={}, width=160)
+        self._model_select.param.watch(self._fill_versions, "value")
         self._strategy = pn.widgets.Select(
-            name="Strategy", options=list(STRATEGIES), value="canary", width=130
+            label="Strategy", options=list(STRATEGIES), value="canary", width=130
         )
-        self._steps = pn.widgets.TextInput(name="Canary steps (%)", value="5, 25, 50", width=150)
-        self._deploy = pn.widgets.Button(name="Deploy now", button_type="primary", width=120)
-        self._deploy.on_click(
-            lambda _e: (
-                self._version.value and model.propose_deploy(self._model.value, int(self._version.value))
-            )
-        )
-        self._start = pn.widgets.Button(name="Start rollout", button_type="primary", width=130)
-        self._start.on_click(
-            lambda _e: (
-                self._version.value
-                and model.propose_rollout(
-                    self._model.value, int(self._version.value), self._strategy.value, self._steps.value
-                )
-            )
-        )
+        self._steps = pn.widgets.TextInput(label="Canary steps (%)", value="5, 25, 50", width=150)
+        self._deploy = pn.widgets.Button(label="Deploy now", color="primary", width=120)
+        self._deploy.on_click(self._on_deploy)
+        self._start = pn.widgets.Button(label="Start rollout", color="primary", width=130)
+        self._start.on_click(self._on_start)
         self._rollout_buttons = {
-            action: pn.widgets.Button(name=action.capitalize(), width=95)
+            action: pn.widgets.Button(label=action.capitalize(), width=95)
             for action in ("pause", "resume", "promote", "abort")
         }
         for action, button in self._rollout_buttons.items():
-            button.on_click(lambda _e, action=action: model.propose_rollout_action(action))
+            button.on_click(partial(self._on_rollout_action, action))
         if model.models:
-            self._model.value = model.models[0]
+            self._model_select.value = model.models[0]
             self._fill_versions()
         return pn.Column(
             pn.pane.HTML('<h3 style="font-family:system-ui;margin:4px 0">Act on this endpoint</h3>'),
             pn.Row(self._rollback, self._revision, self._rollback_to),
-            pn.Row(self._model, self._version, self._strategy, self._steps),
+            pn.Row(self._model_select, self._version, self._strategy, self._steps),
             pn.Row(self._deploy, self._start),
             pn.Row(*self._rollout_buttons.values()),
             sizing_mode="stretch_width",
         )
 
+    def _on_rollback(self, _event: Any) -> None:
+        self._model_.propose_rollback()
+
+    def _on_rollback_to(self, _event: Any) -> None:
+        if self._revision.value:
+            self._model_.propose_rollback(int(self._revision.value))
+
+    def _chosen(self) -> tuple[str, int] | None:
+        if not self._model_select.value or not self._version.value:
+            self._model_.desk.refuse("choose a model and a version first")
+            return None
+        return str(self._model_select.value), int(self._version.value)
+
+    def _on_deploy(self, _event: Any) -> None:
+        if chosen := self._chosen():
+            self._model_.propose_deploy(*chosen)
+
+    def _on_start(self, _event: Any) -> None:
+        if chosen := self._chosen():
+            self._model_.propose_rollout(*chosen, str(self._strategy.value), str(self._steps.value or ""))
+
+    def _on_rollout_action(self, action: str, _event: Any) -> None:
+        self._model_.propose_rollout_action(action)
+
     def _fill_versions(self, *_: Any) -> None:
-        if not self._model.value:
+        if not self._model_select.value:
             return
         try:
-            options = {label: str(v) for label, v in self.model.versions_of(self._model.value)}
+            options = {label: str(v) for label, v in self._model_.versions_of(self._model_select.value)}
             self._version.options = options
             if options and self._version.value not in options.values():
                 self._version.value = next(iter(options.values()))  # the newest version
         except Exception as exc:  # the page says so; the form stays usable for another model
-            self.model.desk.refuse(f"cannot list versions of {self._model.value}: {exc}")
+            self._model_.desk.refuse(f"cannot list versions of {self._model_select.value}: {exc}")
 
     def _sync_actions(self, *_: Any) -> None:
-        model = self.model
-        if list(self._model.options) != list(model.models):
-            self._model.options = list(model.models)
+        model = self._model_
+        if list(self._model_select.options) != list(model.models):
+            self._model_select.options = list(model.models)
         choices = {
             f"{r.revision}: {split_label(r.routes)} ({r.cause.value.replace('_', ' ')})": str(r.revision)
             for r in model.revisions[1:30]

@@ -49,27 +49,33 @@ def endpoint_card(summary: EndpointSummary) -> str:
 class OverviewView(Viewer):
     model = param.ClassSelector(class_=OverviewModel)
 
+    @property
+    def _model_(self) -> OverviewModel:
+        """The model, typed: param declares it optional, the view is never built without it."""
+        assert self.model is not None
+        return self.model
+
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
         self._cards = pn.pane.HTML(sizing_mode="stretch_width", stylesheets=stylesheets())
         self._runs = pn.pane.HTML(sizing_mode="stretch_width", stylesheets=stylesheets())
         self._error = pn.pane.HTML(sizing_mode="stretch_width", stylesheets=stylesheets())
-        self.model.param.watch(self._render_cards, ["endpoints"])
-        self.model.param.watch(self._render_runs, ["runs"])
-        self.model.param.watch(self._render_error, ["error"])
+        self._model_.param.watch(self._render_cards, ["endpoints"])
+        self._model_.param.watch(self._render_runs, ["runs"])
+        self._model_.param.watch(self._render_error, ["error"])
         self._render_cards()
         self._render_runs()
         self._render_error()
 
     def _render_error(self, *_: Any) -> None:
         self._error.object = (
-            f'<div class="wb-outcome-bad">Cannot read the control plane: {esc(self.model.error)}</div>'
-            if self.model.error
+            f'<div class="wb-outcome-bad">Cannot read the control plane: {esc(self._model_.error)}</div>'
+            if self._model_.error
             else ""
         )
 
     def _render_cards(self, *_: Any) -> None:
-        cards = "".join(endpoint_card(s) for s in self.model.endpoints)
+        cards = "".join(endpoint_card(s) for s in self._model_.endpoints)
         self._cards.object = cards or '<div class="wb-card">No endpoints yet: deploy a model.</div>'
 
     def _render_runs(self, *_: Any) -> None:
@@ -78,7 +84,7 @@ class OverviewView(Viewer):
             f"<td>{badge(run.status.value, _status_kind(run.status.value))}</td>"
             f"<td>{esc(run.trigger.kind.value)}</td><td>{esc(run.endpoint or '-')}</td>"
             f"<td>{when(run.created_at)}</td></tr>"
-            for run in self.model.runs
+            for run in self._model_.runs
         )
         self._runs.object = (
             '<h3 style="font-family:system-ui">Recent runbook runs</h3><table class="wb-table">'

@@ -3,11 +3,13 @@ tolerance with the decision, the transitions and the evidence of a rollback; the
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import panel as pn
 import param
-from bokeh.models import ColumnDataSource, HoverTool, Span
+from bokeh.models import ColumnDataSource, HoverTool
+from bokeh.models.annotations import Span
 from panel.viewable import Viewer
 
 from workbench.ui.feed import is_active
@@ -110,6 +112,12 @@ def _threshold(column: dict[str, list[Any]]) -> float:
 class RolloutView(Viewer):
     model = param.ClassSelector(class_=RolloutModel)
 
+    @property
+    def _model_(self) -> RolloutModel:
+        """The model, typed: param declares it optional, the view is never built without it."""
+        assert self.model is not None
+        return self.model
+
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
         css = stylesheets()
@@ -118,21 +126,24 @@ class RolloutView(Viewer):
         self._events = pn.pane.HTML(sizing_mode="stretch_width", stylesheets=css)
         self.charts = CheckCharts()
         self._buttons = {
-            a: pn.widgets.Button(name="Roll back" if a == "rollback" else a.capitalize(), width=100)
+            a: pn.widgets.Button(label="Roll back" if a == "rollback" else a.capitalize(), width=100)
             for a in ACTIONS
         }
-        self._buttons["rollback"].button_type = "danger"
-        self._buttons["promote"].button_type = "success"
+        self._buttons["rollback"].color = "danger"
+        self._buttons["promote"].color = "success"
         for action, button in self._buttons.items():
-            button.on_click(lambda _e, action=action: self.model.propose(action))
-        self.model.param.watch(self._render, ["record", "endpoint_record", "events", "latest"])
-        self.model.param.watch(lambda *_: self.charts.reset(self.model.checks), ["checks"])
-        self.model.param.watch(lambda *_: self.charts.stream(self.model.delta), ["delta"])
-        self.charts.reset(self.model.checks)
+            button.on_click(partial(self._on_action, action))
+        self._model_.param.watch(self._render, ["record", "endpoint_record", "events", "latest"])
+        self._model_.param.watch(lambda *_: self.charts.reset(self._model_.checks), ["checks"])
+        self._model_.param.watch(lambda *_: self.charts.stream(self._model_.delta), ["delta"])
+        self.charts.reset(self._model_.checks)
         self._render()
 
+    def _on_action(self, action: str, _event: Any) -> None:
+        self._model_.propose(action)
+
     def _render(self, *_: Any) -> None:
-        record, endpoint = self.model.record, self.model.endpoint_record
+        record, endpoint = self._model_.record, self._model_.endpoint_record
         if record is None:
             self._summary.object = (
                 '<div class="wb-card" data-testid="rollout-summary">No rollout to show yet.</div>'
@@ -163,7 +174,7 @@ class RolloutView(Viewer):
             f'<div class="wb-muted">started {when(record.created_at)} by {esc(record.actor)}; '
             f"id {esc(record.id)}</div></div>"
         )
-        latest = self.model.latest
+        latest = self._model_.latest
         rows = "".join(
             f"<tr><td>{esc(m.get('name'))}</td><td>{badge(str(m.get('verdict')), _verdict_kind(m.get('verdict')))}</td>"
             f"<td>{_fmt(m.get('estimate'))}</td><td>[{_fmt(m.get('low'))}, {_fmt(m.get('high'))}]</td>"
@@ -185,7 +196,7 @@ class RolloutView(Viewer):
         events = "".join(
             f"<tr><td>{esc(str(e.get('at', ''))[:19].replace('T', ' '))}</td><td>{esc(e.get('kind'))}</td>"
             f"<td>{esc(e.get('phase'))}</td><td>{esc(e.get('step_index'))}</td><td>{esc(e.get('message'))}</td></tr>"
-            for e in reversed(self.model.events)
+            for e in reversed(self._model_.events)
         )
         self._events.object = (
             '<table class="wb-table" data-testid="events"><tr><th>at (UTC)</th><th>kind</th><th>phase</th>'

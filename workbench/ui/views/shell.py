@@ -97,23 +97,29 @@ class ConfirmBox(Viewer):
 
     desk = param.ClassSelector(class_=ActionDesk)
 
+    @property
+    def _desk_(self) -> ActionDesk:
+        """The desk, typed: param declares it optional, the view is never built without it."""
+        assert self.desk is not None
+        return self.desk
+
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
         self._text = pn.pane.HTML("", sizing_mode="stretch_width", stylesheets=stylesheets())
-        self._confirm = pn.widgets.Button(name="Confirm", button_type="danger", width=110)
-        self._cancel = pn.widgets.Button(name="Cancel", width=90)
+        self._confirm = pn.widgets.Button(label="Confirm", color="danger", width=110)
+        self._cancel = pn.widgets.Button(label="Cancel", width=90)
         self._outcome = pn.pane.HTML("", sizing_mode="stretch_width", stylesheets=stylesheets())
         self._confirm.on_click(self._on_confirm)
-        self._cancel.on_click(lambda _event: self.desk.cancel())
+        self._cancel.on_click(lambda _event: self._desk_.cancel())
         self._buttons = pn.Row(self._confirm, self._cancel)
-        self.desk.param.watch(self._render, ["pending", "busy", "outcome", "failed"])
+        self._desk_.param.watch(self._render, ["pending", "busy", "outcome", "failed"])
         self._render()
 
     async def _on_confirm(self, _event: Any) -> None:
-        await self.desk.confirm()
+        await self._desk_.confirm()
 
     def _render(self, *_events: Any) -> None:
-        proposal = self.desk.pending
+        proposal = self._desk_.pending
         if proposal is not None:
             preview = proposal.preview
             arrow = (
@@ -121,7 +127,7 @@ class ConfirmBox(Viewer):
                 if preview.changes_traffic
                 else f"<b>{esc(preview.routes_before)}</b> (unchanged)"
             )
-            busy = "<br><i>working…</i>" if self.desk.busy else ""
+            busy = "<br><i>working…</i>" if self._desk_.busy else ""
             self._text.object = (
                 f'<div class="wb-confirm" data-testid="confirm"><b>Confirm: {esc(preview.action)}</b> on '
                 f"<b>{esc(preview.endpoint)}</b><br>traffic: {arrow}<br>{esc(preview.detail)}{busy}</div>"
@@ -129,10 +135,12 @@ class ConfirmBox(Viewer):
         else:
             self._text.object = ""
         self._buttons.visible = proposal is not None
-        self._confirm.disabled = self._cancel.disabled = self.desk.busy
-        if self.desk.outcome:
-            cls = "wb-outcome-bad" if self.desk.failed else "wb-outcome-ok"
-            self._outcome.object = f'<div class="{cls}" data-testid="outcome">{esc(self.desk.outcome)}</div>'
+        self._confirm.disabled = self._cancel.disabled = self._desk_.busy
+        if self._desk_.outcome:
+            cls = "wb-outcome-bad" if self._desk_.failed else "wb-outcome-ok"
+            self._outcome.object = (
+                f'<div class="{cls}" data-testid="outcome">{esc(self._desk_.outcome)}</div>'
+            )
         else:
             self._outcome.object = ""
 

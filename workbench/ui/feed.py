@@ -252,6 +252,7 @@ class DashboardFeed:
             self._thread.join(timeout=10)
         if self._client is not None:
             self._client.close()
+            self._client = None  # a feed polled again after a stop makes a new client
 
     def poke(self) -> None:
         """Poll now (after an action), rather than at the next second."""

@@ -1,0 +1,72 @@
+"""One dashboard feed per process: its load on the control plane does not depend on how many pages follow
+it, every page gets every update, and a change made elsewhere reaches them through the audit cursor."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from workbench.client import Client
+from workbench.settings import Settings
+from workbench.ui.feed import DashboardFeed, Update
+
+
+def _feed(api_url: str, settings: Settings) -> DashboardFeed:
+    return DashboardFeed(lambda: Client(api_url, settings=settings, actor="dashboard"), refresh_s=3600)
+
+
+def test_twenty_followers_cost_the_control_plane_what_one_does(
+    api_url: str, settings: Settings, client: Client, model_dir: Path
+) -> None:
+    client.register_from_path("churn", model_dir, aliases=["champion"])
+    client.create_endpoint("churn-api", "models:/churn@champion")
+    feed = _feed(api_url, settings)
+    first = feed.poll_once()
+    assert first is not None and "state" in first.changed
+    assert [e.spec.name for e in feed.snapshot.endpoints] == ["churn-api"]
+
+    def calls_for(polls: int) -> int:
+        before = feed.requests
+        for _ in range(polls):
+            feed.poll_once()
+        return feed.requests - before
+
+    received: list[list[Update]] = [[]]
+    unsubscribe = [feed.subscribe(received[0].append)]
+    with_one = calls_for(5)
+    for _ in range(19):
+        inbox: list[Update] = []
+        received.append(inbox)
+        unsubscribe.append(feed.subscribe(inbox.append))
+    with_twenty = calls_for(5)
+    assert with_twenty == with_one
+    assert feed.subscribers == 20
+    assert all(len(inbox) == 5 for inbox in received[1:])  # every follower got every update
+
+    client.update_endpoint("churn-api", "models:/churn/1", reason="a change made elsewhere")
+    update = feed.poll_once()
+    assert update is not None and {"audit", "state"} <= update.changed
+    assert any(e.action == "endpoint.update" for e in update.audit)
+    assert all(inbox[-1] is update for inbox in received)
+    for stop in unsubscribe:
+        stop()
+    assert feed.subscribers == 0
+    feed.stop()
+
+
+def test_an_unreachable_control_plane_is_reported_to_pages_and_the_feed_recovers(
+    api_url: str, settings: Settings
+) -> None:
+    url = ["http://127.0.0.1:9"]  # nothing listens there; then the real control plane comes back
+    feed = DashboardFeed(lambda: Client(url[0], settings=settings), refresh_s=3600)
+    seen: list[Update] = []
+    feed.subscribe(seen.append)
+    try:
+        assert feed.poll_once() is None
+        assert seen and "error" in seen[-1].changed
+        assert "cannot reach the control plane" in (feed.snapshot.error or "")
+        feed.stop()  # closes the client: the next poll makes a new one
+        url[0] = api_url
+        recovered = feed.poll_once()
+        assert recovered is not None and recovered.snapshot.error is None
+    finally:
+        feed.stop()

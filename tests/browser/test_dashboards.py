@@ -66,7 +66,9 @@ class Dashboard:
         deadline = time.monotonic() + 60
         while not dashboard_answers(self.url, timeout=0.5):
             assert self.process.poll() is None, f"the dashboard server exited: {log.read_text()[-2000:]}"
-            assert time.monotonic() < deadline, f"the dashboard server did not answer: {log.read_text()[-2000:]}"
+            assert time.monotonic() < deadline, (
+                f"the dashboard server did not answer: {log.read_text()[-2000:]}"
+            )
             time.sleep(0.2)
 
     def stop(self) -> None:
@@ -97,7 +99,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory, mlflow_template: Path) -> It
     home = root / "home"
     home.mkdir()
     shutil.copy(mlflow_template, home / "mlflow.db")
-    settings = Settings.for_home(home, allowed_roots=(root,), api_port=0, router_port=0, serving_backend="local")
+    settings = Settings.for_home(
+        home, allowed_roots=(root,), api_port=0, router_port=0, serving_backend="local"
+    )
     data = generate_churn(3000, seed=5)
     train, holdout = split_frame(data, holdout_fraction=0.25, seed=5)
     plane = ControlPlane(settings)
@@ -108,13 +112,20 @@ def stack(tmp_path_factory: pytest.TempPathFactory, mlflow_template: Path) -> It
     errors: list[str] = []
     dashboard: Dashboard | None = None
     try:
-        with run_server(create_app(settings, plane)) as url, Client(url, settings=settings, actor="setup") as client:
+        with (
+            run_server(create_app(settings, plane)) as url,
+            Client(url, settings=settings, actor="setup") as client,
+        ):
             example = holdout[list(FEATURES)].head(2)
             versions: tuple[Literal[1, 2], ...] = (1, 2)
             for number in versions:
                 trained = train_version(number, train, holdout, seed=5)
                 client.register_model(
-                    MODEL, trained.module, input_example=example, reference_data=holdout, metrics=trained.metrics
+                    MODEL,
+                    trained.module,
+                    input_example=example,
+                    reference_data=holdout,
+                    metrics=trained.metrics,
                 )
             client.deploy(ENDPOINT, f"models:/{MODEL}/1")
             client.create_monitor({"name": ENDPOINT, "endpoint": ENDPOINT, "window_s": 30, "every_s": 2})
@@ -124,7 +135,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory, mlflow_template: Path) -> It
                 loader = threading.Thread(target=_load, args=(load_client, rows, stop, errors), daemon=True)
                 loader.start()
                 try:
-                    yield Stack(settings, plane, client, url, dashboard.url, settings.read_token() or "", rows)
+                    yield Stack(
+                        settings, plane, client, url, dashboard.url, settings.read_token() or "", rows
+                    )
                 finally:
                     stop.set()
                     loader.join(timeout=10)
@@ -135,7 +148,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory, mlflow_template: Path) -> It
     assert len(errors) < 5, errors[:5]
 
 
-def sign_in(page: Page, base: str, path: str, user: str = USER, password: str | None = None, *, token: str) -> None:
+def sign_in(
+    page: Page, base: str, path: str, user: str = USER, password: str | None = None, *, token: str
+) -> None:
     page.goto(f"{base}{path}")
     expect(page.locator("#username")).to_be_visible()
     page.fill("#username", user)
@@ -247,7 +262,8 @@ def test_a_canary_started_from_the_page_moves_traffic_shows_its_checks_and_rolls
     expect(page.locator("[data-testid=outcome]")).to_contain_text("aborted rollout")
     assert routes_of(stack) == [(1, 100.0)]
     ended = stack.client.rollouts(endpoint=ENDPOINT)[0]
-    assert ended.id == rollout.id and not ended.phase.is_active
+    assert ended.id == rollout.id
+    assert not ended.phase.is_active
     events = stack.client.audit(target=f"endpoint:{ENDPOINT}", actor=USER, limit=20)
     assert {"rollout.start", "rollout.rollback"} <= {e.action for e in events}, [e.action for e in events]
     assert not offline_page.blocked, offline_page.blocked
@@ -285,7 +301,8 @@ def test_confirming_against_a_stale_revision_is_refused_and_changes_nothing(
     stack.client.deploy("stale", f"models:/{MODEL}/2")
     _propose_rollback(page, stack, "stale")
     moved = stack.client.update_endpoint(
-        "stale", [{"model": f"models:/{MODEL}/1", "weight": 30}, {"model": f"models:/{MODEL}/2", "weight": 70}]
+        "stale",
+        [{"model": f"models:/{MODEL}/1", "weight": 30}, {"model": f"models:/{MODEL}/2", "weight": 70}],
     )
     page.get_by_role("button", name="Confirm").click()
     outcome = page.locator("[data-testid=outcome]")
@@ -301,7 +318,9 @@ def test_confirming_against_a_stale_revision_is_refused_and_changes_nothing(
 def test_a_sign_in_that_expires_during_a_confirmation_changes_nothing(
     stack: Stack, offline_page: OfflinePage, tmp_path: Path
 ) -> None:
-    short = Dashboard(stack.settings, stack.api_url, tmp_path / "short.log", WORKBENCH_DASHBOARD_SESSION_S="4")
+    short = Dashboard(
+        stack.settings, stack.api_url, tmp_path / "short.log", WORKBENCH_DASHBOARD_SESSION_S="4"
+    )
     try:
         stack.client.deploy("expiry", f"models:/{MODEL}/1")
         stack.client.deploy("expiry", f"models:/{MODEL}/2")

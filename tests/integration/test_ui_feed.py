@@ -21,7 +21,8 @@ def test_twenty_followers_cost_the_control_plane_what_one_does(
     client.create_endpoint("churn-api", "models:/churn@champion")
     feed = _feed(api_url, settings)
     first = feed.poll_once()
-    assert first is not None and "state" in first.changed
+    assert first is not None
+    assert "state" in first.changed
     assert [e.spec.name for e in feed.snapshot.endpoints] == ["churn-api"]
 
     def calls_for(polls: int) -> int:
@@ -44,7 +45,8 @@ def test_twenty_followers_cost_the_control_plane_what_one_does(
 
     client.update_endpoint("churn-api", "models:/churn/1", reason="a change made elsewhere")
     update = feed.poll_once()
-    assert update is not None and {"audit", "state"} <= update.changed
+    assert update is not None
+    assert {"audit", "state"} <= update.changed
     assert any(e.action == "endpoint.update" for e in update.audit)
     assert all(inbox[-1] is update for inbox in received)
     for stop in unsubscribe:
@@ -62,11 +64,13 @@ def test_an_unreachable_control_plane_is_reported_to_pages_and_the_feed_recovers
     feed.subscribe(seen.append)
     try:
         assert feed.poll_once() is None
-        assert seen and "error" in seen[-1].changed
+        assert seen
+        assert "error" in seen[-1].changed
         assert "cannot reach the control plane" in (feed.snapshot.error or "")
         feed.stop()  # closes the client: the next poll makes a new one
         url[0] = api_url
         recovered = feed.poll_once()
-        assert recovered is not None and recovered.snapshot.error is None
+        assert recovered is not None
+        assert recovered.snapshot.error is None
     finally:
         feed.stop()

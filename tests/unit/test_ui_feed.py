@@ -41,4 +41,5 @@ def test_persisted_monitor_series_become_the_live_folds_columns() -> None:
     assert columns["all"]["ts"] == [100, 105]
     assert columns["all"]["p95_ms"] == [3.0, None]
     assert columns["all"]["requests"] == [4, 6]
-    assert columns["2"]["p95_ms"] == [7.0] and columns["2"]["requests_per_s"] == [None]
+    assert columns["2"]["p95_ms"] == [7.0]
+    assert columns["2"]["requests_per_s"] == [None]

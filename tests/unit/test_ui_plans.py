@@ -77,9 +77,11 @@ def test_the_split_names_each_model_once_and_biggest_first() -> None:
 def test_a_deploy_sends_everything_to_one_version_and_carries_the_revision_it_saw() -> None:
     preview = preview_deploy(record((1, 80), (2, 20), revision=7), "churn", "m", 3)
     assert (preview.routes_before, preview.routes_after) == ("m v1 80% / v2 20%", "m v3 100%")
-    assert preview.expected_revision == 7 and preview.changes_traffic
+    assert preview.expected_revision == 7
+    assert preview.changes_traffic
     created = preview_deploy(None, "new", "m", 1)
-    assert created.routes_before == "(no endpoint)" and created.expected_revision is None
+    assert created.routes_before == "(no endpoint)"
+    assert created.expected_revision is None
     assert "creates the endpoint" in created.text()
 
 
@@ -92,7 +94,8 @@ def test_a_rollout_start_shows_its_first_traffic_change(strategy: str, after: st
     assert preview.routes_before == "m v1 100%"
     assert preview.routes_after == after
     if strategy == "shadow":
-        assert not preview.changes_traffic and "(unchanged)" in preview.text()
+        assert not preview.changes_traffic
+        assert "(unchanged)" in preview.text()
 
 
 def test_canary_steps_chosen_on_the_page_are_the_ones_previewed() -> None:
@@ -119,7 +122,8 @@ def test_a_rollback_previews_exactly_the_planners_target() -> None:
     ]  # newest first, as the API lists it
     preview = preview_rollback(record((2, 100), revision=3), history, set())
     assert (preview.routes_before, preview.routes_after) == ("m v2 100%", "m v1 100%")
-    assert preview.expected_revision == 3 and preview.to_revision == 1
+    assert preview.expected_revision == 3
+    assert preview.to_revision == 1
     assert "skipped revisions 2" in preview.detail
 
 

@@ -220,7 +220,8 @@ def test_the_overview_lists_the_endpoint_and_its_traffic_moves_while_load_runs(
     assert p95.endswith("ms")
     wait_for(lambda: number_in(page, "p95") != p95, timeout=20)  # the latency is live too
     save_screenshot(page, "dashboard-overview")
-    assert not offline_page.blocked and not offline_page.console_errors, offline_page.console_errors
+    assert not offline_page.blocked, offline_page.blocked
+    assert not offline_page.console_errors, offline_page.console_errors
 
 
 # --------------------------------------------------------------------------- canary, checks, rollback

@@ -47,7 +47,9 @@ def up(
             dashboard=settings.dashboard if dashboard is None else dashboard,
             dashboard_port=settings.dashboard_port if dashboard_port is None else dashboard_port,
         )
-    child = DashboardProcess(settings, settings.home / "logs" / "dashboard.log") if settings.dashboard else None
+    child = (
+        DashboardProcess(settings, settings.home / "logs" / "dashboard.log") if settings.dashboard else None
+    )
 
     def start_dashboard() -> None:
         # Off the API's event loop: the dashboard's first poll needs the API to answer meanwhile.
@@ -78,7 +80,9 @@ def up(
 def dashboard(
     host: str | None = typer.Option(None, help="bind address (default 127.0.0.1)"),
     port: int | None = typer.Option(None, help="port (default 8767)"),
-    api_url: str | None = typer.Option(None, "--url", help="the control plane (default WORKBENCH_URL or local)"),
+    api_url: str | None = typer.Option(
+        None, "--url", help="the control plane (default WORKBENCH_URL or local)"
+    ),
 ) -> None:
     """Serve the dashboards alone, against any control plane (its token from WORKBENCH_TOKEN or the home)."""
     from workbench.ui.server import run

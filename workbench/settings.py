@@ -79,6 +79,9 @@ class Settings:
     dashboard_session_s: float = DEFAULT_DASHBOARD_SESSION_S
     #: A JSON file ``{"user": "password"}`` for named sign-ins; without it, any name with the API token.
     dashboard_users: Path | None = None
+    #: Panel's OAuth provider (``github``, ``google``, ``azure``, ``okta``, ``generic``...) instead of the
+    #: password sign-in; its key and secret come from Panel's own PANEL_OAUTH_* variables.
+    dashboard_oauth_provider: str | None = None
 
     @classmethod
     def for_home(cls, home: Path | str, **overrides: object) -> Settings:
@@ -141,6 +144,8 @@ class Settings:
             overrides["dashboard_port"] = _port(port, "WORKBENCH_DASHBOARD_PORT")
         if (flag := env.get("WORKBENCH_DASHBOARD")) is not None:
             overrides["dashboard"] = _flag(flag)
+        if provider := env.get("WORKBENCH_DASHBOARD_OAUTH_PROVIDER"):
+            overrides["dashboard_oauth_provider"] = provider.strip()
         if users := env.get("WORKBENCH_DASHBOARD_USERS"):
             overrides["dashboard_users"] = Path(users).expanduser()
         if raw := env.get("WORKBENCH_DASHBOARD_SESSION_S"):

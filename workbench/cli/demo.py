@@ -14,7 +14,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
 from workbench.cli._output import console, fail, handle_errors, print_table
 from workbench.client import Client
 from workbench.launcher import ControlPlaneProcess, is_healthy
-from workbench.settings import get_settings
+from workbench.settings import get_settings, http_url
 
 
 @handle_errors
@@ -109,6 +109,11 @@ def demo(
             f"control plane: [bold]{settings.api_url}[/]  (OpenAPI: {settings.api_url}/api/v1/docs)"
         )
         console.print(f"API token:     {settings.token_file}")
+        dashboards = http_url(settings.host, settings.dashboard_port)
+        if settings.dashboard and _dashboards_up(dashboards, wait_s=30.0 if owned is not None else 1.0):
+            console.print(
+                f"dashboards:    [bold]{dashboards}[/]  (sign in with your name and the API token as password)"
+            )
         if endpoint is not None and endpoint["urls"]["oip"]:
             console.print(f"endpoint:      {endpoint['urls']['oip']}  (OIP v2)")
             console.print(f"               {endpoint['urls']['mlflow']}  (MLflow JSON)")
@@ -199,3 +204,17 @@ def demo_traffic(
     console.print(
         f"sent {traffic.sent} requests ({traffic.failed} failed); {traffic.labelled} labels fed back"
     )
+
+
+def _dashboards_up(url: str, wait_s: float = 30.0) -> bool:
+    """``workbench up`` starts the dashboards once its API answers: give them a moment to come up."""
+    import time
+
+    from workbench.ui.process import dashboard_answers
+
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        if dashboard_answers(url, timeout=0.5):
+            return True
+        time.sleep(0.5)
+    return False

@@ -95,7 +95,8 @@ def run(
     )
     context.feed.start()
     context.feed.ready.wait(FIRST_DATA_WAIT_S)  # the first page then opens with data
-    server = build_server(context, host=bind, port=dashboard_port, oauth_provider=oauth_provider)
+    provider = oauth_provider or settings.dashboard_oauth_provider
+    server = build_server(context, host=bind, port=dashboard_port, oauth_provider=provider)
     server.start()
     if on_ready is not None:
         on_ready(http_url(bind, server.port))

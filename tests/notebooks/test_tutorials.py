@@ -26,6 +26,8 @@ from workbench.runbooks.kernel import KERNEL_NAME, ensure_kernelspec, kernel_env
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+#: Notebooks run to the end by another test (not twice: each run costs the suite half a minute).
+RUN_ELSEWHERE = {"widgets.ipynb": "tests/notebooks/test_widgets_notebook.py runs it under nbval"}
 ARTIFACTS = ROOT / "tests" / "artifacts" / "notebooks"
 DEFAULT_EXPECT = "SUMMARY:"
 CELL_TIMEOUT_S = 300
@@ -156,7 +158,7 @@ def test_a_tutorial_follows_the_conventions(path: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(RUN_TIMEOUT_S + 120)
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.name not in RUN_ELSEWHERE], ids=lambda p: p.stem)
 def test_a_tutorial_runs_top_to_bottom(path: Path, tmp_path: Path) -> None:
     expect = _expected_summary(_read(path))
     jupyter_root = tmp_path / "jupyter"

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from workbench.specs.patterns import alias_schema, required_in_schema
 
@@ -102,13 +102,17 @@ class ReferenceSpec(_Frozen):
     target: str | None = Field(default=None, max_length=256)
 
 
+#: MLflow's rule for metric and parameter names (its stores refuse others, after the model is uploaded).
+MlflowKey = Annotated[str, StringConstraints(min_length=1, max_length=250, pattern=r"^[A-Za-z0-9_\-. :/]+$")]
+
+
 class RegistrationRequest(_Frozen):
     """Everything a new version carries besides its files; shared by the JSON and upload routes."""
 
     description: str | None = Field(default=None, max_length=5000)
     tags: dict[str, str] = Field(default_factory=dict)
-    params: dict[str, str] = Field(default_factory=dict)
-    metrics: dict[str, float] = Field(default_factory=dict)
+    params: dict[MlflowKey, str] = Field(default_factory=dict)
+    metrics: dict[MlflowKey, float] = Field(default_factory=dict)
     lineage: Lineage = Field(default_factory=Lineage)
     reference: ReferenceSpec | None = None
     aliases: list[Annotated[str, Field(json_schema_extra=alias_schema())]] = Field(default_factory=list)

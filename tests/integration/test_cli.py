@@ -8,6 +8,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from tests.integration.conftest import tiny_frame, tiny_module
 from workbench.demo.dataset import FEATURES
 from workbench.launcher import ControlPlaneProcess
 from workbench.registry.packaging import save_model
+from workbench.ui.process import dashboard_answers
 
 
 def _env(home: Path, port: int, **extra: str) -> dict[str, str]:
@@ -209,6 +211,21 @@ def test_wrong_token_and_no_server_are_clear_errors(workspace: tuple[Cli, Path],
     assert "cannot reach the control plane" in result.stderr
 
 
+def test_up_serves_the_dashboards_beside_the_api_behind_a_sign_in(workspace: tuple[Cli, Path]) -> None:
+    cli, root = workspace
+    url = f"http://127.0.0.1:{cli.env['WORKBENCH_DASHBOARD_PORT']}"
+    deadline = time.monotonic() + 60
+    while not dashboard_answers(url):  # started once the API answers, in its own process
+        assert time.monotonic() < deadline, (root / "home" / "logs" / "dashboard.log").read_text()[-2000:]
+        time.sleep(0.5)
+    assert f"Workbench dashboards on {url}" in (root / "home" / "logs" / "up.log").read_text()
+    page = httpx.get(f"{url}/overview", follow_redirects=False)
+    assert page.status_code == 302
+    assert "login" in page.headers["location"]
+    token = (root / "home" / "api-token").read_text().strip()
+    assert token not in httpx.get(f"{url}/login").text
+
+
 def test_demo_registers_three_versions_and_canaries_v2_to_champion_and_v3_back(
     tmp_path: Path, mlflow_template: Path
 ) -> None:
@@ -226,6 +243,7 @@ def test_demo_registers_three_versions_and_canaries_v2_to_champion_and_v3_back(
     assert f"{router}/v2/models/churn/infer" in out
     assert "canary of v2: succeeded" in out
     assert "canary of v3: rolled_back" in out
+    assert f"dashboards:    http://127.0.0.1:{cli.env['WORKBENCH_DASHBOARD_PORT']}" in out
     with ControlPlaneProcess(f"http://127.0.0.1:{port}", cli.env, home / "logs" / "check.log"):
         # The restarted control plane serves the demo endpoint again, with the champion: v2 after its canary.
         record = dict.fromkeys(FEATURES, 1.0)

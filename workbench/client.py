@@ -68,6 +68,17 @@ class Client:
         self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
 
     # ------------------------------------------------------------- plumbing
+    @property
+    def actor(self) -> str:
+        """Who this client's calls are recorded as in the audit log."""
+        return str(self._http.headers.get(ACTOR_HEADER, ""))
+
+    def as_actor(self, actor: str) -> Client:
+        """A new client to the same control plane with the same token, acting as ``actor`` (a UI acting
+        for its signed-in user); the caller closes it."""
+        timeout = self._http.timeout.read or 60.0
+        return Client(self.url, token=self._token, settings=self.settings, actor=actor, timeout=timeout)
+
     def close(self) -> None:
         self._http.close()
 
@@ -550,6 +561,15 @@ class Client:
 
     def drift_reports(self, monitor: str) -> list[ReportRecord]:
         return [ReportRecord.model_validate(r) for r in self._request("GET", f"/monitors/{monitor}/reports")]
+
+    def monitor_distribution(
+        self, monitor: str, column: str | None = None, *, bins: int = 30
+    ) -> dict[str, Any]:
+        """One column's reference vs current-window distribution (shares on shared bins or values), from
+        the live histograms, with its live score; ``column`` defaults to the first watched, or ``prediction``."""
+        params: dict[str, Any] = {"bins": bins} if column is None else {"bins": bins, "column": column}
+        result: dict[str, Any] = self._request("GET", f"/monitors/{monitor}/distribution", params=params)
+        return result
 
     # ------------------------------------------------------------- runbooks
     def runbooks(self) -> list[dict[str, Any]]:

@@ -16,6 +16,7 @@ from workbench.api.deps import control_plane
 from workbench.api.params import EndpointFilter, EndpointQuery, MonitorName, RuleName
 from workbench.control_plane import ControlPlane
 from workbench.errors import NotFoundError
+from workbench.monitoring.distribution import monitor_distribution
 from workbench.monitoring.history import MAX_NAMES, MAX_SPAN_S
 from workbench.monitoring.history import MIN_STEP_S as HISTORY_MIN_STEP_S
 from workbench.monitoring.series import MIN_STEP_S
@@ -91,6 +92,18 @@ def create_report(
 @router.get("/monitors/{name}/reports")
 def list_reports(name: MonitorName, plane: ControlPlane = Depends(control_plane)) -> list[ReportRecord]:
     return plane.monitoring.reports(name)
+
+
+@router.get("/monitors/{name}/distribution")
+def column_distribution(
+    name: MonitorName,
+    column: str | None = Query(default=None, max_length=200, description="a watched column or `prediction`"),
+    bins: int = Query(default=30, ge=1, le=200, description="display bins of a continuous column"),
+    plane: ControlPlane = Depends(control_plane),
+) -> dict[str, Any]:
+    """Reference vs the current window for one column (the first watched by default), as shares on
+    shared bins or values, from the live histograms, with the column's live score."""
+    return monitor_distribution(plane.monitoring.engine, name, column, bins=bins)
 
 
 @router.get("/monitors/{name}/reports/{report_id}/{kind}")

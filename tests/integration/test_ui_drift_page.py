@@ -125,6 +125,8 @@ def test_the_page_draws_from_the_feed_reads_the_distribution_and_streams_a_new_l
     assert desk.outcome.startswith("report 1 of churn archived: 100 rows")
     model.apply(feed.poll_once())  # the audit log names the new report: the list is read again
     assert [r["url"] for r in model.reports] == ["./files/report/churn/1"]
+    [event] = plane.audit.query(action="monitor.report")
+    assert event.actor == "alice"  # the person who asked, not "monitoring"
 
 
 @pytest.mark.usefixtures("watched")

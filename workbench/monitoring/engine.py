@@ -483,14 +483,26 @@ class MonitorEngine:
 
     # -------------------------------------------------------------- reports
     def report(
-        self, name: str, *, trigger: str = "manual", window_s: float | None = None, until: float | None = None
+        self,
+        name: str,
+        *,
+        trigger: str = "manual",
+        window_s: float | None = None,
+        until: float | None = None,
+        actor: str | None = None,
     ) -> ReportRecord:
         """A full Evidently drift report of any window (the monitor's, ending now, by default), archived."""
         from workbench.monitoring.reports import archive_report
 
         live = self.live(name)  # the monitor's lock is not held while Evidently runs
         return archive_report(
-            self.plane, live.spec, live.reference, trigger=trigger, window_s=window_s, until=until
+            self.plane,
+            live.spec,
+            live.reference,
+            trigger=trigger,
+            window_s=window_s,
+            until=until,
+            actor=actor,
         )
 
     def _scheduled_report(self, live: _Live) -> None:

@@ -56,8 +56,12 @@ def archive_report(
     trigger: str,
     window_s: float | None = None,
     until: float | None = None,
+    actor: str | None = None,
 ) -> ReportRecord:
-    """A report of ``[until - window_s, until)``: by default the monitor's window ending now."""
+    """A report of ``[until - window_s, until)``: by default the monitor's window ending now.
+
+    ``actor``: who asked for it (a manual report), recorded in the audit log; a scheduled one is the
+    monitor's."""
     from workbench.monitoring.evidently_report import evidently_drift, methods_for
 
     end = time.time() if until is None else until
@@ -121,7 +125,7 @@ def archive_report(
         )
         plane.audit.record(
             connection,
-            actor=f"monitor:{spec.name}" if trigger != "manual" else "monitoring",
+            actor=f"monitor:{spec.name}" if trigger != "manual" else (actor or "monitoring"),
             action="monitor.report",
             target=f"endpoint:{spec.endpoint}",
             after={"report": record.id, "dataset_drifted": report.dataset_drifted, "rows": len(current)},

@@ -343,12 +343,19 @@ class MonitoringService:
         }
 
     # ------------------------------------------------------------- reports
-    def report(self, name: str, *, window_s: float | None = None, until: float | None = None) -> ReportRecord:
+    def report(
+        self,
+        name: str,
+        *,
+        window_s: float | None = None,
+        until: float | None = None,
+        actor: str | None = None,
+    ) -> ReportRecord:
         if window_s is not None and window_s <= 0:
             raise ValidationError("window_s must be > 0")
         if until is not None and until > time.time() + 1:
             raise ValidationError("until is in the future: a report covers logged traffic")
-        return self.engine.report(name, trigger="manual", window_s=window_s, until=until)
+        return self.engine.report(name, trigger="manual", window_s=window_s, until=until, actor=actor)
 
     def reports(self, name: str) -> list[ReportRecord]:
         self.monitor(name)

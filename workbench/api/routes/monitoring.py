@@ -81,11 +81,17 @@ def delete_monitor(
 
 @router.post("/monitors/{name}/reports", status_code=201)
 def create_report(
-    name: MonitorName, body: ReportRequest | None = None, plane: ControlPlane = Depends(control_plane)
+    name: MonitorName,
+    request: Request,
+    body: ReportRequest | None = None,
+    plane: ControlPlane = Depends(control_plane),
 ) -> ReportRecord:
-    """A full Evidently drift report of the window, archived (takes seconds)."""
+    """A full Evidently drift report of the window, archived (takes seconds); audited as the caller."""
     return plane.monitoring.report(
-        name, window_s=body.window_s if body else None, until=body.until if body else None
+        name,
+        window_s=body.window_s if body else None,
+        until=body.until if body else None,
+        actor=actor_of(request),
     )
 
 

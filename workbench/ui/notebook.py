@@ -73,6 +73,21 @@ class NotebookViews:
         model = RolloutModel(self.feed, desk, rollout_id=rollout_id, endpoint_name=endpoint)
         return Inline(view=RolloutView(model=model), desk=desk)
 
+    def drift(self, monitor: str = "", *, endpoint: str = "") -> Any:
+        from workbench.ui.models.drift import DriftModel
+        from workbench.ui.views.drift import DriftView
+
+        desk = self.desk()
+        model = DriftModel(self.feed, desk, monitor=monitor, endpoint=endpoint)
+        return Inline(view=DriftView(model=model), desk=desk)
+
+    def operations(self, run_id: str = "") -> Any:
+        from workbench.ui.models.operations import OperationsModel
+        from workbench.ui.views.operations import OperationsView
+
+        desk = self.desk()
+        return Inline(view=OperationsView(model=OperationsModel(self.feed, desk, run_id=run_id)), desk=desk)
+
     def close(self) -> None:
         self.feed.stop()
 

@@ -341,3 +341,24 @@ def test_a_sign_in_that_expires_during_a_confirmation_changes_nothing(
     finally:
         short.stop()
         stack.client.delete_endpoint("expiry")
+
+
+# ------------------------------------------------------------------------- the other pages, in Chromium
+def test_the_drift_and_the_runbooks_and_audit_pages_render_live_data_offline(
+    stack: Stack, offline_page: OfflinePage
+) -> None:
+    page = offline_page.page
+    sign_in(page, stack.dashboard, f"/drift?endpoint={ENDPOINT}", token=stack.token)
+    expect(page.locator("[data-testid=monitor-summary]")).to_contain_text(ENDPOINT)
+    # The first drift scores come once the window holds min_rows (about 20 s of the generated load).
+    expect(page.locator("[data-testid=distribution-caption]")).to_contain_text("window", timeout=90_000)
+    expect(page.locator("[data-testid=reports]")).to_be_visible()
+    save_screenshot(page, "dashboard-drift", full_page=True)
+
+    page.goto(f"{stack.dashboard}/operations")
+    audit = page.locator("[data-testid=audit]")
+    expect(audit).to_contain_text("endpoint.deploy")  # the stack's own deploy, read from the feed
+    expect(page.locator("[data-testid=runbook-about]")).to_be_visible()
+    save_screenshot(page, "dashboard-operations", full_page=True)
+    assert not offline_page.blocked, offline_page.blocked
+    assert not offline_page.console_errors, offline_page.console_errors

@@ -112,8 +112,8 @@ def heatmap_element(data: pd.DataFrame, columns: Sequence[str]) -> Any:
             colorbar=True,
             colorbar_opts={"title": "score ÷ threshold (≥ 1: drifted)", "title_text_font_size": "11px"},
             clipping_colors={"NaN": "#ffffff", "max": "#7f1d1d"},  # no look: blank
-            xformatter=DatetimeTickFormatter(
-                seconds="%H:%M:%S", minsec="%H:%M:%S", minutes="%H:%M", hours="%H:%M"
+            xformatter=DatetimeTickFormatter(  # two looks apart are seconds, never milliseconds
+                milliseconds="%H:%M:%S", seconds="%H:%M:%S", minsec="%H:%M:%S", minutes="%H:%M", hours="%H:%M"
             ),
             tools=[
                 HoverTool(

@@ -56,7 +56,7 @@ def time_figure(
     if from_zero:  # rates, latencies and sizes are never negative: no axis below zero
         fig.y_range = DataRange1d(start=0)
     fig.xaxis.formatter = DatetimeTickFormatter(
-        seconds="%H:%M:%S", minsec="%H:%M:%S", minutes="%H:%M", hours="%H:%M"
+        milliseconds="%H:%M:%S", seconds="%H:%M:%S", minsec="%H:%M:%S", minutes="%H:%M", hours="%H:%M"
     )
     if isinstance(fig.title, Title):
         fig.title.text_font_size = "13px"

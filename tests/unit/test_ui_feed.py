@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from workbench.ui.feed import SeriesBuffer, TrafficBuffer, traffic_from_history
+from workbench.ui.buffers import SeriesBuffer, TrafficBuffer, traffic_from_history
 
 
 def test_a_traffic_buffer_keeps_its_last_seconds_and_windows_copy() -> None:

@@ -17,22 +17,21 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 from workbench.client import Client
 from workbench.errors import WorkbenchError
 from workbench.records.audit import AuditEvent
-from workbench.records.endpoints import EndpointRecord
-from workbench.records.monitoring import AlertEvent, AlertRuleRecord, MonitorRecord
-from workbench.records.rollouts import RolloutAnalysis, RolloutRecord
-from workbench.records.runbooks import RunRecord
+from workbench.records.rollouts import RolloutAnalysis
 from workbench.revisions.model import Revision
+from workbench.ui.buffers import BACKFILL_SERIES, KEEP_S, SeriesBuffer, TrafficBuffer, traffic_from_history
+from workbench.ui.snapshot import Listener, Snapshot, Update, is_active
+
+__all__ = ["DashboardFeed", "Listener", "Snapshot", "Update", "is_active"]
 
 log = logging.getLogger("workbench.ui")
 
-#: Seconds of per-second traffic kept per endpoint: a page opens with the last hour at once.
-KEEP_S = 3600
 AUDIT_KEEP = 500
 #: Per-tick analyses kept per rollout (a tick every few seconds: hours of a canary).
 ANALYSES_KEEP = 5000
@@ -51,151 +50,9 @@ MONITOR_SERIES = (
     "rows",
 )
 HISTORY_EVERY_S = 5.0
-#: Older traffic than the control plane's live fold holds comes from the monitors' persisted series.
-BACKFILL_SERIES = {
-    "requests_per_s": "requests_per_s",
-    "error_rate": "error_rate",
-    "latency_p50_ms": "p50_ms",
-    "latency_p95_ms": "p95_ms",
-    "latency_p99_ms": "p99_ms",
-}
 #: Monitor points are re-read with this much overlap: a look stamped before the last read may be
 #: written just after it; points already held (same series, key and time) are not added twice.
 HISTORY_OVERLAP_S = 30.0
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """Everything a page shows that is not a time series, as of ``at``."""
-
-    at: float = 0.0
-    endpoints: tuple[EndpointRecord, ...] = ()
-    rollouts: tuple[RolloutRecord, ...] = ()  # newest first
-    rollout_details: dict[str, dict[str, Any]] = field(default_factory=dict)  # active rollouts' events
-    rules: tuple[AlertRuleRecord, ...] = ()
-    alerts: tuple[AlertEvent, ...] = ()  # newest first
-    monitors: tuple[MonitorRecord, ...] = ()
-    runs: tuple[RunRecord, ...] = ()  # newest first
-    replicas: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # endpoint -> replicas
-    models: tuple[str, ...] = ()
-    histories: dict[str, tuple[Revision, ...]] = field(default_factory=dict)  # endpoint -> newest first
-    error: str | None = None  # the control plane could not be read at the last poll
-
-    def endpoint(self, name: str) -> EndpointRecord | None:
-        return next((e for e in self.endpoints if e.spec.name == name), None)
-
-    def active_rollout(self, endpoint: str) -> RolloutRecord | None:
-        return next((r for r in self.rollouts if r.endpoint == endpoint and is_active(r)), None)
-
-    def firing(self, endpoint: str | None = None) -> list[AlertRuleRecord]:
-        monitors = {m.spec.name: m.spec.endpoint for m in self.monitors}
-        return [
-            rule
-            for rule in self.rules
-            if rule.state.get("state") == "firing"
-            and (endpoint is None or monitors.get(rule.spec.monitor) == endpoint)
-        ]
-
-
-def is_active(rollout: RolloutRecord) -> bool:
-    return rollout.phase.is_active
-
-
-@dataclass(frozen=True)
-class Update:
-    """What one poll brought: new sealed seconds per endpoint and key, running totals, and the state."""
-
-    seq: int
-    snapshot: Snapshot
-    changed: frozenset[str]  # "state" when the snapshot was re-read, "audit" when events arrived
-    traffic: dict[str, dict[str, dict[str, list[Any]]]]  # endpoint -> key -> columns (new points only)
-    totals: dict[str, dict[str, dict[str, int]]]
-    audit: tuple[AuditEvent, ...] = ()  # new events, oldest first
-    analyses: dict[str, tuple[RolloutAnalysis, ...]] = field(default_factory=dict)  # rollout -> new ticks
-    monitor_points: dict[str, dict[str, dict[str, dict[str, list[Any]]]]] = field(default_factory=dict)
-
-
-Listener = Callable[[Update], None]
-
-
-class TrafficBuffer:
-    """An endpoint's per-second points for the last ``KEEP_S``, per key (``all`` and each version)."""
-
-    def __init__(self, keep_s: int = KEEP_S) -> None:
-        self.keep_s = keep_s
-        self.columns: dict[str, dict[str, deque[Any]]] = {}
-
-    def extend(self, points: dict[str, dict[str, list[Any]]]) -> None:
-        for key, column in points.items():
-            target = self.columns.setdefault(key, {name: deque(maxlen=self.keep_s) for name in column})
-            for name, values in column.items():
-                target.setdefault(name, deque(maxlen=self.keep_s)).extend(values)
-
-    def window(self, seconds: float, *, now: float) -> dict[str, dict[str, list[Any]]]:
-        """A copy of the points of the last ``seconds`` (what a page draws when it opens)."""
-        first = now - seconds
-        out: dict[str, dict[str, list[Any]]] = {}
-        for key, column in self.columns.items():
-            ts = list(column.get("ts", ()))
-            start = next((i for i, t in enumerate(ts) if t >= first), len(ts))
-            out[key] = {name: list(values)[start:] for name, values in column.items()}
-        return out
-
-
-def traffic_from_history(
-    series: dict[str, dict[str, dict[str, list[Any]]]],
-) -> dict[str, dict[str, list[Any]]]:
-    """Monitor series (name -> key -> ts/mean) → the live fold's columns (key -> ts, p95_ms, ...)."""
-    out: dict[str, dict[int, dict[str, Any]]] = {}  # key -> second -> field -> value
-    for name, field_name in BACKFILL_SERIES.items():
-        for key, points in series.get(name, {}).items():
-            target = out.setdefault(key, {})
-            for ts, value in zip(points.get("ts", []), points.get("mean", []), strict=False):
-                target.setdefault(int(ts), {})[field_name] = value
-    columns: dict[str, dict[str, list[Any]]] = {}
-    for key, by_second in out.items():
-        seconds = sorted(by_second)
-        column: dict[str, list[Any]] = {"ts": list(seconds)}
-        for field_name in (*BACKFILL_SERIES.values(), "errors", "batch_size"):
-            column[field_name] = [by_second[t].get(field_name) for t in seconds]
-        # A look's rate, not a count: close enough for a chart of the past.
-        column["requests"] = [round(rps) if rps is not None else None for rps in column["requests_per_s"]]
-        columns[key] = column
-    return columns
-
-
-class SeriesBuffer:
-    """A monitor's persisted series (series -> key -> ts/value), the last ``keep`` points of each."""
-
-    def __init__(self, keep: int = KEEP_S) -> None:
-        self.keep = keep
-        self.series: dict[str, dict[str, dict[str, deque[float]]]] = {}
-
-    def merge(
-        self, answer: dict[str, dict[str, dict[str, list[Any]]]]
-    ) -> dict[str, dict[str, dict[str, list[Any]]]]:
-        """Add what is newer than what each series holds; returns only that (what pages stream)."""
-        fresh: dict[str, dict[str, dict[str, list[Any]]]] = {}
-        for name, keys in answer.items():
-            for key, column in keys.items():
-                held = self.series.setdefault(name, {}).setdefault(
-                    key, {"ts": deque(maxlen=self.keep), "value": deque(maxlen=self.keep)}
-                )
-                last = held["ts"][-1] if held["ts"] else float("-inf")
-                for ts, value in zip(column.get("ts", []), column.get("mean", []), strict=False):
-                    if ts > last and value is not None:
-                        held["ts"].append(float(ts))
-                        held["value"].append(float(value))
-                        out = fresh.setdefault(name, {}).setdefault(key, {"ts": [], "value": []})
-                        out["ts"].append(float(ts))
-                        out["value"].append(float(value))
-        return fresh
-
-    def copy(self) -> dict[str, dict[str, dict[str, list[float]]]]:
-        return {
-            name: {key: {"ts": list(c["ts"]), "value": list(c["value"])} for key, c in keys.items()}
-            for name, keys in self.series.items()
-        }
 
 
 class DashboardFeed:

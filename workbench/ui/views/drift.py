@@ -22,7 +22,7 @@ from bokeh.models import ColumnDataSource, CustomJSHover, DataRange1d, DatetimeT
 from bokeh.models.annotations.geometry import Span
 from panel.viewable import Viewer
 
-from workbench.ui.feed import KEEP_S
+from workbench.ui.buffers import KEEP_S
 from workbench.ui.models.drift import LINE_SERIES, PREDICTION, DriftModel, distribution_bars, window_label
 from workbench.ui.views.charts import time_figure
 from workbench.ui.views.shell import esc, stylesheets

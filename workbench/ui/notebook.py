@@ -41,6 +41,7 @@ class NotebookViews:
         self.feed = DashboardFeed(self._client_for_feed, every_s=every_s)
         self.feed.start()
         self.feed.ready.wait(FIRST_DATA_WAIT_S)
+        pn.config.inline = True  # type: ignore[misc]  # Bokeh and Panel from the kernel, not a CDN (air-gapped)
         pn.extension()
 
     def _client_for_feed(self) -> Client:

@@ -128,7 +128,16 @@ def stack(tmp_path_factory: pytest.TempPathFactory, mlflow_template: Path) -> It
                     metrics=trained.metrics,
                 )
             client.deploy(ENDPOINT, f"models:/{MODEL}/1")
-            client.create_monitor({"name": ENDPOINT, "endpoint": ENDPOINT, "window_s": 30, "every_s": 2})
+            # Scores from 100 rows: the generated load (about 25/s) fills that even on a busy machine.
+            client.create_monitor(
+                {
+                    "name": ENDPOINT,
+                    "endpoint": ENDPOINT,
+                    "window_s": 30,
+                    "every_s": 2,
+                    "drift": {"min_rows": 100},
+                }
+            )
             dashboard = Dashboard(settings, url, root / "dashboard.log", WORKBENCH_DASHBOARD_SESSION_S="3600")
             rows = holdout[list(FEATURES)].reset_index(drop=True)
             with Client(url, settings=settings, actor="load") as load_client:
@@ -350,7 +359,7 @@ def test_the_drift_and_the_runbooks_and_audit_pages_render_live_data_offline(
     page = offline_page.page
     sign_in(page, stack.dashboard, f"/drift?endpoint={ENDPOINT}", token=stack.token)
     expect(page.locator("[data-testid=monitor-summary]")).to_contain_text(ENDPOINT)
-    # The first drift scores come once the window holds min_rows (about 20 s of the generated load).
+    # The first drift scores come once the window holds min_rows (a few seconds of the generated load).
     expect(page.locator("[data-testid=distribution-caption]")).to_contain_text("window", timeout=90_000)
     expect(page.locator("[data-testid=reports]")).to_be_visible()
     save_screenshot(page, "dashboard-drift", full_page=True)

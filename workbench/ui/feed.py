@@ -207,7 +207,7 @@ class DashboardFeed:
             changed.add("audit")
         try:
             new_analyses = self._poll_analyses(snapshot)
-            monitor_points = self._poll_history()
+            monitor_points = self._poll_history(snapshot)
         except WorkbenchError as exc:
             log.warning("dashboard feed: %s", exc)
             new_analyses, monitor_points = {}, {}
@@ -274,16 +274,10 @@ class DashboardFeed:
         monitors = {m.spec.name: m.spec.endpoint for m in snapshot.monitors}
         if end - start < 1 or not monitors:
             return
-        try:
-            answer = self._call(
-                "monitor_history", series=list(BACKFILL_SERIES), start=start, end=end - 0.001, step_s=1.0
-            )
-        except WorkbenchError as exc:
-            log.warning("dashboard feed: no traffic history before the live window: %s", exc)
-            return
+        answer = self._history(list(monitors), series=list(BACKFILL_SERIES), start=start, end=end - 0.001)
         done: set[str] = set()
         with self._lock:
-            for monitor, history in answer.get("monitors", {}).items():
+            for monitor, history in answer.items():
                 endpoint = monitors.get(monitor)
                 if endpoint is None or endpoint in done:  # one monitor's view of an endpoint is enough
                     continue
@@ -313,23 +307,50 @@ class DashboardFeed:
                 del self._analyses[stale]
         return fresh
 
-    def _poll_history(self) -> dict[str, dict[str, dict[str, dict[str, list[Any]]]]]:
-        """Persisted monitor series of every monitor, in one call every ``HISTORY_EVERY_S``."""
+    def _poll_history(self, snapshot: Snapshot) -> dict[str, dict[str, dict[str, dict[str, list[Any]]]]]:
+        """Persisted monitor series: a new monitor's last hour once, then what every monitor gained
+        (with overlap), in one call every ``HISTORY_EVERY_S``."""
         if time.monotonic() - self._last_history < HISTORY_EVERY_S:
             return {}
         self._last_history = time.monotonic()
         now = time.time()
-        start = now - self.keep_s if self._history_next is None else self._history_next - HISTORY_OVERLAP_S
-        answer = self._call("monitor_history", series=list(MONITOR_SERIES), start=start, end=now, step_s=1.0)
-        self._history_next = float(answer.get("end", now))
+        names = [m.spec.name for m in snapshot.monitors]
+        with self._lock:
+            new = [name for name in names if name not in self._monitors]
+            known = [name for name in names if name in self._monitors]
+        answers: dict[str, Any] = {}
+        if new:
+            answers.update(self._history(new, series=list(MONITOR_SERIES), start=now - self.keep_s, end=now))
+        if known:
+            start = (self._history_next or now) - HISTORY_OVERLAP_S
+            answers.update(self._history(known, series=list(MONITOR_SERIES), start=start, end=now))
+        self._history_next = now
         fresh: dict[str, dict[str, dict[str, dict[str, list[Any]]]]] = {}
         with self._lock:
-            for name, monitor in answer.get("monitors", {}).items():
+            for name, monitor in answers.items():
                 buffer = self._monitors.setdefault(name, SeriesBuffer(self.keep_s))
-                new = buffer.merge(monitor.get("series", {}))
-                if new:
-                    fresh[name] = new
+                gained = buffer.merge(monitor.get("series", {}))
+                if gained:
+                    fresh[name] = gained
         return fresh
+
+    def _history(self, monitors: list[str], *, series: list[str], start: float, end: float) -> dict[str, Any]:
+        """``monitor → {"series": ...}`` at one-second steps. One call for all; when the answer would be
+        too big for one (an hour of many monitors), one call per monitor; a monitor that cannot be read
+        (deleted meanwhile) is left out and logged."""
+        try:
+            answer = self._call(
+                "monitor_history", monitor=monitors, series=series, start=start, end=end, step_s=1.0
+            )
+            return dict(answer.get("monitors", {}))
+        except WorkbenchError as exc:
+            if len(monitors) == 1:
+                log.warning("dashboard feed: no history of monitor %s: %s", monitors[0], exc)
+                return {}
+        out: dict[str, Any] = {}
+        for name in monitors:
+            out.update(self._history([name], series=series, start=start, end=end))
+        return out
 
     def _poll_audit(self) -> list[AuditEvent]:
         if self._audit_cursor is None:  # first poll: the recent past, then follow
@@ -390,8 +411,25 @@ class DashboardFeed:
             runs=tuple(self._call("runbook_runs", limit=50)),
             replicas=replicas,
             histories=histories,
-            models=tuple(m.name for m in self._call("list_models")) if models else self.snapshot.models,
+            **(
+                self._read_models()
+                if models
+                else {"models": self.snapshot.models, "model_versions": self.snapshot.model_versions}
+            ),
         )
+
+    def _read_models(self) -> dict[str, Any]:
+        infos = self._call("list_models")
+        choices: dict[str, tuple[tuple[str, int], ...]] = {}
+        for info in infos:
+            by_version: dict[int, list[str]] = {}
+            for alias, version in info.aliases.items():
+                by_version.setdefault(version, []).append(alias)
+            choices[info.name] = tuple(
+                (f"v{v}" + "".join(f" @{a}" for a in sorted(by_version.get(v, []))), v)
+                for v in range(info.latest_version or 0, 0, -1)
+            )
+        return {"models": tuple(info.name for info in infos), "model_versions": choices}
 
     def _notify(self, update: Update) -> None:
         with self._lock:

@@ -31,6 +31,8 @@ class Snapshot:
     runs: tuple[RunRecord, ...] = ()  # newest first
     replicas: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # endpoint -> replicas
     models: tuple[str, ...] = ()
+    #: model -> (label, version) choices for the forms, newest first, aliases named ("v3 @champion")
+    model_versions: dict[str, tuple[tuple[str, int], ...]] = field(default_factory=dict)
     histories: dict[str, tuple[Revision, ...]] = field(default_factory=dict)  # endpoint -> newest first
     error: str | None = None  # the control plane could not be read at the last poll
 

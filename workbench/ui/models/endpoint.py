@@ -176,14 +176,17 @@ class EndpointModel(PageModel):
         self.desk.propose(preview, perform)
 
     def versions_of(self, model: str) -> list[tuple[str, int]]:
-        """(label, version) choices for the forms, newest first, aliases named."""
+        """(label, version) choices for the forms, newest first, aliases named: from the feed, so a page
+        opens without asking the control plane; read as the user only for a model the feed has not seen."""
+        known = self.feed.snapshot.model_versions.get(model)
+        if known is not None:
+            return list(known)
         with self.desk_client() as client:
             versions = client.list_versions(model)
-        choices = []
-        for info in sorted(versions, key=lambda v: -v.version):
-            aliases = f" @{', @'.join(info.aliases)}" if getattr(info, "aliases", None) else ""
-            choices.append((f"v{info.version}{aliases}", info.version))
-        return choices
+        return [
+            (f"v{info.version}" + "".join(f" @{a}" for a in sorted(info.aliases)), info.version)
+            for info in sorted(versions, key=lambda v: -v.version)
+        ]
 
     def desk_client(self) -> Client:
         """A read-only helper call for a form (versions, rejected versions), as the signed-in user."""

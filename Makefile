@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck pytest install system-deps clean bench-serving bench-rollouts bench-monitoring bench-runbooks bench-blocked bench-deps
+.PHONY: demo test lint typecheck pytest install system-deps clean bench-serving bench-rollouts bench-monitoring bench-runbooks bench-blocked bench-dashboards bench-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -69,6 +69,11 @@ bench-runbooks: install
 # Nothing waits behind a slow thing: calls on one endpoint while another's deploy is held in warm-up.
 bench-blocked: install
 	$(BIN)/python benchmarks/blocked_deploy.py --write-docs
+
+# Dashboards in Debian's chromium (system-deps installs it): page load, change-to-page latency,
+# control-plane load with 1 and 20 pages open, memory over 10 minutes of live updates (~30 minutes).
+bench-dashboards: install system-deps
+	$(BIN)/python benchmarks/dashboards.py --write-docs
 
 clean:
 	rm -rf $(VENV) .workbench .pytest_cache .mypy_cache .ruff_cache

@@ -43,3 +43,16 @@ def test_persisted_monitor_series_become_the_live_folds_columns() -> None:
     assert columns["all"]["requests"] == [4, 6]
     assert columns["2"]["p95_ms"] == [7.0]
     assert columns["2"]["requests_per_s"] == [None]
+
+
+def test_seconds_already_held_are_not_added_again() -> None:
+    buffer = TrafficBuffer(keep_s=100)
+    assert buffer.extend({"all": {"ts": [1, 2], "requests": [3, 4]}}) == {
+        "all": {"ts": [1, 2], "requests": [3, 4]}
+    }
+    again = buffer.extend(
+        {"all": {"ts": [1, 2, 3], "requests": [3, 4, 5]}, "2": {"ts": [3], "requests": [1]}}
+    )
+    assert again == {"all": {"ts": [3], "requests": [5]}, "2": {"ts": [3], "requests": [1]}}
+    assert buffer.extend({"all": {"ts": [2, 3], "requests": [4, 5]}}) == {}
+    assert buffer.window(100, now=3)["all"]["ts"] == [1, 2, 3]

@@ -30,11 +30,21 @@ class TrafficBuffer:
         self.keep_s = keep_s
         self.columns: dict[str, dict[str, deque[Any]]] = {}
 
-    def extend(self, points: dict[str, dict[str, list[Any]]]) -> None:
+    def extend(self, points: dict[str, dict[str, list[Any]]]) -> dict[str, dict[str, list[Any]]]:
+        """Append the seconds newer than what each key holds; returns only those (what pages stream)."""
+        added: dict[str, dict[str, list[Any]]] = {}
         for key, column in points.items():
             target = self.columns.setdefault(key, {name: deque(maxlen=self.keep_s) for name in column})
-            for name, values in column.items():
+            held = target.get("ts")
+            last = held[-1] if held else float("-inf")
+            fresh = [i for i, ts in enumerate(column.get("ts", [])) if ts > last]
+            if not fresh:
+                continue
+            start = fresh[0]  # seconds come in order: everything from the first new one
+            added[key] = {name: list(values[start:]) for name, values in column.items()}
+            for name, values in added[key].items():
                 target.setdefault(name, deque(maxlen=self.keep_s)).extend(values)
+        return added
 
     def window(self, seconds: float, *, now: float) -> dict[str, dict[str, list[Any]]]:
         """A copy of the points of the last ``seconds`` (what a page draws when it opens)."""

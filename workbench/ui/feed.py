@@ -220,13 +220,19 @@ class DashboardFeed:
         new_points: dict[str, dict[str, dict[str, list[Any]]]] = {}
         with self._lock:
             for name, answer in traffic.get("endpoints", {}).items():
-                points = answer.get("points", {})
+                # Only seconds newer than held: the cursor below is the oldest over all endpoints.
+                points = self._traffic.setdefault(name, TrafficBuffer(self.keep_s)).extend(
+                    answer.get("points", {})
+                )
                 if points:
-                    self._traffic.setdefault(name, TrafficBuffer(self.keep_s)).extend(points)
                     new_points[name] = points
                 self.totals[name] = answer.get("totals", {})
+            # An endpoint with no traffic yet has sealed nothing (through = -1): it must not pull the
+            # shared cursor back to the start, which would re-read every endpoint's whole window.
             nexts = [
-                a.get("next") for a in traffic.get("endpoints", {}).values() if a.get("next") is not None
+                a["next"]
+                for a in traffic.get("endpoints", {}).values()
+                if a.get("next") is not None and a.get("through", -1) >= 0
             ]
             if nexts:
                 self._traffic_next = float(min(nexts))

@@ -14,6 +14,8 @@ from workbench.ui.feed import Snapshot, Update, is_active
 from workbench.ui.models.base import PageModel
 from workbench.ui.plans import Preview, preview_rollback, preview_rollout_action
 
+#: A check's columns per tick, as the rollout page's chart sources hold them.
+CHECK_COLUMNS = ("x", "estimate", "low", "high", "threshold", "verdict", "color", "decision", "reason", "n")
 VERDICT_COLORS = {"pass": "#10b981", "fail": "#ef4444", "inconclusive": "#94a3b8"}
 
 
@@ -36,21 +38,7 @@ def check_rows(analyses: list[RolloutAnalysis]) -> dict[str, dict[str, list[Any]
             name = str(metric.get("name"))
             column = rows.setdefault(
                 name,
-                {
-                    k: []
-                    for k in (
-                        "x",
-                        "estimate",
-                        "low",
-                        "high",
-                        "threshold",
-                        "verdict",
-                        "color",
-                        "decision",
-                        "reason",
-                        "n",
-                    )
-                },
+                {k: [] for k in CHECK_COLUMNS},
             )
             column["x"].append(tick.at.timestamp() * 1000.0)
             for key in ("estimate", "low", "high", "threshold"):

@@ -13,7 +13,7 @@ from bokeh.models.annotations import Span
 from panel.viewable import Viewer
 
 from workbench.ui.feed import is_active
-from workbench.ui.models.rollout import RolloutModel
+from workbench.ui.models.rollout import CHECK_COLUMNS, RolloutModel
 from workbench.ui.plans import split_label
 from workbench.ui.views.charts import time_figure
 from workbench.ui.views.shell import esc, stylesheets
@@ -40,21 +40,7 @@ class CheckCharts:
 
     def _figure(self, name: str, threshold: float) -> ColumnDataSource:
         source = ColumnDataSource(
-            {
-                k: []
-                for k in (
-                    "x",
-                    "estimate",
-                    "low",
-                    "high",
-                    "threshold",
-                    "verdict",
-                    "color",
-                    "decision",
-                    "reason",
-                    "n",
-                )
-            },
+            {k: [] for k in CHECK_COLUMNS},
             name=f"check-{name}",
         )
         fig = time_figure(

@@ -240,6 +240,7 @@ def test_a_canary_started_from_the_page_moves_traffic_shows_its_checks_and_rolls
     page = offline_page.page
     sign_in(page, stack.dashboard, f"/endpoint?name={ENDPOINT}", token=stack.token)
     expect(page.get_by_text("Act on this endpoint")).to_be_visible()
+    expect(page.locator("[data-testid=no-traffic]")).to_be_hidden()
     select(page, "Model", MODEL)
     select(page, "Version", "v2")
     select(page, "Strategy", "canary")
@@ -310,6 +311,7 @@ def test_confirming_against_a_stale_revision_is_refused_and_changes_nothing(
     stack.client.deploy("stale", f"models:/{MODEL}/1")
     stack.client.deploy("stale", f"models:/{MODEL}/2")
     _propose_rollback(page, stack, "stale")
+    expect(page.locator("[data-testid=no-traffic]")).to_be_visible()  # nothing served there: said, not blank
     moved = stack.client.update_endpoint(
         "stale",
         [{"model": f"models:/{MODEL}/1", "weight": 30}, {"model": f"models:/{MODEL}/2", "weight": 70}],

@@ -33,6 +33,11 @@ class EndpointView(Viewer):
         self._strip, self._strip_source = revision_strip(self.charts.latency.x_range)
         css = stylesheets()
         self._summary = pn.pane.HTML(sizing_mode="stretch_width", stylesheets=css)
+        self._no_traffic = pn.pane.HTML(
+            '<div class="wb-muted" data-testid="no-traffic">No traffic in the last hour yet: the charts fill '
+            "as requests are served.</div>",
+            stylesheets=css,
+        )
         self._replicas = pn.pane.HTML(sizing_mode="stretch_width", stylesheets=css)
         self._history = pn.pane.HTML(sizing_mode="stretch_width", stylesheets=css)
         self._select = pn.widgets.Select(
@@ -67,9 +72,11 @@ class EndpointView(Viewer):
 
     def _on_points(self, *_: Any) -> None:
         self.charts.reset(self._model_.points)
+        self._no_traffic.visible = not self._model_.points.get("all", {}).get("ts")
 
     def _on_delta(self, *_: Any) -> None:
         self.charts.stream(self._model_.delta)
+        self._no_traffic.visible = False
 
     def _render_summary(self, *_: Any) -> None:
         model = self._model_
@@ -225,6 +232,7 @@ class EndpointView(Viewer):
         return pn.Column(
             pn.Row(self._select),
             self._summary,
+            self._no_traffic,
             pn.pane.Bokeh(self._strip, sizing_mode="stretch_width"),
             *charts,
             self._actions,

@@ -30,6 +30,18 @@ def is_healthy(url: str, timeout: float = 1.0) -> bool:
     return response.status_code == 200 and response.json().get("status") == "ok"
 
 
+def terminate(process: subprocess.Popen[bytes], timeout: float) -> None:
+    """SIGTERM (a graceful stop), then SIGKILL if it has not exited within ``timeout``."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 class ControlPlaneProcess:
     """``workbench up`` in a child process, with its output sent to a log file."""
 
@@ -74,13 +86,8 @@ class ControlPlaneProcess:
         return self.process.wait()
 
     def stop(self, timeout: float = 15.0) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            terminate(self.process, timeout)
         if self._log is not None:
             self._log.close()
             self._log = None

@@ -8,7 +8,6 @@ goes on serving.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from typing import IO
 
 import httpx
 
+from workbench.launcher import terminate
 from workbench.settings import Settings, http_url
 
 
@@ -69,13 +69,8 @@ class DashboardProcess:
         return f"the dashboard server did not answer at {self.url} within {timeout:.0f}s; see {self.log_path}"
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            terminate(self.process, timeout)
         if self._log is not None:
             self._log.close()
             self._log = None

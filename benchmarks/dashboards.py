@@ -39,6 +39,7 @@ import platform
 import pstats
 import random
 import re
+import statistics
 import subprocess
 import sys
 import time
@@ -539,6 +540,12 @@ def run(args: argparse.Namespace) -> Result:
         )
         log("1. page loads")
         result.loads = page_loads(stack_, browser, args.loads)
+        stopped = ""
+        if args.loads_only:
+            browser.close()
+            tallies = stack_.load.stop()
+            feed_log = stack_.dashboard.log.read_text()
+            return _finish(result, args, began, load_start, code, tallies, feed_log, stopped)
         context = signed_in_context(browser, stack_.dashboard.url, stack_.token)
         log("2. request → overview, rollback → endpoint page")
         result.requests = request_to_overview(stack_, context, args.trials)
@@ -558,6 +565,19 @@ def run(args: argparse.Namespace) -> Result:
         browser.close()
         feed_log = stack_.dashboard.log.read_text()
         tallies = stack_.load.stop()
+    return _finish(result, args, began, load_start, code, tallies, feed_log, stopped)
+
+
+def _finish(
+    result: Result,
+    args: argparse.Namespace,
+    began: float,
+    load_start: float,
+    code: str,
+    tallies: dict[str, Any],
+    feed_log: str,
+    stopped: str,
+) -> Result:
     result.notes = {
         "date": time.strftime("%Y-%m-%d"),
         "code": code,
@@ -597,6 +617,9 @@ def main() -> None:
     )
     parser.add_argument("--minutes", type=float, default=10.0, help="length of the memory part")
     parser.add_argument("--loads", type=int, default=10, help="page loads per cache state")
+    parser.add_argument(
+        "--loads-only", action="store_true", help="only the page loads (a quick check; not for --write-docs)"
+    )
     parser.add_argument("--trials", type=int, default=25, help="requests and rollbacks timed")
     parser.add_argument("--repeated", type=int, default=10, help="rollbacks repeated on one endpoint's page")
     parser.add_argument("--window", type=float, default=60.0, help="seconds per control-plane count")
@@ -609,9 +632,22 @@ def main() -> None:
     args = parser.parse_args()
     from _dashboard_report import markdown
 
+    if args.loads_only and args.write_docs:
+        parser.error("--loads-only measures one part: it cannot replace the whole section in the docs")
     result = load_result(args.render) if args.render else run(args)
     if args.json and not args.render:
         args.json.write_text(json.dumps(asdict(result), indent=1))
+    if args.loads_only:
+        for cache in ("warm", "cold"):
+            loads = [load for load in result.loads if load.cache == cache]
+            print(
+                f"{cache}: first chart p50 {statistics.median(x.chart_ms for x in loads):.0f} ms, "
+                f"max {max(x.chart_ms for x in loads):.0f} ms; "
+                f"TTFB p50 {statistics.median(x.ttfb_ms for x in loads):.0f}, "
+                f"DOMContentLoaded {statistics.median(x.dcl_ms for x in loads):.0f}, "
+                f"document {statistics.median(x.doc_ms for x in loads):.0f} ms ({len(loads)} loads)"
+            )
+        return
     section = markdown(result, FIRST_CHART_S, LIVE_P95_S, GROWTH_PCT)
     print(section)
     if args.write_docs:

@@ -8,10 +8,12 @@ from collections.abc import Callable
 from typing import Any
 
 import panel as pn
+from panel.io.resources import LOCAL_DIST
 
 from workbench.ui.actions import ActionDesk
 from workbench.ui.auth import sign_in_valid, signed_in_user
 from workbench.ui.context import DashboardContext
+from workbench.ui.views.progressive import after_first_paint
 from workbench.ui.views.shell import ConfirmBox, header
 
 Page = Callable[[], pn.viewable.Viewable]
@@ -37,9 +39,12 @@ def make_desk(context: DashboardContext) -> ActionDesk:
 
 
 def frame(page: str, body: Any, desk: ActionDesk, query: str = "") -> pn.viewable.Viewable:
+    # Nothing can be proposed before the page's controls are drawn, so neither can the box that confirms.
+    confirm = pn.Column(sizing_mode="stretch_width")
+    after_first_paint(lambda: confirm.append(ConfirmBox(desk=desk)))
     return pn.Column(
         header(page, signed_in_user(), query),
-        ConfirmBox(desk=desk),
+        confirm,
         body,
         sizing_mode="stretch_width",
         styles={"padding": "6px 10px"},
@@ -100,6 +105,19 @@ def _drift(context: DashboardContext) -> pn.viewable.Viewable:
     return frame("drift", DriftView(model=model), desk, query)
 
 
+def serve_styles_locally() -> None:
+    """Components' stylesheets from this server, not Panel's CDN, in a session built ahead ('warm').
+
+    Panel sets where its stylesheets come from on the session that renders a page's HTML. With reused
+    sessions (see ``server.build_server``) the HTML comes from a kept session and the person's own
+    session is built beside it, never rendered, so its components would link the CDN.
+    """
+    doc = pn.state.curdoc
+    if doc is not None and getattr(doc, "session_context", None) is not None:
+        prefix = f"{pn.state.rel_path}/" if pn.state.rel_path else ""
+        doc.template_variables.setdefault("dist_url", f"{prefix}{LOCAL_DIST}")
+
+
 def pages(context: DashboardContext) -> dict[str, Page]:
     """Plain functions (Panel serves a callable only if it is a function; a ``partial`` would be
     rendered as its repr)."""
@@ -113,6 +131,7 @@ def pages(context: DashboardContext) -> dict[str, Page]:
 
     def bind(build: Callable[[DashboardContext], pn.viewable.Viewable]) -> Page:
         def page() -> pn.viewable.Viewable:
+            serve_styles_locally()
             try:
                 return build(context)
             except Exception:  # the traceback goes to the log; the page says what to do, not where

@@ -57,6 +57,12 @@ def build_server(
     origins = sorted({f"{host}:{port}", f"127.0.0.1:{port}", f"localhost:{port}"})
     # The sign-in cookie's lifetime, in days: Panel reads it from its config (pn.serve does not take it).
     pn.config.oauth_expiry = context.session_s / 86_400  # type: ignore[misc]
+    # A page's HTML is the same for everyone (scripts, and where the document goes: the document itself,
+    # built for the signed-in person and the page's ?arguments, is pulled over the websocket). So it is
+    # answered from one kept session per path at once, and this request's own session is built while
+    # the browser loads the scripts, rather than before the HTML is sent ('warm').
+    pn.config.reuse_sessions = "warm"
+    pn.config.session_key_func = lambda request: request.path
     options: dict[str, Any] = {
         "cookie_secret": context.cookie_secret,
         "basic_login_template": str(LOGIN_TEMPLATE),

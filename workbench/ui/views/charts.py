@@ -4,16 +4,33 @@ Streaming appends only the new rows to the browser's copy of a source (``ColumnD
 and ``rollover`` drops the oldest, so a page open for hours sends a few hundred bytes a second and
 holds a bounded number of points. Several figures share one source per version, so one stream moves
 every chart of that version at once.
+
+What a page opens with decides how soon its first chart shows: every Bokeh model is built and
+serialized by the server and rebuilt by the browser. So the columns are numpy arrays (sent as binary
+buffers, not JSON numbers; values as float32, which a chart cannot tell apart), the figures of a page
+share one datetime ticker and formatter (each default one is 13 models), and lines are drawn without
+the selection and mute variants Bokeh adds by default (the browser derives them when needed).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from bokeh.models import ColumnDataSource, DataRange1d, DatetimeTickFormatter, HoverTool
-from bokeh.models.annotations import Title
+import numpy as np
+from bokeh.models import (
+    ColumnDataSource,
+    DataRange1d,
+    DatetimeAxis,
+    DatetimeTicker,
+    DatetimeTickFormatter,
+    Grid,
+    HoverTool,
+    Line,
+    Scatter,
+    VSpan,
+)
+from bokeh.models.annotations import Legend, LegendItem, Title
 from bokeh.plotting import figure
 
 from workbench.ui.views.shell import version_color
@@ -21,43 +38,80 @@ from workbench.ui.views.shell import version_color
 FIELDS = ("p50_ms", "p95_ms", "p99_ms", "requests_per_s", "error_rate", "batch_size")
 
 
-def _num(value: Any) -> float:
-    return float("nan") if value is None else float(value)
+def _values(values: list[Any], length: int, scale: float = 1.0) -> np.ndarray:
+    out = np.full(length, np.nan, dtype=np.float32)
+    for i, value in enumerate(values[:length]):
+        if value is not None:
+            out[i] = float(value) * scale
+    return out
 
 
-def to_source_data(column: dict[str, list[Any]]) -> dict[str, list[float]]:
+def to_source_data(column: dict[str, list[Any]]) -> dict[str, np.ndarray]:
     """Feed columns (epoch seconds, nulls) → source columns (epoch milliseconds, NaN gaps)."""
-    data: dict[str, list[float]] = {"x": [float(t) * 1000.0 for t in column.get("ts", [])]}
+    x = np.asarray(column.get("ts", []), dtype=np.float64) * 1000.0
+    data: dict[str, np.ndarray] = {"x": x}
     for name in FIELDS:
-        values = column.get(name, [])
-        if name == "error_rate":
-            data[name] = [_num(v) * 100.0 if v is not None else math.nan for v in values]
-        else:
-            data[name] = [_num(v) for v in values]
-        if len(data[name]) < len(data["x"]):
-            data[name] += [math.nan] * (len(data["x"]) - len(data[name]))
+        data[name] = _values(column.get(name, []), len(x), 100.0 if name == "error_rate" else 1.0)
     return data
 
 
+class TimeAxis:
+    """One datetime ticker and formatter for every figure of a page (they share the x range too)."""
+
+    def __init__(self) -> None:
+        self.ticker = DatetimeTicker()
+        self.formatter = DatetimeTickFormatter(
+            milliseconds="%H:%M:%S", seconds="%H:%M:%S", minsec="%H:%M:%S", minutes="%H:%M", hours="%H:%M"
+        )
+
+    def attach(self, fig: Any) -> None:
+        fig.add_layout(DatetimeAxis(ticker=self.ticker, formatter=self.formatter), "below")
+        fig.add_layout(Grid(dimension=0, ticker=self.ticker))
+
+
+def add_line(fig: Any, source: ColumnDataSource, y: str, **line: Any) -> Any:
+    """A line renderer without the nonselection and muted glyph models ``figure.line`` adds."""
+    return fig.add_glyph(source, Line(x="x", y=y, **line))
+
+
+def add_legend_item(fig: Any, label: str, renderers: list[Any]) -> None:
+    """Entries by label: one per version, however many lines it draws on the figure."""
+    legends = fig.select(type=Legend)
+    if not legends:
+        legend = Legend(location="top_left", click_policy="hide", label_text_font_size="11px", items=[])
+        fig.add_layout(legend)
+    else:
+        legend = legends[0]
+    for item in legend.items:
+        if isinstance(item, LegendItem) and getattr(item.label, "value", None) == label:
+            item.renderers = [*item.renderers, *renderers]
+            return
+    legend.items = [*legend.items, LegendItem(label=label, renderers=renderers)]
+
+
 def time_figure(
-    title: str, y_label: str, *, height: int = 210, x_range: Any = None, from_zero: bool = True
+    title: str,
+    y_label: str,
+    *,
+    height: int = 210,
+    x_range: Any = None,
+    from_zero: bool = True,
+    axis: TimeAxis | None = None,
 ) -> Any:
     options: dict[str, Any] = {"x_range": x_range} if x_range is not None else {}
     fig = figure(
         title=title,
         height=height,
         sizing_mode="stretch_width",
-        x_axis_type="datetime",
+        x_axis_type=None,
         tools="xpan,xwheel_zoom,reset,save",
         toolbar_location="right",
+        # A range's start and end from the data: no axis below zero for rates, latencies and sizes.
+        y_range=DataRange1d(start=0) if from_zero else DataRange1d(),
         **options,
     )
+    (axis or TimeAxis()).attach(fig)
     fig.yaxis.axis_label = y_label
-    if from_zero:  # rates, latencies and sizes are never negative: no axis below zero
-        fig.y_range = DataRange1d(start=0)
-    fig.xaxis.formatter = DatetimeTickFormatter(
-        milliseconds="%H:%M:%S", seconds="%H:%M:%S", minsec="%H:%M:%S", minutes="%H:%M", hours="%H:%M"
-    )
     if isinstance(fig.title, Title):
         fig.title.text_font_size = "13px"
     fig.toolbar.logo = None
@@ -69,17 +123,21 @@ class VersionCharts:
 
     def __init__(self, rollover: int) -> None:
         self.rollover = rollover
-        self.latency = time_figure("Latency per version (p50 dashed, p95 solid, p99 dotted)", "ms")
-        self.rps = time_figure("Requests per second", "req/s", x_range=self.latency.x_range)
-        self.errors = time_figure("Error rate", "% of requests", x_range=self.latency.x_range)
-        self.batch = time_figure("Mean batch size seen by requests", "rows", x_range=self.latency.x_range)
+        self.axis = TimeAxis()
+        self.latency = time_figure(
+            "Latency per version (p50 dashed, p95 solid, p99 dotted)", "ms", axis=self.axis
+        )
+        shared = {"x_range": self.latency.x_range, "axis": self.axis}
+        self.rps = time_figure("Requests per second", "req/s", **shared)
+        self.errors = time_figure("Error rate", "% of requests", **shared)
+        self.batch = time_figure("Mean batch size seen by requests", "rows", **shared)
         self.figures = (self.latency, self.rps, self.errors, self.batch)
         self.sources: dict[str, ColumnDataSource] = {}
         # Revision marks: one source drawn as vertical lines by every figure, so re-marking is one data
         # update (adding and removing Span annotations per figure cost seconds of document events).
         self.marks = ColumnDataSource({"x": [], "color": []}, name="revision-marks")
         for fig in self.figures:
-            fig.vspan(x="x", source=self.marks, line_color="color", line_dash="dashed", line_width=1.5)
+            fig.add_glyph(self.marks, VSpan(x="x", line_color="color", line_dash="dashed", line_width=1.5))
         for fig in self.figures:
             fig.add_tools(
                 HoverTool(
@@ -94,27 +152,23 @@ class VersionCharts:
         source = ColumnDataSource({"x": [], **{f: [] for f in FIELDS}}, name=f"traffic-{key}")
         self.sources[key] = source
         if key == "all":
-            self.rps.line(
-                "x", "requests_per_s", source=source, color="#94a3b8", line_width=1.5, legend_label="all"
-            )
-        else:
-            color = version_color(key)
-            label = f"v{key}"
-            self.latency.line(
-                "x", "p50_ms", source=source, color=color, line_dash="dashed", legend_label=label
-            )
-            self.latency.line("x", "p95_ms", source=source, color=color, line_width=2, legend_label=label)
-            self.latency.line(
-                "x", "p99_ms", source=source, color=color, line_dash="dotted", legend_label=label
-            )
-            self.rps.line("x", "requests_per_s", source=source, color=color, line_width=2, legend_label=label)
-            self.errors.line("x", "error_rate", source=source, color=color, line_width=2, legend_label=label)
-            self.batch.line("x", "batch_size", source=source, color=color, line_width=2, legend_label=label)
-        for fig in self.figures:
-            if fig.legend:
-                fig.legend.location = "top_left"
-                fig.legend.click_policy = "hide"
-                fig.legend.label_text_font_size = "11px"
+            line = add_line(self.rps, source, "requests_per_s", line_color="#94a3b8", line_width=1.5)
+            add_legend_item(self.rps, "all", [line])
+            return source
+        color = version_color(key)
+        label = f"v{key}"
+        latency = [
+            add_line(self.latency, source, "p50_ms", line_color=color, line_dash="dashed"),
+            add_line(self.latency, source, "p95_ms", line_color=color, line_width=2),
+            add_line(self.latency, source, "p99_ms", line_color=color, line_dash="dotted"),
+        ]
+        add_legend_item(self.latency, label, latency)
+        for fig, field in (
+            (self.rps, "requests_per_s"),
+            (self.errors, "error_rate"),
+            (self.batch, "batch_size"),
+        ):
+            add_legend_item(fig, label, [add_line(fig, source, field, line_color=color, line_width=2)])
         return source
 
     def reset(self, points: dict[str, dict[str, list[Any]]]) -> None:
@@ -127,7 +181,7 @@ class VersionCharts:
     def stream(self, points: dict[str, dict[str, list[Any]]]) -> None:
         for key, column in points.items():
             data = to_source_data(column)
-            if data["x"]:
+            if len(data["x"]):
                 self._source(key).stream(dict(data), rollover=self.rollover)
 
     def mark(self, marks: Sequence[tuple[float, str]]) -> None:
@@ -147,19 +201,23 @@ CAUSE_COLORS = {
 }
 
 
-def revision_strip(x_range: Any) -> tuple[Any, ColumnDataSource]:
+def revision_strip(x_range: Any, axis: TimeAxis | None = None) -> tuple[Any, ColumnDataSource]:
     """A thin figure of revision markers (hover: cause, routes, who) on the charts' time axis."""
     source = ColumnDataSource({"x": [], "y": [], "color": [], "label": [], "who": [], "revision": []})
     fig = figure(
         height=90,
         sizing_mode="stretch_width",
-        x_axis_type="datetime",
+        x_axis_type=None,
         x_range=x_range,
         tools="",
         toolbar_location=None,
         title="Revisions (hover for what changed)",
     )
-    fig.scatter("x", "y", source=source, size=13, color="color", marker="triangle", line_color="#1f2933")
+    (axis or TimeAxis()).attach(fig)
+    fig.add_glyph(
+        source,
+        Scatter(x="x", y="y", size=13, fill_color="color", marker="triangle", line_color="#1f2933"),
+    )
     fig.yaxis.visible = False
     fig.ygrid.visible = False
     fig.y_range = DataRange1d(start=0, end=2)

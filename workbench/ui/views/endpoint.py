@@ -13,6 +13,7 @@ from panel.viewable import Viewer
 from workbench.ui.models.endpoint import STRATEGIES, EndpointModel
 from workbench.ui.plans import split_label
 from workbench.ui.views.charts import CAUSE_COLORS, VersionCharts, revision_rows, revision_strip
+from workbench.ui.views.progressive import first_then_rest
 from workbench.ui.views.shell import esc, stylesheets
 from workbench.ui.views.widgets import badge, split_bar, when
 
@@ -30,7 +31,7 @@ class EndpointView(Viewer):
         super().__init__(**params)
         model = self._model_
         self.charts = VersionCharts(rollover=model.window_s)
-        self._strip, self._strip_source = revision_strip(self.charts.latency.x_range)
+        self._strip, self._strip_source = revision_strip(self.charts.latency.x_range, self.charts.axis)
         css = stylesheets()
         self._summary = pn.pane.HTML(sizing_mode="stretch_width", stylesheets=css)
         self._no_traffic = pn.pane.HTML(
@@ -114,6 +115,7 @@ class EndpointView(Viewer):
             for r in model.replicas
         )
         self._replicas.object = (
+            '<h3 class="wb-section">Replicas</h3>'
             '<table class="wb-table" data-testid="replicas"><tr><th>replica</th><th>version</th><th>state</th>'
             f"<th>device</th><th>pid</th><th>restarts</th></tr>{rows or '<tr><td colspan=6>none</td></tr>'}</table>"
         )
@@ -130,6 +132,7 @@ class EndpointView(Viewer):
             for r in model.revisions[:30]
         )
         self._history.object = (
+            '<h3 class="wb-section">Revision history</h3>'
             '<table class="wb-table" data-testid="history"><tr><th>rev</th><th>at (UTC)</th><th>cause</th>'
             f"<th>routes</th><th>by</th><th>why</th></tr>{history}</table>"
         )
@@ -163,7 +166,7 @@ class EndpointView(Viewer):
             self._model_select.value = model.models[0]
             self._fill_versions()
         return pn.Column(
-            pn.pane.HTML('<h3 style="font-family:system-ui;margin:4px 0">Act on this endpoint</h3>'),
+            pn.pane.HTML('<h3 class="wb-section">Act on this endpoint</h3>', stylesheets=stylesheets()),
             pn.Row(self._rollback, self._revision, self._rollback_to),
             pn.Row(self._model_select, self._version, self._strategy, self._steps),
             pn.Row(self._deploy, self._start),
@@ -228,17 +231,29 @@ class EndpointView(Viewer):
         self._rollback.disabled = model.record is None
 
     def __panel__(self) -> pn.viewable.Viewable:
-        charts = [pn.pane.Bokeh(fig, sizing_mode="stretch_width") for fig in self.charts.figures]
-        return pn.Column(
-            pn.Row(self._select),
-            self._summary,
-            self._no_traffic,
-            pn.pane.Bokeh(self._strip, sizing_mode="stretch_width"),
-            *charts,
-            self._actions,
-            pn.pane.HTML('<h3 style="font-family:system-ui;margin:4px 0">Replicas</h3>'),
-            self._replicas,
-            pn.pane.HTML('<h3 style="font-family:system-ui;margin:4px 0">Revision history</h3>'),
-            self._history,
+        def chart(fig: Any) -> pn.pane.Bokeh:
+            return pn.pane.Bokeh(fig, sizing_mode="stretch_width")
+
+        def below_the_first_screen() -> list[Any]:
+            return [
+                chart(self.charts.errors),
+                chart(self.charts.batch),
+                self._actions,
+                self._replicas,
+                self._history,
+            ]
+
+        # The first screen: which endpoint, its split and rollout, the revision strip, latency and
+        # requests/s. Error rate, batch size, the actions and the tables follow once it is drawn.
+        return first_then_rest(
+            [
+                pn.Row(self._select),
+                self._summary,
+                self._no_traffic,
+                chart(self._strip),
+                chart(self.charts.latency),
+                chart(self.charts.rps),
+            ],
+            below_the_first_screen,
             sizing_mode="stretch_width",
         )

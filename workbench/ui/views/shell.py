@@ -51,6 +51,7 @@ table.wb-table td { border-bottom: 1px solid #f0f4f8; padding: 4px 6px; vertical
 .wb-outcome-bad { border-left: 4px solid #ef4444; background: #fef2f2; padding: 8px 12px;
   font-family: system-ui, sans-serif; }
 .wb-stale { color: #b45309; font-size: 12px; }
+h3.wb-section { font-family: system-ui, sans-serif; margin: 4px 0; font-size: 17px; }
 """
 
 PAGES = (

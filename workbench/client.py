@@ -8,6 +8,7 @@ from __future__ import annotations
 import getpass
 import tempfile
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -17,7 +18,13 @@ from typing import Any, Self
 import httpx
 
 from workbench.errors import UnavailableError, ValidationError, error_from_dict
-from workbench.protocol import ACTOR_HEADER, API_PREFIX, PROBE_HEADER, VERSION_SELECT_HEADER
+from workbench.protocol import (
+    ACTOR_HEADER,
+    API_PREFIX,
+    IDEMPOTENCY_HEADER,
+    PROBE_HEADER,
+    VERSION_SELECT_HEADER,
+)
 from workbench.records.audit import AuditEvent
 from workbench.records.endpoints import EndpointRecord
 from workbench.records.monitoring import AlertEvent, AlertRuleRecord, MonitorRecord, ReportRecord
@@ -35,6 +42,11 @@ from workbench.settings import Settings, get_settings
 from workbench.specs.monitor import AlertRuleSpec, MonitorSpec
 from workbench.specs.rollout import RolloutSpec
 from workbench.specs.runbook import ScheduleSpec
+
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: A changing call whose connection dropped is sent once more with the same idempotency key.
+_CHANGING_ATTEMPTS = 2
+_RETRY_PAUSE_S = 0.2
 
 
 def _default_actor() -> str:
@@ -96,13 +108,24 @@ class Client:
 
     def _request(self, method: str, path: str, **kwargs: Any) -> Any:
         headers = {**self._auth(), **kwargs.pop("headers", {})}
-        try:
-            response = self._http.request(method, f"{API_PREFIX}{path}", headers=headers, **kwargs)
-        except httpx.TransportError as exc:
-            raise UnavailableError(
-                f"cannot reach the control plane at {self.url}: {exc}. Is `workbench up` running?",
-                url=self.url,
-            ) from None
+        changing = method.upper() not in _SAFE_METHODS
+        if changing:
+            # One key per action: the retry below, or a caller repeating it with the same key (a UI after a
+            # dropped connection), is answered with the first copy's result instead of acting twice.
+            headers.setdefault(IDEMPOTENCY_HEADER, uuid.uuid4().hex)
+        attempts = _CHANGING_ATTEMPTS if changing else 1
+        for attempt in range(attempts):
+            try:
+                response = self._http.request(method, f"{API_PREFIX}{path}", headers=headers, **kwargs)
+                break
+            except httpx.TransportError as exc:
+                if attempt + 1 < attempts:
+                    time.sleep(_RETRY_PAUSE_S)
+                    continue
+                raise UnavailableError(
+                    f"cannot reach the control plane at {self.url}: {exc}. Is `workbench up` running?",
+                    url=self.url,
+                ) from None
         if response.status_code >= 400:
             try:
                 payload = response.json().get("error", {})

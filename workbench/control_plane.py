@@ -70,6 +70,7 @@ from workbench.specs.endpoint import (
 )
 from workbench.specs.patterns import model_ref_schema, pattern_schema
 from workbench.store import AuditLog, Database, EndpointRecord, EndpointRepository, migrate
+from workbench.store.idempotency import IdempotencyStore
 from workbench.store.revisions import RejectionRepository, RevisionRepository
 from workbench.store.rollouts import RolloutEvent
 
@@ -166,6 +167,7 @@ class ControlPlane:
         self.db = Database(settings.state_url)
         migrate(self.db)
         self.audit = AuditLog(self.db)
+        self.idempotency = IdempotencyStore(self.db)
         self.registry = MlflowRegistry(
             settings.mlflow_tracking_uri, settings.mlflow_registry_uri, settings.artifact_root
         )

@@ -2,6 +2,9 @@
 
 API_PREFIX = "/api/v1"
 ACTOR_HEADER = "x-workbench-actor"
+# A changing call's key: a repeated copy (double click, retry) gets the first copy's answer, not a rerun.
+IDEMPOTENCY_HEADER = "idempotency-key"
+REPLAYED_HEADER = "idempotent-replayed"  # "true" on an answer replayed for a repeated key
 # The data plane's headers (lower case, as ASGI gives them), defined once for router, replicas and clients.
 VERSION_HEADER = "x-workbench-model-version"  # the version that answered, on every response
 VERSION_SELECT_HEADER = "x-workbench-version"  # pin a request to one version of the endpoint

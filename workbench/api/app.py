@@ -11,6 +11,7 @@ from workbench._version import __version__
 from workbench.api.auth import TokenAuth
 from workbench.api.docs import install_docs
 from workbench.api.errors import install_error_handlers
+from workbench.api.idempotency import IdempotencyMiddleware
 from workbench.api.routes import audit, endpoints, models, monitoring, rollouts, runbooks, system
 from workbench.control_plane import ControlPlane
 from workbench.protocol import API_PREFIX
@@ -41,6 +42,9 @@ def create_app(settings: Settings, plane: ControlPlane | None = None) -> FastAPI
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.add_middleware(
+        IdempotencyMiddleware, token=token, store=lambda scope: scope["app"].state.control_plane.idempotency
+    )
     install_docs(app)
     auth = Depends(TokenAuth(token, open_reads=settings.open_reads))
     app.include_router(system.public, prefix=API_PREFIX)

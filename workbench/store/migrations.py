@@ -371,6 +371,32 @@ def _v7_rollout_analyses(connection: Connection, dialect: str) -> None:
     connection.execute(text("CREATE INDEX ix_rollout_analyses_rollout ON rollout_analyses (rollout_id, id)"))
 
 
+def _v8_idempotent_requests(connection: Connection, dialect: str) -> None:
+    float_type = "REAL" if dialect == "sqlite" else "DOUBLE PRECISION"
+    binary_type = "BLOB" if dialect == "sqlite" else "BYTEA"
+    # A changing call's idempotency key and its answer, so a repeated copy is answered, not run again.
+    connection.execute(
+        text(
+            f"""
+            CREATE TABLE idempotent_requests (
+                key VARCHAR(200) PRIMARY KEY,
+                actor VARCHAR(200) NOT NULL,
+                method VARCHAR(10) NOT NULL,
+                path VARCHAR(1000) NOT NULL,
+                fingerprint VARCHAR(64) NOT NULL,
+                claimed_at {float_type} NOT NULL,
+                answered_at {float_type},
+                status INTEGER,
+                body {binary_type},
+                content_type VARCHAR(200)
+            )"""
+        )
+    )
+    connection.execute(
+        text("CREATE INDEX ix_idempotent_requests_claimed ON idempotent_requests (claimed_at)")
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "audit log and endpoint definitions", _v1_initial),
     Migration(2, "rollouts and their event history", _v2_rollouts),
@@ -381,6 +407,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         6, "monitor history (series points) and the request-id index for feedback", _v6_monitor_history
     ),
     Migration(7, "every tick's rollout analysis (estimates and bounds over time)", _v7_rollout_analyses),
+    Migration(8, "idempotency keys of changing calls and their answers", _v8_idempotent_requests),
 )
 
 

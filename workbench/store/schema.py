@@ -6,7 +6,19 @@ now, so queries stay readable. A test checks the two agree.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Float, ForeignKey, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
 
 metadata = MetaData()
 
@@ -91,6 +103,22 @@ rollout_analyses = Table(
     Column("reason", Text, nullable=False),
     Column("evidence", Text, nullable=False),
     Index("ix_rollout_analyses_rollout", "rollout_id", "id"),
+)
+
+idempotent_requests = Table(
+    "idempotent_requests",
+    metadata,
+    Column("key", String(200), primary_key=True),
+    Column("actor", String(200), nullable=False),
+    Column("method", String(10), nullable=False),
+    Column("path", String(1000), nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("claimed_at", Float, nullable=False),
+    Column("answered_at", Float, nullable=True),
+    Column("status", Integer, nullable=True),
+    Column("body", LargeBinary, nullable=True),
+    Column("content_type", String(200), nullable=True),
+    Index("ix_idempotent_requests_claimed", "claimed_at"),
 )
 
 monitors = Table(

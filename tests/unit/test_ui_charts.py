@@ -14,11 +14,15 @@ from workbench.ui.views.progressive import first_then_rest
 
 def test_feed_columns_become_binary_arrays_with_nan_gaps_and_percent_errors() -> None:
     data = to_source_data({"ts": [10, 11, 12], "p95_ms": [1.5, None, 3.0], "error_rate": [0.0, 0.25]})
-    assert data["x"].dtype == np.float64 and data["x"].tolist() == [10_000.0, 11_000.0, 12_000.0]
+    assert data["x"].dtype == np.float64
+    assert data["x"].tolist() == [10_000.0, 11_000.0, 12_000.0]
     assert data["p95_ms"].dtype == np.float32
-    assert data["p95_ms"][0] == 1.5 and math.isnan(data["p95_ms"][1]) and data["p95_ms"][2] == 3.0
+    assert data["p95_ms"][0] == 1.5
+    assert math.isnan(data["p95_ms"][1])
+    assert data["p95_ms"][2] == 3.0
     # a column shorter than the time column is padded with gaps, not misaligned
-    assert data["error_rate"][1] == 25.0 and math.isnan(data["error_rate"][2])
+    assert data["error_rate"][1] == 25.0
+    assert math.isnan(data["error_rate"][2])
     assert all(len(data[name]) == 3 for name in data)
 
 

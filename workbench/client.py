@@ -72,10 +72,12 @@ class Client:
         settings: Settings | None = None,
         actor: str | None = None,
         timeout: float = 60.0,
+        idempotency_key: str | None = None,
     ) -> None:
         self.settings = settings or get_settings()
         self.url = (url or self.settings.api_url).rstrip("/")
         self._token = token
+        self._idempotency_key = idempotency_key
         headers = {ACTOR_HEADER: actor or self.settings.actor or _default_actor()}
         self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
 
@@ -85,11 +87,21 @@ class Client:
         """Who this client's calls are recorded as in the audit log."""
         return str(self._http.headers.get(ACTOR_HEADER, ""))
 
-    def as_actor(self, actor: str) -> Client:
+    def as_actor(self, actor: str, *, idempotency_key: str | None = None) -> Client:
         """A new client to the same control plane with the same token, acting as ``actor`` (a UI acting
-        for its signed-in user); the caller closes it."""
+        for its signed-in user); the caller closes it.
+
+        ``idempotency_key``: the key of the one action this client is made for (a UI's confirmation),
+        so the same confirmation sent twice acts once; a second, different changing call is refused."""
         timeout = self._http.timeout.read or 60.0
-        return Client(self.url, token=self._token, settings=self.settings, actor=actor, timeout=timeout)
+        return Client(
+            self.url,
+            token=self._token,
+            settings=self.settings,
+            actor=actor,
+            timeout=timeout,
+            idempotency_key=idempotency_key,
+        )
 
     def close(self) -> None:
         self._http.close()
@@ -112,7 +124,7 @@ class Client:
         if changing:
             # One key per action: the retry below, or a caller repeating it with the same key (a UI after a
             # dropped connection), is answered with the first copy's result instead of acting twice.
-            headers.setdefault(IDEMPOTENCY_HEADER, uuid.uuid4().hex)
+            headers.setdefault(IDEMPOTENCY_HEADER, self._idempotency_key or uuid.uuid4().hex)
         attempts = _CHANGING_ATTEMPTS if changing else 1
         for attempt in range(attempts):
             try:
@@ -349,9 +361,15 @@ class Client:
 
     # ------------------------------------------------------------- rollouts
     def start_rollout(
-        self, spec: RolloutSpec | Mapping[str, Any], *, reason: str | None = None, force: bool = False
+        self,
+        spec: RolloutSpec | Mapping[str, Any],
+        *,
+        reason: str | None = None,
+        force: bool = False,
+        expected_revision: int | None = None,
     ) -> RolloutRecord:
-        """Start a canary of ``spec["candidate"]`` on ``spec["endpoint"]``; the controller drives it."""
+        """Start a canary of ``spec["candidate"]`` on ``spec["endpoint"]``; the controller drives it.
+        ``expected_revision``: refused (409) if the endpoint changed since the caller looked."""
         # Only what differs from the defaults: a control plane a version older fills in its own.
         body_spec = (
             spec.model_dump(mode="json", exclude_defaults=True)
@@ -362,7 +380,12 @@ class Client:
             self._request(
                 "POST",
                 "/rollouts",
-                json={"spec": body_spec, "reason": reason, **({"force": True} if force else {})},
+                json={
+                    "spec": body_spec,
+                    "reason": reason,
+                    **({"force": True} if force else {}),
+                    **({"expected_revision": expected_revision} if expected_revision is not None else {}),
+                },
                 timeout=600.0,
             )
         )

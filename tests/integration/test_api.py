@@ -407,3 +407,18 @@ def test_a_latency_check_can_judge_against_the_endpoints_objective(
     assert checks["latency_slo"]["objective_ms"] == 80.0  # the objective at the start, recorded
     assert not checks["latency_slo"]["objective_from_endpoint"]
     client.rollout_action(record.id, "abort")
+
+
+def test_a_rollout_confirmed_against_a_stale_revision_is_refused_and_nothing_starts(
+    client: Client, plane: ControlPlane, model_dir: Path, reference_file: Path
+) -> None:
+    client.register_from_path("churn", model_dir, reference={"path": str(reference_file), "target": "label"})
+    client.register_from_path("churn", model_dir, reference={"path": str(reference_file), "target": "label"})
+    client.create_endpoint("canaried", "models:/churn/1")
+    spec = {"endpoint": "canaried", "candidate": "models:/churn/2"}
+    client.update_endpoint("canaried", "models:/churn/1", revision=1, latency_objective_ms=50.0)  # revision 2
+    with pytest.raises(ConflictError, match="changed meanwhile: revision is 2, expected 1"):
+        client.start_rollout(spec, expected_revision=1)
+    assert client.rollouts(endpoint="canaried") == []
+    record = client.start_rollout(spec, expected_revision=2)
+    client.rollout_action(record.id, "abort")

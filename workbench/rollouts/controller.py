@@ -115,11 +115,20 @@ class RolloutController:
 
     # --------------------------------------------------------------- commands
     def start(
-        self, spec: RolloutSpec, *, actor: str, reason: str | None = None, force: bool = False
+        self,
+        spec: RolloutSpec,
+        *,
+        actor: str,
+        reason: str | None = None,
+        force: bool = False,
+        expected_revision: int | None = None,
     ) -> RolloutRecord:
-        """``force``: start even though an analysis rejected the candidate on this endpoint before."""
+        """``force``: start even though an analysis rejected the candidate on this endpoint before.
+        ``expected_revision``: refuse unless the endpoint is still what the caller confirmed."""
         spec = self._with_endpoint_objective(spec)
-        record = self._create(spec, actor=actor, reason=reason, force=force)
+        record = self._create(
+            spec, actor=actor, reason=reason, force=force, expected_revision=expected_revision
+        )
         with self._tick_lock(record.id):  # the loop must not tick a blue-green between its gate and switch
             return self._begin(record, spec, actor)
 
@@ -132,8 +141,24 @@ class RolloutController:
             raise ValidationError(str(exc), endpoint=spec.endpoint) from None
         return spec if analysis is spec.analysis else spec.model_copy(update={"analysis": analysis})
 
-    def _create(self, spec: RolloutSpec, *, actor: str, reason: str | None, force: bool) -> RolloutRecord:
-        endpoint = self.plane.get_endpoint(spec.endpoint).spec
+    def _create(
+        self,
+        spec: RolloutSpec,
+        *,
+        actor: str,
+        reason: str | None,
+        force: bool,
+        expected_revision: int | None = None,
+    ) -> RolloutRecord:
+        current = self.plane.get_endpoint(spec.endpoint)
+        if expected_revision is not None and current.revision != expected_revision:
+            raise ConflictError(
+                f"endpoint {spec.endpoint!r} changed meanwhile: revision is {current.revision}, "
+                f"expected {expected_revision}",
+                endpoint=spec.endpoint,
+                revision=current.revision,
+            )
+        endpoint = current.spec
         with self.plane.db.read() as connection:
             active = self.repo.active_for(connection, spec.endpoint)
         if active is not None:  # the database refuses it too; this says so before anything else

@@ -32,6 +32,7 @@ class Preview:
     detail: str
     expected_revision: int | None
     to_revision: int | None = None
+    rollout_id: str | None = None  # the rollout a pause/resume/promote/abort acts on: the one shown
 
     @property
     def changes_traffic(self) -> bool:
@@ -140,6 +141,7 @@ def preview_rollout_action(record: EndpointRecord, rollout: RolloutRecord, actio
         routes_after=split_label(after),
         detail=detail,
         expected_revision=record.revision,
+        rollout_id=rollout.id,
     )
 
 

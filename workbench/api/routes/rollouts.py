@@ -27,6 +27,11 @@ class StartRollout(BaseModel):
     force: bool = Field(
         default=False, description="start even if the candidate was rejected on this endpoint"
     )
+    expected_revision: int | None = Field(
+        default=None,
+        ge=1,
+        description="refuse (409) unless the endpoint is still at this revision: what a confirmation showed",
+    )
 
 
 class RolloutAction(BaseModel):
@@ -39,7 +44,13 @@ class RolloutAction(BaseModel):
 def start_rollout(
     body: StartRollout, request: Request, plane: ControlPlane = Depends(control_plane)
 ) -> RolloutRecord:
-    return plane.rollouts.start(body.spec, actor=actor_of(request), reason=body.reason, force=body.force)
+    return plane.rollouts.start(
+        body.spec,
+        actor=actor_of(request),
+        reason=body.reason,
+        force=body.force,
+        expected_revision=body.expected_revision,
+    )
 
 
 @router.get("/rollouts", responses=links.ROLLOUT_LISTED)

@@ -2,37 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import param
 
 from workbench.client import Client
 from workbench.errors import WorkbenchError
 from workbench.records.endpoints import EndpointRecord
 from workbench.records.rollouts import RolloutRecord
-from workbench.specs.rollout import Strategy
+from workbench.ui import intents
 from workbench.ui.feed import Update
 from workbench.ui.models.base import PageModel
-from workbench.ui.plans import (
-    Preview,
-    preview_deploy,
-    preview_rollback,
-    preview_rollout_action,
-    preview_rollout_start,
-)
+from workbench.ui.plans import Preview
 
-STRATEGIES = ("canary", "blue_green", "shadow")
-
-
-def parse_steps(text: str) -> list[float]:
-    """``"5, 25, 50"`` → ``[5.0, 25.0, 50.0]``: increasing percentages strictly between 0 and 100."""
-    try:
-        weights = [float(part) for part in text.replace(";", ",").split(",") if part.strip()]
-    except ValueError:
-        raise ValueError(f"canary steps must be numbers separated by commas, got {text!r}") from None
-    if not weights or any(not 0 < w < 100 for w in weights) or weights != sorted(set(weights)):
-        raise ValueError("canary steps must be increasing percentages between 0 and 100, e.g. 5, 25, 50")
-    return weights
+STRATEGIES = intents.STRATEGIES
+#: Why, in the audit log, for what is done from a dashboard page.
+REASON = "from the dashboard"
 
 
 class EndpointModel(PageModel):
@@ -77,103 +60,45 @@ class EndpointModel(PageModel):
         )
 
     # -------------------------------------------------------------- actions
-    def _current(self) -> EndpointRecord | None:
-        if self.record is None:
-            self.desk.refuse(f"endpoint {self.endpoint!r} does not exist (any more)")
-        return self.record
-
-    def propose_rollback(self, to_revision: int | None = None, *, force: bool = False) -> None:
-        record = self._current()
-        if record is None:
-            return
-        try:
+    def _view(self, *, rejected: bool = False) -> intents.EndpointView:
+        """What this page shows of the endpoint: the preview is made from it, as the person saw it."""
+        seen: set[tuple[str, int]] = set()
+        if rejected and self.record is not None:
             with self.desk_client() as client:
-                rejected = {(r.model, r.version) for r in client.rejected_versions(record.spec.name)}
-            preview = preview_rollback(
-                record,
-                self.revisions,
-                rejected,
-                to_revision=to_revision,
-                force=force,
-                active_rollout=self.rollout,
-            )
-        except WorkbenchError as exc:
-            self.desk.refuse(f"Cannot roll back: {exc}")
-            return
-
-        def perform(client: Client, preview: Preview) -> str:
-            result = client.rollback(
-                preview.endpoint,
-                to_revision=to_revision,
-                force=force,
-                expected_revision=preview.expected_revision,
-                reason="rolled back from the dashboard",
-            )
-            return result.message
-
-        self.desk.propose(preview, perform)
-
-    def propose_deploy(self, model: str, version: int) -> None:
-        preview = preview_deploy(self.record, self.endpoint, model, version)
-
-        def perform(client: Client, preview: Preview) -> str:
-            options: dict[str, Any] = {}
-            if preview.expected_revision is not None:
-                options["expected_revision"] = preview.expected_revision
-            record = client.deploy(
-                preview.endpoint,
-                f"models:/{model}/{version}",
-                reason="deployed from the dashboard",
-                **options,
-            )
-            return f"{record.spec.name} now serves {model} v{version} (revision {record.revision})"
-
-        self.desk.propose(preview, perform)
-
-    def propose_rollout(self, model: str, version: int, strategy: str, steps: str = "5, 25, 50") -> None:
-        record = self._current()
-        if record is None:
-            return
-        if strategy not in STRATEGIES:
-            self.desk.refuse(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
-            return
-        try:
-            weights = parse_steps(steps) if strategy == "canary" else []
-        except ValueError as exc:
-            self.desk.refuse(str(exc))
-            return
-        preview = preview_rollout_start(
-            record, model, version, strategy=Strategy(strategy), step_weights=weights
+                seen = {(r.model, r.version) for r in client.rejected_versions(self.record.spec.name)}
+        return intents.EndpointView(
+            record=self.record, rollout=self.rollout, history=self.revisions, rejected=seen
         )
 
+    def _propose(self, intent: intents.Intent, *, rejected: bool = False) -> None:
+        try:
+            view = self._view(rejected=rejected)
+            preview = intents.preview(intent, view)
+        except WorkbenchError as exc:
+            self.desk.refuse(str(exc))
+            return
+
         def perform(client: Client, preview: Preview) -> str:
-            spec: dict[str, Any] = {
-                "endpoint": preview.endpoint,
-                "candidate": f"models:/{model}/{version}",
-                "strategy": strategy,
-            }
-            if weights:
-                spec["steps"] = [{"weight": w} for w in weights]
-            started = client.start_rollout(spec, reason="started from the dashboard")
-            return f"rollout {started.id} started: {strategy.replace('_', '-')} of {model} v{version}"
+            return intents.perform(client, intent, preview, reason=REASON).message
 
         self.desk.propose(preview, perform)
+
+    def propose_rollback(self, to_revision: int | None = None, *, force: bool = False) -> None:
+        self._propose(intents.Rollback(self.endpoint, to_revision, force), rejected=True)
+
+    def propose_deploy(self, model: str, version: int) -> None:
+        self._propose(intents.Deploy(self.endpoint, model, version))
+
+    def propose_rollout(self, model: str, version: int, strategy: str, steps: str = "5, 25, 50") -> None:
+        try:
+            weights = intents.parse_steps(steps) if strategy == "canary" else ()
+        except WorkbenchError as exc:
+            self.desk.refuse(str(exc))
+            return
+        self._propose(intents.StartRollout(self.endpoint, model, version, strategy, weights))
 
     def propose_rollout_action(self, action: str) -> None:
-        record = self._current()
-        if record is None:
-            return
-        rollout = self.rollout
-        if rollout is None:
-            self.desk.refuse(f"no active rollout on {self.endpoint}")
-            return
-        preview = preview_rollout_action(record, rollout, action)
-
-        def perform(client: Client, preview: Preview) -> str:
-            after = client.rollout_action(rollout.id, action, reason=f"{action} from the dashboard")
-            return f"rollout {after.id}: {after.phase.value}"
-
-        self.desk.propose(preview, perform)
+        self._propose(intents.RolloutAction(self.endpoint, action))
 
     def versions_of(self, model: str) -> list[tuple[str, int]]:
         """(label, version) choices for the forms, newest first, aliases named: from the feed, so a page

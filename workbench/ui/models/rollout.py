@@ -10,9 +10,10 @@ from workbench.client import Client
 from workbench.errors import WorkbenchError
 from workbench.records.endpoints import EndpointRecord
 from workbench.records.rollouts import RolloutAnalysis, RolloutRecord
+from workbench.ui import intents
 from workbench.ui.feed import Snapshot, Update, is_active
 from workbench.ui.models.base import PageModel
-from workbench.ui.plans import Preview, preview_rollback, preview_rollout_action
+from workbench.ui.plans import Preview
 
 #: A check's columns per tick, as the rollout page's chart sources hold them.
 CHECK_COLUMNS = ("x", "estimate", "low", "high", "threshold", "verdict", "color", "decision", "reason", "n")
@@ -94,32 +95,27 @@ class RolloutModel(PageModel):
         if record is None or endpoint is None:
             self.desk.refuse("this rollout or its endpoint no longer exists")
             return
-        if action == "rollback":
-            try:
+        name = endpoint.spec.name
+        active = record if is_active(record) else None
+        try:
+            if action == "rollback":
                 with self.desk.client() as client:
-                    history = client.history(endpoint.spec.name)
-                    rejected = {(r.model, r.version) for r in client.rejected_versions(endpoint.spec.name)}
-                preview = preview_rollback(
-                    endpoint, history, rejected, active_rollout=record if is_active(record) else None
-                )
-            except WorkbenchError as exc:
-                self.desk.refuse(f"Cannot roll back: {exc}")
-                return
-
-            def roll_back(client: Client, preview: Preview) -> str:
-                result = client.rollback(
-                    preview.endpoint,
-                    expected_revision=preview.expected_revision,
-                    reason="rolled back from the dashboard",
-                )
-                return result.message
-
-            self.desk.propose(preview, roll_back)
+                    view = intents.EndpointView(
+                        record=endpoint,
+                        rollout=active,
+                        history=client.history(name),
+                        rejected={(r.model, r.version) for r in client.rejected_versions(name)},
+                    )
+                intent: intents.Intent = intents.Rollback(name)
+            else:
+                view = intents.EndpointView(record=endpoint, rollout=active)
+                intent = intents.RolloutAction(name, action)
+            preview = intents.preview(intent, view)
+        except WorkbenchError as exc:
+            self.desk.refuse(str(exc))
             return
-        preview = preview_rollout_action(endpoint, record, action)
 
-        def act(client: Client, preview: Preview) -> str:
-            after = client.rollout_action(record.id, action, reason=f"{action} from the dashboard")
-            return f"rollout {after.id}: {after.phase.value}"
+        def perform(client: Client, preview: Preview) -> str:
+            return intents.perform(client, intent, preview, reason="from the dashboard").message
 
-        self.desk.propose(preview, act)
+        self.desk.propose(preview, perform)

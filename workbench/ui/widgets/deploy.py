@@ -6,21 +6,18 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import ipywidgets as widgets  # type: ignore[import-untyped]
-from pydantic import ValidationError as SpecError
 
 from workbench.client import Client
 from workbench.errors import (
-    ConflictError,
-    NotFoundError,
     ValidationError,
     WorkbenchError,
-    describe_validation_errors,
 )
 from workbench.records.endpoints import EndpointRecord
 from workbench.records.rollouts import RolloutRecord
 from workbench.specs.endpoint import check_endpoint_name
-from workbench.specs.rollout import RolloutSpec, Strategy
-from workbench.ui.plans import Preview, endpoint_routes, preview_deploy, preview_rollout_start, split_label
+from workbench.specs.rollout import Strategy
+from workbench.ui import intents
+from workbench.ui.plans import Preview
 from workbench.ui.widgets import _layout
 from workbench.ui.widgets import _render as render
 from workbench.ui.widgets._confirm import Action, Confirmation
@@ -139,23 +136,18 @@ class DeployWidget(Viewer):
     def _plan(self) -> tuple[Preview, Action]:
         model, version = self._chosen_version()
         name = self._endpoint_name()
-        strategy = self.strategy.value
-        try:
-            record: EndpointRecord | None = self.client.get_endpoint(name)
-        except NotFoundError:
-            record = None
-        candidate = f"models:/{model}/{version}"
+        strategy = str(self.strategy.value)
+        view = intents.read_view(self.client, name, for_rollback=False)
         if strategy == DEPLOY:
-            return preview_deploy(record, name, model, version), lambda p: self._deploy(p, candidate)
-        if record is None:
-            raise ValidationError(
-                f"endpoint {name!r} does not exist: a rollout changes a served endpoint; deploy first"
-            )
-        spec = self._rollout_spec(name, candidate, strategy)
-        preview = preview_rollout_start(
-            record, model, version, strategy=spec.strategy, step_weights=[s.weight for s in spec.steps]
-        )
-        return preview, lambda p: self._start_rollout(p, spec)
+            intent: intents.Intent = intents.Deploy(name, model, version)
+        else:
+            if view.record is None:
+                raise ValidationError(
+                    f"endpoint {name!r} does not exist: a rollout changes a served endpoint; deploy first"
+                )
+            intent = intents.StartRollout(name, model, version, strategy, options=self.rollout_options)
+        preview = intents.preview(intent, view)
+        return preview, lambda p: self._act(intent, p)
 
     def _chosen_version(self) -> tuple[str, int]:
         model, choice = self.model.value, self.version.value
@@ -176,41 +168,11 @@ class DeployWidget(Viewer):
         except ValueError as exc:
             raise ValidationError(str(exc)) from None
 
-    def _rollout_spec(self, endpoint: str, candidate: str, strategy: str) -> RolloutSpec:
-        fields = {**self.rollout_options, "endpoint": endpoint, "candidate": candidate, "strategy": strategy}
-        try:
-            return RolloutSpec.model_validate(fields)
-        except SpecError as exc:
-            text, details = describe_validation_errors(exc.errors())
-            raise ValidationError(f"invalid rollout: {text}", errors=details) from None
-
-    def _deploy(self, preview: Preview, candidate: str) -> str:
-        options = (
-            {} if preview.expected_revision is None else {"expected_revision": preview.expected_revision}
-        )
-        record = self.client.deploy(preview.endpoint, candidate, reason=self._reason(), **options)
-        self._done(record)
-        return (
-            f"deployed {candidate} on {record.spec.name}: {split_label(endpoint_routes(record))} "
-            f"(revision {record.revision})"
-        )
-
-    def _start_rollout(self, preview: Preview, spec: RolloutSpec) -> str:
-        # POST /rollouts takes no expected revision: check it here, so a preview made stale by
-        # someone else's change is refused rather than acted on (a narrow window remains).
-        current = self.client.get_endpoint(preview.endpoint)
-        if current.revision != preview.expected_revision:
-            raise ConflictError(
-                f"endpoint {preview.endpoint!r} changed meanwhile: revision is {current.revision}, "
-                f"expected {preview.expected_revision}"
-            )
-        record = self.client.start_rollout(spec, reason=self._reason())
-        self._done(record)
-        return (
-            f"started {record.strategy.replace('_', '-')} rollout {record.id} on {record.endpoint}: "
-            f"{record.stable_model} v{record.stable_version} → {record.candidate_model} "
-            f"v{record.candidate_version} ({record.phase.value})"
-        )
+    def _act(self, intent: intents.Intent, preview: Preview) -> str:
+        outcome = intents.perform(self.client, intent, preview, reason=self._reason())
+        if outcome.record is not None:
+            self._done(outcome.record)
+        return outcome.message
 
     def _reason(self) -> str | None:
         return str(self.reason.value).strip() or None

@@ -8,12 +8,13 @@ from dataclasses import dataclass
 import ipywidgets as widgets  # type: ignore[import-untyped]
 
 from workbench.client import Client
-from workbench.errors import ConflictError, NotFoundError, WorkbenchError
+from workbench.errors import NotFoundError, WorkbenchError
 from workbench.records.endpoints import EndpointRecord
 from workbench.records.rollouts import RolloutRecord
 from workbench.rollouts.phases import TRANSITIONS, Phase
 from workbench.specs.rollout import DEFAULT_STEPS, Strategy
-from workbench.ui.plans import Preview, endpoint_routes, preview_rollback, preview_rollout_action, split_label
+from workbench.ui import intents
+from workbench.ui.plans import Preview, endpoint_routes, split_label
 from workbench.ui.widgets import _layout
 from workbench.ui.widgets import _render as render
 from workbench.ui.widgets._confirm import Confirmation
@@ -189,35 +190,32 @@ class RolloutControl(Viewer):
         with self._lock:
             self.refresh()
             try:
-                preview, rollout_id = self._preview(action)
+                intent, view = self._intent(action)
+                preview = intents.preview(intent, view)
             except WorkbenchError as exc:
                 self.confirmation.fail(render.error_text(exc))
                 return None
-            self.confirmation.ask(preview, lambda p: self._run(action, p, rollout_id))
+            self.confirmation.ask(preview, lambda p: self._run(intent, p))
             return preview
 
-    def _preview(self, action: str) -> tuple[Preview, str | None]:
+    def _intent(self, action: str) -> tuple[intents.Intent, intents.EndpointView]:
         if self.record is None:
             raise NotFoundError(f"endpoint {self.endpoint!r} does not exist")
         if action == ROLLBACK:
-            history = self.client.history(self.endpoint)
-            rejected = {(r.model, r.version) for r in self.client.rejected_versions(self.endpoint)}
-            return preview_rollback(self.record, history, rejected, active_rollout=self.active), None
-        if self.active is None:
-            raise ConflictError(f"{self.endpoint!r} has no active rollout to {action}")
-        return preview_rollout_action(self.record, self.active, action), self.active.id
+            view = intents.EndpointView(
+                record=self.record,
+                rollout=self.active,
+                history=self.client.history(self.endpoint),
+                rejected={(r.model, r.version) for r in self.client.rejected_versions(self.endpoint)},
+            )
+            return intents.Rollback(self.endpoint), view
+        return intents.RolloutAction(self.endpoint, action), intents.EndpointView(self.record, self.active)
 
-    def _run(self, action: str, preview: Preview, rollout_id: str | None) -> str:
+    def _run(self, intent: intents.Intent, preview: Preview) -> str:
         """Act on what was previewed: the rollout shown then, even if a refresh has moved on since."""
         reason = str(self.reason.value).strip() or None
         try:
-            if rollout_id is None:
-                result = self.client.rollback(
-                    self.endpoint, reason=reason, expected_revision=preview.expected_revision
-                )
-                return result.message
-            record = self.client.rollout_action(rollout_id, action, reason=reason)
-            return f"{action}: rollout {record.id} is now {record.phase.value.replace('_', ' ')}"
+            return intents.perform(self.client, intent, preview, reason=reason).message
         finally:
             self.refresh()
 

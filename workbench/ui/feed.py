@@ -65,11 +65,15 @@ class DashboardFeed:
         every_s: float = 1.0,
         refresh_s: float = 10.0,
         keep_s: int = KEEP_S,
+        monitor_history: bool = True,
     ) -> None:
         self._client_factory = client_factory
         self.every_s = every_s
         self.refresh_s = refresh_s
         self.keep_s = keep_s
+        # Charts need the monitors' persisted series (and an hour of traffic backfilled from them); a
+        # sidebar of live numbers needs neither, and saves the control plane those reads.
+        self.monitor_history = monitor_history
         self.snapshot = Snapshot()
         self.totals: dict[str, dict[str, dict[str, int]]] = {}
         self.audit: deque[AuditEvent] = deque(maxlen=AUDIT_KEEP)  # newest last
@@ -207,7 +211,7 @@ class DashboardFeed:
             changed.add("audit")
         try:
             new_analyses = self._poll_analyses(snapshot)
-            monitor_points = self._poll_history(snapshot)
+            monitor_points = self._poll_history(snapshot) if self.monitor_history else {}
         except WorkbenchError as exc:
             log.warning("dashboard feed: %s", exc)
             new_analyses, monitor_points = {}, {}
@@ -215,7 +219,7 @@ class DashboardFeed:
             changed.add("analyses")
         if monitor_points:
             changed.add("monitors")
-        if not self.ready.is_set():
+        if not self.ready.is_set() and self.monitor_history:
             self._backfill(traffic, snapshot)
         new_points: dict[str, dict[str, dict[str, list[Any]]]] = {}
         with self._lock:

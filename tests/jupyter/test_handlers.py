@@ -216,3 +216,50 @@ async def test_the_live_stream_pushes_changes_and_stops_polling_when_no_tab_list
     before = services.hub.requests
     await asyncio.sleep(2.5)
     assert services.hub.requests == before  # no tab, no calls to the control plane
+
+
+async def test_the_registry_browser_lists_models_and_their_versions(jp_fetch: Fetch, served: None) -> None:
+    status, models, _ = await _json(jp_fetch, "models")
+    assert status == 200
+    assert [m["name"] for m in models] == ["churn"]
+    status, churn, _ = await _json(jp_fetch, "models", "churn")
+    assert status == 200
+    assert [v["version"] for v in churn["versions"]] == [2, 1]
+    status, missing, _ = await _json(jp_fetch, "models", "nope")
+    assert status == 404
+    assert "nope" in missing["error"]["message"]
+
+
+async def test_a_runbook_is_launched_from_its_parameters_and_its_notebook_opened(
+    jp_fetch: Fetch, jp_root_dir: Path, plane: ControlPlane
+) -> None:
+    status, runbooks, _ = await _json(jp_fetch, "runbooks")
+    assert status == 200
+    greet = next(r for r in runbooks if r["name"] == "greet")
+    assert {p["name"] for p in greet["parameters"]} >= {"who", "times", "loud"}
+    key = uuid.uuid4().hex
+    body = {"parameters": {"who": "lab", "times": 2}}
+    status, run, text = await _post(jp_fetch, "runbooks", "greet", "runs", body=body, key=key)
+    assert status == 201, text
+    again, replayed, _ = await _post(jp_fetch, "runbooks", "greet", "runs", body=body, key=key)
+    assert again == 201
+    assert replayed["id"] == run["id"]  # a retried launch is the same run
+    status, bad, _ = await _post(
+        jp_fetch, "runbooks", "greet", "runs", body={"parameters": {"times": "many"}}, key=uuid.uuid4().hex
+    )
+    assert status == 422, bad
+    code, opened, _ = await _post(jp_fetch, "runs", run["id"], "open", body={})
+    assert code in (200, 422)  # it may still be running
+    for _ in range(60):
+        status, ended, _ = await _json(jp_fetch, "runs", run["id"], params={"wait_s": "5"})
+        if ended["status"] in ("succeeded", "failed", "cancelled", "timed_out"):
+            break
+    assert ended["status"] == "succeeded", ended
+    assert ended["summary"]["greeting"] == "hello lab hello lab"
+    assert ended["actor"].startswith(USER_PREFIX)
+    code, opened, _ = await _post(jp_fetch, "runs", run["id"], "open", body={})
+    assert code == 200
+    notebook = json.loads((jp_root_dir / opened["path"]).read_text())
+    assert any("hello lab" in json.dumps(cell.get("outputs", [])) for cell in notebook["cells"])
+    status, runs, _ = await _json(jp_fetch, "runs")
+    assert [r["id"] for r in runs] == [run["id"]]

@@ -76,6 +76,10 @@ def test_the_catalogue_reads_title_metadata_and_refuses_unknown_names(tmp_path: 
     info.check_parameters({"n": 4})
     with pytest.raises(ValidationError, match="no parameter"):
         info.check_parameters({"m": 4})
+    for wrong in ("4", 4.5, True, None):
+        with pytest.raises(ValidationError, match="n must be int"):
+            info.check_parameters({"n": wrong})
+    info.check_parameters({"endpoint": 7})  # no type hint: not checked here
     with pytest.raises(NotFoundError, match="known runbooks"):
         catalog.get("nope")
 

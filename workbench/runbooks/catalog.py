@@ -59,9 +59,10 @@ class RunbookInfo:
         }
 
     def check_parameters(self, parameters: dict[str, Any]) -> None:
-        """Refuse names the runbook does not declare (a typo would otherwise be silently ignored)."""
-        declared = {p.name for p in self.parameters}
-        unknown = sorted(set(parameters) - declared)
+        """Refuse names the runbook does not declare (a typo would otherwise be silently ignored), and
+        values that are not of a declared simple type (the run would fail in its first cell instead)."""
+        declared = {p.name: p for p in self.parameters}
+        unknown = sorted(set(parameters) - set(declared))
         if unknown:
             raise ValidationError(
                 f"runbook {self.name!r} has no parameter(s) {', '.join(unknown)}; "
@@ -69,6 +70,40 @@ class RunbookInfo:
                 runbook=self.name,
                 unknown=unknown,
             )
+        wrong = {
+            name: declared[name].type
+            for name, value in parameters.items()
+            if not _fits(value, declared[name].type, declared[name].default)
+        }
+        if wrong:
+            described = ", ".join(f"{name} must be {kind}" for name, kind in sorted(wrong.items()))
+            raise ValidationError(
+                f"runbook {self.name!r}: {described}",
+                runbook=self.name,
+                wrong={name: repr(parameters[name])[:100] for name in wrong},
+            )
+
+
+#: JSON values accepted for a declared type; other type hints are not checked here.
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "int": (int,),
+    "float": (int, float),
+    "str": (str,),
+    "bool": (bool,),
+    "list": (list,),
+    "dict": (dict,),
+}
+
+
+def _fits(value: Any, kind: str | None, default: str) -> bool:
+    accepted = _JSON_TYPES.get((kind or "").strip())
+    if accepted is None:
+        return True
+    if value is None:
+        return default.strip() == "None"  # None where the runbook's own default is None
+    if isinstance(value, bool) and bool not in accepted:
+        return False  # True is an int to Python, not to a person filling in a number
+    return isinstance(value, accepted)
 
 
 def _describe(notebook: dict[str, Any]) -> tuple[str, str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -20,6 +21,13 @@ import httpx
 
 from workbench.errors import UnavailableError
 from workbench.protocol import API_PREFIX
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port free now on ``host`` (a child started right after binds it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
 
 
 def is_healthy(url: str, timeout: float = 1.0) -> bool:

@@ -263,3 +263,32 @@ async def test_a_runbook_is_launched_from_its_parameters_and_its_notebook_opened
     assert any("hello lab" in json.dumps(cell.get("outputs", [])) for cell in notebook["cells"])
     status, runs, _ = await _json(jp_fetch, "runs")
     assert [r["id"] for r in runs] == [run["id"]]
+
+
+async def test_dashboards_are_served_through_jupyter_and_signed_in_as_the_jupyter_user(
+    jp_serverapp: Any, jp_fetch: Fetch, served: None, workbench_env: str
+) -> None:
+    try:
+        page = await jp_fetch("workbench", "dashboards", "overview", raise_error=False, request_timeout=120)
+        assert page.code == 200, page.body[:500]
+        html = page.body.decode()
+        assert "static/js/bokeh.min.js" in html
+        cookies = " ".join(page.headers.get_list("Set-Cookie"))
+        assert "id_token" not in cookies  # the dashboard's session stays in Jupyter
+        assert "user=" not in cookies
+        assert workbench_env not in html
+        script = await jp_fetch("workbench", "dashboards", "static", "js", "bokeh.min.js", raise_error=False)
+        assert script.code == 200
+        assert len(script.body) > 100_000
+        refused = await jp_fetch(
+            "workbench",
+            "dashboards",
+            "overview",
+            headers={"Authorization": ""},
+            raise_error=False,
+            follow_redirects=False,
+        )
+        assert refused.code in (302, 403)  # Jupyter's sign-in first, never the dashboard's
+        assert b"bokeh" not in refused.body
+    finally:
+        jp_serverapp.web_app.settings["workbench_dashboards"].stop()

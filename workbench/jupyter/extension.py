@@ -11,14 +11,17 @@ The control plane is the one ``workbench.Client()`` would find (``WORKBENCH_URL`
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 from typing import Any
 
+from jupyter_server.utils import url_path_join
 from traitlets import Bool, Float, Unicode
 from traitlets.config import Configurable
 
 from workbench.client import Client
+from workbench.jupyter.dashboards import DashboardServer
 from workbench.jupyter.handlers import Services, routes
 from workbench.jupyter.hub import LiveHub
 from workbench.launcher import ControlPlaneProcess, is_healthy
@@ -57,8 +60,15 @@ def load(server_app: Any) -> None:
 
     hub = LiveHub(client_factory, every_s=config.poll_s, idle_stop_s=config.idle_stop_s)
     web_app = server_app.web_app
+    base_url = web_app.settings["base_url"]
     web_app.settings["workbench_services"] = Services(client_factory, hub, config.runs_dir)
-    web_app.add_handlers(".*$", routes(web_app.settings["base_url"]))
+    web_app.settings["workbench_dashboards"] = DashboardServer(
+        settings, url_path_join(base_url, "workbench", "dashboards")
+    )
+    web_app.add_handlers(".*$", routes(base_url))
+    # Jupyter has no stop hook for a plain extension: the dashboards' process is stopped at exit, and
+    # exits by itself should Jupyter be killed (it watches its parent).
+    atexit.register(web_app.settings["workbench_dashboards"].stop)
     server_app.log.info("workbench: extension loaded; control plane at %s", settings.api_url)
 
 

@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import tornado.web
-from jupyter_server.base.handlers import APIHandler
+from jupyter_server.base.handlers import APIHandler, JupyterHandler
 from jupyter_server.utils import url_path_join
 from tornado.iostream import StreamClosedError
 
 from workbench.client import Client
 from workbench.errors import BadRequestError, ValidationError, WorkbenchError
+from workbench.jupyter.dashboards import DashboardProxy, DashboardSocket
 from workbench.jupyter.hub import LiveHub
 from workbench.jupyter.proposals import Proposals, parse_ask
 from workbench.protocol import IDEMPOTENCY_HEADER
@@ -63,6 +64,16 @@ class Services:
     def as_user(self, user: str, idempotency_key: str | None = None) -> Client:
         return self.client().as_actor(user, idempotency_key=idempotency_key)
 
+    @staticmethod
+    def actor_for(user: Any) -> str:
+        """The audit actor: the Jupyter user (``jupyter:alice`` behind JupyterHub or a login), or, on a
+        single-user server reached with its token, the account that runs it: Jupyter then names each
+        token-authenticated request an anonymous user of its own, which says nothing about who acted."""
+        name = str(getattr(user, "username", None) or getattr(user, "name", None) or user)
+        if _ANONYMOUS.match(name):
+            name = _server_account()
+        return f"jupyter:{name}"
+
 
 class WorkbenchHandler(APIHandler):
     @property
@@ -72,14 +83,7 @@ class WorkbenchHandler(APIHandler):
 
     @property
     def user_name(self) -> str:
-        """The audit actor: the Jupyter user (``jupyter:alice`` behind JupyterHub or a login), or, on a
-        single-user server reached with its token, the account that runs it: Jupyter then names each
-        token-authenticated request an anonymous user of its own, which says nothing about who acted."""
-        user = self.current_user
-        name = str(getattr(user, "username", None) or getattr(user, "name", None) or user)
-        if _ANONYMOUS.match(name):
-            name = _server_account()
-        return f"jupyter:{name}"
+        return self.services.actor_for(self.current_user)
 
     def body(self) -> dict[str, Any]:
         try:
@@ -293,7 +297,7 @@ class OpenRunHandler(WorkbenchHandler):
         await self.call(fetch)
 
 
-def routes(base_url: str) -> list[tuple[str, type[WorkbenchHandler]]]:
+def routes(base_url: str) -> list[tuple[str, type[JupyterHandler]]]:
     def at(path: str) -> str:
         return url_path_join(base_url, "workbench", path)
 
@@ -311,4 +315,7 @@ def routes(base_url: str) -> list[tuple[str, type[WorkbenchHandler]]]:
         (at("runs"), RunsHandler),
         (at(f"runs/{run_id}"), RunsHandler),
         (at(f"runs/{run_id}/open"), OpenRunHandler),
+        # A dashboard page's websocket first: every other path under dashboards/ is a page or a file.
+        (at("dashboards") + r"/.*/ws", DashboardSocket),
+        (at("dashboards") + r"(/.*)?", DashboardProxy),
     ]

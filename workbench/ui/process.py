@@ -19,6 +19,9 @@ import httpx
 from workbench.launcher import terminate
 from workbench.settings import Settings, http_url
 
+#: Set to the starter's pid: the dashboard server exits when that process is gone (it was killed).
+PARENT_ENV = "WORKBENCH_DASHBOARD_PARENT_PID"
+
 
 def dashboard_answers(url: str, timeout: float = 1.0) -> bool:
     """The sign-in page answers: the server is up (every other page needs a session)."""
@@ -29,9 +32,24 @@ def dashboard_answers(url: str, timeout: float = 1.0) -> bool:
 
 
 class DashboardProcess:
-    def __init__(self, settings: Settings, log_path: Path) -> None:
+    """``host``/``port`` default to the settings'; ``prefix`` is the path a proxy serves it under."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        log_path: Path,
+        *,
+        host: str | None = None,
+        port: int | None = None,
+        prefix: str = "",
+        exit_with_parent: bool = False,
+    ) -> None:
         self.settings = settings
-        self.url = http_url(settings.host, settings.dashboard_port)
+        self.exit_with_parent = exit_with_parent
+        self.host = host or settings.host
+        self.port = settings.dashboard_port if port is None else port
+        self.prefix = prefix.rstrip("/")
+        self.url = http_url(self.host, self.port) + self.prefix
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
@@ -45,15 +63,20 @@ class DashboardProcess:
             "-m",
             "workbench.ui.server",
             "--host",
-            self.settings.host,
+            self.host,
             "--port",
-            str(self.settings.dashboard_port),
+            str(self.port),
             "--api-url",
             self.settings.api_url,
+            *(["--prefix", self.prefix] if self.prefix else []),
         ]
         self.process = subprocess.Popen(
             command,
-            env={**os.environ, "WORKBENCH_HOME": str(self.settings.home)},
+            env={
+                **os.environ,
+                "WORKBENCH_HOME": str(self.settings.home),
+                **({PARENT_ENV: str(os.getpid())} if self.exit_with_parent else {}),
+            },
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

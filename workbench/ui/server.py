@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import secrets
 import sys
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,6 +26,7 @@ from workbench.settings import Settings, get_settings, http_url
 from workbench.ui.app import pages
 from workbench.ui.context import DashboardContext
 from workbench.ui.files import file_patterns
+from workbench.ui.process import PARENT_ENV
 from workbench.ui.views.shell import stylesheets
 
 log = logging.getLogger("workbench.ui")
@@ -50,9 +54,17 @@ def auth_setting(settings: Settings) -> str:
 
 
 def build_server(
-    context: DashboardContext, *, host: str, port: int, oauth_provider: str | None = None
+    context: DashboardContext,
+    *,
+    host: str,
+    port: int,
+    oauth_provider: str | None = None,
+    prefix: str = "",
 ) -> Any:
-    """A Bokeh server (not started) serving every page behind the sign-in."""
+    """A Bokeh server (not started) serving every page behind the sign-in.
+
+    ``prefix``: the path it is served under when a proxy forwards it as is (JupyterLab's dashboard tabs:
+    ``{base_url}workbench/dashboards``), so the pages' links and websocket go back through the proxy."""
     pn.extension(raw_css=stylesheets(), notifications=False)
     origins = sorted({f"{host}:{port}", f"127.0.0.1:{port}", f"localhost:{port}"})
     # The sign-in cookie's lifetime, in days: Panel reads it from its config (pn.serve does not take it).
@@ -80,6 +92,7 @@ def build_server(
         start=False,
         title="Workbench",
         extra_patterns=file_patterns(context),
+        **({"prefix": prefix} if prefix else {}),
         **options,
     )
 
@@ -92,6 +105,7 @@ def run(
     api_url: str | None = None,
     on_ready: Callable[[str], None] | None = None,
     oauth_provider: str | None = None,
+    prefix: str = "",
 ) -> None:
     """Serve the dashboards in this process until interrupted."""
     bind = host or settings.host
@@ -102,10 +116,10 @@ def run(
     context.feed.start()
     context.feed.ready.wait(FIRST_DATA_WAIT_S)  # the first page then opens with data
     provider = oauth_provider or settings.dashboard_oauth_provider
-    server = build_server(context, host=bind, port=dashboard_port, oauth_provider=provider)
+    server = build_server(context, host=bind, port=dashboard_port, oauth_provider=provider, prefix=prefix)
     server.start()
     if on_ready is not None:
-        on_ready(http_url(bind, server.port))
+        on_ready(http_url(bind, server.port) + prefix)
     try:
         server.io_loop.start()
     finally:
@@ -118,17 +132,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default=None)
     parser.add_argument("--port", type=int, default=None)
     parser.add_argument("--api-url", default=None)
+    parser.add_argument("--prefix", default="", help="the path a proxy serves the pages under")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("bokeh").setLevel(logging.WARNING)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     settings = get_settings()
+    if parent := os.environ.get(PARENT_ENV):
+        threading.Thread(target=_exit_with_parent, args=(int(parent),), daemon=True).start()
     try:
         run(
             settings,
             host=args.host,
             port=args.port,
             api_url=args.api_url,
+            prefix=args.prefix.rstrip("/"),
             on_ready=lambda url: print(f"Workbench dashboards on {url}", flush=True),
         )
     except ValidationError as exc:
@@ -137,6 +155,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 0
     return 0
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A child started for one process (JupyterLab's tabs) must not outlive it if it is killed."""
+    while os.getppid() == parent:
+        time.sleep(2.0)
+    log.warning("dashboard server: the process that started it is gone; exiting")
+    os._exit(0)
 
 
 if __name__ == "__main__":

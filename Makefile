@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck pytest install system-deps clean bench-serving bench-rollouts bench-monitoring bench-runbooks bench-blocked bench-dashboards bench-deps
+.PHONY: demo test lint typecheck pytest install system-deps labextension clean bench-serving bench-rollouts bench-monitoring bench-runbooks bench-blocked bench-dashboards bench-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,8 @@ $(BIN)/python:
 
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet hatchling editables 'hatch-jupyter-builder>=0.9'
+	SKIP_JUPYTER_BUILDER=1 $(BIN)/pip install --quiet --no-build-isolation -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -31,6 +32,23 @@ system-deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
+# The JupyterLab extension, built from extensions/workbench-lab with jlpm (node from Debian when
+# missing; yarn.lock pins every package) and linked into the venv with its server extension enabled,
+# as the wheel installs them. Nothing built is committed.
+LAB := extensions/workbench-lab
+LAB_BUILT := workbench/jupyter/labextension/static/style.js
+LAB_SOURCES := $(wildcard $(LAB)/src/*.ts $(LAB)/style/*) $(LAB)/package.json $(LAB)/yarn.lock $(LAB)/tsconfig.json
+
+$(LAB_BUILT): $(LAB_SOURCES) | $(STAMP)
+	@command -v node >/dev/null || (echo "installing nodejs (to build the JupyterLab extension)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs >/dev/null)
+	cd $(LAB) && export PATH="$(CURDIR)/$(BIN):$$PATH" && jlpm install --immutable >/dev/null && jlpm build:prod >/dev/null
+	mkdir -p $(VENV)/share/jupyter/labextensions $(VENV)/etc/jupyter/jupyter_server_config.d
+	ln -sfn $(CURDIR)/workbench/jupyter/labextension $(VENV)/share/jupyter/labextensions/mlops-workbench
+	cp jupyter-config/server-config/workbench.json $(VENV)/etc/jupyter/jupyter_server_config.d/
+
+labextension: $(LAB_BUILT)
+
 demo: install
 	$(BIN)/workbench demo
 
@@ -41,7 +59,7 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-pytest: install system-deps
+pytest: install system-deps labextension
 	WORKBENCH_REQUIRE_POSTGRES=1 $(BIN)/pytest --durations=10
 
 test: lint typecheck pytest
@@ -76,4 +94,5 @@ bench-dashboards: install system-deps
 	$(BIN)/python benchmarks/dashboards.py --write-docs
 
 clean:
-	rm -rf $(VENV) .workbench .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .workbench .pytest_cache .mypy_cache .ruff_cache workbench/jupyter/labextension \
+		$(LAB)/node_modules $(LAB)/lib $(LAB)/tsconfig.tsbuildinfo

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Generator, Iterator
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import (
@@ -22,9 +23,16 @@ from playwright.sync_api import (
 )
 
 from tests.browser import CHROMIUM, CHROMIUM_ARGS, OfflinePage, is_local, save_screenshot
+from tests.browser._stack import Stack, served_world
 
 #: Long enough for a page on two busy cores, short enough that a missing element fails quickly.
 TIMEOUT_MS = 15_000
+
+
+@pytest.fixture(scope="package")
+def stack(tmp_path_factory: pytest.TempPathFactory, mlflow_template: Path) -> Iterator[Stack]:
+    """The churn models served under load, with the dashboards: one world for every browser test."""
+    yield from served_world(tmp_path_factory.mktemp("served"), mlflow_template)
 
 
 @pytest.fixture(scope="package")

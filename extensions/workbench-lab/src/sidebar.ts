@@ -1,0 +1,285 @@
+/**
+ * The sidebar: every endpoint with its versions, split, health, rollout and firing alerts, live request
+ * numbers, and what can be done to it; the runbooks and their recent runs. Cards are rebuilt when the
+ * state changes and only their numbers are touched each second, so a button is not replaced under a
+ * pointer about to click it.
+ */
+import { CommandRegistry } from '@lumino/commands';
+import { Widget } from '@lumino/widgets';
+
+import { EndpointState, LiveNumbers, SidebarState } from './api';
+import { Change, LiveState } from './live';
+
+export const COMMANDS = {
+  deploy: 'workbench:deploy',
+  rollout: 'workbench:start-rollout',
+  pause: 'workbench:pause-rollout',
+  resume: 'workbench:resume-rollout',
+  promote: 'workbench:promote-rollout',
+  abort: 'workbench:abort-rollout',
+  rollback: 'workbench:rollback',
+  dashboard: 'workbench:open-dashboard',
+  runbook: 'workbench:run-runbook',
+  openRun: 'workbench:open-run',
+  refresh: 'workbench:refresh'
+} as const;
+
+const PALETTE = ['#2563eb', '#f97316', '#10b981', '#a855f7', '#ef4444', '#0ea5e9', '#eab308', '#64748b'];
+
+function color(version: number): string {
+  return PALETTE[(version - 1 + PALETTE.length * 100) % PALETTE.length];
+}
+
+function el<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  className = '',
+  text = ''
+): HTMLElementTagNameMap[K] {
+  const element = document.createElement(tag);
+  if (className) {
+    element.className = className;
+  }
+  if (text) {
+    element.textContent = text;
+  }
+  return element;
+}
+
+function fmt(value: number | null, digits = 1, unit = ''): string {
+  return value === null || value === undefined ? '–' : `${value.toFixed(digits)}${unit}`;
+}
+
+export function splitLabel(endpoint: EndpointState): string {
+  const live = endpoint.routes.filter(r => r.weight > 0).sort((a, b) => b.weight - a.weight);
+  return live.map(r => `${r.model} v${r.version} ${r.weight}%`).join(' / ') || 'no traffic';
+}
+
+export class Sidebar extends Widget {
+  private readonly _busy = new Set<string>();
+  private readonly _numbers = new Map<string, HTMLElement>();
+  private readonly _status: HTMLElement;
+  private readonly _endpoints: HTMLElement;
+  private readonly _runs: HTMLElement;
+
+  constructor(
+    private readonly live: LiveState,
+    private readonly commands: CommandRegistry
+  ) {
+    super();
+    this.id = 'workbench-sidebar';
+    this.addClass('wb-sidebar');
+    this.title.caption = 'Workbench: endpoints, rollouts, runbooks';
+    const header = el('div', 'wb-sidebar-header');
+    header.append(el('h2', '', 'Workbench'));
+    const refresh = el('button', 'wb-link', 'refresh');
+    refresh.addEventListener('click', () => void this.commands.execute(COMMANDS.refresh));
+    header.append(refresh);
+    this._status = el('div', 'wb-status');
+    this._status.dataset.testid = 'wb-status';
+    this._endpoints = el('div', 'wb-endpoints');
+    this._runs = el('div', 'wb-runs');
+    const runbooks = el('button', 'wb-button', 'Run a runbook…');
+    runbooks.dataset.testid = 'wb-run-runbook';
+    runbooks.addEventListener('click', () => void this.commands.execute(COMMANDS.runbook));
+    this.node.append(header, this._status, this._endpoints, el('h3', '', 'Runbooks'), runbooks, this._runs);
+    this.live.changed.connect(this._onChange, this);
+    this._render();
+  }
+
+  /** An action on `endpoint` is running: its buttons are blocked until it ends. */
+  setBusy(endpoint: string, busy: boolean): void {
+    if (busy) {
+      this._busy.add(endpoint);
+    } else {
+      this._busy.delete(endpoint);
+    }
+    this._render();
+  }
+
+  isBusy(endpoint: string): boolean {
+    return this._busy.has(endpoint);
+  }
+
+  dispose(): void {
+    this.live.changed.disconnect(this._onChange, this);
+    super.dispose();
+  }
+
+  private _onChange(_: LiveState, change: Change): void {
+    if (change === 'traffic') {
+      this._renderNumbers(this.live.state);
+    } else {
+      this._render();
+    }
+  }
+
+  private _render(): void {
+    const state = this.live.state;
+    const problem = this.live.problem;
+    this._status.textContent = problem
+      ? `⚠ ${problem}`
+      : state
+        ? `live · ${state.endpoints.length} endpoint(s)`
+        : 'connecting…';
+    this._status.classList.toggle('wb-problem', Boolean(problem));
+    this._endpoints.replaceChildren();
+    this._numbers.clear();
+    if (!state) {
+      return;
+    }
+    if (!state.endpoints.length) {
+      this._endpoints.append(el('p', 'wb-muted', 'No endpoints yet: deploy a model from the command palette.'));
+    }
+    for (const endpoint of state.endpoints) {
+      this._endpoints.append(this._card(endpoint));
+    }
+    this._renderRuns(state);
+    this._renderNumbers(state);
+  }
+
+  private _card(endpoint: EndpointState): HTMLElement {
+    const card = el('div', 'wb-card');
+    card.dataset.endpoint = endpoint.name;
+    card.dataset.testid = `wb-endpoint-${endpoint.name}`;
+    const title = el('div', 'wb-card-title');
+    const name = el('b', '', endpoint.name);
+    title.append(name, el('span', 'wb-muted', ` rev ${endpoint.revision}`));
+    const ready = endpoint.replicas_ready === endpoint.replicas && endpoint.replicas > 0;
+    const health = el(
+      'span',
+      `wb-badge ${ready ? 'wb-ok' : endpoint.replicas ? 'wb-warn' : ''}`,
+      endpoint.replicas ? `${endpoint.replicas_ready}/${endpoint.replicas} ready` : 'no replicas'
+    );
+    health.title = endpoint.devices.join(', ') || 'no device reported';
+    title.append(health);
+    card.append(title);
+
+    const bar = el('div', 'wb-split');
+    for (const route of endpoint.routes.filter(r => r.weight > 0)) {
+      const part = el('div', '', `v${route.version} ${route.weight}%`);
+      part.style.width = `${route.weight}%`;
+      part.style.background = color(route.version);
+      part.title = `${route.model} v${route.version}: ${route.weight}%`;
+      bar.append(part);
+    }
+    card.append(bar);
+    const split = el('div', 'wb-small', splitLabel(endpoint));
+    split.dataset.testid = 'wb-split';
+    card.append(split);
+    if (endpoint.shadows.length) {
+      card.append(el('div', 'wb-small', `shadow: ${endpoint.shadows.join(', ')}`));
+    }
+
+    const rollout = endpoint.rollout;
+    if (rollout) {
+      const line = el('div', 'wb-rollout');
+      line.dataset.testid = 'wb-rollout';
+      const progress = rollout.steps ? ` · step ${rollout.step}/${rollout.steps}` : '';
+      line.textContent = `${rollout.strategy.replace('_', '-')} of ${rollout.candidate}: ${rollout.phase}${progress}`;
+      card.append(line);
+      if (rollout.steps) {
+        const meter = el('progress', 'wb-progress') as HTMLProgressElement;
+        meter.max = rollout.steps;
+        meter.value = Math.min(rollout.step, rollout.steps);
+        card.append(meter);
+      }
+    }
+    if (endpoint.firing.length) {
+      const alerts = el('div', 'wb-alerts', `firing: ${endpoint.firing.join(', ')}`);
+      alerts.dataset.testid = 'wb-firing';
+      card.append(alerts);
+    }
+    const numbers = el('div', 'wb-numbers');
+    numbers.dataset.testid = 'wb-numbers';
+    this._numbers.set(endpoint.name, numbers);
+    card.append(numbers);
+    card.append(this._buttons(endpoint));
+    return card;
+  }
+
+  private _buttons(endpoint: EndpointState): HTMLElement {
+    const row = el('div', 'wb-actions');
+    const busy = this._busy.has(endpoint.name);
+    const phase = endpoint.rollout?.phase ?? null;
+    const active = endpoint.rollout !== null; // the state carries only an active rollout
+    const buttons: [string, string, boolean][] = [
+      ['Deploy…', COMMANDS.deploy, true],
+      ['Rollout…', COMMANDS.rollout, !active],
+      ['Pause', COMMANDS.pause, phase === 'progressing' || phase === 'pending'],
+      ['Resume', COMMANDS.resume, phase === 'paused' || phase === 'inconclusive'],
+      ['Promote', COMMANDS.promote, active],
+      ['Abort', COMMANDS.abort, active],
+      ['Roll back', COMMANDS.rollback, true],
+      ['Dashboard', COMMANDS.dashboard, true]
+    ];
+    for (const [label, command, enabled] of buttons) {
+      const button = el('button', 'wb-button', busy && command !== COMMANDS.dashboard ? '…' : label);
+      button.dataset.command = command;
+      button.disabled = !enabled || (busy && command !== COMMANDS.dashboard);
+      if (command === COMMANDS.rollback) {
+        button.classList.add('wb-danger');
+      }
+      button.addEventListener('click', () => {
+        void this.commands.execute(command, { endpoint: endpoint.name });
+      });
+      row.append(button);
+    }
+    return row;
+  }
+
+  private _renderNumbers(state: SidebarState | null): void {
+    if (!state) {
+      return;
+    }
+    for (const endpoint of state.endpoints) {
+      const target = this._numbers.get(endpoint.name);
+      if (target) {
+        target.replaceChildren(...numberCells(endpoint));
+      }
+    }
+  }
+
+  private _renderRuns(state: SidebarState): void {
+    this._runs.replaceChildren();
+    if (!state.runs.length) {
+      this._runs.append(el('p', 'wb-muted', 'No runs yet.'));
+      return;
+    }
+    for (const run of state.runs) {
+      const row = el('div', 'wb-run');
+      row.dataset.testid = `wb-run-${run.id}`;
+      const status = el('span', `wb-badge wb-run-${run.status}`, run.status);
+      const name = el('b', '', run.runbook);
+      const detail = el('span', 'wb-muted', ` ${run.trigger}${run.endpoint ? ` · ${run.endpoint}` : ''}`);
+      row.append(status, ' ', name, detail);
+      if (run.summary) {
+        const text = Object.entries(run.summary)
+          .map(([key, value]) => `${key}: ${typeof value === 'string' ? value : JSON.stringify(value)}`)
+          .join(' · ');
+        row.append(el('div', 'wb-small', text));
+      }
+      if (['succeeded', 'failed', 'cancelled', 'timed_out'].includes(run.status)) {
+        const open = el('button', 'wb-link', 'open notebook');
+        open.addEventListener('click', () => void this.commands.execute(COMMANDS.openRun, { run: run.id }));
+        row.append(open);
+      }
+      this._runs.append(row);
+    }
+  }
+}
+
+function numberCells(numbers: LiveNumbers): HTMLElement[] {
+  const cells: [string, string, string][] = [
+    [String(numbers.requests_total), 'requests', 'wb-requests'],
+    [fmt(numbers.requests_per_s, 1), 'req/s', 'wb-rps'],
+    [fmt(numbers.p95_ms, 1), 'p95 ms', 'wb-p95'],
+    [numbers.error_rate === null ? '–' : `${(numbers.error_rate * 100).toFixed(1)}%`, 'errors', 'wb-errors']
+  ];
+  return cells.map(([value, label, testid]) => {
+    const cell = el('span', 'wb-stat');
+    const strong = el('b', '', value);
+    strong.dataset.testid = testid;
+    cell.append(strong, el('small', '', label));
+    return cell;
+  });
+}

@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck pytest install system-deps labextension clean bench-serving bench-rollouts bench-monitoring bench-runbooks bench-blocked bench-dashboards bench-deps
+.PHONY: demo test lint typecheck pytest install system-deps labextension clean bench-serving bench-rollouts bench-monitoring bench-runbooks bench-blocked bench-dashboards bench-jupyterlab bench-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -92,6 +92,10 @@ bench-blocked: install
 # control-plane load with 1 and 20 pages open, memory over 10 minutes of live updates (~30 minutes).
 bench-dashboards: install system-deps
 	$(BIN)/python benchmarks/dashboards.py --write-docs
+
+# The JupyterLab extension: rollback click → sidebar, control-plane load with 0, 1 and 5 tabs (~6 minutes).
+bench-jupyterlab: install system-deps labextension
+	$(BIN)/python benchmarks/jupyterlab.py --write-docs
 
 clean:
 	rm -rf $(VENV) .workbench .pytest_cache .mypy_cache .ruff_cache workbench/jupyter/labextension \

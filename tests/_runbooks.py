@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import nbformat
+
+from workbench.settings import Settings
 
 GREET = """\
 import time
@@ -41,3 +44,16 @@ def write_greet(directory: Path) -> None:
         nbformat.v4.new_code_cell(GREET),
     ]
     nbformat.write(notebook, directory / "greet.ipynb")
+
+
+def settings_with_greet(tmp_path: Path, mlflow_template: Path) -> Settings:
+    """A test home (the MLflow template copied in) whose runbooks include ``greet`` beside the shipped ones."""
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(mlflow_template, home / "mlflow.db")
+    runbooks = tmp_path / "runbooks"
+    runbooks.mkdir()
+    write_greet(runbooks)
+    return Settings.for_home(
+        home, allowed_roots=(tmp_path,), api_port=0, serving_backend="none", runbook_dirs=(runbooks,)
+    )

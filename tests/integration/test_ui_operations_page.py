@@ -4,14 +4,13 @@ user, its status followed live from the feed, and the audit timeline with its fi
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests._runbooks import write_greet
+from tests._runbooks import settings_with_greet
 from workbench.client import Client
 from workbench.control_plane import ControlPlane
 from workbench.records.runbooks import RunRecord
@@ -36,15 +35,7 @@ USER = "alice"
 @pytest.fixture
 def settings(tmp_path: Path, mlflow_template: Path) -> Settings:
     """The shared home, plus a directory with the cheap runbook beside the shipped ones."""
-    home = tmp_path / "home"
-    home.mkdir()
-    shutil.copy(mlflow_template, home / "mlflow.db")
-    runbooks = tmp_path / "runbooks"
-    runbooks.mkdir()
-    write_greet(runbooks)
-    return Settings.for_home(
-        home, allowed_roots=(tmp_path,), api_port=0, serving_backend="none", runbook_dirs=(runbooks,)
-    )
+    return settings_with_greet(tmp_path, mlflow_template)
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -13,7 +12,7 @@ from typing import Any
 import pytest
 from tornado.httpclient import HTTPResponse
 
-from tests._runbooks import write_greet
+from tests._runbooks import settings_with_greet
 from tests.jupyter.conftest import until
 from workbench.client import Client
 from workbench.control_plane import ControlPlane
@@ -28,15 +27,7 @@ Fetch = Callable[..., Any]
 
 @pytest.fixture
 def settings(tmp_path: Path, mlflow_template: Path) -> Settings:
-    home = tmp_path / "home"
-    home.mkdir()
-    shutil.copy(mlflow_template, home / "mlflow.db")
-    runbooks = tmp_path / "runbooks"
-    runbooks.mkdir()
-    write_greet(runbooks)
-    return Settings.for_home(
-        home, allowed_roots=(tmp_path,), api_port=0, serving_backend="none", runbook_dirs=(runbooks,)
-    )
+    return settings_with_greet(tmp_path, mlflow_template)
 
 
 @pytest.fixture

@@ -52,7 +52,10 @@ def load(server_app: Any) -> None:
     settings = Settings.from_env()  # at load, not the process-wide cache: one server, one environment
     if config.start_control_plane:
         threading.Thread(
-            target=_start_plane, args=(settings,), name="workbench-control-plane", daemon=True
+            target=_start_plane,
+            args=(settings, server_app.web_app.settings),
+            name="workbench-control-plane",
+            daemon=True,
         ).start()
 
     def client_factory() -> Client:
@@ -72,14 +75,18 @@ def load(server_app: Any) -> None:
     server_app.log.info("workbench: extension loaded; control plane at %s", settings.api_url)
 
 
-def _start_plane(settings: Any) -> None:
+def _start_plane(settings: Any, web_settings: dict[str, Any]) -> None:
     """``workbench up`` as a child of Jupyter, when asked to and none answers (in the background: Jupyter
-    starts meanwhile, and the sidebar says the control plane is not there yet)."""
+    starts meanwhile, and the sidebar says the control plane is not there yet). It is Jupyter's: kept in
+    ``workbench_control_plane`` and stopped when Jupyter exits."""
     if is_healthy(settings.api_url):
         return
     log_path = settings.home / "logs" / "control-plane-from-jupyter.log"
+    process = ControlPlaneProcess(settings.api_url, {"WORKBENCH_HOME": str(settings.home)}, log_path)
+    web_settings["workbench_control_plane"] = process
+    atexit.register(process.stop)
     try:
-        ControlPlaneProcess(settings.api_url, {}, log_path).start()
+        process.start()
         log.info("workbench: started a control plane at %s (log: %s)", settings.api_url, log_path)
     except Exception as exc:  # Jupyter keeps running; the sidebar shows the control plane as down
         log.warning("workbench: could not start a control plane: %s", exc)

@@ -47,7 +47,6 @@ class LiveHub:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_timer: asyncio.TimerHandle | None = None
         self._lock = threading.Lock()
-        self.started = 0  # how many times the feed was started (idle stops let it stop between tabs)
 
     # ----------------------------------------------------------- listeners
     @property
@@ -102,7 +101,6 @@ class LiveHub:
                 self._unsubscribe = feed.subscribe(self._on_update)
                 feed.start()
                 self._feed = feed
-                self.started += 1
             return self._feed
 
     def _stop_if_idle(self) -> None:

@@ -18,6 +18,12 @@ from workbench.tokens import ensure_token
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
+def bearer_matches(authorization: str, token: str) -> bool:
+    """``Authorization: Bearer <token>`` with this token (constant-time)."""
+    scheme, _, presented = authorization.partition(" ")
+    return scheme.lower() == "bearer" and secrets.compare_digest(presented.strip().encode(), token.encode())
+
+
 class TokenAuth:
     """A FastAPI dependency: every call needs the token, except reads when configured open."""
 
@@ -34,7 +40,7 @@ class TokenAuth:
             raise AuthenticationError("missing bearer token: send 'Authorization: Bearer <token>'")
         if scheme.lower() != "bearer" or not presented:
             raise AuthenticationError("malformed Authorization header: expected 'Bearer <token>'")
-        if not secrets.compare_digest(presented.strip().encode(), self._token.encode()):
+        if not bearer_matches(header, self._token):
             raise AuthenticationError("invalid bearer token")
 
 

@@ -14,13 +14,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
-import secrets
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import anyio
 import orjson
 
+from workbench.api.auth import bearer_matches
 from workbench.protocol import ACTOR_HEADER, IDEMPOTENCY_HEADER, REPLAYED_HEADER
 from workbench.store.idempotency import Claim, IdempotencyStore
 
@@ -44,7 +44,7 @@ def _error(status: int, error_type: str, message: str, details: dict[str, Any]) 
 class IdempotencyMiddleware:
     def __init__(self, app: ASGIApp, *, token: str, store: Callable[[Scope], IdempotencyStore]) -> None:
         self.app = app
-        self._token = token.encode()
+        self._token = token
         self._store = store
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -53,7 +53,8 @@ class IdempotencyMiddleware:
             return
         headers = {name.decode("latin-1").lower(): value for name, value in scope.get("headers", [])}
         raw_key = headers.get(IDEMPOTENCY_HEADER)
-        if raw_key is None or not self._authenticated(headers.get("authorization", b"")):
+        authorization = headers.get("authorization", b"").decode("latin-1")
+        if raw_key is None or not bearer_matches(authorization, self._token):
             await self.app(scope, receive, send)  # no key, or the route's own auth answers 401
             return
         key = raw_key.decode("latin-1").strip()
@@ -112,10 +113,6 @@ class IdempotencyMiddleware:
             )
             return
         await self._run(scope, body, send, store, key)
-
-    def _authenticated(self, authorization: bytes) -> bool:
-        scheme, _, presented = authorization.partition(b" ")
-        return scheme.lower() == b"bearer" and secrets.compare_digest(presented.strip(), self._token)
 
     async def _claim(
         self, store: IdempotencyStore, key: str, actor: str, method: str, path: str, fingerprint: str

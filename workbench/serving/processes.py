@@ -196,14 +196,24 @@ def retire(managed: Managed, run_dir: Path) -> None:
         path.unlink(missing_ok=True)
 
 
+#: Unix socket paths must fit in ``sun_path`` (108 bytes on Linux, with its terminating NUL).
+_SOCKET_PATH_MAX = 100
+
+
 def socket_path(run_dir: Path, process_id: str) -> Path:
-    """Unix socket paths are limited to ~107 bytes: a deep home falls back to a short private directory."""
+    """A deep home (or a deep TMPDIR) would give a socket path longer than the kernel accepts: the socket
+    then goes to a short private directory, in the temporary directory or, if that is deep too, /tmp."""
     path = run_dir / f"{process_id}.sock"
-    if len(str(path)) < 100:
+    if len(str(path)) < _SOCKET_PATH_MAX:
         return path
-    short = Path(tempfile.gettempdir()) / f"wb-{hashlib.sha256(str(run_dir).encode()).hexdigest()[:10]}"
-    short.mkdir(mode=0o700, exist_ok=True)
-    return short / f"{hashlib.sha256(process_id.encode()).hexdigest()[:16]}.sock"
+    name = f"wb-{hashlib.sha256(str(run_dir).encode()).hexdigest()[:10]}"
+    leaf = f"{hashlib.sha256(process_id.encode()).hexdigest()[:16]}.sock"
+    for base in (Path(tempfile.gettempdir()), Path("/tmp")):
+        short = base / name / leaf
+        if len(str(short)) < _SOCKET_PATH_MAX:
+            short.parent.mkdir(mode=0o700, exist_ok=True)
+            return short
+    raise OSError(f"no directory short enough for the Unix socket of {process_id} (tried {run_dir} and /tmp)")
 
 
 def failure_message(log_path: Path) -> str | None:

@@ -37,6 +37,15 @@ ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "browser"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
+#: URLs that leave this machine, as a regular expression: Playwright's driver matches it itself, so only
+#: such requests are intercepted. (A Python predicate, or a catch-all pattern, would hold every request
+#: of the page until the test's thread next calls into Playwright: a request fired while a test waits on
+#: the API would not be sent until the wait had timed out.)
+NOT_LOCAL = re.compile(
+    r"^(?!(?:data|blob|about):)(?!(?:https?|wss?)://(?:127\.0\.0\.1|localhost|\[::1\])(?::\d+)?(?:[/?#]|$))"
+)
+
+
 def is_local(url: str) -> bool:
     """Whether a request to ``url`` stays on this machine (``data:``/``blob:``/``about:`` URLs do too)."""
     parts = urlsplit(url)

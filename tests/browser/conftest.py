@@ -15,6 +15,7 @@ import pytest
 from playwright.sync_api import (
     Browser,
     ConsoleMessage,
+    Request,
     Route,
     WebError,
     WebSocketRoute,
@@ -22,7 +23,8 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, OfflinePage, is_local, save_screenshot
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, NOT_LOCAL, OfflinePage, is_local, save_screenshot
+from tests.browser._lab import Lab, running_lab
 from tests.browser._stack import Stack, served_world
 
 #: Long enough for a page on two busy cores, short enough that a missing element fails quickly.
@@ -33,6 +35,12 @@ TIMEOUT_MS = 15_000
 def stack(tmp_path_factory: pytest.TempPathFactory, mlflow_template: Path) -> Iterator[Stack]:
     """The churn models served under load, with the dashboards: one world for every browser test."""
     yield from served_world(tmp_path_factory.mktemp("served"), mlflow_template)
+
+
+@pytest.fixture(scope="package")
+def lab(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """One real ``jupyter lab`` with the built extension, on the served world, for the JupyterLab tests."""
+    yield from running_lab(stack, tmp_path_factory.mktemp("lab"))
 
 
 @pytest.fixture(scope="package")
@@ -69,13 +77,12 @@ def offline_page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[O
     offline = OfflinePage(context.new_page())
 
     def route(route: Route) -> None:
-        url = route.request.url
-        if is_local(url):
-            offline.requested.append(url)
-            route.fallback()
-        else:
-            offline.blocked.append(url)
-            route.abort("blockedbyclient")
+        offline.blocked.append(route.request.url)
+        route.abort("blockedbyclient")
+
+    def requested(request: Request) -> None:
+        if is_local(request.url):
+            offline.requested.append(request.url)
 
     def block_web_socket(ws: WebSocketRoute) -> None:
         offline.blocked.append(ws.url)
@@ -88,8 +95,9 @@ def offline_page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[O
     def web_error(error: WebError) -> None:
         offline.console_errors.append(f"pageerror: {error.error}")
 
-    context.route("**/*", route)
-    context.route_web_socket(lambda url: not is_local(url), block_web_socket)
+    context.route(NOT_LOCAL, route)
+    context.route_web_socket(NOT_LOCAL, block_web_socket)
+    context.on("request", requested)
     context.on("console", console)
     context.on("weberror", web_error)
     try:

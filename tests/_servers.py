@@ -40,24 +40,48 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+class SwitchableServer:
+    """An ASGI app served by uvicorn on one real port, in a background thread, that a test can take down
+    and bring back on the same port: a server that goes away and returns, as the clients see it."""
+
+    def __init__(self, app: Any, port: int | None = None) -> None:
+        self.app = app
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def up(self) -> None:
+        config = uvicorn.Config(
+            self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
+        )
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 60
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("test server did not start")
+            time.sleep(0.02)
+        self._server, self._thread = server, thread
+
+    def down(self) -> None:
+        if self._server is None or self._thread is None:
+            return
+        self._server.should_exit = True
+        self._thread.join(timeout=15)
+        self._server = self._thread = None
+
+
 @contextmanager
 def run_server(app: Any, port: int | None = None) -> Iterator[str]:
     """Serve an ASGI app with uvicorn on a real port in a background thread (as uvicorn's own tests do)."""
-    port = port or free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("test server did not start")
-        time.sleep(0.02)
+    server = SwitchableServer(app, port)
+    server.up()
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield server.url
     finally:
-        server.should_exit = True
-        thread.join(timeout=15)
+        server.down()
 
 
 def postgres_bindir() -> Path | None:

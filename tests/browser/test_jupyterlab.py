@@ -3,94 +3,11 @@ the shared served world (``_stack.py``) under load. What happened is checked thr
 
 from __future__ import annotations
 
-import os
-import secrets
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
+from playwright.sync_api import expect
 
-import httpx
-import pytest
-from playwright.sync_api import Page, expect
-
-from tests._servers import free_port
 from tests.browser import OfflinePage, save_screenshot
+from tests.browser._lab import Lab, open_sidebar
 from tests.browser._stack import ENDPOINT, MODEL, Stack, routes_of, wait_for
-
-BUILT = Path(__file__).resolve().parents[2] / "workbench" / "jupyter" / "labextension" / "package.json"
-
-
-@dataclass
-class Lab:
-    url: str
-    token: str
-    root: Path
-
-
-@pytest.fixture(scope="module")
-def lab(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    if not BUILT.exists():
-        pytest.fail("the JupyterLab extension is not built: `make labextension` builds it", pytrace=False)
-    base = tmp_path_factory.mktemp("lab")
-    root = base / "root"
-    (root / "runbooks").mkdir(parents=True)
-    port, token = free_port(), secrets.token_hex(16)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("WORKBENCH_", "JUPYTER_"))}
-    env.update(
-        WORKBENCH_URL=stack.api_url,
-        WORKBENCH_HOME=str(stack.settings.home),
-        JUPYTER_CONFIG_DIR=str(base / "config"),
-        JUPYTER_RUNTIME_DIR=str(base / "runtime"),
-        JUPYTERLAB_SETTINGS_DIR=str(base / "settings"),
-        JUPYTERLAB_WORKSPACES_DIR=str(base / "workspaces"),
-    )
-    # No news toast asking to be answered over the panels.
-    settings = base / "settings" / "@jupyterlab" / "apputils-extension"
-    settings.mkdir(parents=True)
-    (settings / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
-    log = (base / "lab.log").open("wb")
-    process = subprocess.Popen(
-        [
-            sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
-            f"--ServerApp.port={port}", f"--IdentityProvider.token={token}",
-            f"--ServerApp.root_dir={root}", "--ServerApp.port_retries=0", "--allow-root",
-        ],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            if httpx.get(f"{url}/api/status", params={"token": token}, timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert process.poll() is None, (base / "lab.log").read_text()[-3000:]
-        assert time.monotonic() < deadline, "jupyter lab did not answer"
-        time.sleep(0.3)
-    try:
-        yield Lab(url, token, root)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
-
-
-def open_sidebar(page: Page, lab: Lab) -> None:
-    page.goto(f"{lab.url}/lab?token={lab.token}")
-    tab = page.locator('.jp-SideBar [data-id="workbench-sidebar"]')
-    expect(tab).to_be_visible(timeout=60_000)
-    sidebar = page.locator("#workbench-sidebar")
-    # JupyterLab restores the last layout (the sidebar may already be open): open it only if it is not.
-    if not wait_for(sidebar.is_visible, timeout=3, every=0.2, fail=False):
-        tab.click()
-    expect(sidebar).to_be_visible()
 
 
 def test_the_sidebar_shows_the_endpoint_live_and_acts_through_previews(

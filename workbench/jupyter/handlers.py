@@ -12,6 +12,7 @@ import asyncio
 import getpass
 import json
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -183,6 +184,14 @@ class PreviewHandler(WorkbenchHandler):
 
 
 class PerformHandler(WorkbenchHandler):
+    def _log_action(self, user: str, action: str, outcome: str, asked: float, began: float) -> None:
+        """Jupyter's log says who did what through the sidebar, and how long it waited to start."""
+        done = time.monotonic()
+        self.log.info(
+            "workbench: %s: %s: %s (waited %.0f ms, took %.0f ms)",
+            user, action, outcome, (began - asked) * 1000, (done - began) * 1000,
+        )  # fmt: skip
+
     @tornado.web.authenticated
     async def post(self) -> None:
         user = self.user_name
@@ -194,9 +203,17 @@ class PerformHandler(WorkbenchHandler):
             self.refuse(exc)
             return
 
+        asked = time.monotonic()
+
         def perform() -> dict[str, Any]:
-            with self.services.as_user(user, idempotency_key=key) as client:
-                outcome = intents.perform(client, proposal.intent, proposal.preview, reason=REASON)
+            began = time.monotonic()
+            try:
+                with self.services.as_user(user, idempotency_key=key) as client:
+                    outcome = intents.perform(client, proposal.intent, proposal.preview, reason=REASON)
+            except WorkbenchError as exc:
+                self._log_action(user, proposal.preview.action, f"refused ({exc.message})", asked, began)
+                raise
+            self._log_action(user, proposal.preview.action, outcome.message, asked, began)
             self.services.hub.poke()
             return {"message": outcome.message, "endpoint": proposal.intent.endpoint}
 

@@ -244,6 +244,16 @@ const plugin: JupyterFrontEndPlugin<void> = {
       }
     });
 
+    app.commands.addCommand(COMMANDS.show, {
+      label: 'Workbench: Show the Sidebar',
+      execute: () => {
+        app.shell.activateById(sidebar.id);
+        // Run from the palette, the palette then gives the focus back to the widget it came from (in
+        // the same animation frame as this activation): take it once that is done.
+        requestAnimationFrame(() => window.setTimeout(() => sidebar.focusFirst(), 0));
+      }
+    });
+
     app.commands.addCommand(COMMANDS.refresh, {
       label: 'Workbench: Refresh',
       execute: () => live.reload()
@@ -268,6 +278,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     if (palette) {
       const category = 'Workbench';
       for (const command of [
+        COMMANDS.show,
         COMMANDS.deploy,
         COMMANDS.rollout,
         COMMANDS.pause,

@@ -21,7 +21,8 @@ export const COMMANDS = {
   dashboard: 'workbench:open-dashboard',
   runbook: 'workbench:run-runbook',
   openRun: 'workbench:open-run',
-  refresh: 'workbench:refresh'
+  refresh: 'workbench:refresh',
+  show: 'workbench:show-sidebar'
 } as const;
 
 const PALETTE = ['#2563eb', '#f97316', '#10b981', '#a855f7', '#ef4444', '#0ea5e9', '#eab308', '#64748b'];
@@ -60,6 +61,10 @@ export class Sidebar extends Widget {
   private readonly _status: HTMLElement;
   private readonly _endpoints: HTMLElement;
   private readonly _runs: HTMLElement;
+  /** Which control last had the keyboard focus (`endpoint|command`), to give it back after a rebuild. */
+  private _focusKey: string | null = null;
+  /** The sidebar is moving the focus itself: the control it lands on is not the person's choice. */
+  private _movingFocus = false;
 
   constructor(
     private readonly live: LiveState,
@@ -76,14 +81,34 @@ export class Sidebar extends Widget {
     header.append(refresh);
     this._status = el('div', 'wb-status');
     this._status.dataset.testid = 'wb-status';
+    this._status.setAttribute('role', 'status');
     this._endpoints = el('div', 'wb-endpoints');
     this._runs = el('div', 'wb-runs');
     const runbooks = el('button', 'wb-button', 'Run a runbook…');
     runbooks.dataset.testid = 'wb-run-runbook';
     runbooks.addEventListener('click', () => void this.commands.execute(COMMANDS.runbook));
     this.node.append(header, this._status, this._endpoints, el('h3', '', 'Runbooks'), runbooks, this._runs);
+    this.node.addEventListener('focusin', event => {
+      if (!this._movingFocus) {
+        this._focusKey = (event.target as HTMLElement).dataset?.focusKey ?? null;
+      }
+    });
     this.live.changed.connect(this._onChange, this);
     this._render();
+  }
+
+  /** Shown from the keyboard (the palette's "Show the Sidebar"): the focus goes to its first control. */
+  protected onActivateRequest(): void {
+    this.focusFirst();
+  }
+
+  /** The control that last had the focus, or the first enabled one of the first card, gets it. */
+  focusFirst(): void {
+    const target =
+      (this._focusKey && this._enabled(`[data-focus-key="${CSS.escape(this._focusKey)}"]`)) ||
+      this._enabled('.wb-card button') ||
+      this._enabled('button');
+    target?.focus();
   }
 
   /** An action on `endpoint` is running: its buttons are blocked until it ends. */
@@ -113,7 +138,48 @@ export class Sidebar extends Widget {
     }
   }
 
+  private _enabled(selector: string): HTMLElement | null {
+    return (
+      Array.from(this.node.querySelectorAll<HTMLButtonElement>(selector)).find(b => !b.disabled) ?? null
+    );
+  }
+
+  /**
+   * Cards are rebuilt when the state changes, which would drop the keyboard focus on the floor (the
+   * body): the control that had it gets it back, or, if it is now disabled (a rollout started), the
+   * first control of the same card. Focus elsewhere (a notebook, a dialog) is left alone.
+   */
+  private _restoreFocus(): void {
+    const active = document.activeElement;
+    const lost = !active || active === document.body || !active.isConnected;
+    if (this._focusKey && lost) {
+      this._focusCard(this._focusKey.split('|')[0]);
+    }
+  }
+
+  /** The control of `endpoint`'s card that last had the focus, or its first one enabled. */
+  private _focusCard(endpoint: string): void {
+    if (!this.isVisible) {
+      return;
+    }
+    const key = this._focusKey?.startsWith(`${endpoint}|`) ? CSS.escape(this._focusKey) : null;
+    const target =
+      (key && this._enabled(`[data-focus-key="${key}"]`)) ||
+      this._enabled(`[data-endpoint="${CSS.escape(endpoint)}"] button`);
+    this._movingFocus = true;
+    try {
+      target?.focus();
+    } finally {
+      this._movingFocus = false;
+    }
+  }
+
   private _render(): void {
+    this._renderContent();
+    this._restoreFocus();
+  }
+
+  private _renderContent(): void {
     const state = this.live.state;
     const problem = this.live.problem;
     this._status.textContent = problem
@@ -122,6 +188,8 @@ export class Sidebar extends Widget {
         ? `live · ${state.endpoints.length} endpoint(s)`
         : 'connecting…';
     this._status.classList.toggle('wb-problem', Boolean(problem));
+    // The last state known stays on screen while it cannot be refreshed, dimmed so it is not taken as live.
+    this._endpoints.classList.toggle('wb-stale', Boolean(problem && state));
     this._endpoints.replaceChildren();
     this._numbers.clear();
     if (!state) {
@@ -141,6 +209,8 @@ export class Sidebar extends Widget {
     const card = el('div', 'wb-card');
     card.dataset.endpoint = endpoint.name;
     card.dataset.testid = `wb-endpoint-${endpoint.name}`;
+    card.setAttribute('role', 'group');
+    card.setAttribute('aria-label', `endpoint ${endpoint.name}`);
     const title = el('div', 'wb-card-title');
     const name = el('b', '', endpoint.name);
     title.append(name, el('span', 'wb-muted', ` rev ${endpoint.revision}`));
@@ -213,14 +283,27 @@ export class Sidebar extends Widget {
       ['Dashboard', COMMANDS.dashboard, true]
     ];
     for (const [label, command, enabled] of buttons) {
-      const button = el('button', 'wb-button', busy && command !== COMMANDS.dashboard ? '…' : label);
+      const blocked = busy && command !== COMMANDS.dashboard;
+      const button = el('button', 'wb-button', blocked ? '…' : label);
       button.dataset.command = command;
-      button.disabled = !enabled || (busy && command !== COMMANDS.dashboard);
+      button.dataset.focusKey = `${endpoint.name}|${command}`;
+      button.setAttribute('aria-label', `${label} (${endpoint.name})`);
+      if (blocked) {
+        button.setAttribute('aria-busy', 'true');
+        button.title = 'an action on this endpoint is running';
+      }
+      button.disabled = !enabled || blocked;
       if (command === COMMANDS.rollback) {
         button.classList.add('wb-danger');
       }
+      // When the action ends (done, refused or cancelled), the focus goes back to the card, as a dialog
+      // gives it back to what opened it: the button it came from was rebuilt meanwhile, and JupyterLab
+      // would hand the focus to the main area.
       button.addEventListener('click', () => {
-        void this.commands.execute(command, { endpoint: endpoint.name });
+        const done = this.commands.execute(command, { endpoint: endpoint.name });
+        if (command !== COMMANDS.dashboard) {
+          void done.catch(() => undefined).then(() => this._focusCard(endpoint.name));
+        }
       });
       row.append(button);
     }

@@ -86,6 +86,8 @@ def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 # printed in the header; WORKBENCH_TEST_SEED=N replays an order. Integration tests keep file order: their
 # module-scoped servers are expensive, and their isolation is per module.
 _SEED = int(os.environ.get("WORKBENCH_TEST_SEED") or uuid.uuid4().int % 1_000_000)
+# pytest-xdist's workers must collect the same order as the controller: they inherit the seed.
+os.environ["WORKBENCH_TEST_SEED"] = str(_SEED)
 
 
 def pytest_report_header() -> str:
@@ -93,6 +95,22 @@ def pytest_report_header() -> str:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    _group_for_xdist(items)
+    _shuffle_unit_tests(items)
+
+
+def _group_for_xdist(items: list[pytest.Item]) -> None:
+    """Under ``pytest -n 2 --dist loadgroup`` a module runs on one worker (its module-scoped servers are
+    built once), and so does the whole browser package (one served world, one Chromium)."""
+    for item in items:
+        if not item.config.pluginmanager.hasplugin("xdist"):
+            return
+        path = str(item.path)
+        group = "browser" if "/tests/browser/" in path else path
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
+def _shuffle_unit_tests(items: list[pytest.Item]) -> None:
     import random
 
     unit = [i for i, item in enumerate(items) if "/tests/unit/" in str(item.path)]

@@ -24,8 +24,25 @@ def _run(command: list[str], *, env: dict[str, str] | None = None, cwd: Path | N
     return done.stdout + done.stderr
 
 
+def _source_copy(target: Path) -> Path:
+    """The checkout's files (tracked, and new ones not ignored) in ``target``: the build cleans and rewrites
+    the extension's output directory, which the browser tests serve from the checkout meanwhile. The
+    extension's node_modules is linked, not copied (hundreds of MB, installed by ``make labextension``)."""
+    listed = _run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=REPO)
+    for name in filter(None, listed.split("\0")):
+        source = REPO / name
+        if source.is_file():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / name)
+    lab = Path("extensions") / "workbench-lab" / "node_modules"
+    if (REPO / lab).is_dir():
+        (target / lab).symlink_to(REPO / lab, target_is_directory=True)
+    return target
+
+
 def test_the_wheel_installs_the_extension_enabled_with_no_node(tmp_path: Path) -> None:
     # Built as a release is: the hook runs jlpm (from this environment's jupyterlab) into the wheel.
+    source = _source_copy(tmp_path / "source")
     venv_bin = Path(sys.executable).parent
     build_env = {**os.environ, "PATH": f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}"}
     build_env.pop("SKIP_JUPYTER_BUILDER", None)
@@ -44,7 +61,7 @@ def test_the_wheel_installs_the_extension_enabled_with_no_node(tmp_path: Path) -
             ".",
         ],
         env=build_env,
-        cwd=REPO,
+        cwd=source,
     )
     (wheel,) = dist.glob("mlops_workbench-*.whl")
     names = zipfile.ZipFile(wheel).namelist()

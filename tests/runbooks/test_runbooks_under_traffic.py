@@ -67,7 +67,9 @@ def test_drift_investigation_reads_the_monitor_and_archives_an_evidently_report(
     assert summary["drift_share"] > 0.25
     assert summary["drifted_columns"]
     assert Path(summary["report"]).is_file()
-    assert summary["recommendation"].startswith("watch")  # no labels: drift without measured harm
+    # No labels: the harm is the estimated accuracy's drop, which a strong drift may or may not cause.
+    hurt = summary["largest_drop"] is not None and summary["largest_drop"] > 0.05
+    assert summary["recommendation"].startswith("retrain" if hurt else "watch"), summary
 
 
 def test_the_cli_lists_runs_and_exits_non_zero_on_a_failed_run(served: Plane) -> None:

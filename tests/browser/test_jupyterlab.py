@@ -51,6 +51,7 @@ def test_the_sidebar_shows_the_endpoint_live_and_acts_through_previews(
     expect(page.locator(".jp-Dialog")).to_have_count(0)
     expect(churn.locator("[data-testid=wb-split]")).to_have_text(f"{MODEL} v1 100%")
     expect(churn.locator("[data-testid=wb-rollout]")).to_have_count(0)
+    expect(churn.locator("[data-testid=wb-outcome]")).to_contain_text("✓")  # the outcome, on the card
     assert routes_of(stack) == [(1, 100.0)]
     events = stack.client.audit(target=f"endpoint:{ENDPOINT}", limit=10)
     assert any(e.action == "rollout.rollback" and e.actor.startswith("jupyter:") for e in events)

@@ -30,8 +30,9 @@ def test_an_action_on_an_endpoint_deleted_before_its_confirmation_is_refused_and
     page.locator(".jp-Dialog").get_by_role("button", name="Confirm").click()
     toast(page, "Refused, nothing changed")
     toast(page, DOOMED)
-    save_screenshot(page, "lab-vanished-endpoint")
     expect(card).to_have_count(0)  # the sidebar follows the deletion
+    page.wait_for_timeout(800)  # the toast's slide-in, for the screenshot only
+    save_screenshot(page, "lab-vanished-endpoint")
     assert DOOMED not in {e.spec.name for e in stack.client.list_endpoints()}  # not re-created by the deploy
     events = stack.client.audit(target=f"endpoint:{DOOMED}", limit=10)
     assert not [e for e in events if e.actor.startswith("jupyter:")], events
@@ -54,6 +55,7 @@ def test_an_expired_jupyter_session_is_said_and_the_action_does_not_run(
     page.context.clear_cookies()  # Jupyter's login cookie gone, as when a session expires
     page.locator(".jp-Dialog").get_by_role("button", name="Confirm").click()
     toast(page, "your Jupyter session has expired")
+    expect(churn.locator("[data-testid=wb-outcome]")).to_contain_text("your Jupyter session has expired")
     save_screenshot(page, "lab-expired-session")
     expect(churn.get_by_role("button", name="Deploy…")).to_be_enabled()  # not left blocked
     assert routes_of(stack) == before
@@ -77,9 +79,10 @@ def test_a_control_plane_that_is_down_is_said_and_the_sidebar_recovers_when_it_r
         expect(status).to_contain_text("cannot reach the control plane", timeout=30_000)
         expect(churn).to_contain_text(ENDPOINT)  # the last state known stays, marked as such
         expect(page.locator(".wb-endpoints.wb-stale")).to_have_count(1)
-        save_screenshot(page, "lab-control-plane-down")
         churn.get_by_role("button", name="Roll back").click()
         toast(page, "cannot reach the control plane")
+        expect(churn.locator("[data-testid=wb-outcome]")).to_contain_text("Refused, nothing changed")
+        save_screenshot(page, "lab-control-plane-down")
         expect(churn.get_by_role("button", name="Roll back")).to_be_enabled()
     finally:
         lab.door.up()

@@ -268,7 +268,8 @@ def test_bad_monitors_and_rules_are_refused_at_creation(world: World, watched: s
 
 def test_an_evidently_report_is_archived_and_agrees_with_the_live_scores(world: World, watched: str) -> None:
     with RowTraffic(f"{world.router}/v2/models/{watched}/infer", generate_churn(4000, seed=31)):
-        wait_until(lambda: (world.plane.monitoring.engine.tick(watched)["rows"] or 0) >= 600, timeout=30)
+        # min_rows (1000): this test's own looks score drift, whatever the tests before it left
+        wait_until(lambda: (world.plane.monitoring.engine.tick(watched)["rows"] or 0) >= 1000, timeout=30)
         time.sleep(3.0)  # traffic throughout both report windows below
         record = world.client.drift_report(watched, window_s=2.0)
         earlier = world.client.drift_report(watched, window_s=2.0, until=record.window_end.timestamp() - 1.0)
@@ -294,7 +295,7 @@ def test_an_evidently_report_is_archived_and_agrees_with_the_live_scores(world: 
         world.client.series(watched, window_s=100, step_s=5e-324)
 
     # What the looks above computed is in the history: per column, per version, per step.
-    # (written by the engine's own loop, so on a busy machine the last look may still be on its way)
+    # (the recorder writes looks in batches each second: the last ones may still be on their way)
     def persisted_with_drift() -> dict[str, Any] | None:
         history = world.client.monitor_history(
             watched, series=["drift", "latency_p95_ms"], start=time.time() - 600

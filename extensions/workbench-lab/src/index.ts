@@ -83,7 +83,10 @@ const plugin: JupyterFrontEndPlugin<void> = {
       if (sidebar.isBusy(ask.endpoint)) {
         return; // blocked while its last action runs
       }
-      await act(ask, busy => sidebar.setBusy(ask.endpoint, busy));
+      const outcome = await act(ask, busy => sidebar.setBusy(ask.endpoint, busy));
+      if (outcome) {
+        sidebar.setOutcome(ask.endpoint, outcome);
+      }
     };
 
     const change = (strategy: 'deploy' | 'canary') => async (args: Record<string, unknown>) => {

@@ -7,6 +7,7 @@
 import { CommandRegistry } from '@lumino/commands';
 import { Widget } from '@lumino/widgets';
 
+import { Outcome } from './actions';
 import { EndpointState, LiveNumbers, SidebarState } from './api';
 import { Change, LiveState } from './live';
 
@@ -57,6 +58,8 @@ export function splitLabel(endpoint: EndpointState): string {
 
 export class Sidebar extends Widget {
   private readonly _busy = new Set<string>();
+  /** The last action's outcome per endpoint, shown on its card (a toast is easily missed). */
+  private readonly _outcomes = new Map<string, Outcome & { at: Date }>();
   private readonly _numbers = new Map<string, HTMLElement>();
   private readonly _status: HTMLElement;
   private readonly _endpoints: HTMLElement;
@@ -118,6 +121,12 @@ export class Sidebar extends Widget {
     } else {
       this._busy.delete(endpoint);
     }
+    this._render();
+  }
+
+  /** What the last action on `endpoint` did, or why it was refused: shown on its card. */
+  setOutcome(endpoint: string, outcome: Outcome): void {
+    this._outcomes.set(endpoint, { ...outcome, at: new Date() });
     this._render();
   }
 
@@ -264,6 +273,14 @@ export class Sidebar extends Widget {
     this._numbers.set(endpoint.name, numbers);
     card.append(numbers);
     card.append(this._buttons(endpoint));
+    const outcome = this._outcomes.get(endpoint.name);
+    if (outcome) {
+      const line = el('div', `wb-outcome ${outcome.ok ? 'wb-done' : 'wb-problem'}`);
+      line.dataset.testid = 'wb-outcome';
+      line.setAttribute('role', 'status');
+      line.textContent = `${outcome.at.toLocaleTimeString()} ${outcome.ok ? '✓' : '✗'} ${outcome.message}`;
+      card.append(line);
+    }
     return card;
   }
 

@@ -17,12 +17,12 @@ from workbench.ui.actions import ActionDesk
 
 CSS = """
 :host { --wb-ink: #1f2933; --wb-muted: #616e7c; --wb-line: #d9e2ec; --wb-accent: #2563eb; }
-.wb-header { display: flex; align-items: center; gap: 18px; padding: 8px 14px; background: #102a43;
+.wb-header { display: flex; flex-wrap: wrap; align-items: center; gap: 4px 18px; padding: 8px 14px; background: #102a43;
   color: #f0f4f8; font-family: system-ui, sans-serif; border-radius: 6px; }
-.wb-header a { color: #d9e2ec; text-decoration: none; font-size: 14px; }
+.wb-header a { color: #d9e2ec; text-decoration: none; font-size: 14px; white-space: nowrap; }
 .wb-header a.wb-current { color: #fff; font-weight: 600; border-bottom: 2px solid #60a5fa; }
 .wb-header .wb-brand { font-weight: 700; font-size: 16px; margin-right: 8px; color: #fff; }
-.wb-header .wb-user { margin-left: auto; font-size: 13px; color: #bcccdc; }
+.wb-header .wb-user { margin-left: auto; font-size: 13px; color: #bcccdc; white-space: nowrap; }
 .wb-card { border: 1px solid #d9e2ec; border-radius: 8px; padding: 10px 14px; margin: 6px 0;
   font-family: system-ui, sans-serif; background: #fff; }
 .wb-card h3 { margin: 0 0 6px 0; font-size: 16px; }

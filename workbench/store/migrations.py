@@ -397,6 +397,56 @@ def _v8_idempotent_requests(connection: Connection, dialect: str) -> None:
     )
 
 
+def _v9_experiments(connection: Connection, dialect: str) -> None:
+    float_type = "REAL" if dialect == "sqlite" else "DOUBLE PRECISION"
+    # An experiment, its units (first assignment wins: a unit keeps its variant) and their outcomes (one
+    # per unit and metric: an outcome fed back twice is joined once). Per-variant moments are SQL sums.
+    connection.execute(
+        text(
+            f"""
+            CREATE TABLE experiments (
+                name VARCHAR(63) PRIMARY KEY,
+                endpoint VARCHAR(63) NOT NULL,
+                spec TEXT NOT NULL,
+                state VARCHAR(16) NOT NULL,
+                decision TEXT,
+                actor VARCHAR(200) NOT NULL,
+                created_at {float_type} NOT NULL,
+                started_at {float_type},
+                ended_at {float_type},
+                revision INTEGER NOT NULL
+            )"""
+        )
+    )
+    connection.execute(text("CREATE INDEX ix_experiments_endpoint ON experiments (endpoint, state)"))
+    connection.execute(
+        text(
+            f"""
+            CREATE TABLE experiment_units (
+                experiment VARCHAR(63) NOT NULL REFERENCES experiments (name),
+                unit VARCHAR(200) NOT NULL,
+                variant VARCHAR(63) NOT NULL,
+                assigned_at {float_type} NOT NULL,
+                covariate {float_type},
+                PRIMARY KEY (experiment, unit)
+            )"""
+        )
+    )
+    connection.execute(
+        text(
+            f"""
+            CREATE TABLE experiment_outcomes (
+                experiment VARCHAR(63) NOT NULL REFERENCES experiments (name),
+                unit VARCHAR(200) NOT NULL,
+                metric VARCHAR(63) NOT NULL,
+                value {float_type} NOT NULL,
+                at {float_type} NOT NULL,
+                PRIMARY KEY (experiment, unit, metric)
+            )"""
+        )
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "audit log and endpoint definitions", _v1_initial),
     Migration(2, "rollouts and their event history", _v2_rollouts),
@@ -408,6 +458,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(7, "every tick's rollout analysis (estimates and bounds over time)", _v7_rollout_analyses),
     Migration(8, "idempotency keys of changing calls and their answers", _v8_idempotent_requests),
+    Migration(9, "A/B experiments, their units and outcomes", _v9_experiments),
 )
 
 

@@ -121,6 +121,42 @@ idempotent_requests = Table(
     Index("ix_idempotent_requests_claimed", "claimed_at"),
 )
 
+experiments = Table(
+    "experiments",
+    metadata,
+    Column("name", String(63), primary_key=True),
+    Column("endpoint", String(63), nullable=False),
+    Column("spec", Text, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("decision", Text, nullable=True),
+    Column("actor", String(200), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("started_at", Float, nullable=True),
+    Column("ended_at", Float, nullable=True),
+    Column("revision", Integer, nullable=False),
+    Index("ix_experiments_endpoint", "endpoint", "state"),
+)
+
+experiment_units = Table(
+    "experiment_units",
+    metadata,
+    Column("experiment", String(63), ForeignKey("experiments.name"), primary_key=True),
+    Column("unit", String(200), primary_key=True),
+    Column("variant", String(63), nullable=False),
+    Column("assigned_at", Float, nullable=False),
+    Column("covariate", Float, nullable=True),
+)
+
+experiment_outcomes = Table(
+    "experiment_outcomes",
+    metadata,
+    Column("experiment", String(63), ForeignKey("experiments.name"), primary_key=True),
+    Column("unit", String(200), primary_key=True),
+    Column("metric", String(63), primary_key=True),
+    Column("value", Float, nullable=False),
+    Column("at", Float, nullable=False),
+)
+
 monitors = Table(
     "monitors",
     metadata,

@@ -1,0 +1,111 @@
+"""The experiments store on SQLite and PostgreSQL: a unit keeps its first variant, an outcome is joined
+once, the lifecycle refuses impossible moves, and the per-variant sums equal numpy's (issue 13)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+
+from workbench.errors import ConflictError, NotFoundError, ValidationError
+from workbench.experiments.statistics import Moments
+from workbench.records.experiments import ExperimentState
+from workbench.specs.experiment import ExperimentSpec
+from workbench.store import Database, migrate
+from workbench.store.experiments import ExperimentStore, Outcome
+
+SPEC: dict[str, Any] = {
+    "name": "checkout",
+    "endpoint": "churn",
+    "variants": [
+        {"name": "control", "model": "churn", "version": 1, "weight": 50},
+        {"name": "candidate", "model": "churn", "version": 2, "weight": 50},
+    ],
+    "primary": {"name": "revenue", "kind": "continuous"},
+    "guardrails": [{"name": "latency", "kind": "continuous", "better": "lower"}],
+    "covariate": True,
+}
+
+
+@pytest.fixture
+def db(state_url: str) -> Iterator[Database]:
+    database = Database(state_url)
+    migrate(database)
+    yield database
+    database.dispose()
+
+
+def test_the_lifecycle_moves_only_where_it_may(db: Database) -> None:
+    store = ExperimentStore()
+    with db.write() as connection:
+        created = store.create(connection, ExperimentSpec.model_validate(SPEC), actor="alice")
+    assert created.state == ExperimentState.DRAFT
+    with db.write() as connection, pytest.raises(ConflictError, match="already exists"):
+        store.create(connection, ExperimentSpec.model_validate(SPEC), actor="bob")
+    with db.write() as connection:
+        running = store.move(connection, "checkout", ExperimentState.RUNNING, expected_revision=1)
+    assert running.started_at is not None
+    with db.write() as connection, pytest.raises(ConflictError, match="changed since it was read"):
+        store.move(connection, "checkout", ExperimentState.PAUSED, expected_revision=1)
+    with db.write() as connection:
+        ended = store.move(connection, "checkout", ExperimentState.CONCLUDED, decision={"verdict": "winner"})
+    assert ended.decision == {"verdict": "winner"}
+    assert ended.ended_at is not None
+    with db.write() as connection, pytest.raises(ConflictError, match="cannot be running"):
+        store.move(connection, "checkout", ExperimentState.RUNNING)
+    with db.read() as connection, pytest.raises(NotFoundError):
+        store.get(connection, "nope")
+    with db.read() as connection:
+        assert [r.name for r in store.list(connection, endpoint="churn")] == ["checkout"]
+        assert store.list(connection, state=ExperimentState.RUNNING) == []
+
+
+def test_a_unit_keeps_its_first_variant_and_an_outcome_is_joined_once(db: Database) -> None:
+    store = ExperimentStore()
+    with db.write() as connection:
+        record = store.create(connection, ExperimentSpec.model_validate(SPEC), actor="alice")
+        first = store.assign(connection, "checkout", [("u1", "control", 1.0), ("u2", "candidate", 1.0)])
+        again = store.assign(connection, "checkout", [("u1", "candidate", 2.0), ("u3", "candidate", 2.0)])
+    assert first == {"u1": "control", "u2": "candidate"}
+    assert again == {"u1": "control", "u3": "candidate"}  # u1 stays where it was first sent
+    with db.write() as connection:
+        result = store.add_outcomes(
+            connection,
+            record,
+            [
+                Outcome("u1", "revenue", 10.0, covariate=8.0),
+                Outcome("u1", "revenue", 99.0),  # a retried webhook: the first value stands
+                Outcome("u2", "revenue", 12.0, covariate=9.0),
+                Outcome("ghost", "revenue", 1.0),
+            ],
+        )
+    assert (result.joined, result.repeated, result.unassigned) == (2, 1, ["ghost"])
+    with db.read() as connection:
+        assert store.assigned_counts(connection, "checkout") == {"control": 1, "candidate": 2}
+        moments = store.moments(connection, "checkout", "revenue")
+    assert moments["control"] == Moments(1, 10.0, 100.0, 8.0, 64.0, 80.0)
+    assert moments["candidate"].total == 12.0
+    with db.write() as connection, pytest.raises(ValidationError, match="no metric 'clicks'"):
+        store.add_outcomes(connection, record, [Outcome("u1", "clicks", 1.0)])
+
+
+def test_the_sums_equal_numpys_moments(db: Database) -> None:
+    store = ExperimentStore()
+    rng = np.random.default_rng(3)
+    y, x = rng.normal(20, 5, 400), rng.normal(15, 4, 400)
+    arms = np.where(rng.random(400) < 0.5, "control", "candidate")
+    with db.write() as connection:
+        record = store.create(connection, ExperimentSpec.model_validate(SPEC), actor="alice")
+        store.assign(connection, "checkout", [(f"u{i}", str(arms[i]), 1.0) for i in range(400)])
+        store.add_outcomes(
+            connection, record, [Outcome(f"u{i}", "revenue", float(y[i]), float(x[i])) for i in range(400)]
+        )
+    with db.read() as connection:
+        stored = store.moments(connection, "checkout", "revenue")
+    for arm in ("control", "candidate"):
+        expected = Moments.of(y[arms == arm], covariate=x[arms == arm])
+        assert stored[arm].n == expected.n
+        assert stored[arm].variance == pytest.approx(expected.variance, rel=1e-9)
+        assert stored[arm].covariance == pytest.approx(expected.covariance, rel=1e-9)

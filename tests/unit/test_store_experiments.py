@@ -3,6 +3,8 @@ once, the lifecycle refuses impossible moves, and the per-variant sums equal num
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -10,6 +12,8 @@ import numpy as np
 import pytest
 
 from workbench.errors import ConflictError, NotFoundError, ValidationError
+from workbench.experiments.decide import decision_dict
+from workbench.experiments.looks import look
 from workbench.experiments.statistics import Moments
 from workbench.records.experiments import ExperimentState
 from workbench.specs.experiment import ExperimentSpec
@@ -109,3 +113,29 @@ def test_the_sums_equal_numpys_moments(db: Database) -> None:
         assert stored[arm].n == expected.n
         assert stored[arm].variance == pytest.approx(expected.variance, rel=1e-9)
         assert stored[arm].covariance == pytest.approx(expected.covariance, rel=1e-9)
+
+
+def test_a_look_judges_what_the_store_holds_and_its_decision_is_kept_as_json(db: Database) -> None:
+    store = ExperimentStore()
+    spec = ExperimentSpec.model_validate({**SPEC, "covariate": False, "guardrails": []})
+    rng = np.random.default_rng(12)
+    arms = np.where(rng.random(4000) < 0.5, "control", "candidate")
+    revenue = np.where(arms == "candidate", 1.0, 0.0) + rng.normal(20, 5, 4000)
+    with db.write() as connection:
+        record = store.create(connection, spec, actor="alice")
+        store.move(connection, "checkout", ExperimentState.RUNNING)
+        store.assign(connection, "checkout", [(f"u{i}", str(arms[i]), 1.0) for i in range(4000)])
+        store.add_outcomes(
+            connection, record, [Outcome(f"u{i}", "revenue", float(revenue[i])) for i in range(4000)]
+        )
+    with db.read() as connection:
+        decision = look(store, connection, "checkout")
+    assert decision.verdict == "winner"
+    assert decision.winner == "candidate"
+    stored = decision_dict(decision, at=time.time())
+    json.dumps(stored, allow_nan=False)  # strict JSON: no NaN reaches the store or a client
+    with db.write() as connection:
+        ended = store.move(connection, "checkout", ExperimentState.CONCLUDED, decision=stored)
+    assert ended.decision is not None
+    assert ended.decision["verdict"] == "winner"
+    assert ended.decision["primary"][0]["variant"] == "candidate"

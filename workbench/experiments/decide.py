@@ -9,9 +9,10 @@ adding one does not make a winner harder to find.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from workbench.experiments.statistics import (
     Difference,
@@ -219,3 +220,48 @@ def _beyond_margin(comparison: Comparison, metric: Metric, *, harm: bool) -> boo
     if harm:
         return high < -metric.margin
     return high < metric.margin
+
+
+def _comparison_dict(comparison: Comparison) -> dict[str, Any]:
+    difference = comparison.difference
+    return {
+        "variant": comparison.variant,
+        "metric": comparison.metric,
+        "n_control": comparison.n_control,
+        "n_variant": comparison.n_variant,
+        "control_mean": _finite(comparison.control_mean),
+        "variant_mean": _finite(comparison.variant_mean),
+        "estimate": _finite(difference.estimate),
+        "lower": _finite(difference.lower),
+        "upper": _finite(difference.upper),
+        "relative": _finite(difference.relative),
+        "p_value": _finite(difference.p_value),
+        "adjusted_p": _finite(comparison.adjusted_p),
+        "direction": comparison.direction,
+    }
+
+
+def _finite(value: float) -> float | None:
+    """JSON has no NaN or infinity: an undefined figure (a relative change against 0) is null."""
+    return value if math.isfinite(value) else None
+
+
+def decision_dict(decision: Decision, *, at: float) -> dict[str, Any]:
+    """The decision and its evidence as stored, audited and served (JSON, no NaN)."""
+    ratio = decision.sample_ratio
+    return {
+        "at": at,
+        "verdict": decision.verdict,
+        "reason": decision.reason,
+        "winner": decision.winner,
+        "sample_ratio": {
+            "counts": list(ratio.counts),
+            "expected_shares": list(ratio.expected_shares),
+            "p_value": _finite(ratio.p_value),
+            "sequential_p_value": _finite(ratio.sequential_p_value),
+            "alarm": ratio.alarm,
+        },
+        "primary": [_comparison_dict(c) for c in decision.primary],
+        "guardrails": [_comparison_dict(c) for c in decision.guardrails],
+        "cuped_theta": {k: _finite(v) for k, v in decision.cuped_theta.items()},
+    }

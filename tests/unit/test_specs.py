@@ -14,6 +14,7 @@ import workbench.specs
 from workbench.specs.analysis import AnalysisSpec, MetricCheck
 from workbench.specs.base import Spec
 from workbench.specs.endpoint import BatchingSpec, EndpointSpec, ShadowTarget, TrafficRoute
+from workbench.specs.experiment import ExperimentSpec, Metric, Variant
 from workbench.specs.monitor import (
     AlertRuleSpec,
     DriftOptions,
@@ -272,6 +273,25 @@ FACTORIES: dict[type[Spec], dict[str, Any]] = {
         "start_at": 1_800_000_000.0,
     },
     Trigger: {"kind": "alert", "rule": "churn-auc-drop", "alert_event": 12, "detail": "auc_drop 0.08 > 0.05"},
+    Variant: {"name": "candidate", "model": "churn-classifier", "version": 2, "weight": 50.0},
+    Metric: {"name": "converted", "kind": "binary", "better": "higher", "margin": 0.01},
+    ExperimentSpec: {
+        "name": "checkout",
+        "endpoint": "churn",
+        "variants": [
+            {"name": "control", "model": "churn-classifier", "version": 1, "weight": 50.0},
+            {"name": "candidate", "model": "churn-classifier", "version": 2, "weight": 50.0},
+        ],
+        "unit": "key",
+        "primary": {"name": "converted", "kind": "binary", "better": "higher", "margin": 0.0},
+        "guardrails": [{"name": "latency-ms", "kind": "continuous", "better": "lower", "margin": 5.0}],
+        "covariate": True,
+        "alpha": 0.05,
+        "correction": "bh",
+        "method": "fixed",
+        "planned_units": 4000,
+        "min_units": 200,
+    },
 }
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,20 +18,12 @@ from workbench.monitoring.feed import EndpointFeed
 from workbench.monitoring.history import MAX_STEPS, check_size, plan
 from workbench.settings import Settings
 from workbench.specs.monitor import AlertRuleSpec, MonitorSpec
-from workbench.store import Database, migrate
+from workbench.store import Database
 from workbench.store.history import ALL, HistoryRepository
 from workbench.store.monitoring import IndexedRequest, MonitoringRepository
 from workbench.telemetry import PredictionLogWriter
 
 T0 = 1_700_000_000.0
-
-
-@pytest.fixture
-def db(state_url: str) -> Iterator[Database]:
-    database = Database(state_url)
-    migrate(database)
-    yield database
-    database.dispose()
 
 
 def _fill(db: Database, repo: HistoryRepository, seconds: int = 120) -> None:

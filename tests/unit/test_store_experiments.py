@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -17,7 +16,7 @@ from workbench.experiments.looks import look
 from workbench.experiments.statistics import Moments
 from workbench.records.experiments import ExperimentState
 from workbench.specs.experiment import ExperimentSpec
-from workbench.store import Database, migrate
+from workbench.store import Database
 from workbench.store.experiments import ExperimentStore, Outcome
 
 SPEC: dict[str, Any] = {
@@ -31,14 +30,6 @@ SPEC: dict[str, Any] = {
     "guardrails": [{"name": "latency", "kind": "continuous", "better": "lower"}],
     "covariate": True,
 }
-
-
-@pytest.fixture
-def db(state_url: str) -> Iterator[Database]:
-    database = Database(state_url)
-    migrate(database)
-    yield database
-    database.dispose()
 
 
 def test_the_lifecycle_moves_only_where_it_may(db: Database) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
@@ -13,14 +11,6 @@ from workbench.specs.endpoint import EndpointSpec
 from workbench.store import Database, EndpointRepository, migrate
 from workbench.store.migrations import MIGRATIONS
 from workbench.store.revisions import RejectionRepository, RevisionRepository
-
-
-@pytest.fixture
-def db(state_url: str) -> Iterator[Database]:
-    database = Database(state_url)
-    migrate(database)
-    yield database
-    database.dispose()
 
 
 def _spec(version: int, name: str = "churn") -> EndpointSpec:

@@ -4,22 +4,12 @@ back unchanged."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from workbench.errors import ConflictError, NotFoundError, ValidationError
 from workbench.rollouts.phases import Phase
-from workbench.store import Database, migrate
+from workbench.store import Database
 from workbench.store.rollouts import RolloutRepository
-
-
-@pytest.fixture
-def db(state_url: str) -> Iterator[Database]:
-    database = Database(state_url)
-    migrate(database)
-    yield database
-    database.dispose()
 
 
 def _create(db: Database, repo: RolloutRepository, endpoint: str = "churn") -> str:

@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from workbench.errors import ConflictError, NotFoundError
 from workbench.specs.runbook import RunStatus, ScheduleSpec, Trigger, TriggerKind
-from workbench.store import Database, migrate
+from workbench.store import Database
 from workbench.store.runbooks import FailedCell, RunbookRepository
-
-
-@pytest.fixture
-def db(state_url: str) -> Iterator[Database]:
-    database = Database(state_url)
-    migrate(database)
-    yield database
-    database.dispose()
 
 
 def _run(db: Database, repo: RunbookRepository, run_id: str, endpoint: str | None = "churn") -> None:

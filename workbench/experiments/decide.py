@@ -86,8 +86,8 @@ def decide(
         for metric in spec.guardrails
         for c in _compare(spec, metric, outcomes, thetas, family_size=(len(names) - 1) * len(spec.guardrails))
     ]
-    smallest = min((c.n_control for c in primary), default=0), min((c.n_variant for c in primary), default=0)
-    fewest = min(smallest)
+    with_outcomes = outcomes.get(spec.primary.name, {})
+    fewest = min(with_outcomes[v.name].n if v.name in with_outcomes else 0 for v in spec.variants)
     needed = spec.planned_units if spec.method == "fixed" else spec.min_units
     if fewest < (needed or 0):
         why = "the planned test is judged" if spec.method == "fixed" else "no decision is made before"

@@ -90,12 +90,16 @@ class Moments:
     def mean(self) -> float:
         return self.total / self.n if self.n else math.nan
 
-    @property
-    def variance(self) -> float:
-        """The sample variance (n - 1)."""
+    def _co_moment(self, total_a: float, total_b: float, total_ab: float) -> float:
+        """The sample (n - 1) covariance of two quantities from their sums: variances are its diagonal."""
         if self.n < 2:
             return math.nan
-        return max(self.total_sq - self.total * self.total / self.n, 0.0) / (self.n - 1)
+        return (total_ab - total_a * total_b / self.n) / (self.n - 1)
+
+    @property
+    def variance(self) -> float:
+        # Clamped: the sums' rounding must not make a constant metric's variance negative.
+        return max(self._co_moment(self.total, self.total, self.total_sq), 0.0)
 
     @property
     def covariate_mean(self) -> float:
@@ -103,15 +107,11 @@ class Moments:
 
     @property
     def covariate_variance(self) -> float:
-        if self.n < 2:
-            return math.nan
-        return max(self.covariate_total_sq - self.covariate_total**2 / self.n, 0.0) / (self.n - 1)
+        return max(self._co_moment(self.covariate_total, self.covariate_total, self.covariate_total_sq), 0.0)
 
     @property
     def covariance(self) -> float:
-        if self.n < 2:
-            return math.nan
-        return (self.cross_total - self.total * self.covariate_total / self.n) / (self.n - 1)
+        return self._co_moment(self.total, self.covariate_total, self.cross_total)
 
 
 @dataclass(frozen=True)

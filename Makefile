@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck pytest install system-deps labextension clean bench-serving bench-rollouts bench-monitoring bench-runbooks bench-blocked bench-dashboards bench-jupyterlab bench-deps
+.PHONY: demo test lint typecheck pytest install system-deps labextension clean bench-serving bench-rollouts bench-monitoring bench-runbooks bench-blocked bench-dashboards bench-jupyterlab bench-deps bench-experiments
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -96,6 +96,10 @@ bench-dashboards: install system-deps
 # The JupyterLab extension: rollback click → sidebar, control-plane load with 0, 1 and 5 tabs (~6 minutes).
 bench-jupyterlab: install system-deps labextension
 	$(BIN)/python benchmarks/jupyterlab.py --write-docs
+
+# A/B experiment statistics: seeded simulations of false positives, power, CUPED, SRM and decide() (~2 minutes).
+bench-experiments: install
+	$(BIN)/python benchmarks/experiments.py --write-docs
 
 clean:
 	rm -rf $(VENV) .workbench .pytest_cache .mypy_cache .ruff_cache workbench/jupyter/labextension \

@@ -27,6 +27,7 @@ from workbench.protocol import (
 )
 from workbench.records.audit import AuditEvent
 from workbench.records.endpoints import EndpointRecord
+from workbench.records.experiments import ExperimentRecord
 from workbench.records.monitoring import AlertEvent, AlertRuleRecord, MonitorRecord, ReportRecord
 from workbench.records.rollouts import RolloutAnalysis, RolloutRecord
 from workbench.records.runbooks import RunRecord, ScheduleRecord
@@ -39,6 +40,7 @@ from workbench.registry.types import (
 )
 from workbench.revisions.model import Rejection, Revision, RollbackResult
 from workbench.settings import Settings, get_settings
+from workbench.specs.experiment import ExperimentSpec
 from workbench.specs.monitor import AlertRuleSpec, MonitorSpec
 from workbench.specs.rollout import RolloutSpec
 from workbench.specs.runbook import ScheduleSpec
@@ -417,6 +419,88 @@ class Client:
         answer = self._request("GET", f"/rollouts/{rollout_id}/analyses", params=params)
         return [RolloutAnalysis.model_validate(a) for a in answer]
 
+    # ----------------------------------------------------------- experiments
+    def create_experiment(
+        self,
+        spec: ExperimentSpec | Mapping[str, Any],
+        *,
+        start: bool = False,
+        reason: str | None = None,
+    ) -> ExperimentRecord:
+        """Define an A/B experiment on an endpoint; ``start``: route its variants at once."""
+        body_spec = spec.model_dump(mode="json") if isinstance(spec, ExperimentSpec) else dict(spec)
+        answer = self._request(
+            "POST",
+            "/experiments",
+            json={"spec": body_spec, "start": start, "reason": reason},
+            timeout=600.0,
+        )
+        return ExperimentRecord.model_validate(answer)
+
+    def experiments(self, *, endpoint: str | None = None, state: str | None = None) -> list[ExperimentRecord]:
+        params: dict[str, Any] = {}
+        if endpoint:
+            params["endpoint"] = endpoint
+        if state:
+            params["state"] = state
+        return [
+            ExperimentRecord.model_validate(r) for r in self._request("GET", "/experiments", params=params)
+        ]
+
+    def experiment(self, name: str) -> dict[str, Any]:
+        """The experiment, units per variant, and a look taken now: verdict, reason, every comparison."""
+        result: dict[str, Any] = self._request("GET", f"/experiments/{name}")
+        return result
+
+    def experiment_looks(self, name: str, *, limit: int = 500) -> list[dict[str, Any]]:
+        """The kept looks, oldest first (estimates and their confidence sequences over time)."""
+        result: list[dict[str, Any]] = self._request(
+            "GET", f"/experiments/{name}/looks", params={"limit": limit}
+        )
+        return result
+
+    def experiment_action(
+        self, name: str, action: str, *, reason: str | None = None, expected_revision: int | None = None
+    ) -> ExperimentRecord:
+        """``start``, ``resume``, ``pause`` or ``conclude``."""
+        body: dict[str, Any] = {"reason": reason}
+        if expected_revision is not None:
+            body["expected_revision"] = expected_revision
+        answer = self._request("POST", f"/experiments/{name}/{action}", json=body, timeout=600.0)
+        return ExperimentRecord.model_validate(answer)
+
+    def promote_experiment(
+        self,
+        name: str,
+        *,
+        strategy: str = "canary",
+        variant: str | None = None,
+        reason: str | None = None,
+        rollout: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Conclude it and roll its winner out; returns the experiment and the rollout it started.
+        ``rollout``: more rollout spec fields (steps, analysis, blue_green options, tick_s)."""
+        result: dict[str, Any] = self._request(
+            "POST",
+            f"/experiments/{name}/promote",
+            json={
+                "strategy": strategy,
+                "variant": variant,
+                "reason": reason,
+                "rollout": dict(rollout) if rollout is not None else None,
+            },
+            timeout=600.0,
+        )
+        return result
+
+    def outcomes(self, name: str, outcomes: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        """Outcomes for an experiment: each ``{"unit" or "request_id", "metric", "value"[, "covariate"]}``.
+        A unit's outcome for a metric is joined once, however often it is sent (a retried webhook)."""
+        result: dict[str, Any] = self._request(
+            "POST", f"/experiments/{name}/outcomes", json={"outcomes": list(outcomes)}, timeout=120.0
+        )
+        return result
+
     # ----------------------------------------------------------- monitoring
     def create_monitor(
         self, spec: MonitorSpec | Mapping[str, Any], *, reason: str | None = None
@@ -473,11 +557,21 @@ class Client:
         return [AlertEvent.model_validate(e) for e in self._request("GET", "/alerts", params=params)]
 
     def feedback(
-        self, endpoint: str, labels: Mapping[str, float] | Sequence[tuple[str, float]]
+        self,
+        endpoint: str,
+        labels: Mapping[str, float] | Sequence[tuple[str, float]] = (),
+        *,
+        outcomes: Sequence[Mapping[str, Any]] = (),
     ) -> dict[str, Any]:
-        """Ground truth for earlier predictions, by request id (the ``x-request-id`` of each answer)."""
+        """Ground truth for earlier predictions, by request id (the ``x-request-id`` of each answer);
+        ``outcomes`` (``{"unit" or "request_id", "metric", "value"}``) go to the endpoint's A/B experiment."""
         pairs = list(labels.items()) if isinstance(labels, Mapping) else list(labels)
-        body = {"endpoint": endpoint, "labels": [{"request_id": r, "label": y} for r, y in pairs]}
+        body: dict[str, Any] = {
+            "endpoint": endpoint,
+            "labels": [{"request_id": r, "label": y} for r, y in pairs],
+        }
+        if outcomes:
+            body["outcomes"] = [dict(o) for o in outcomes]
         result: dict[str, Any] = self._request("POST", "/feedback", json=body, timeout=120.0)
         return result
 

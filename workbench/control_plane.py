@@ -180,6 +180,7 @@ class ControlPlane:
         self._endpoint_locks: dict[str, threading.RLock] = {}
         self._locks_guard = threading.Lock()
         self.started_at = time.time()
+        from workbench.experiments.service import ExperimentService
         from workbench.monitoring.service import MonitoringService
         from workbench.rollouts.controller import RolloutController
         from workbench.runbooks import shipped_runbooks_dir
@@ -187,9 +188,12 @@ class ControlPlane:
 
         self.rollouts = RolloutController(self)
         self.monitoring = MonitoringService(self)
+        self.experiments = ExperimentService(self)
+        self.monitoring.engine.record_observers.append(self.experiments.observe)
         self.runbooks = RunbookEngine(self, (*settings.runbook_dirs, shipped_runbooks_dir()))
 
     def close(self) -> None:
+        self.experiments.stop_loop()
         self.runbooks.stop_loop()
         self.monitoring.engine.stop_loop()
         self.rollouts.stop_loop()
@@ -393,12 +397,19 @@ class ControlPlane:
         if active:
             aborted = active[0].id
             self.rollouts.abort(aborted, actor=actor, reason=reason or "rollback")
+        interrupted = self.experiments.interrupt(name, actor=actor, reason=reason or "rollback")
+        if active or interrupted is not None:
             after = self.get_endpoint(name)
             if request.to_revision is None:
                 return RollbackResult(
                     endpoint=after,
                     changed=after.revision != record.revision,
-                    message=f"aborted rollout {aborted} of {name}: {routes_label(after.spec)} again",
+                    message=(
+                        f"aborted rollout {aborted} of {name}"
+                        if aborted
+                        else f"paused experiment {interrupted.name if interrupted else ''} of {name}"
+                    )
+                    + f": {routes_label(after.spec)} again",
                     from_revision=record.revision,
                     revision=after.revision,
                     restored=self._restored_by(name, after.revision),

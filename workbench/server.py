@@ -56,6 +56,7 @@ def serve(
         plane.rollouts.start_loop()
         plane.monitoring.engine.start_loop()
         plane.runbooks.start_loop()
+        plane.experiments.start_loop()
     except BaseException:
         plane.close()
         sock.close()

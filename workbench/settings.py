@@ -22,6 +22,7 @@ DEFAULT_MAX_UPLOAD_BYTES = 512 * 1024 * 1024
 DEFAULT_HISTORY_RETENTION_S = 7 * 86_400.0
 DEFAULT_ROLLUP_RETENTION_S = 90 * 86_400.0
 DEFAULT_FEEDBACK_RETENTION_S = 30 * 86_400.0
+DEFAULT_EXPERIMENT_LOOK_S = 10.0
 
 
 def _port(raw: str, name: str) -> int:
@@ -73,6 +74,8 @@ class Settings:
     rollup_retention_s: float = DEFAULT_ROLLUP_RETENTION_S
     #: How long a request can be labelled: the request-id index forgets older predictions.
     feedback_retention_s: float = DEFAULT_FEEDBACK_RETENTION_S
+    #: How often a running A/B experiment is looked at (each look is kept, audited if its verdict changed).
+    experiment_look_s: float = DEFAULT_EXPERIMENT_LOOK_S
     #: The served dashboards: started by ``workbench up`` unless disabled; a sign-in lasts ``session_s``.
     dashboard: bool = True
     dashboard_port: int = DEFAULT_DASHBOARD_PORT
@@ -163,6 +166,7 @@ class Settings:
             ("WORKBENCH_HISTORY_RETENTION_S", "history_retention_s"),
             ("WORKBENCH_HISTORY_ROLLUP_RETENTION_S", "rollup_retention_s"),
             ("WORKBENCH_FEEDBACK_RETENTION_S", "feedback_retention_s"),
+            ("WORKBENCH_EXPERIMENT_LOOK_S", "experiment_look_s"),
         ):
             if raw := env.get(variable):
                 overrides[name] = _seconds(raw, variable)

@@ -57,6 +57,12 @@ NOT_STATABLE = {
     # route weights add up to 100; on PUT, the body's name is the URL's
     "POST /api/v1/endpoints",
     "PUT /api/v1/endpoints/{name}",
+    # variant weights add up to 100, with distinct names and versions; a fixed method needs planned_units
+    "POST /api/v1/experiments",
+    # each outcome names exactly one of unit and request_id
+    "POST /api/v1/experiments/{name}/outcomes",
+    # labels, outcomes or both: at least one of the two lists is not empty
+    "POST /api/v1/feedback",
     # a model directory or run that exists on the server; a tar.gz model archive
     "POST /api/v1/models/{name}/versions",
     "POST /api/v1/models/{name}/versions/upload",

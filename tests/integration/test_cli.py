@@ -367,3 +367,94 @@ def test_up_refuses_a_busy_port_and_a_bad_store_url(tmp_path: Path) -> None:
     result = Cli(_env(home, free_port(), WORKBENCH_STATE_URL="mysql://db/x"), tmp_path)("up", expect=1)
     assert "unsupported state-store backend 'mysql'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_experiment_commands(workspace: tuple[Cli, Path]) -> None:
+    cli, root = workspace
+    cli("models", "register", "ab-model", "--path", str(root / "model"))
+    cli("models", "register", "ab-model", "--path", str(root / "model"))
+    cli("endpoints", "create", "ab", "--route", "models:/ab-model/1")
+    # Usage errors are exit 2 with the expected form; a refused definition is exit 1, one line.
+    bad = cli(
+        "experiment",
+        "create",
+        "x",
+        "--endpoint",
+        "ab",
+        "--primary",
+        "c:binary",
+        "--variant",
+        "control=ab-model/1",
+        "--variant",
+        "t=ab-model/2:50",
+        expect=2,
+    )
+    assert "NAME=MODEL/VERSION:WEIGHT" in bad.stderr
+    refused = cli(
+        "experiment",
+        "create",
+        "x",
+        "--endpoint",
+        "ab",
+        "--primary",
+        "c:binary",
+        "--variant",
+        "control=ab-model/1:50",
+        "--variant",
+        "t=ab-model/7:50",
+        expect=1,
+    )
+    assert refused.stderr.strip().startswith("error:")
+    assert "ab-model" in refused.stderr
+
+    created = cli(
+        "experiment",
+        "create",
+        "upsell",
+        "--endpoint",
+        "ab",
+        "--primary",
+        "converted:binary",
+        "--guardrail",
+        "latency-ms:continuous:lower:20",
+        "--variant",
+        "control=ab-model/1:50",
+        "--variant",
+        "treatment=ab-model/2:50",
+        "--start",
+        "--reason",
+        "try v2",
+    )
+    assert "experiment upsell on ab: running" in created.stdout
+    endpoints = cli.json("endpoints", "list")
+    assert isinstance(endpoints, list)
+    (endpoint,) = [e for e in endpoints if e["spec"]["name"] == "ab"]
+    assert [r["weight"] for r in endpoint["spec"]["routes"]] == [50.0, 50.0]
+    listed = cli.json("experiment", "list")
+    assert isinstance(listed, list)
+    assert [(e["name"], e["state"]) for e in listed] == [("upsell", "running")]
+    status = cli("experiment", "status", "upsell").stdout
+    assert "verdict continue" in status
+    assert "Units" in status
+    outcomes = root / "outcomes.jsonl"
+    outcomes.write_text('{"unit": "stranger", "metric": "converted", "value": 1}\n')
+    assert (
+        "1 for units the experiment never assigned"
+        in cli("experiment", "outcomes", "upsell", str(outcomes)).stdout
+    )
+    assert "paused" in cli("experiment", "pause", "upsell", "--reason", "look at it").stdout
+    assert "running" in cli("experiment", "resume", "upsell").stdout
+    assert "concluded" in cli("experiment", "conclude", "upsell").stdout
+    no_winner = cli("experiment", "promote", "upsell", expect=1)
+    assert "no winner" in no_winner.stderr
+    events = cli.json("audit", "--prefix", "experiment:upsell")
+    assert isinstance(events, list)
+    assert [e["action"] for e in reversed(events)] == [
+        "experiment.create",
+        "experiment.start",
+        "experiment.outcomes",
+        "experiment.pause",
+        "experiment.resume",
+        "experiment.conclude",
+    ]
+    cli("endpoints", "delete", "ab")

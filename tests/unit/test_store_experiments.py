@@ -53,8 +53,8 @@ def test_the_lifecycle_moves_only_where_it_may(db: Database) -> None:
     with db.read() as connection, pytest.raises(NotFoundError):
         store.get(connection, "nope")
     with db.read() as connection:
-        assert [r.name for r in store.list(connection, endpoint="churn")] == ["checkout"]
-        assert store.list(connection, state=ExperimentState.RUNNING) == []
+        assert [r.name for r in store.find(connection, endpoint="churn")] == ["checkout"]
+        assert store.find(connection, state=ExperimentState.RUNNING) == []
 
 
 def test_a_unit_keeps_its_first_variant_and_an_outcome_is_joined_once(db: Database) -> None:

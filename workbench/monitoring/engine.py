@@ -30,7 +30,7 @@ from sqlalchemy import Connection
 
 from workbench.errors import NotFoundError, ValidationError, WorkbenchError
 from workbench.monitoring.drift import DriftResult, drift
-from workbench.monitoring.feed import INDEX_LIMIT, EndpointFeed
+from workbench.monitoring.feed import INDEX_LIMIT, EndpointFeed, RecordObserver
 from workbench.monitoring.gauges import MonitoringGauges
 from workbench.monitoring.recorder import HistoryRecorder
 from workbench.monitoring.reference import MonitorReference, build_reference, primary_version
@@ -100,6 +100,8 @@ class MonitorEngine:
         #: Predictions each endpoint's feed keeps in memory (older ones are looked up in the store).
         self.feed_index_limit = feed_index_limit
         self._feeds: dict[str, EndpointFeed] = {}
+        #: Told what each endpoint's prediction log gained (the experiments assign units from it).
+        self.record_observers: list[RecordObserver] = []
         self._live: dict[str, _Live] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()  # the dicts above only: never held across I/O or a wait
@@ -119,6 +121,7 @@ class MonitorEngine:
             self.plane.settings.home / "predictions" / endpoint,
             endpoint=endpoint,
             db=self.plane.db,
+            observers=self.record_observers,
             since=time.time() - self.plane.settings.feedback_retention_s,
             index_limit=self.feed_index_limit,
         )

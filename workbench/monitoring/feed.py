@@ -15,16 +15,21 @@ resumes at the newest indexed prediction, not at the start of the log.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from workbench.monitoring.live import LiveTraffic
 from workbench.monitoring.window import record_scores
 from workbench.store.engine import Database
 from workbench.store.monitoring import IndexedRequest, MonitoringRepository
 from workbench.telemetry.tail import SEEK_MARGIN_S, PredictionLogTail
+
+log = logging.getLogger("workbench.monitoring")
 
 #: Recent predictions kept in memory (older ones are looked up in the store).
 INDEX_LIMIT = 500_000
@@ -33,6 +38,8 @@ FLUSH_GRACE_S = 0.5
 POLL_BYTES = 32 * 1024 * 1024
 
 Prediction = IndexedRequest
+#: Told each poll's new records (an experiment assigns its units from them), after they are indexed.
+RecordObserver = Callable[[str, Sequence[dict[str, Any]]], None]
 
 
 class EndpointFeed:
@@ -44,8 +51,10 @@ class EndpointFeed:
         db: Database | None = None,
         since: float | None = None,
         index_limit: int = INDEX_LIMIT,
+        observers: Sequence[RecordObserver] = (),
     ) -> None:
         self.endpoint = endpoint
+        self._observers = observers
         self._db = db
         self._repo = MonitoringRepository()
         self._since = since
@@ -82,6 +91,7 @@ class EndpointFeed:
                         ts=ts,
                         version=int(record.get("version", 0)),
                         score=float(scores[0]) if scores is not None and scores.size == 1 else None,
+                        routing_key=record.get("key"),
                     )
                 )
             if fresh and self._db is not None:
@@ -92,6 +102,11 @@ class EndpointFeed:
                 self._recent.move_to_end(item.request_id)
             while len(self._recent) > self._limit:
                 self._recent.popitem(last=False)
+            for observer in self._observers:
+                try:
+                    observer(self.endpoint, records)
+                except Exception:  # an observer's failure must not stop the index
+                    log.exception("feed of %s: an observer failed", self.endpoint)
             return len(records)
 
     def cached(self, request_id: str) -> IndexedRequest | None:

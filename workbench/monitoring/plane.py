@@ -6,6 +6,7 @@ their alert rules decide: a rollback, or a runbook run. Anything that provides t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from workbench.store.host import StoreHost
@@ -39,6 +40,14 @@ class ServingStatus(Protocol):
     def status(self) -> dict[str, Any]: ...
 
 
+class ExperimentOutcomes(Protocol):
+    """Where the feedback API sends business outcomes: the endpoint's A/B experiment."""
+
+    def active_on(self, endpoint: str) -> Any: ...
+
+    def add_endpoint_outcomes(self, endpoint: str, items: Sequence[Any], *, actor: str) -> dict[str, Any]: ...
+
+
 class MonitoringPlane(StoreHost, Protocol):
     @property
     def registry(self) -> ReferenceSource: ...
@@ -48,6 +57,9 @@ class MonitoringPlane(StoreHost, Protocol):
 
     @property
     def runbooks(self) -> RunbookStarter: ...
+
+    @property
+    def experiments(self) -> ExperimentOutcomes: ...
 
     def get_endpoint(self, name: str) -> EndpointRecord: ...
 

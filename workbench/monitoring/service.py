@@ -10,9 +10,10 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from workbench.errors import ConflictError, NotFoundError, ValidationError
+from workbench.experiments.service import OutcomeItem
 from workbench.monitoring.engine import MonitorEngine
 from workbench.monitoring.reference import build_reference
 from workbench.specs.monitor import AlertRuleSpec, MonitorSpec, RunbookAction
@@ -42,7 +43,15 @@ class FeedbackRequest(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     endpoint: str
-    labels: list[Label] = Field(min_length=1, max_length=MAX_FEEDBACK_BATCH)
+    labels: list[Label] = Field(default_factory=list, max_length=MAX_FEEDBACK_BATCH)
+    #: Business outcomes for the endpoint's running (or paused) A/B experiment, by unit or request id.
+    outcomes: list[OutcomeItem] = Field(default_factory=list, max_length=MAX_FEEDBACK_BATCH)
+
+    @model_validator(mode="after")
+    def _something(self) -> FeedbackRequest:
+        if not self.labels and not self.outcomes:
+            raise ValueError("feedback carries labels, outcomes or both")
+        return self
 
 
 class MonitoringService:
@@ -189,8 +198,27 @@ class MonitoringService:
 
     # ------------------------------------------------------------ feedback
     def feedback(self, request: FeedbackRequest, *, actor: str) -> dict[str, Any]:
-        """Record ground truth by request id: all or nothing; unknown ids and duplicates are refused."""
+        """Record ground truth by request id: all or nothing; unknown ids and duplicates are refused.
+
+        Outcomes go to the endpoint's experiment, after the labels (checked first: no experiment there
+        refuses the whole call before any label is kept)."""
         self.plane.get_endpoint(request.endpoint)
+        experiments = self.plane.experiments
+        if request.outcomes and experiments.active_on(request.endpoint) is None:
+            raise ConflictError(
+                f"endpoint {request.endpoint!r} has no running or paused experiment for these outcomes",
+                endpoint=request.endpoint,
+            )
+        answer: dict[str, Any] = {"endpoint": request.endpoint, "accepted": 0}
+        if request.labels:
+            answer.update(self._labels(request, actor=actor))
+        if request.outcomes:
+            answer["outcomes"] = experiments.add_endpoint_outcomes(
+                request.endpoint, request.outcomes, actor=actor
+            )
+        return answer
+
+    def _labels(self, request: FeedbackRequest, *, actor: str) -> dict[str, Any]:
         ids = [label.request_id for label in request.labels]
         repeated = sorted({i for i in ids if ids.count(i) > 1}) if len(set(ids)) != len(ids) else []
         if repeated:

@@ -31,3 +31,7 @@ class ExperimentRecord(BaseModel):
     started_at: datetime | None
     ended_at: datetime | None
     revision: int
+    #: The endpoint's routes before the experiment took them over: restored when it pauses or ends.
+    baseline: list[dict[str, Any]] | None = None
+    #: The latest start or resume while running (None otherwise): only requests since then assign units.
+    running_since: datetime | None = None

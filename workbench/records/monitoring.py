@@ -60,6 +60,7 @@ class IndexedRequest(BaseModel):
     ts: float
     version: int
     score: float | None = None
+    routing_key: str | None = None
 
 
 class ReportRecord(BaseModel):

@@ -22,6 +22,8 @@ class RevisionCause(StrEnum):
     AUTOMATIC_ROLLBACK = "automatic_rollback"
     MANUAL_ROLLBACK = "manual_rollback"
     EDIT = "edit"
+    #: An A/B experiment's split (transitional, like a rollout step: a rollback skips it).
+    EXPERIMENT = "experiment"
 
     @property
     def is_rollback(self) -> bool:

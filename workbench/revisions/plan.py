@@ -141,6 +141,9 @@ def plan_rollback(
         if candidate.cause is RevisionCause.ROLLOUT_STEP:
             skipped.append((candidate.revision, "rollout steps"))
             continue
+        if candidate.cause is RevisionCause.EXPERIMENT:
+            skipped.append((candidate.revision, "an experiment's split"))
+            continue
         bad = _rejected_in(candidate, rejected)
         if bad:
             skipped.append((candidate.revision, f"route to rejected {', '.join(bad)}"))

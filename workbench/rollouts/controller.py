@@ -167,6 +167,14 @@ class RolloutController:
                 endpoint=spec.endpoint,
                 rollout=active.id,
             )
+        experiment = self.plane.experiments.active_on(spec.endpoint)
+        if experiment is not None:
+            raise ConflictError(
+                f"endpoint {spec.endpoint!r} has experiment {experiment.name!r} ({experiment.state.value}); "
+                "conclude it (or promote its winner) before a rollout",
+                endpoint=spec.endpoint,
+                experiment=experiment.name,
+            )
         live = [r for r in endpoint.routes if r.weight > 0]
         if len(live) != 1:
             raise ConflictError(

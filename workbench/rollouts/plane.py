@@ -21,6 +21,19 @@ from workbench.store import EndpointRecord
 from workbench.store.host import StoreHost
 
 
+class ActiveExperiment(Protocol):
+    name: str
+
+    @property
+    def state(self) -> Any: ...
+
+
+class ExperimentSource(Protocol):
+    """An endpoint's running or paused A/B experiment holds its traffic: no rollout starts meanwhile."""
+
+    def active_on(self, endpoint: str) -> ActiveExperiment | None: ...
+
+
 class ModelSource(Protocol):
     """The registry's reads a rollout makes: its candidate, and reference rows for the health gate."""
 
@@ -36,6 +49,9 @@ class RolloutPlane(StoreHost, Protocol):
     def registry(self) -> ModelSource: ...
 
     def get_endpoint(self, name: str) -> EndpointRecord: ...
+
+    @property
+    def experiments(self) -> ExperimentSource: ...
 
     def endpoint_status(self, name: str) -> dict[str, Any]: ...
 

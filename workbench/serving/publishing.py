@@ -78,6 +78,7 @@ def route_table(revision: int, specs: Iterable[EndpointSpec], ready: Mapping[str
                 for s in spec.shadows
             ),
             payload_limit_bytes=spec.payload_limit_bytes,
+            sticky_salt=spec.sticky_salt or "",
         )
     return RouteTable(revision=revision, endpoints=endpoints)
 

@@ -18,7 +18,13 @@ from collections.abc import Callable
 from typing import Any
 
 from workbench.errors import NotFoundError, WorkbenchError
-from workbench.protocol import PROBE_HEADER, REQUEST_ID_HEADER, SHADOW_HEADER, VERSION_HEADER
+from workbench.protocol import (
+    PROBE_HEADER,
+    REQUEST_ID_HEADER,
+    ROUTING_KEY_HEADER,
+    SHADOW_HEADER,
+    VERSION_HEADER,
+)
 from workbench.serving.asgi import (
     HEADER_LENGTH,
     JSON,
@@ -54,6 +60,9 @@ SHADOW = SHADOW_HEADER.encode()
 #: metrics, never written to the prediction log, so no analysis or monitor mistakes them for traffic.
 PROBE = PROBE_HEADER.encode()
 REQUEST_ID = REQUEST_ID_HEADER.encode()
+#: The unit an experiment assigns by, logged with the request (the router checks its length).
+ROUTING_KEY = ROUTING_KEY_HEADER.encode()
+MAX_KEY_LENGTH = 200
 #: Batches whose log line still waits for a caller to finish; more than this means a caller never will.
 MAX_OPEN_BATCH_LINES = 1024
 
@@ -177,6 +186,8 @@ class ReplicaApp:
         probe = header(scope, PROBE) is not None
         request_id_raw = header(scope, REQUEST_ID)
         request_id = request_id_raw.decode("latin-1") if request_id_raw else ""
+        key_raw = header(scope, ROUTING_KEY)
+        key = key_raw[:MAX_KEY_LENGTH].decode("latin-1") if key_raw else None
         status = 200
         decoded: Decoded | None = None
         result = None
@@ -227,7 +238,7 @@ class ReplicaApp:
                 [self.version_header],
             )
         finally:
-            self._record(received, status, shadow, request_id, decoded, result, logged=not probe)
+            self._record(received, status, shadow, request_id, decoded, result, logged=not probe, key=key)
 
     def _record(
         self,
@@ -239,6 +250,7 @@ class ReplicaApp:
         result: BatchResult | None,
         *,
         logged: bool = True,
+        key: str | None = None,
     ) -> None:
         elapsed = time.perf_counter() - received
         self.metrics.requests(status, shadow).inc()
@@ -249,25 +261,28 @@ class ReplicaApp:
         if self.writer is None:
             return
         if result is not None and decoded is not None:
-            self._record_in_batch(elapsed, status, shadow, request_id, decoded, result, logged=logged)
+            self._record_in_batch(
+                elapsed, status, shadow, request_id, decoded, result, logged=logged, key=key
+            )
             return
         if not logged:
             return
         # Refused before the model ran: no batch, no inputs, no outputs.
-        self.writer.log(
-            {
-                "ts": time.time(),
-                "endpoint": self.config.endpoint,
-                "model": self.config.model,
-                "version": self.config.version,
-                "replica": self.config.replica_id,
-                "request_id": request_id,
-                "status": status,
-                "shadow": shadow,
-                "rows": decoded.rows if decoded is not None else 0,
-                "latency_ms": round(elapsed * 1000, 4),
-            }
-        )
+        refused: dict[str, Any] = {
+            "ts": time.time(),
+            "endpoint": self.config.endpoint,
+            "model": self.config.model,
+            "version": self.config.version,
+            "replica": self.config.replica_id,
+            "request_id": request_id,
+            "status": status,
+            "shadow": shadow,
+            "rows": decoded.rows if decoded is not None else 0,
+            "latency_ms": round(elapsed * 1000, 4),
+        }
+        if key is not None:
+            refused["key"] = key
+        self.writer.log(refused)
 
     def _record_in_batch(
         self,
@@ -279,6 +294,7 @@ class ReplicaApp:
         result: BatchResult,
         *,
         logged: bool,
+        key: str | None = None,
     ) -> None:
         """Add a request to its batch's log line, and hand the line over once the batch is complete."""
         assert self.writer is not None
@@ -312,6 +328,7 @@ class ReplicaApp:
                 round(result.queue_seconds * 1000, 4),
                 decoded.columns if decoded.columns is not None else {"matrix": decoded.matrix},
                 result.outputs,
+                key,
             )
         else:
             complete = line.skip()

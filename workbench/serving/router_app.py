@@ -86,7 +86,9 @@ REQUEST_ID = REQUEST_ID_HEADER.encode()
 PROBE = PROBE_HEADER.encode()
 ADMIN_LIMIT = 4 * 1024 * 1024
 #: Request headers a replica needs to read the body as sent (binary tensor data, compression).
-FORWARDED_HEADERS = frozenset({b"content-type", b"content-encoding", HEADER_LENGTH})
+#: The routing key goes on too: the replica logs it, which is how an experiment learns its units.
+FORWARDED_HEADERS = frozenset({b"content-type", b"content-encoding", HEADER_LENGTH, ROUTING_KEY})
+MAX_KEY_LENGTH = 200
 
 
 class RouterMetrics:
@@ -281,7 +283,11 @@ class RouterApp:
         if primary:
             chosen = primary_version(routes)
         elif key:
-            chosen = choose_sticky(routes.versions, key.decode("latin-1"))
+            if len(key) > MAX_KEY_LENGTH:
+                raise BadRequestError(
+                    f"{ROUTING_KEY_HEADER} is {len(key)} bytes long; at most {MAX_KEY_LENGTH} are allowed"
+                )
+            chosen = choose_sticky(routes.versions, key.decode("latin-1"), salt=routes.sticky_salt)
         else:
             chosen = choose_weighted(routes.versions, self._random.random())
         if chosen is None:

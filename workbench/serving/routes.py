@@ -3,7 +3,9 @@
 Sticky assignment uses weighted rendezvous hashing: each (key, version) pair gets a pseudo-random score
 ``weight / -ln(u)`` and the key goes to the highest score. A key keeps its version while weights stand,
 and when they change only the share of keys that must move does (a key never moves between two versions
-whose weights both stayed the same).
+whose weights both stayed the same). An endpoint's ``sticky_salt`` (an A/B experiment's name while it
+runs) is hashed in too, so each experiment draws its own random split of the keys: users who were
+treated in the last experiment are not all treated again in the next one.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ class EndpointRoutes(BaseModel):
     versions: tuple[VersionRoute, ...]
     shadows: tuple[ShadowRoute, ...] = ()
     payload_limit_bytes: int = 8 * 1024 * 1024
+    sticky_salt: str = ""
 
 
 class RouteTable(BaseModel):
@@ -67,13 +70,13 @@ def _unit_hash(key: str, salt: str) -> float:
     return (int.from_bytes(digest, "big") + 0.5) / _TWO_64
 
 
-def choose_sticky(versions: tuple[VersionRoute, ...], key: str) -> VersionRoute | None:
+def choose_sticky(versions: tuple[VersionRoute, ...], key: str, *, salt: str = "") -> VersionRoute | None:
     best: VersionRoute | None = None
     best_score = -1.0
     for route in versions:
         if route.weight <= 0:
             continue
-        score = route.weight / -math.log(_unit_hash(key, f"{route.model}/{route.version}"))
+        score = route.weight / -math.log(_unit_hash(key, f"{salt}{route.model}/{route.version}"))
         if score > best_score:
             best, best_score = route, score
     return best

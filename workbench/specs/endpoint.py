@@ -109,6 +109,9 @@ class EndpointSpec(Spec):
     log_sample_rate: LogSampleRate = 1.0
     latency_objective_ms: LatencyObjective | None = None
     description: str | None = Field(default=None, max_length=2000)
+    #: Hashed with the routing key for sticky assignment: set to ``experiment:NAME`` while an A/B
+    #: experiment runs, so each experiment splits the keys afresh.
+    sticky_salt: str | None = Field(default=None, max_length=80)
     kind: Literal["endpoint"] = "endpoint"
 
     @field_validator("name")

@@ -57,6 +57,9 @@ class ExperimentSpec(Spec):
     planned_units: int | None = Field(default=None, ge=10)
     #: No decision before every variant has this many units with outcomes.
     min_units: int = Field(default=100, ge=10)
+    #: Act on a stopping decision: conclude on a winner or futility, pause (traffic back to the baseline)
+    #: on a guardrail breach or a sample-ratio mismatch. False: record and audit it, keep running.
+    auto_stop: bool = True
 
     @model_validator(mode="after")
     def _consistent(self) -> ExperimentSpec:

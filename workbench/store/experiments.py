@@ -23,7 +23,7 @@ from workbench.errors import ConflictError, NotFoundError, ValidationError
 from workbench.experiments.statistics import Moments
 from workbench.records.experiments import ExperimentRecord, ExperimentState
 from workbench.specs.experiment import ExperimentSpec
-from workbench.store.schema import experiment_outcomes, experiment_units, experiments
+from workbench.store.schema import experiment_looks, experiment_outcomes, experiment_units, experiments
 
 #: Which lifecycle moves are allowed: a concluded experiment stays concluded.
 TRANSITIONS: dict[ExperimentState, frozenset[ExperimentState]] = {
@@ -64,6 +64,8 @@ def _record(row: Any) -> ExperimentRecord:
         started_at=when(row["started_at"]),
         ended_at=when(row["ended_at"]),
         revision=row["revision"],
+        baseline=orjson.loads(row["baseline"]) if row["baseline"] else None,
+        running_since=when(row["running_since"]),
     )
 
 
@@ -87,6 +89,8 @@ class ExperimentStore:
                         started_at=None,
                         ended_at=None,
                         revision=1,
+                        baseline=None,
+                        running_since=None,
                     )
                 )
         except IntegrityError:
@@ -99,7 +103,7 @@ class ExperimentStore:
             raise NotFoundError(f"no experiment named {name!r}")
         return _record(row)
 
-    def list(
+    def find(
         self, connection: Connection, *, endpoint: str | None = None, state: ExperimentState | None = None
     ) -> list[ExperimentRecord]:
         query = select(experiments).order_by(experiments.c.created_at)
@@ -117,8 +121,12 @@ class ExperimentStore:
         *,
         expected_revision: int | None = None,
         decision: dict[str, Any] | None = None,
+        baseline: list[dict[str, Any]] | None = None,
     ) -> ExperimentRecord:
-        """A lifecycle move, refused if not allowed from the current state or if the record moved on."""
+        """A lifecycle move, refused if not allowed from the current state or if the record moved on.
+
+        ``baseline``: the endpoint's routes before the experiment took them over (kept from the first
+        start; restored when it pauses or ends)."""
         current = self.get(connection, name)
         if to not in TRANSITIONS[current.state]:
             raise ConflictError(
@@ -133,12 +141,18 @@ class ExperimentStore:
             )
         now = time.time()
         values: dict[str, Any] = {"state": to.value, "revision": current.revision + 1}
-        if to == ExperimentState.RUNNING and current.started_at is None:
-            values["started_at"] = now
+        if to == ExperimentState.RUNNING:
+            values["running_since"] = now
+            if current.started_at is None:
+                values["started_at"] = now
+        else:
+            values["running_since"] = None
         if to == ExperimentState.CONCLUDED:
             values["ended_at"] = now
         if decision is not None:
             values["decision"] = orjson.dumps(decision).decode()
+        if baseline is not None and current.baseline is None:
+            values["baseline"] = orjson.dumps(baseline).decode()
         moved = connection.execute(
             update(experiments)
             .where(and_(experiments.c.name == name, experiments.c.revision == current.revision))
@@ -155,6 +169,37 @@ class ExperimentStore:
             .where(experiments.c.name == name)
             .values(decision=orjson.dumps(decision).decode())
         )
+
+    def add_look(
+        self, connection: Connection, name: str, *, ts: float, units: int, decision: dict[str, Any]
+    ) -> None:
+        """One look's decision, for the estimates-over-time view (a look at the same instant is kept once)."""
+        try:
+            with connection.begin_nested():
+                connection.execute(
+                    insert(experiment_looks).values(
+                        experiment=name,
+                        ts=ts,
+                        units=units,
+                        verdict=str(decision.get("verdict", "")),
+                        decision=orjson.dumps(decision).decode(),
+                    )
+                )
+        except IntegrityError:
+            pass
+
+    def looks(self, connection: Connection, name: str, *, limit: int = 500) -> list[dict[str, Any]]:
+        """The last ``limit`` looks, oldest first."""
+        rows = connection.execute(
+            select(experiment_looks.c.ts, experiment_looks.c.units, experiment_looks.c.decision)
+            .where(experiment_looks.c.experiment == name)
+            .order_by(experiment_looks.c.ts.desc())
+            .limit(limit)
+        ).all()
+        return [
+            {"ts": ts, "units": units, "decision": orjson.loads(decision)}
+            for ts, units, decision in reversed(rows)
+        ]
 
     # --- units and outcomes ------------------------------------------------------------------------------
 

@@ -447,6 +447,30 @@ def _v9_experiments(connection: Connection, dialect: str) -> None:
     )
 
 
+def _v10_experiment_assignment(connection: Connection, dialect: str) -> None:
+    float_type = "REAL" if dialect == "sqlite" else "DOUBLE PRECISION"
+    # The routing key of each indexed request: an outcome fed back by request id finds its unit (a user).
+    connection.execute(text("ALTER TABLE request_index ADD COLUMN routing_key VARCHAR(200)"))
+    # The endpoint's routes before the experiment took them over, restored when it ends.
+    connection.execute(text("ALTER TABLE experiments ADD COLUMN baseline TEXT"))
+    # Since when it runs (its latest start or resume): requests from before, or from a pause, assign no unit.
+    connection.execute(text(f"ALTER TABLE experiments ADD COLUMN running_since {float_type}"))
+    # Every look's decision, so the estimates and their confidence sequences can be drawn over time.
+    connection.execute(
+        text(
+            f"""
+            CREATE TABLE experiment_looks (
+                experiment VARCHAR(63) NOT NULL REFERENCES experiments (name),
+                ts {float_type} NOT NULL,
+                units INTEGER NOT NULL,
+                verdict VARCHAR(32) NOT NULL,
+                decision TEXT NOT NULL,
+                PRIMARY KEY (experiment, ts)
+            )"""
+        )
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "audit log and endpoint definitions", _v1_initial),
     Migration(2, "rollouts and their event history", _v2_rollouts),
@@ -459,6 +483,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(7, "every tick's rollout analysis (estimates and bounds over time)", _v7_rollout_analyses),
     Migration(8, "idempotency keys of changing calls and their answers", _v8_idempotent_requests),
     Migration(9, "A/B experiments, their units and outcomes", _v9_experiments),
+    Migration(
+        10, "routing keys in the request index, experiment baselines and looks", _v10_experiment_assignment
+    ),
 )
 
 

@@ -275,12 +275,18 @@ class MonitoringRepository:
         ids = list(request_ids)
         for start in range(0, len(ids), 500):
             statement = select(
-                request_index.c.request_id, request_index.c.ts, request_index.c.version, request_index.c.score
+                request_index.c.request_id,
+                request_index.c.ts,
+                request_index.c.version,
+                request_index.c.score,
+                request_index.c.routing_key,
             ).where(
                 request_index.c.endpoint == endpoint, request_index.c.request_id.in_(ids[start : start + 500])
             )
-            for request_id, ts, version, score in connection.execute(statement).all():
-                found[request_id] = IndexedRequest(request_id=request_id, ts=ts, version=version, score=score)
+            for request_id, ts, version, score, key in connection.execute(statement).all():
+                found[request_id] = IndexedRequest(
+                    request_id=request_id, ts=ts, version=version, score=score, routing_key=key
+                )
         return found
 
     def index_cursor(self, connection: Connection, endpoint: str) -> float | None:

@@ -134,7 +134,19 @@ experiments = Table(
     Column("started_at", Float, nullable=True),
     Column("ended_at", Float, nullable=True),
     Column("revision", Integer, nullable=False),
+    Column("baseline", Text, nullable=True),
+    Column("running_since", Float, nullable=True),
     Index("ix_experiments_endpoint", "endpoint", "state"),
+)
+
+experiment_looks = Table(
+    "experiment_looks",
+    metadata,
+    Column("experiment", String(63), ForeignKey("experiments.name"), primary_key=True),
+    Column("ts", Float, primary_key=True),
+    Column("units", Integer, nullable=False),
+    Column("verdict", String(32), nullable=False),
+    Column("decision", Text, nullable=False),
 )
 
 experiment_units = Table(
@@ -343,5 +355,6 @@ request_index = Table(
     Column("ts", Float, nullable=False),
     Column("version", Integer, nullable=False),
     Column("score", Float, nullable=True),
+    Column("routing_key", String(200), nullable=True),
     Index("ix_request_index_ts", "endpoint", "ts"),
 )

@@ -7,7 +7,7 @@ inputs and outputs concatenate into one array per column, so the replica logs th
 
     {"ts": ..., "endpoint": ..., "model": ..., "version": ..., "replica": ..., "inference_ms": ...,
      "batch_size": n, "requests": {"ts": [...], "request_id": [...], "status": [...], "shadow": [...],
-     "rows": [...], "latency_ms": [...], "queue_ms": [...]},
+     "rows": [...], "latency_ms": [...], "queue_ms": [...], "key": [...]},
      "inputs": {column: [all rows of the batch]}, "outputs": {name: [all rows]}}
 
 Readers never see that shape: ``expand`` turns the line back into per-request records, the shape a
@@ -15,6 +15,10 @@ request refused before the model ran is still logged in (``read_records`` and ``
 call it), rows sliced
 in the order of ``requests``. Inputs and outputs are sampled per batch (``log_sample_rate``), all of a
 batch's requests or none.
+
+``key`` is each request's routing key (``x-workbench-routing-key``, None without one): what an A/B
+experiment assigns by, so the log says which unit saw which version. A batch where no request had a
+key leaves the list out, so traffic without keys pays nothing for it.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ __all__ = ["BatchRecord", "ConcatenatedArrays", "expand"]
 
 #: Per-request fields of a batch line, in the order ``BatchRecord.add`` takes them.
 REQUEST_FIELDS = ("ts", "request_id", "status", "shadow", "rows", "latency_ms", "queue_ms")
+#: Per-request fields a line may leave out (every request of the batch without one).
+OPTIONAL_FIELDS = ("key",)
 
 
 class ConcatenatedArrays:
@@ -132,10 +138,11 @@ class BatchRecord:
         queue_ms: float,
         inputs: dict[str, Any] | None,
         outputs: dict[str, Any] | None,
+        key: str | None = None,
     ) -> dict[str, Any] | None:
         """Add one finished request; the complete line once the last of the batch is in, else None."""
         requests = self._requests
-        requests.append((ts, request_id, status, shadow, rows, latency_ms, queue_ms))
+        requests.append((ts, request_id, status, shadow, rows, latency_ms, queue_ms, key))
         if self.inputs is not None and self.outputs is not None:
             self.inputs.parts.append(inputs if inputs is not None else {})
             self.outputs.parts.append(outputs if outputs is not None else {})
@@ -151,10 +158,12 @@ class BatchRecord:
             return None
         line = dict(self.head)
         line["ts"] = self._requests[0][0]
-        line["requests"] = {
-            name: list(values)
-            for name, values in zip(REQUEST_FIELDS, zip(*self._requests, strict=True), strict=True)
-        }
+        columns = list(zip(*self._requests, strict=True))
+        fields = {name: list(values) for name, values in zip(REQUEST_FIELDS, columns, strict=False)}
+        keys = columns[len(REQUEST_FIELDS)]
+        if any(key is not None for key in keys):
+            fields["key"] = list(keys)
+        line["requests"] = fields
         if self.inputs is not None and self.outputs is not None:
             line["inputs"] = self.inputs.joined_now()
             line["outputs"] = self.outputs.joined_now()
@@ -178,7 +187,10 @@ def expand(record: dict[str, Any]) -> Iterator[dict[str, Any]]:
             return
         columns.append(values)
     count = len(columns[0])
-    if any(len(values) != count for values in columns):
+    optional = {name: requests[name] for name in OPTIONAL_FIELDS if name in requests}
+    if any(len(values) != count for values in columns) or any(
+        not isinstance(values, list) or len(values) != count for values in optional.values()
+    ):
         return
     inputs, outputs = record.get("inputs"), record.get("outputs")
     shared = {k: v for k, v in record.items() if k not in ("requests", "inputs", "outputs", "ts")}
@@ -189,6 +201,8 @@ def expand(record: dict[str, Any]) -> Iterator[dict[str, Any]]:
             return
         one = dict(shared)
         for name, values in zip(REQUEST_FIELDS, columns, strict=True):
+            one[name] = values[index]
+        for name, values in optional.items():
             one[name] = values[index]
         if inputs is not None:
             one["inputs"] = _share(inputs, index, offset, rows)

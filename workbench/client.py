@@ -452,11 +452,15 @@ class Client:
         result: dict[str, Any] = self._request("GET", f"/experiments/{name}")
         return result
 
-    def experiment_looks(self, name: str, *, limit: int = 500) -> list[dict[str, Any]]:
-        """The kept looks, oldest first (estimates and their confidence sequences over time)."""
-        result: list[dict[str, Any]] = self._request(
-            "GET", f"/experiments/{name}/looks", params={"limit": limit}
-        )
+    def experiment_looks(
+        self, name: str, *, limit: int = 500, after: float | None = None
+    ) -> list[dict[str, Any]]:
+        """The kept looks, oldest first (estimates and their confidence sequences over time); poll with
+        ``after`` set to the last ``ts`` seen."""
+        params: dict[str, Any] = {"limit": limit}
+        if after is not None:
+            params["after"] = after
+        result: list[dict[str, Any]] = self._request("GET", f"/experiments/{name}/looks", params=params)
         return result
 
     def experiment_action(

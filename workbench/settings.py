@@ -166,10 +166,13 @@ class Settings:
             ("WORKBENCH_HISTORY_RETENTION_S", "history_retention_s"),
             ("WORKBENCH_HISTORY_ROLLUP_RETENTION_S", "rollup_retention_s"),
             ("WORKBENCH_FEEDBACK_RETENTION_S", "feedback_retention_s"),
-            ("WORKBENCH_EXPERIMENT_LOOK_S", "experiment_look_s"),
         ):
             if raw := env.get(variable):
                 overrides[name] = _seconds(raw, variable)
+        if raw := env.get("WORKBENCH_EXPERIMENT_LOOK_S"):
+            overrides["experiment_look_s"] = _seconds(
+                raw, "WORKBENCH_EXPERIMENT_LOOK_S", least=0.5, most=86_400.0
+            )
         return cls.for_home(home, **overrides)
 
     def read_token(self) -> str | None:
@@ -192,13 +195,13 @@ def _port_like_int(raw: str, name: str) -> int:
     return value
 
 
-def _seconds(raw: str, name: str) -> float:
+def _seconds(raw: str, name: str, *, least: float = 60.0, most: float = 10 * 365 * 86_400.0) -> float:
     try:
         value = float(raw)
     except ValueError:
         raise ValidationError(f"{name} must be a number of seconds, got {raw!r}", variable=name) from None
-    if not (value >= 60.0 and value <= 10 * 365 * 86_400.0):
-        raise ValidationError(f"{name} must be between 60 s and 10 years, got {raw}", variable=name)
+    if not (value >= least and value <= most):
+        raise ValidationError(f"{name} must be between {least:g} s and {most:g} s, got {raw}", variable=name)
     return value
 
 

@@ -234,7 +234,7 @@ def test_demo_registers_three_versions_and_canaries_v2_to_champion_and_v3_back(
     home.mkdir()
     shutil.copy(mlflow_template, home / "mlflow.db")
     port = free_port()
-    cli = Cli(_env(home, port), tmp_path)
+    cli = Cli(_env(home, port, WORKBENCH_EXPERIMENT_LOOK_S="2"), tmp_path)
     # Training and two canaries under generated traffic: ~45 s alone, two or three times that on a busy
     # 2-core CI machine; the timeout only catches a demo that hangs.
     out = cli("demo", "--no-serve", "--rows", "6000", timeout=480).stdout
@@ -309,6 +309,29 @@ def test_demo_registers_three_versions_and_canaries_v2_to_champion_and_v3_back(
         assert "already registered" in again
         assert len(cli.json("models", "show", "churn-classifier")) == 3  # type: ignore[arg-type]
         _rollback_after_the_demo_never_returns_to_the_rejected_v3(cli)
+        _the_demo_experiment_finds_v2_keeps_more_customers_and_promotes_it(cli, router)
+
+
+def _the_demo_experiment_finds_v2_keeps_more_customers_and_promotes_it(cli: Cli, router: str) -> None:
+    """Issue 13 on the demo: sticky simulated customers, outcomes fed back, the engine decides, the winner
+    is promoted through a blue-green, and the audit log tells it in order."""
+    out = cli("demo-experiment", "--customers", "3000", timeout=480).stdout
+    assert "0 switched version on a second visit" in out
+    assert "6000 outcomes fed back" in out
+    assert "Experiment retention-offer: winner" in out
+    assert "promoted treatment: blue-green rollout" in out
+    story = cli.json("audit", "--prefix", "experiment:retention-offer")
+    assert isinstance(story, list)
+    actions = [e["action"] for e in reversed(story)]
+    assert actions[:2] == ["experiment.create", "experiment.start"]
+    assert actions[-3:] == ["experiment.decision", "experiment.conclude", "experiment.promote"]
+    decided = next(e for e in story if e["action"] == "experiment.decision")
+    assert decided["actor"] == "experiment-engine"
+    assert decided["after"]["winner"] == "treatment"
+    served = httpx.post(
+        f"{router}/endpoints/churn-ab/invocations", json={"dataframe_records": [dict.fromkeys(FEATURES, 1.0)]}
+    )
+    assert served.headers["x-workbench-model-version"] == "2"  # the blue-green switched to the winner
 
 
 def _rollback_after_the_demo_never_returns_to_the_rejected_v3(cli: Cli) -> None:

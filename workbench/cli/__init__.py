@@ -7,6 +7,7 @@ import typer
 from workbench._version import __version__
 from workbench.cli import audit as audit_cmd
 from workbench.cli import demo as demo_cmd
+from workbench.cli import demo_experiment as demo_experiment_cmd
 from workbench.cli import endpoints, experiments, models, monitoring, rollouts, serving, system
 from workbench.cli import runbooks as runbooks_cmd
 
@@ -23,6 +24,7 @@ app.command("status")(system.status)
 app.command("audit")(audit_cmd.audit)
 app.command("demo")(demo_cmd.demo)
 app.command("demo-traffic")(demo_cmd.demo_traffic)
+app.command("demo-experiment")(demo_experiment_cmd.demo_experiment)
 app.command("deploy")(serving.deploy)
 app.command("undeploy")(serving.undeploy)
 app.command("rollback")(serving.rollback)

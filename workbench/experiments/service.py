@@ -126,10 +126,10 @@ class ExperimentService:
             "decision": decision,
         }
 
-    def looks(self, name: str, *, limit: int = 500) -> list[dict[str, Any]]:
+    def looks(self, name: str, *, limit: int = 500, after: float | None = None) -> list[dict[str, Any]]:
         with self.plane.db.read() as connection:
             self.store.get(connection, name)
-            return self.store.looks(connection, name, limit=limit)
+            return self.store.looks(connection, name, limit=limit, after=after)
 
     # ----------------------------------------------------------- lifecycle
     def create(self, spec: ExperimentSpec, *, actor: str, reason: str | None = None) -> ExperimentRecord:

@@ -188,14 +188,16 @@ class ExperimentStore:
         except IntegrityError:
             pass
 
-    def looks(self, connection: Connection, name: str, *, limit: int = 500) -> list[dict[str, Any]]:
-        """The last ``limit`` looks, oldest first."""
-        rows = connection.execute(
-            select(experiment_looks.c.ts, experiment_looks.c.units, experiment_looks.c.decision)
-            .where(experiment_looks.c.experiment == name)
-            .order_by(experiment_looks.c.ts.desc())
-            .limit(limit)
-        ).all()
+    def looks(
+        self, connection: Connection, name: str, *, limit: int = 500, after: float | None = None
+    ) -> list[dict[str, Any]]:
+        """The last ``limit`` looks (only those after ``after``: a reader's cursor), oldest first."""
+        query = select(experiment_looks.c.ts, experiment_looks.c.units, experiment_looks.c.decision).where(
+            experiment_looks.c.experiment == name
+        )
+        if after is not None:
+            query = query.where(experiment_looks.c.ts > after)
+        rows = connection.execute(query.order_by(experiment_looks.c.ts.desc()).limit(limit)).all()
         return [
             {"ts": ts, "units": units, "decision": orjson.loads(decision)}
             for ts, units, decision in reversed(rows)

@@ -23,6 +23,7 @@ from typing import Any
 from workbench.client import Client
 from workbench.errors import WorkbenchError
 from workbench.records.audit import AuditEvent
+from workbench.records.experiments import ExperimentRecord, ExperimentState
 from workbench.records.rollouts import RolloutAnalysis
 from workbench.revisions.model import Revision
 from workbench.ui.buffers import BACKFILL_SERIES, KEEP_S, SeriesBuffer, TrafficBuffer, traffic_from_history
@@ -50,6 +51,9 @@ MONITOR_SERIES = (
     "rows",
 )
 HISTORY_EVERY_S = 5.0
+#: Looks kept per experiment (one every experiment_look_s: hours of an experiment).
+LOOKS_KEEP = 2000
+ACTIVE_EXPERIMENT = (ExperimentState.RUNNING, ExperimentState.PAUSED)
 #: Monitor points are re-read with this much overlap: a look stamped before the last read may be
 #: written just after it; points already held (same series, key and time) are not added twice.
 HISTORY_OVERLAP_S = 30.0
@@ -201,6 +205,12 @@ class DashboardFeed:
                 changed.add("state")
             else:
                 snapshot = self.snapshot
+            if self._has_running_experiment(snapshot):
+                # A running experiment is looked at between audit events: its new looks (and decision).
+                looked = self._read_experiments(snapshot)
+                if looked is not snapshot:
+                    snapshot = looked
+                    changed.add("experiments")
         except WorkbenchError as exc:
             snapshot = replace(self.snapshot, error=str(exc))
             with self._lock:
@@ -373,6 +383,37 @@ class DashboardFeed:
             self._audit_cursor = events[-1].id
         return list(events)
 
+    @staticmethod
+    def _has_running_experiment(snapshot: Snapshot) -> bool:
+        return any(e.state == ExperimentState.RUNNING for e in snapshot.experiments)
+
+    def _experiment_looks(
+        self, experiments: tuple[ExperimentRecord, ...], held: dict[str, tuple[dict[str, Any], ...]]
+    ) -> dict[str, tuple[dict[str, Any], ...]]:
+        """New looks of the active experiments (and of the five newest, once), read after the last held."""
+        wanted = [e for e in experiments if e.state in ACTIVE_EXPERIMENT] + list(experiments[:5])
+        looks: dict[str, tuple[dict[str, Any], ...]] = {}
+        for record in wanted:
+            if record.name in looks:
+                continue
+            known = held.get(record.name, ())
+            if known and record.state not in ACTIVE_EXPERIMENT:
+                looks[record.name] = known
+                continue
+            after = known[-1]["ts"] if known else None
+            fresh = self._call("experiment_looks", record.name, limit=LOOKS_KEEP, after=after)
+            looks[record.name] = (*known, *fresh)[-LOOKS_KEEP:]
+        return looks
+
+    def _read_experiments(self, snapshot: Snapshot) -> Snapshot:
+        experiments = tuple(reversed(self._call("experiments")))
+        looks = self._experiment_looks(experiments, snapshot.experiment_looks)
+        if experiments == snapshot.experiments and all(
+            len(looks.get(n, ())) == len(snapshot.experiment_looks.get(n, ())) for n in looks
+        ):
+            return snapshot
+        return replace(snapshot, experiments=experiments, experiment_looks=looks, at=time.time())
+
     def _read_rollouts(self) -> Snapshot:
         rollouts = tuple(self._call("rollouts"))
         details = dict(self.snapshot.rollout_details)
@@ -410,8 +451,11 @@ class DashboardFeed:
                 )
             except WorkbenchError:  # deleted between the two calls
                 continue
+        experiments = tuple(reversed(self._call("experiments")))
         return Snapshot(
             at=time.time(),
+            experiments=experiments,
+            experiment_looks=self._experiment_looks(experiments, self.snapshot.experiment_looks),
             endpoints=endpoints,
             rollouts=rollouts,
             rollout_details=details,

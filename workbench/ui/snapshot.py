@@ -11,6 +11,7 @@ from typing import Any
 
 from workbench.records.audit import AuditEvent
 from workbench.records.endpoints import EndpointRecord
+from workbench.records.experiments import ExperimentRecord, ExperimentState
 from workbench.records.monitoring import AlertEvent, AlertRuleRecord, MonitorRecord
 from workbench.records.rollouts import RolloutAnalysis, RolloutRecord
 from workbench.records.runbooks import RunRecord
@@ -34,10 +35,24 @@ class Snapshot:
     #: model -> (label, version) choices for the forms, newest first, aliases named ("v3 @champion")
     model_versions: dict[str, tuple[tuple[str, int], ...]] = field(default_factory=dict)
     histories: dict[str, tuple[Revision, ...]] = field(default_factory=dict)  # endpoint -> newest first
+    experiments: tuple[ExperimentRecord, ...] = ()  # newest first, each with its latest decision
+    #: experiment -> its kept looks, oldest first (the active ones and the five newest)
+    experiment_looks: dict[str, tuple[dict[str, Any], ...]] = field(default_factory=dict)
     error: str | None = None  # the control plane could not be read at the last poll
 
     def endpoint(self, name: str) -> EndpointRecord | None:
         return next((e for e in self.endpoints if e.spec.name == name), None)
+
+    def active_experiment(self, endpoint: str) -> ExperimentRecord | None:
+        """The endpoint's running or paused experiment (it holds the endpoint's traffic)."""
+        return next(
+            (
+                e
+                for e in self.experiments
+                if e.endpoint == endpoint and e.state in (ExperimentState.RUNNING, ExperimentState.PAUSED)
+            ),
+            None,
+        )
 
     def active_rollout(self, endpoint: str) -> RolloutRecord | None:
         return next((r for r in self.rollouts if r.endpoint == endpoint and is_active(r)), None)

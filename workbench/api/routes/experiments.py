@@ -86,10 +86,13 @@ def get_experiment(name: ExperimentName, plane: ControlPlane = Depends(control_p
 def experiment_looks(
     name: ExperimentName,
     limit: int = Query(default=500, ge=1, le=5000),
+    after: float | None = Query(
+        default=None, ge=0, le=1e11, description="only looks after this time (a cursor: the last ts seen)"
+    ),
     plane: ControlPlane = Depends(control_plane),
 ) -> list[dict[str, Any]]:
-    """Every kept look, oldest first: the estimates and confidence sequences over time."""
-    return plane.experiments.looks(name, limit=limit)
+    """The kept looks, oldest first: the estimates and confidence sequences over time."""
+    return plane.experiments.looks(name, limit=limit, after=after)
 
 
 @router.post("/experiments/{name}/outcomes")

@@ -1,0 +1,142 @@
+"""The demo's A/B experiment: does a better churn model keep more customers?
+
+Simulated customers visit through the router, each with their customer id as the routing key, so each
+sees one version for the whole experiment. What happens next depends on what the model served them
+said, the way a retention team uses a churn score: a customer scored above ``OFFER_THRESHOLD`` is
+offered a discount, and an offer keeps a customer who was about to leave with probability
+``OFFER_WORKS``. Whether a customer leaves is the generated data's own ground truth. So the business
+outcome (``retained``) is not a number made up per version: a model that finds more of the customers
+who are leaving keeps more of them, and the experiment has to discover which one that is.
+
+A guardrail watches the cost: the share of customers given an offer (``offered``, lower is better) may
+not rise by more than ``OFFER_MARGIN``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import numpy as np
+import orjson
+import pandas as pd
+
+from workbench.client import Client
+from workbench.demo.dataset import FEATURES, TARGET
+from workbench.protocol import REQUEST_ID_HEADER, ROUTING_KEY_HEADER, VERSION_HEADER
+
+OFFER_THRESHOLD = 0.5
+OFFER_WORKS = 0.8
+OFFER_MARGIN = 0.25
+DEMO_EXPERIMENT = "retention-offer"
+DEMO_EXPERIMENT_ENDPOINT = "churn-ab"
+
+
+def experiment_spec(
+    name: str, endpoint: str, model: str, control: int, treatment: int, *, min_units: int = 300
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "endpoint": endpoint,
+        "variants": [
+            {"name": "control", "model": model, "version": control, "weight": 50},
+            {"name": "treatment", "model": model, "version": treatment, "weight": 50},
+        ],
+        "unit": "key",
+        "primary": {"name": "retained", "kind": "binary", "better": "higher"},
+        "guardrails": [
+            {"name": "offered", "kind": "binary", "better": "lower", "margin": OFFER_MARGIN},
+        ],
+        "min_units": min_units,
+    }
+
+
+@dataclass
+class Visit:
+    customer: str
+    request_id: str
+    version: int
+    score: float
+
+
+@dataclass
+class Customers:
+    """One visit per customer (a second one checks the version is sticky), and the outcomes that follow."""
+
+    router_url: str
+    endpoint: str
+    rows: pd.DataFrame
+    seed: int = 17
+    visits: dict[str, Visit] = field(default_factory=dict)
+    switched: int = 0  # customers whose second visit saw another version (must stay 0)
+
+    def visit(self, *, revisit_every: int = 10, on_progress: Callable[[int], None] = lambda _n: None) -> None:
+        url = f"{self.router_url}/endpoints/{self.endpoint}/invocations"
+        split = self.rows[list(FEATURES)].to_dict(orient="split")
+        with httpx.Client(timeout=30) as http:
+            for index, row in enumerate(split["data"]):
+                customer = f"customer-{index}"
+                body = orjson.dumps({"dataframe_split": {"columns": split["columns"], "data": [row]}})
+                headers = {"content-type": "application/json", ROUTING_KEY_HEADER: customer}
+                first = self._send(http, url, body, headers, customer)
+                self.visits[customer] = first
+                if index % revisit_every == 0:
+                    again = self._send(http, url, body, headers, customer)
+                    self.switched += again.version != first.version
+                if index % 200 == 0:
+                    on_progress(index)
+
+    @staticmethod
+    def _send(http: httpx.Client, url: str, body: bytes, headers: dict[str, str], customer: str) -> Visit:
+        response = http.post(url, content=body, headers=headers)
+        response.raise_for_status()
+        score = float(np.ravel(orjson.loads(response.content)["predictions"])[0])
+        return Visit(
+            customer, response.headers[REQUEST_ID_HEADER], int(response.headers[VERSION_HEADER]), score
+        )
+
+    def outcomes(self) -> list[dict[str, Any]]:
+        """What each customer did after their visit: offered or not, stayed or left. Half the outcomes
+        name the customer, half the request that exposed them, as two kinds of event pipeline would."""
+        rng = np.random.default_rng(self.seed)
+        leaving = self.rows[TARGET].to_numpy(dtype=bool)
+        found: list[dict[str, Any]] = []
+        for index, visit in enumerate(self.visits.values()):
+            offered = visit.score > OFFER_THRESHOLD
+            retained = not leaving[index] or (offered and rng.random() < OFFER_WORKS)
+            reference = {"unit": visit.customer} if index % 2 else {"request_id": visit.request_id}
+            found.append({**reference, "metric": "retained", "value": float(retained)})
+            found.append({"unit": visit.customer, "metric": "offered", "value": float(offered)})
+        return found
+
+    def shares(self) -> dict[int, int]:
+        counts: dict[int, int] = {}
+        for visit in self.visits.values():
+            counts[visit.version] = counts.get(visit.version, 0) + 1
+        return counts
+
+
+def wait_for_assignment(client: Client, name: str, units: int, timeout: float = 60.0) -> dict[str, int]:
+    """Until the prediction log's records of every visit have assigned their customer."""
+    deadline = time.monotonic() + timeout
+    assigned: dict[str, int] = {}
+    while time.monotonic() < deadline:
+        assigned = client.experiment(name)["assigned"]
+        if sum(assigned.values()) >= units:
+            return assigned
+        time.sleep(0.3)
+    return assigned
+
+
+def wait_for_verdict(client: Client, name: str, timeout: float = 120.0) -> dict[str, Any]:
+    """Until the engine's loop has concluded or paused the experiment; the record then."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        record = client.experiment(name)["experiment"]
+        if record["state"] in ("concluded", "paused"):
+            return dict(record)
+        time.sleep(0.5)
+    raise TimeoutError(f"experiment {name!r} reached no decision in {timeout:g} s")

@@ -6,15 +6,14 @@ production, so the control plane must be a real process on a real port.
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-import torch
 import pytest
+import torch
 
 from tests._servers import free_port, plane_env
 from workbench.client import Client
@@ -45,7 +44,13 @@ def served(tmp_path_factory: pytest.TempPathFactory, mlflow_template: Path) -> I
     extra_runbooks = root / "extra-runbooks"
     extra_runbooks.mkdir()
     api_port, router_port = free_port(), free_port()
-    env = plane_env(home, api_port, router_port, WORKBENCH_RUNBOOKS_DIRS=str(extra_runbooks))
+    env = plane_env(
+        home,
+        api_port,
+        router_port,
+        WORKBENCH_RUNBOOKS_DIRS=str(extra_runbooks),
+        WORKBENCH_EXPERIMENT_LOOK_S="1",
+    )
     url = f"http://127.0.0.1:{api_port}"
     data = generate_churn(4000, seed=11)
     train, holdout = split_frame(data, holdout_fraction=0.25, seed=11)

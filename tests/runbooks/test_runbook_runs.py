@@ -12,6 +12,7 @@ import nbformat
 import pytest
 
 from tests.runbooks.conftest import Plane
+from workbench.demo.dataset import generate_churn
 from workbench.errors import ConflictError, NotFoundError, ValidationError
 from workbench.specs.runbook import RunStatus
 
@@ -24,6 +25,7 @@ SHIPPED = {
     "retrain-and-canary",
     "drift-investigation",
     "incident-triage",
+    "ab-experiment",
 }
 
 
@@ -130,7 +132,9 @@ def test_one_change_of_an_endpoint_at_a_time_and_cancel_releases_it(served: Plan
         deadline = time.monotonic() + 30
         skipped: list[Any] = []
         while not skipped and time.monotonic() < deadline:
-            skipped = served.client.audit(action="runbook.schedule.skipped", target="runbook-schedule:locked-out")
+            skipped = served.client.audit(
+                action="runbook.schedule.skipped", target="runbook-schedule:locked-out"
+            )
             time.sleep(0.5)
         served.client.delete_schedule("locked-out")
         assert skipped, "the schedule neither ran nor recorded why not"
@@ -215,3 +219,61 @@ def test_an_alert_rule_naming_a_missing_runbook_or_parameter_is_refused_at_creat
         served.client.create_alert_rule({**rule, "actions": [{"kind": "runbook", "runbook": "Bad Name"}]})
     assert served.client.alert_rules(monitor="guard") == []
     served.client.delete_monitor("guard")
+
+
+def test_the_ab_experiment_runbook_starts_an_experiment_judges_it_and_promotes_the_winner(
+    served: Plane,
+) -> None:
+    """Issue 13: one run creates and starts the experiment; simulated customers visit and their outcomes
+    come back; a second run waits for the engine's decision and promotes the winner through a blue-green."""
+    from workbench.demo.experiment import Customers, wait_for_assignment
+
+    client = served.client
+    client.deploy("ab", "models:/churn/1")
+    refused = client.run_runbook(
+        "ab-experiment", {"experiment": "offer", "endpoint": "ab", "strategy": "sideways"}, wait_s=120
+    )
+    assert refused.status == RunStatus.FAILED
+    assert refused.error is not None
+    assert "strategy must be one of" in refused.error
+    parameters = {
+        "experiment": "offer",
+        "endpoint": "ab",
+        "control": "models:/churn/1",
+        "treatment": "models:/churn/2",
+        "primary": "retained:binary",
+        "guardrails": "offered:binary:lower:0.25",
+    }
+    started = client.run_runbook("ab-experiment", parameters, wait_s=300)
+    assert started.status == RunStatus.SUCCEEDED, (started.error, started.archive_dir)
+    assert started.summary is not None
+    assert (started.summary["outcome"], started.summary["created"], started.summary["state"]) == (
+        "continue",
+        True,
+        "running",
+    )
+    routes = [(r.version, r.weight) for r in client.get_endpoint("ab").spec.routes]
+    assert routes == [(1, 50.0), (2, 50.0)]
+
+    customers = Customers(served.router, "ab", generate_churn(3000, seed=23))
+    customers.visit()
+    assert customers.switched == 0
+    wait_for_assignment(client, "offer", 3000)
+    client.outcomes("offer", customers.outcomes())
+    judged = client.run_runbook(
+        "ab-experiment",
+        {"experiment": "offer", "endpoint": "ab", "wait_s": 120.0, "promote": True, "strategy": "blue_green"},
+        wait_s=600,
+    )
+    assert judged.status == RunStatus.SUCCEEDED, (judged.error, judged.archive_dir)
+    assert judged.summary is not None
+    assert (judged.summary["outcome"], judged.summary["winner"]) == ("winner", "treatment"), judged.summary
+    assert judged.summary["interval"][0] > 0
+    assert judged.summary["rollout"]
+    assert judged.summary["state"] == "concluded"
+    rollout = client.rollout(judged.summary["rollout"])["rollout"]
+    assert (rollout["strategy"], rollout["candidate_version"]) == ("blue_green", 2)
+    executed = nbformat.read(Path(judged.archive_dir) / "executed.ipynb", as_version=4)
+    assert any(o.get("data", {}).get("image/png") for c in executed.cells for o in c.get("outputs", []))
+    promoted = client.audit(action="experiment.promote", target="experiment:offer")[0]
+    assert promoted.actor == f"runbook:ab-experiment/{judged.id}"

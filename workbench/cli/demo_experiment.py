@@ -10,22 +10,21 @@ from workbench.client import Client
 
 @handle_errors
 def demo_experiment(
-    customers: int = typer.Option(3000, min=400, max=50_000, help="simulated customers (one visit each)"),
+    wave: int = typer.Option(2000, min=200, max=20_000, help="new customers per wave"),
+    most: int = typer.Option(40_000, min=200, max=500_000, help="stop after this many customers"),
     control: int = typer.Option(1, min=1, help="the control's version of the demo model"),
     treatment: int = typer.Option(2, min=1, help="the treatment's version"),
     promote: bool = typer.Option(True, "--promote/--no-promote", help="roll a winner out (blue-green)"),
-    timeout: float = typer.Option(180.0, min=10, help="seconds to wait for the decision"),
 ) -> None:
-    """Does the better churn model keep more customers? Sticky customers visit the 'churn-ab' endpoint,
-    their outcomes are fed back, the experiment decides, and a winner is promoted through a rollout."""
-    from workbench.demo.dataset import generate_churn
+    """Does the better churn model keep more customers? Waves of sticky simulated customers visit the
+    'churn-ab' endpoint and their outcomes come back until the experiment decides (valid at every look);
+    a winner is promoted through a blue-green rollout."""
     from workbench.demo.experiment import (
         DEMO_EXPERIMENT,
         DEMO_EXPERIMENT_ENDPOINT,
-        Customers,
+        Waves,
         experiment_spec,
-        wait_for_assignment,
-        wait_for_verdict,
+        run_in_waves,
     )
     from workbench.demo.world import DEMO_MODEL, DEMO_SEED, existing_demo_versions
 
@@ -54,28 +53,39 @@ def demo_experiment(
                 spec, start=True, reason="demo: does the better model keep more customers?"
             )
         router = client.endpoint_status(DEMO_EXPERIMENT_ENDPOINT)["router_url"]
-        rows = generate_churn(customers, seed=DEMO_SEED + 1000)  # new customers, none trained on
-        simulated = Customers(router, DEMO_EXPERIMENT_ENDPOINT, rows)
-        with console.status("customers visiting") as status:
-            simulated.visit(on_progress=lambda n: status.update(f"customers visiting: {n} of {customers}"))
-        shares = simulated.shares()
+
+        def progress(done: Waves) -> None:
+            decision = done.record.get("decision") or {}
+            primary = (decision.get("primary") or [{}])[0]
+            interval = (
+                f"retained {primary['estimate']:+.3f} [{primary['lower']:+.3f}, {primary['upper']:+.3f}]"
+                if primary.get("lower") is not None
+                else "no comparison yet"
+            )
+            console.print(
+                f"wave {done.waves}: {done.customers} customers, {done.joined} outcomes; "
+                f"{decision.get('verdict', 'continue')}: {interval}"
+            )
+
+        with console.status("customers visiting, outcomes coming back, the experiment looking"):
+            done = run_in_waves(
+                client,
+                name,
+                router,
+                DEMO_EXPERIMENT_ENDPOINT,
+                wave=wave,
+                most=most,
+                seed=DEMO_SEED + 1000,
+                on_wave=progress,
+            )
         console.print(
-            f"{customers} customers visited, sticky by id: "
-            + ", ".join(f"v{v} {n}" for v, n in sorted(shares.items()))
-            + f"; {simulated.switched} switched version on a second visit"
+            f"{done.customers} customers visited, sticky by id; {done.switched} switched version on a second "
+            f"visit; {done.joined} outcomes fed back (retained, offered)"
         )
-        with console.status("waiting for the prediction log to assign every customer"):
-            wait_for_assignment(client, name, customers)
-        outcomes = simulated.outcomes()
-        joined = 0
-        for start in range(0, len(outcomes), 10_000):  # the API's batch limit
-            joined += client.outcomes(name, outcomes[start : start + 10_000])["joined"]
-        console.print(f"{joined} outcomes fed back (retained, offered)")
-        with console.status("waiting for the experiment's decision"):
-            record = wait_for_verdict(client, name, timeout=timeout)
+        record = done.record
         decision = record.get("decision") or {}
         print_table(
-            f"Experiment {name}: {decision.get('verdict')}",
+            f"Experiment {name}: {record.get('state')}, {decision.get('verdict')}",
             ["metric", "variant", "control", "variant mean", "difference", "always-valid interval"],
             [
                 (
@@ -90,7 +100,7 @@ def demo_experiment(
             ],
         )
         console.print(decision.get("reason", ""))
-        if promote and decision.get("winner"):
+        if promote and decision.get("winner") and record.get("state") == "concluded":
             answer = client.promote_experiment(
                 name, strategy="blue_green", rollout={"blue_green": {"keep_warm_s": 30}}
             )
@@ -101,6 +111,7 @@ def demo_experiment(
             )
         story = [
             (e.at.strftime("%H:%M:%S"), e.actor, e.action, (e.reason or "")[:90])
-            for e in reversed(client.audit(target=f"experiment:{name}", limit=50))
+            for e in reversed(client.audit(target=f"experiment:{name}", limit=200))
+            if e.action != "experiment.outcomes"
         ]
         print_table("The audit log's story", ["when (UTC)", "actor", "action", "why"], story)

@@ -105,6 +105,19 @@ def _drift(context: DashboardContext) -> pn.viewable.Viewable:
     return frame("drift", DriftView(model=model), desk, query)
 
 
+def _experiments(context: DashboardContext) -> pn.viewable.Viewable:
+    from workbench.ui.models.experiment import ExperimentModel
+    from workbench.ui.views.experiment import ExperimentView
+
+    desk = make_desk(context)
+    model = ExperimentModel(
+        context.feed, desk, experiment=session_arg("name") or "", endpoint_name=session_arg("endpoint") or ""
+    )
+    # The header's endpoint and drift links go to the shown experiment's endpoint.
+    query = f"?name={model.record.endpoint}" if model.record is not None else ""
+    return frame("experiments", ExperimentView(model=model), desk, query)
+
+
 def serve_styles_locally() -> None:
     """Components' stylesheets from this server, not Panel's CDN, in a session built ahead ('warm').
 
@@ -127,6 +140,7 @@ def pages(context: DashboardContext) -> dict[str, Page]:
         "rollout": _rollout,
         "operations": _operations,
         "drift": _drift,
+        "experiments": _experiments,
     }
 
     def bind(build: Callable[[DashboardContext], pn.viewable.Viewable]) -> Page:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from functools import partial
 from typing import Any
+from urllib.parse import quote
 
 import panel as pn
 import param
@@ -50,7 +51,9 @@ class EndpointView(Viewer):
         model.param.watch(self._on_delta, ["delta"])
         # Each part re-drawn only when what it shows changed: an active rollout re-reads the state every
         # second, and re-drawing the history and the markers each time would cost every open page.
+        self._shown_experiment: tuple[str, str] | None = None
         model.param.watch(self._render_summary, ["record", "rollout"])
+        model.param.watch(self._on_snapshot, ["snapshot"])
         model.param.watch(self._render_replicas, ["replicas"])
         model.param.watch(self._render_history, ["revisions"])
         model.param.watch(self._sync_actions, ["models", "rollout", "record", "revisions"])
@@ -82,6 +85,7 @@ class EndpointView(Viewer):
     def _render_summary(self, *_: Any) -> None:
         model = self._model_
         record = model.record
+        self._shown_experiment = self._experiment()
         if record is None:
             self._summary.object = (
                 f'<div class="wb-outcome-bad">No endpoint named {esc(model.endpoint)!s} (deleted?).</div>'
@@ -98,13 +102,31 @@ class EndpointView(Viewer):
                     f'{esc(r.candidate_model)} v{r.candidate_version} · <a href="./rollout?id={esc(r.id)}" '
                     f'data-testid="rollout-link">open the rollout</a></div>'
                 )
+            experiment = ""
+            if (active := self._experiment()) is not None:
+                experiment = (
+                    f"<div>{badge('experiment ' + active[1], 'wb-info')} {esc(active[0])} · "
+                    f'<a href="./experiments?name={quote(active[0])}" data-testid="experiment-link">'
+                    "open the experiment</a></div>"
+                )
             shadows = ", ".join(f"{s.model} v{s.version}" for s in record.spec.shadows)
             self._summary.object = (
                 f'<div class="wb-card" data-testid="endpoint-summary"><h3>{esc(record.spec.name)} '
                 f'<span class="wb-muted">revision {record.revision}</span></h3>'
                 f"{split_bar(routes)}<div>{esc(split_label(routes))}"
-                f"{' · shadow: ' + esc(shadows) if shadows else ''}</div>{rollout}</div>"
+                f"{' · shadow: ' + esc(shadows) if shadows else ''}</div>{rollout}{experiment}</div>"
             )
+
+    def _experiment(self) -> tuple[str, str] | None:
+        """The endpoint's running or paused experiment, as (name, state)."""
+        model = self._model_
+        active = model.snapshot.active_experiment(model.endpoint)
+        return (active.name, active.state.value) if active is not None else None
+
+    def _on_snapshot(self, *_: Any) -> None:
+        """The experiment link follows the experiment (a paused one concluded leaves the routes alone)."""
+        if self._experiment() != self._shown_experiment:
+            self._render_summary()
 
     def _render_replicas(self, *_: Any) -> None:
         model = self._model_

@@ -58,6 +58,7 @@ PAGES = (
     ("overview", "Overview"),
     ("endpoint", "Endpoint"),
     ("rollout", "Rollout"),
+    ("experiments", "Experiments"),
     ("drift", "Drift & performance"),
     ("operations", "Runbooks & audit"),
 )

@@ -362,6 +362,7 @@ class ControlPlane:
         with self._endpoint_lock(name):
             with self.db.write() as connection:
                 record = self.endpoints.delete(connection, name)
+                self.experiments.end_with_endpoint(connection, name, actor=actor)
                 self.audit.record(
                     connection,
                     actor=actor,

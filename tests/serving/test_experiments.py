@@ -220,3 +220,8 @@ def test_the_lifecycle_owns_the_traffic_and_bad_input_is_refused(world: World) -
         client.experiment_action("life-b", "explode")
     with pytest.raises((BadRequestError, ValidationError, NotFoundError)):
         client.experiment("Not A Name")
+    # Deleting the endpoint concludes what was left on it (here the draft), audited with the reason.
+    client.delete_endpoint("life", reason="done")
+    assert client.experiment("life-b")["experiment"]["state"] == "concluded"
+    ended = client.audit(action="experiment.conclude", target="experiment:life-b")[0]
+    assert "was deleted" in (ended.reason or "")

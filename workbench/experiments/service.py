@@ -310,6 +310,26 @@ class ExperimentService:
                 "rollout": started.model_dump(mode="json"),
             }
 
+    def end_with_endpoint(self, connection: Connection, endpoint: str, *, actor: str) -> list[str]:
+        """Conclude the endpoint's unfinished experiments in the transaction that deletes it."""
+        ended = []
+        for record in self.store.find(connection, endpoint=endpoint):
+            if record.state == ExperimentState.CONCLUDED:
+                continue
+            self.store.move(connection, record.name, ExperimentState.CONCLUDED)
+            self.plane.audit.record(
+                connection,
+                actor=actor,
+                action="experiment.conclude",
+                target=f"experiment:{record.name}",
+                before={"state": record.state.value},
+                after={"state": ExperimentState.CONCLUDED.value},
+                reason=f"its endpoint {endpoint!r} was deleted",
+                link=f"endpoint:{endpoint}",
+            )
+            ended.append(record.name)
+        return ended
+
     def interrupt(self, endpoint: str, *, actor: str, reason: str) -> ExperimentRecord | None:
         """Pause the endpoint's running experiment (a rollback comes first); None if none runs."""
         record = self.active_on(endpoint)
@@ -431,6 +451,9 @@ class ExperimentService:
             self.store.add_look(connection, name, ts=now, units=units, decision=decision)
             self.store.save_decision(connection, name, decision)
             verdict = str(decision["verdict"])
+            if name not in self._verdicts and record.decision is not None:
+                # After a restart: the verdict kept with the record was audited by the last process.
+                self._verdicts[name] = str(record.decision.get("verdict"))
             if self._verdicts.get(name) != verdict:
                 previous = self._verdicts.get(name)
                 self._verdicts[name] = verdict

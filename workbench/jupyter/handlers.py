@@ -26,7 +26,13 @@ from workbench.client import Client
 from workbench.errors import BadRequestError, ValidationError, WorkbenchError
 from workbench.jupyter.dashboards import DashboardProxy, DashboardSocket
 from workbench.jupyter.hub import LiveHub
-from workbench.jupyter.proposals import Proposals, parse_ask
+from workbench.jupyter.proposals import (
+    ExperimentAction,
+    Proposals,
+    parse_ask,
+    perform_experiment_action,
+    preview_experiment_action,
+)
 from workbench.protocol import IDEMPOTENCY_HEADER
 from workbench.ui import intents
 
@@ -175,6 +181,9 @@ class PreviewHandler(WorkbenchHandler):
 
         def preview() -> dict[str, Any]:
             with self.services.as_user(user) as client:
+                if isinstance(intent, ExperimentAction):
+                    resolved, shown = preview_experiment_action(client, intent)
+                    return self.services.proposals.add(user, resolved, shown).public()
                 view = intents.read_view(
                     client, intent.endpoint, for_rollback=isinstance(intent, intents.Rollback)
                 )
@@ -209,13 +218,17 @@ class PerformHandler(WorkbenchHandler):
             began = time.monotonic()
             try:
                 with self.services.as_user(user, idempotency_key=key) as client:
-                    outcome = intents.perform(client, proposal.intent, proposal.preview, reason=REASON)
+                    intent = proposal.intent
+                    if isinstance(intent, ExperimentAction):
+                        message = perform_experiment_action(client, intent, proposal.preview, reason=REASON)
+                    else:
+                        message = intents.perform(client, intent, proposal.preview, reason=REASON).message
             except WorkbenchError as exc:
                 self._log_action(user, proposal.preview.action, f"refused ({exc.message})", asked, began)
                 raise
-            self._log_action(user, proposal.preview.action, outcome.message, asked, began)
+            self._log_action(user, proposal.preview.action, message, asked, began)
             self.services.hub.poke()
-            return {"message": outcome.message, "endpoint": proposal.intent.endpoint}
+            return {"message": message, "endpoint": proposal.intent.endpoint}
 
         await self.call(perform)
 

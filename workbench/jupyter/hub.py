@@ -3,8 +3,9 @@
 The feed (the dashboards' poller, without the monitors' history a sidebar does not draw) polls once a
 second while at least one tab listens, and stops ``idle_stop_s`` after the last one leaves: a server
 with no open sidebar, or only hidden tabs (they disconnect), costs the control plane nothing. Each poll
-becomes one message for all tabs: the whole sidebar state when something changed, otherwise only the
-live numbers; a tab that reads too slowly skips to the newest message rather than queueing them.
+becomes the same messages for all tabs: the whole sidebar state when something changed; otherwise the
+experiments whose entry a new look changed (only those endpoints), and the live numbers. A tab that
+reads too slowly skips to the newest messages rather than queueing them.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 from workbench.client import Client
-from workbench.jupyter.sidebar import sidebar_state, traffic_delta
+from workbench.jupyter.sidebar import experiment_delta, experiments_by_endpoint, sidebar_state, traffic_delta
 from workbench.ui.feed import DashboardFeed, Update
 
 log = logging.getLogger("workbench.jupyter")
@@ -47,6 +49,8 @@ class LiveHub:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_timer: asyncio.TimerHandle | None = None
         self._lock = threading.Lock()
+        #: Each endpoint's experiment entry as last sent to the tabs (on the feed's thread only).
+        self._experiments: dict[str, dict[str, Any] | None] = {}
 
     # ----------------------------------------------------------- listeners
     @property
@@ -122,20 +126,29 @@ class LiveHub:
             feed.stop()
 
     def _on_update(self, update: Update) -> None:
-        """On the feed's thread: build the message once, hand it to the server's loop for every tab."""
+        """On the feed's thread: build the messages once, hand them to the server's loop for every tab."""
         feed = self._feed
         loop = self._loop
         if feed is None or loop is None or not self._queues:
             return
+        messages: list[Message] = []
         if update.changed & {"state", "error"}:
-            message: Message = ("state", self._state(feed, update.snapshot, update.totals))
-        elif "traffic" in update.changed:
-            recent = {e.spec.name: feed.traffic(e.spec.name, RECENT_S) for e in update.snapshot.endpoints}
-            message = ("traffic", traffic_delta(update.snapshot, update.totals, recent))
+            state = self._state(feed, update.snapshot, update.totals)
+            self._experiments = {e["name"]: e["experiment"] for e in state["endpoints"]}
+            messages.append(("state", state))
         else:
-            return
-        with contextlib.suppress(RuntimeError):  # the server's loop has closed: the server is stopping
-            loop.call_soon_threadsafe(self._broadcast, message)
+            if "experiments" in update.changed:
+                current = experiments_by_endpoint(update.snapshot)
+                changed = experiment_delta(self._experiments, current)
+                self._experiments = current
+                if changed:
+                    messages.append(("experiments", {"at": time.time(), "endpoints": changed}))
+            if "traffic" in update.changed:
+                recent = {e.spec.name: feed.traffic(e.spec.name, RECENT_S) for e in update.snapshot.endpoints}
+                messages.append(("traffic", traffic_delta(update.snapshot, update.totals, recent)))
+        for message in messages:
+            with contextlib.suppress(RuntimeError):  # the server's loop has closed: the server is stopping
+                loop.call_soon_threadsafe(self._broadcast, message)
 
     def _broadcast(self, message: Message) -> None:
         for queue in list(self._queues):

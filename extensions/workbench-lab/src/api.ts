@@ -30,6 +30,45 @@ export interface LiveNumbers {
   error_rate: number | null;
 }
 
+/** The primary metric's comparison of one variant with the control, at the latest look. */
+export interface ExperimentComparison {
+  variant: string;
+  n_control: number;
+  n_variant: number;
+  control_mean: number | null;
+  variant_mean: number | null;
+  estimate: number | null;
+  /** The always-valid interval's ends (null: not bounded yet). */
+  lower: number | null;
+  upper: number | null;
+  adjusted_p: number | null;
+  direction: 'better' | 'worse' | null;
+}
+
+/** `[ts, units, estimate, lower, upper]` of one look (thinned to a sparkline's worth). */
+export type LookPoint = [number, number | null, number | null, number | null, number | null];
+
+/** The A/B experiment an endpoint's card shows: its running or paused one, or its last concluded one. */
+export interface ExperimentInfo {
+  name: string;
+  state: 'running' | 'paused' | 'concluded';
+  revision: number;
+  unit: 'key' | 'request';
+  metric: { name: string; kind: 'binary' | 'continuous'; better: 'higher' | 'lower' };
+  level: number | null;
+  control: string;
+  variants: { name: string; model: string; version: number; weight: number; units: number | null }[];
+  verdict: 'continue' | 'winner' | 'futility' | 'guardrail_breach' | 'srm' | null;
+  reason: string | null;
+  winner: string | null;
+  srm: boolean;
+  decided_at: number | null;
+  primary: ExperimentComparison[];
+  looks: number;
+  last_look: number | null;
+  series: Record<string, LookPoint[]>;
+}
+
 export interface EndpointState extends LiveNumbers {
   name: string;
   revision: number;
@@ -43,6 +82,7 @@ export interface EndpointState extends LiveNumbers {
   firing: string[];
   shadows: string[];
   history: { revision: number; cause: string; at: number; actor: string }[];
+  experiment: ExperimentInfo | null;
 }
 
 export interface RunState {
@@ -67,6 +107,12 @@ export interface SidebarState {
 export interface TrafficDelta {
   at: number;
   endpoints: Record<string, LiveNumbers>;
+}
+
+/** After a look: the endpoints whose experiment changed, with their new entry (null: none any more). */
+export interface ExperimentsDelta {
+  at: number;
+  endpoints: Record<string, ExperimentInfo | null>;
 }
 
 export interface Preview {
@@ -96,7 +142,13 @@ export type Ask =
       steps: string;
     }
   | { kind: 'rollout_action'; endpoint: string; action: string }
-  | { kind: 'rollback'; endpoint: string; to_revision?: number; force?: boolean };
+  | { kind: 'rollback'; endpoint: string; to_revision?: number; force?: boolean }
+  | {
+      kind: 'experiment_action';
+      endpoint: string;
+      action: 'pause' | 'resume' | 'conclude' | 'promote';
+      experiment?: string;
+    };
 
 export interface RunbookParameter {
   name: string;
@@ -208,7 +260,10 @@ export const api = {
 
 export type StreamEvent =
   | { kind: 'state'; data: SidebarState }
-  | { kind: 'traffic'; data: TrafficDelta };
+  | { kind: 'traffic'; data: TrafficDelta }
+  | { kind: 'experiments'; data: ExperimentsDelta };
+
+const EVENTS = ['state', 'traffic', 'experiments'];
 
 /**
  * Read the server's event stream (server-sent events over a fetch, so Jupyter's usual credentials go
@@ -254,7 +309,7 @@ export async function stream(
           data += line.slice(6);
         }
       }
-      if ((kind === 'state' || kind === 'traffic') && data) {
+      if (EVENTS.includes(kind) && data) {
         onEvent({ kind, data: JSON.parse(data) } as StreamEvent);
       }
     }

@@ -1,7 +1,7 @@
 /**
- * The workbench in JupyterLab: a sidebar of endpoints and runbooks, every action as a command (palette,
- * buttons, keyboard), dashboards in main-area tabs, a registry browser, and "Run as runbook" on the
- * notebooks of a runbooks directory.
+ * The workbench in JupyterLab: a sidebar of endpoints (with their rollouts and A/B experiments) and
+ * runbooks, every action as a command (palette, buttons, keyboard), dashboards in main-area tabs, a
+ * registry browser, and "Run as runbook" on the notebooks of a runbooks directory.
  */
 import {
   ILayoutRestorer,
@@ -44,7 +44,14 @@ const DASHBOARD_PAGES: [string, string][] = [
   ['endpoint', 'Endpoint'],
   ['rollout', 'Rollout'],
   ['drift', 'Drift & performance'],
+  ['experiments', 'Experiments'],
   ['operations', 'Runbooks & audit']
+];
+const EXPERIMENT_ACTIONS: [keyof typeof COMMANDS, 'pause' | 'resume' | 'conclude' | 'promote', string][] = [
+  ['pauseExperiment', 'pause', 'Workbench: Pause the A/B Experiment'],
+  ['resumeExperiment', 'resume', 'Workbench: Resume the A/B Experiment'],
+  ['concludeExperiment', 'conclude', 'Workbench: Conclude the A/B Experiment'],
+  ['promoteExperiment', 'promote', 'Workbench: Promote the A/B Experiment’s Winner (canary)']
 ];
 const RUN_ENDED = ['succeeded', 'failed', 'cancelled', 'timed_out'];
 
@@ -122,6 +129,27 @@ const plugin: JupyterFrontEndPlugin<void> = {
         }
       });
     }
+    // An experiment's actions: on the card's experiment, or, from the palette, on the endpoint chosen
+    // among those with one (the server finds its experiment).
+    const experimentEndpointOf = async (args: Record<string, unknown>): Promise<string | null> => {
+      if (typeof args.endpoint === 'string' && args.endpoint) {
+        return args.endpoint;
+      }
+      const names = live.state?.endpoints.filter(e => e.experiment).map(e => e.name) ?? [];
+      return endpointOf(names.length === 1 ? { endpoint: names[0] } : args);
+    };
+    for (const [command, action, label] of EXPERIMENT_ACTIONS) {
+      app.commands.addCommand(COMMANDS[command], {
+        label,
+        execute: async args => {
+          const endpoint = await experimentEndpointOf(args);
+          if (endpoint) {
+            const experiment = typeof args.experiment === 'string' ? args.experiment : undefined;
+            await run({ kind: 'experiment_action', endpoint, action, experiment });
+          }
+        }
+      });
+    }
     app.commands.addCommand(COMMANDS.rollback, {
       label: 'Workbench: Roll Back an Endpoint',
       execute: async args => {
@@ -136,8 +164,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
       label: args => (args.page ? `Workbench Dashboard: ${String(args.page)}` : 'Workbench: Open a Dashboard…'),
       execute: async args => {
         let page = typeof args.page === 'string' ? args.page : '';
+        const experiment = typeof args.experiment === 'string' ? args.experiment : '';
         if (!page) {
-          page = args.endpoint ? 'endpoint' : '';
+          page = experiment ? 'experiments' : args.endpoint ? 'endpoint' : '';
         }
         if (!page) {
           const chosen = await InputDialog.getItem({
@@ -149,13 +178,19 @@ const plugin: JupyterFrontEndPlugin<void> = {
           }
           page = DASHBOARD_PAGES.find(([, title]) => title === chosen.value)?.[0] ?? 'overview';
         }
-        const query = typeof args.endpoint === 'string' ? `?name=${encodeURIComponent(args.endpoint)}` : '';
+        // The page's subject: an experiment's page names the experiment, the others the endpoint.
+        const endpoint = typeof args.endpoint === 'string' ? args.endpoint : '';
+        const subject = page === 'experiments' ? experiment : endpoint;
+        const query = subject ? `?name=${encodeURIComponent(subject)}` : '';
         const frame = new IFrame({ sandbox: ['allow-scripts', 'allow-same-origin', 'allow-forms', 'allow-popups'] });
         frame.url = URLExt.join(ServerConnection.makeSettings().baseUrl, 'workbench', 'dashboards', page) + query;
         const widget = new MainAreaWidget({ content: frame });
-        const title = DASHBOARD_PAGES.find(([name]) => name === page)?.[1] ?? page;
+        const title =
+          page === 'experiments' && subject
+            ? 'Experiment'
+            : DASHBOARD_PAGES.find(([name]) => name === page)?.[1] ?? page;
         widget.id = `workbench-dashboard-${page}-${Date.now()}`;
-        widget.title.label = `${title}${typeof args.endpoint === 'string' ? `: ${args.endpoint}` : ''}`;
+        widget.title.label = `${title}${subject ? `: ${subject}` : ''}`;
         widget.title.icon = ICON;
         widget.title.closable = true;
         app.shell.add(widget, 'main');
@@ -289,6 +324,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
         COMMANDS.promote,
         COMMANDS.abort,
         COMMANDS.rollback,
+        ...EXPERIMENT_ACTIONS.map(([command]) => COMMANDS[command]),
         COMMANDS.runbook,
         COMMANDS.refresh,
         'workbench:open-models'

@@ -7,8 +7,11 @@ import { ISignal, Signal } from '@lumino/signaling';
 
 import { SidebarState, StreamEvent, WorkbenchError, api, stream } from './api';
 
-/** What changed: the whole state, only the live numbers, or whether it can be shown at all. */
-export type Change = 'state' | 'traffic' | 'problem';
+/**
+ * What changed: the whole state, only the live numbers, some endpoints' experiment (a new look), or
+ * whether it can be shown at all.
+ */
+export type Change = 'state' | 'traffic' | 'experiments' | 'problem';
 
 const RETRY_FIRST_MS = 1000;
 const RETRY_MAX_MS = 15000;
@@ -125,6 +128,12 @@ export class LiveState {
     this._retryMs = RETRY_FIRST_MS;
     if (event.kind === 'state') {
       this._state = event.data;
+    } else if (event.kind === 'experiments') {
+      for (const endpoint of this._state?.endpoints ?? []) {
+        if (endpoint.name in event.data.endpoints) {
+          endpoint.experiment = event.data.endpoints[endpoint.name];
+        }
+      }
     } else if (this._state) {
       for (const endpoint of this._state.endpoints) {
         const numbers = event.data.endpoints[endpoint.name];

@@ -1,14 +1,15 @@
 /**
- * The sidebar: every endpoint with its versions, split, health, rollout and firing alerts, live request
- * numbers, and what can be done to it; the runbooks and their recent runs. Cards are rebuilt when the
- * state changes and only their numbers are touched each second, so a button is not replaced under a
- * pointer about to click it.
+ * The sidebar: every endpoint with its versions, split, health, rollout, A/B experiment and firing
+ * alerts, live request numbers, and what can be done to it; the runbooks and their recent runs. Cards
+ * are rebuilt when the state changes; only their numbers are touched each second, and only their
+ * experiment's readout at each new look, so a button is not replaced under a pointer about to click it.
  */
 import { CommandRegistry } from '@lumino/commands';
 import { Widget } from '@lumino/widgets';
 
 import { Outcome } from './actions';
-import { EndpointState, LiveNumbers, SidebarState } from './api';
+import { EndpointState, ExperimentInfo, LiveNumbers, SidebarState } from './api';
+import { buttonsKey, readout } from './experiment';
 import { Change, LiveState } from './live';
 
 export const COMMANDS = {
@@ -19,6 +20,10 @@ export const COMMANDS = {
   promote: 'workbench:promote-rollout',
   abort: 'workbench:abort-rollout',
   rollback: 'workbench:rollback',
+  pauseExperiment: 'workbench:pause-experiment',
+  resumeExperiment: 'workbench:resume-experiment',
+  concludeExperiment: 'workbench:conclude-experiment',
+  promoteExperiment: 'workbench:promote-experiment',
   dashboard: 'workbench:open-dashboard',
   runbook: 'workbench:run-runbook',
   openRun: 'workbench:open-run',
@@ -61,6 +66,9 @@ export class Sidebar extends Widget {
   /** The last action's outcome per endpoint, shown on its card (a toast is easily missed). */
   private readonly _outcomes = new Map<string, Outcome & { at: Date }>();
   private readonly _numbers = new Map<string, HTMLElement>();
+  /** Each card's experiment readout, and what its experiment buttons were built for. */
+  private readonly _readouts = new Map<string, HTMLElement>();
+  private readonly _builtFor = new Map<string, string>();
   private readonly _status: HTMLElement;
   private readonly _endpoints: HTMLElement;
   private readonly _runs: HTMLElement;
@@ -142,9 +150,18 @@ export class Sidebar extends Widget {
   private _onChange(_: LiveState, change: Change): void {
     if (change === 'traffic') {
       this._renderNumbers(this.live.state);
+    } else if (change === 'experiments' && this._readoutsOnly(this.live.state)) {
+      this._renderReadouts(this.live.state);
     } else {
       this._render();
     }
+  }
+
+  /** A new look changed only figures (not which experiment, its state or its winner): no rebuild. */
+  private _readoutsOnly(state: SidebarState | null): boolean {
+    return (state?.endpoints ?? []).every(
+      e => (this._builtFor.get(e.name) ?? '') === buttonsKey(e.experiment)
+    );
   }
 
   private _enabled(selector: string): HTMLElement | null {
@@ -201,6 +218,8 @@ export class Sidebar extends Widget {
     this._endpoints.classList.toggle('wb-stale', Boolean(problem && state));
     this._endpoints.replaceChildren();
     this._numbers.clear();
+    this._readouts.clear();
+    this._builtFor.clear();
     if (!state) {
       return;
     }
@@ -273,6 +292,9 @@ export class Sidebar extends Widget {
     this._numbers.set(endpoint.name, numbers);
     card.append(numbers);
     card.append(this._buttons(endpoint));
+    if (endpoint.experiment) {
+      card.append(this._experiment(endpoint, endpoint.experiment));
+    }
     const outcome = this._outcomes.get(endpoint.name);
     if (outcome) {
       const line = el('div', `wb-outcome ${outcome.ok ? 'wb-done' : 'wb-problem'}`);
@@ -284,27 +306,95 @@ export class Sidebar extends Widget {
     return card;
   }
 
+  private _experiment(endpoint: EndpointState, experiment: ExperimentInfo): HTMLElement {
+    const box = el('div', `wb-experiment wb-experiment-${experiment.state}`);
+    box.dataset.testid = 'wb-experiment';
+    box.dataset.experiment = experiment.name;
+    const title = el('div', 'wb-experiment-title');
+    const state = el('span', 'wb-badge', experiment.state);
+    state.dataset.testid = 'wb-experiment-state';
+    title.append(el('b', '', 'A/B '), experiment.name, ' ', state);
+    const live = el('div', 'wb-experiment-readout');
+    live.replaceChildren(...readout(experiment));
+    this._readouts.set(endpoint.name, live);
+    this._builtFor.set(endpoint.name, buttonsKey(experiment));
+    const running = experiment.state === 'running';
+    const open = experiment.state !== 'concluded';
+    // Named "Pause A/B (endpoint)" and so on for assistive technology and tests: the rollout's own
+    // Pause and Resume are on the same card.
+    const buttons: [string, string, boolean, string][] = [
+      running
+        ? ['Pause', COMMANDS.pauseExperiment, true, 'stop assigning units; the baseline gets the traffic back']
+        : ['Resume', COMMANDS.resumeExperiment, open, 'assign units again'],
+      ['Conclude', COMMANDS.concludeExperiment, open, 'end it with the decision of a last look'],
+      [
+        'Promote winner',
+        COMMANDS.promoteExperiment,
+        Boolean(experiment.winner),
+        experiment.winner
+          ? `roll ${experiment.winner} out through a canary`
+          : 'no winner yet: nothing to promote'
+      ],
+      ['Experiment', COMMANDS.dashboard, true, 'the experiment’s dashboard, in a tab']
+    ];
+    const row = this._buttonRow(endpoint, buttons, { experiment: experiment.name }, label =>
+      ['Pause', 'Resume', 'Conclude'].includes(label) ? `${label} A/B` : label
+    );
+    row.dataset.testid = 'wb-experiment-actions';
+    box.append(title, live, row);
+    return box;
+  }
+
+  private _renderReadouts(state: SidebarState | null): void {
+    for (const endpoint of state?.endpoints ?? []) {
+      const target = this._readouts.get(endpoint.name);
+      if (target && endpoint.experiment) {
+        target.replaceChildren(...readout(endpoint.experiment));
+      }
+    }
+  }
+
   private _buttons(endpoint: EndpointState): HTMLElement {
-    const row = el('div', 'wb-actions');
-    const busy = this._busy.has(endpoint.name);
     const phase = endpoint.rollout?.phase ?? null;
     const active = endpoint.rollout !== null; // the state carries only an active rollout
-    const buttons: [string, string, boolean][] = [
-      ['Deploy…', COMMANDS.deploy, true],
-      ['Rollout…', COMMANDS.rollout, !active],
-      ['Pause', COMMANDS.pause, phase === 'progressing' || phase === 'pending'],
-      ['Resume', COMMANDS.resume, phase === 'paused' || phase === 'inconclusive'],
-      ['Promote', COMMANDS.promote, active],
-      ['Abort', COMMANDS.abort, active],
-      ['Roll back', COMMANDS.rollback, true],
-      ['Dashboard', COMMANDS.dashboard, true]
+    // An A/B experiment holds the endpoint's traffic while it runs or pauses: no rollout under it.
+    const experiment = endpoint.experiment && endpoint.experiment.state !== 'concluded';
+    const buttons: [string, string, boolean, string][] = [
+      ['Deploy…', COMMANDS.deploy, true, ''],
+      [
+        'Rollout…',
+        COMMANDS.rollout,
+        !active && !experiment,
+        experiment ? 'the A/B experiment holds the traffic: conclude it first' : ''
+      ],
+      ['Pause', COMMANDS.pause, phase === 'progressing' || phase === 'pending', ''],
+      ['Resume', COMMANDS.resume, phase === 'paused' || phase === 'inconclusive', ''],
+      ['Promote', COMMANDS.promote, active, ''],
+      ['Abort', COMMANDS.abort, active, ''],
+      ['Roll back', COMMANDS.rollback, true, ''],
+      ['Dashboard', COMMANDS.dashboard, true, '']
     ];
-    for (const [label, command, enabled] of buttons) {
+    return this._buttonRow(endpoint, buttons);
+  }
+
+  /** Buttons, each `[label, command, enabled, hint]`, running its command on the endpoint (and `extra`). */
+  private _buttonRow(
+    endpoint: EndpointState,
+    buttons: [string, string, boolean, string][],
+    extra: Record<string, string> = {},
+    named: (label: string) => string = label => label
+  ): HTMLElement {
+    const row = el('div', 'wb-actions');
+    const busy = this._busy.has(endpoint.name);
+    for (const [label, command, enabled, hint] of buttons) {
       const blocked = busy && command !== COMMANDS.dashboard;
       const button = el('button', 'wb-button', blocked ? '…' : label);
       button.dataset.command = command;
-      button.dataset.focusKey = `${endpoint.name}|${command}`;
-      button.setAttribute('aria-label', `${label} (${endpoint.name})`);
+      button.dataset.focusKey = `${endpoint.name}|${command}|${extra.experiment ?? ''}`;
+      button.setAttribute('aria-label', `${named(label)} (${endpoint.name})`);
+      if (hint) {
+        button.title = hint;
+      }
       if (blocked) {
         button.setAttribute('aria-busy', 'true');
         button.title = 'an action on this endpoint is running';
@@ -317,7 +407,7 @@ export class Sidebar extends Widget {
       // gives it back to what opened it: the button it came from was rebuilt meanwhile, and JupyterLab
       // would hand the focus to the main area.
       button.addEventListener('click', () => {
-        const done = this.commands.execute(command, { endpoint: endpoint.name });
+        const done = this.commands.execute(command, { endpoint: endpoint.name, ...extra });
         if (command !== COMMANDS.dashboard) {
           void done.catch(() => undefined).then(() => this._focusCard(endpoint.name));
         }

@@ -623,10 +623,12 @@ def markdown(results: dict[str, Any], command: str) -> str:
         f"### Sample-ratio mismatch on 20,000 units, alarm at p < {SRM_ALPHA:g}, "
         f"{srm['rows'][0]['runs']:,} runs per split",
         "",
-        "Watched = a look every 100 units (200 looks); `decide()` alarms when either test is below 0.001 at a look.",
+        "Watched = a look every 100 units (200 looks). The last column is the alarm `decide()` raised before "
+        "it was fixed (either test below 0.001 at a look); it now alarms on the sequential test alone (the χ² "
+        "also at a fixed-horizon experiment's one planned look).",
         "",
         "| control share | χ² once at 20,000 | χ² watched | sequential once | sequential watched "
-        "| either watched (`decide()`) |",
+        "| either watched (the old alarm) |",
         "|---|---|---|---|---|---|",
     ]
     for r in srm["rows"]:
@@ -687,11 +689,11 @@ def markdown(results: dict[str, Any], command: str) -> str:
         + ", ".join(pct(r[2], r[3]) for r in sequence)
         + " (normal, log-normal, binary) against "
         + ", ".join(pct(r[2], r[3]) for r in peeking)
-        + " for the fixed-horizon test read at every look. The sample-ratio alarm in `decide()` is "
-        "χ² or the sequential test below 0.001 at each look; χ² is a fixed-horizon test, so on a correct "
-        f"50/50 split its false alarms grow with the looks ({pct(longest['chi'], longest['runs'])} by "
-        f"{longest['units']:,} units, where the sequential test raised {pct(longest['seq'], longest['runs'])}), "
-        f"and SRM verdicts are {srm_wrong} of the {all_wrong} wrong decisions in the `decide()` table.",
+        + " for the fixed-horizon test read at every look. χ² is a fixed-horizon test: read at every look "
+        f"on a correct 50/50 split, its false alarms grow with the looks ({pct(longest['chi'], longest['runs'])} "
+        f"by {longest['units']:,} units, where the sequential test raised {pct(longest['seq'], longest['runs'])}), "
+        "which is why a watched experiment's sample-ratio alarm is the sequential test's; SRM verdicts are "
+        f"{srm_wrong} of the {all_wrong} wrong decisions in the `decide()` table.",
         "",
     ]
     return "\n".join(lines)

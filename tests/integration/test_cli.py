@@ -19,6 +19,7 @@ import pytest
 from tests._servers import free_port
 from tests.integration.conftest import tiny_frame, tiny_module
 from workbench.demo.dataset import FEATURES
+from workbench.experiments.statistics import sample_size
 from workbench.launcher import ControlPlaneProcess
 from workbench.registry.packaging import save_model
 from workbench.ui.process import dashboard_answers
@@ -480,3 +481,13 @@ def test_experiment_commands(workspace: tuple[Cli, Path]) -> None:
         "experiment.conclude",
     ]
     cli("endpoints", "delete", "ab")
+    planned = cli.json("experiment", "plan", "--baseline", "0.1", "--effect", "0.02")
+    assert isinstance(planned, dict)
+    assert planned["per_variant"]["fixed"] == sample_size("binary", baseline=0.1, effect=0.02)
+    assert planned["per_variant"]["sequential"] > planned["per_variant"]["fixed"]
+    assert (
+        "standard deviation"
+        in cli(
+            "experiment", "plan", "--kind", "continuous", "--baseline", "10", "--effect", "1", expect=2
+        ).stderr
+    )

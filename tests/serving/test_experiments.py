@@ -168,6 +168,8 @@ def test_the_lifecycle_owns_the_traffic_and_bad_input_is_refused(world: World) -
         client.outcomes("life-a", [{"request_id": "never-made", "metric": "converted", "value": 1}])
     with pytest.raises(ValidationError):
         client.outcomes("life-a", [{"unit": "u", "request_id": "r", "metric": "converted", "value": 1}])
+    with pytest.raises(ValidationError, match="covariate"):
+        client.outcomes("life-a", [{"unit": "u", "metric": "converted", "value": 1, "covariate": 3.0}])
     # The feedback API takes outcomes too (joined to the endpoint's experiment); labels stay as they were.
     answer = httpx.post(
         f"{world.router}/v2/models/life/infer", json=oip_columns(world.frame.head(1)), timeout=30

@@ -299,3 +299,52 @@ def outcomes(
         f"{answer['joined']} joined, {answer['repeated']} already known, "
         f"{answer['unassigned']} for units the experiment never assigned"
     )
+
+
+@app.command("plan")
+@handle_errors
+def plan(
+    kind: str = typer.Option("binary", help="binary (a rate) or continuous"),
+    baseline: float = typer.Option(..., help="the control's rate (binary) or mean (continuous)"),
+    effect: float = typer.Option(..., help="the smallest difference worth finding (absolute, e.g. 0.02)"),
+    std: float | None = typer.Option(None, help="continuous: the metric's standard deviation"),
+    alpha: float = typer.Option(0.05, help="false-positive rate"),
+    power: float = typer.Option(0.8, help="chance of finding the effect when it is there"),
+    variants: int = typer.Option(2, min=2, help="variants including the control (units multiply)"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON"),
+) -> None:
+    """Units needed per variant: for a planned (fixed-horizon) test, and for the sequential test that may
+    be looked at every minute (it needs more, the price of looking)."""
+    from workbench.experiments.statistics import sample_size, sequential_sample_size
+
+    if kind not in ("binary", "continuous"):
+        raise fail(f"--kind must be binary or continuous, got {kind!r}", 2)
+    if not 0 < alpha < 0.5 or not 0.5 <= power < 1:
+        raise fail("--alpha must be in (0, 0.5) and --power in [0.5, 1)", 2)
+    try:
+        arguments: dict[str, Any] = {
+            "baseline": baseline,
+            "effect": effect,
+            "alpha": alpha,
+            "power": power,
+            "std": std,
+        }
+        fixed = sample_size(kind, **arguments)  # type: ignore[arg-type]
+        sequential = sequential_sample_size(kind, **arguments)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise fail(str(exc), 2) from None
+    answer = {
+        "per_variant": {"fixed": fixed, "sequential": sequential},
+        "total": {"fixed": fixed * variants, "sequential": sequential * variants},
+    }
+    if as_json:
+        print_json(answer)
+        return
+    print_table(
+        f"Units to find {effect:+g} on a {kind} metric (baseline {baseline:g}) at power {power:g}, alpha {alpha:g}",
+        ["test", "per variant", f"all {variants} variants"],
+        [
+            ("fixed horizon (look once, at the end)", f"{fixed:,}", f"{fixed * variants:,}"),
+            ("sequential (look any time)", f"{sequential:,}", f"{sequential * variants:,}"),
+        ],
+    )

@@ -109,10 +109,10 @@ def decide(
     fewest = min(with_outcomes[v.name].n if v.name in with_outcomes else 0 for v in spec.variants)
     needed = spec.planned_units if spec.method == "fixed" else spec.min_units
     if fewest < (needed or 0):
-        why = "the planned test is judged" if spec.method == "fixed" else "no decision is made before"
+        why = "the planned test is judged at" if spec.method == "fixed" else "no decision is made before"
         return Decision(
             "continue",
-            f"{fewest} units with outcomes in the smallest variant; {why} at {needed} per variant",
+            f"{fewest} units with outcomes in the smallest variant; {why} {needed} per variant",
             None,
             ratio,
             primary,

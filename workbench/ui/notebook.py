@@ -82,6 +82,15 @@ class NotebookViews:
         model = DriftModel(self.feed, desk, monitor=monitor, endpoint=endpoint)
         return Inline(view=DriftView(model=model), desk=desk)
 
+    def experiment(self, name: str = "", *, endpoint: str = "") -> Any:
+        """An A/B experiment (or the endpoint's latest): units, decision, the confidence sequence chart."""
+        from workbench.ui.models.experiment import ExperimentModel
+        from workbench.ui.views.experiment import ExperimentView
+
+        desk = self.desk()
+        model = ExperimentModel(self.feed, desk, experiment=name, endpoint_name=endpoint)
+        return Inline(view=ExperimentView(model=model), desk=desk)
+
     def operations(self, run_id: str = "") -> Any:
         from workbench.ui.models.operations import OperationsModel
         from workbench.ui.views.operations import OperationsView

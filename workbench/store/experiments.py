@@ -23,6 +23,7 @@ from workbench.errors import ConflictError, NotFoundError, ValidationError
 from workbench.experiments.statistics import Moments
 from workbench.records.experiments import ExperimentRecord, ExperimentState
 from workbench.specs.experiment import ExperimentSpec
+from workbench.store.history import _insert_ignore
 from workbench.store.schema import experiment_looks, experiment_outcomes, experiment_units, experiments
 
 #: Which lifecycle moves are allowed: a concluded experiment stays concluded.
@@ -220,17 +221,22 @@ class ExperimentStore:
         for unit, variant, at in pairs:
             if unit not in stored and unit not in fresh:
                 fresh[unit] = (variant, at)
-        for unit, (variant, at) in fresh.items():
-            try:
-                with connection.begin_nested():
-                    connection.execute(
-                        insert(experiment_units).values(
-                            experiment=name, unit=unit, variant=variant, assigned_at=at, covariate=None
-                        )
-                    )
-                stored[unit] = variant
-            except IntegrityError:  # assigned by another writer meanwhile: theirs stands
-                stored.update(self._variants(connection, name, [unit]))
+        if fresh:
+            # One statement for the batch; a unit another writer assigned meanwhile keeps theirs.
+            connection.execute(
+                _insert_ignore(connection, experiment_units),
+                [
+                    {
+                        "experiment": name,
+                        "unit": unit,
+                        "variant": variant,
+                        "assigned_at": at,
+                        "covariate": None,
+                    }
+                    for unit, (variant, at) in fresh.items()
+                ],
+            )
+            stored.update(self._variants(connection, name, list(fresh)))
         return {unit: stored[unit] for unit in keys}
 
     def _variants(self, connection: Connection, name: str, units: Sequence[str]) -> dict[str, str]:

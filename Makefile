@@ -27,8 +27,9 @@ system-deps:
 	@missing=""; \
 	if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then missing="$$missing postgresql"; fi; \
 	if [ ! -x /usr/bin/chromium ]; then missing="$$missing chromium"; fi; \
+	if [ ! -x /usr/bin/redis-server ]; then missing="$$missing redis-server"; fi; \
 	if [ -n "$$missing" ]; then \
-		echo "installing$$missing (for the state-store and browser tests)"; \
+		echo "installing$$missing (for the state-store, browser and feature-store tests)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 

@@ -48,6 +48,8 @@ from workbench.specs.runbook import ScheduleSpec
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 #: A changing call whose connection dropped is sent once more with the same idempotency key.
 _CHANGING_ATTEMPTS = 2
+#: Feast commands the control plane runs (apply, materialise) may take minutes on a large repository.
+COMMAND_TIMEOUT = 900.0
 _RETRY_PAUSE_S = 0.2
 
 
@@ -502,6 +504,40 @@ class Client:
         A unit's outcome for a metric is joined once, however often it is sent (a retried webhook)."""
         result: dict[str, Any] = self._request(
             "POST", f"/experiments/{name}/outcomes", json={"outcomes": list(outcomes)}, timeout=120.0
+        )
+        return result
+
+    # ------------------------------------------------------------- features
+    def features(self) -> dict[str, Any]:
+        """The feature repository: entities, feature views (TTL, materialised until), feature services."""
+        result: dict[str, Any] = self._request("GET", "/features")
+        return result
+
+    def apply_features(self, *, reason: str | None = None) -> dict[str, Any]:
+        """``feast apply`` on the repository's definitions (run by the control plane)."""
+        result: dict[str, Any] = self._request(
+            "POST", "/features/apply", json={"reason": reason}, timeout=COMMAND_TIMEOUT
+        )
+        return result
+
+    def materialize_features(
+        self,
+        *,
+        end: datetime | None = None,
+        start: datetime | None = None,
+        views: Sequence[str] | None = None,
+        reason: str | None = None,
+    ) -> dict[str, Any]:
+        """Load the offline store's values into the online store, up to ``end`` (now by default)."""
+        body: dict[str, Any] = {"reason": reason}
+        if end is not None:
+            body["end"] = end.isoformat()
+        if start is not None:
+            body["start"] = start.isoformat()
+        if views is not None:
+            body["views"] = list(views)
+        result: dict[str, Any] = self._request(
+            "POST", "/features/materialize", json=body, timeout=COMMAND_TIMEOUT
         )
         return result
 

@@ -181,6 +181,7 @@ class ControlPlane:
         self._locks_guard = threading.Lock()
         self.started_at = time.time()
         from workbench.experiments.service import ExperimentService
+        from workbench.features.service import FeatureStoreService
         from workbench.monitoring.service import MonitoringService
         from workbench.rollouts.controller import RolloutController
         from workbench.runbooks import shipped_runbooks_dir
@@ -189,6 +190,7 @@ class ControlPlane:
         self.rollouts = RolloutController(self)
         self.monitoring = MonitoringService(self)
         self.experiments = ExperimentService(self)
+        self.features = FeatureStoreService(self)
         self.monitoring.engine.record_observers.append(self.experiments.observe)
         self.runbooks = RunbookEngine(self, (*settings.runbook_dirs, shipped_runbooks_dir()))
 

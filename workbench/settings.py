@@ -74,6 +74,9 @@ class Settings:
     rollup_retention_s: float = DEFAULT_ROLLUP_RETENTION_S
     #: How long a request can be labelled: the request-id index forgets older predictions.
     feedback_retention_s: float = DEFAULT_FEEDBACK_RETENTION_S
+    #: The Feast repository (None: ``home/features``) and its online store: ``sqlite`` or ``redis://host:port``.
+    feature_repo: Path | None = None
+    feature_online_store: str = "sqlite"
     #: How often a running A/B experiment is looked at (each look is kept, audited if its verdict changed).
     experiment_look_s: float = DEFAULT_EXPERIMENT_LOOK_S
     #: The served dashboards: started by ``workbench up`` unless disabled; a sign-in lasts ``session_s``.
@@ -169,11 +172,19 @@ class Settings:
         ):
             if raw := env.get(variable):
                 overrides[name] = _seconds(raw, variable)
+        if repo := env.get("WORKBENCH_FEATURE_REPO"):
+            overrides["feature_repo"] = Path(repo).expanduser().resolve()
+        if online := env.get("WORKBENCH_FEATURE_ONLINE_STORE"):
+            overrides["feature_online_store"] = online
         if raw := env.get("WORKBENCH_EXPERIMENT_LOOK_S"):
             overrides["experiment_look_s"] = _seconds(
                 raw, "WORKBENCH_EXPERIMENT_LOOK_S", least=0.5, most=86_400.0
             )
         return cls.for_home(home, **overrides)
+
+    @property
+    def feature_repo_path(self) -> Path:
+        return self.feature_repo or self.home / "features"
 
     def read_token(self) -> str | None:
         """The token a client presents: explicit first, else the file the control plane wrote."""

@@ -491,3 +491,16 @@ def test_experiment_commands(workspace: tuple[Cli, Path]) -> None:
             "experiment", "plan", "--kind", "continuous", "--baseline", "10", "--effect", "1", expect=2
         ).stderr
     )
+
+
+def test_feature_commands_say_what_is_missing(workspace: tuple[Cli, Path]) -> None:
+    cli, _ = workspace
+    status = cli.json("features", "status")
+    assert isinstance(status, dict)
+    assert status["feature_views"] == []
+    assert status["repo"].endswith("/features")
+    assert "Feature views" in cli("features", "status").stdout
+    refused = cli("features", "materialize", expect=1)
+    assert "no feature view is applied yet" in refused.stderr
+    assert "expected an ISO time" in cli("features", "materialize", "--end", "yesterday", expect=2).stderr
+    assert "has no definitions" in cli("features", "apply", expect=1).stderr

@@ -12,7 +12,17 @@ from workbench.api.auth import TokenAuth
 from workbench.api.docs import install_docs
 from workbench.api.errors import install_error_handlers
 from workbench.api.idempotency import IdempotencyMiddleware
-from workbench.api.routes import audit, endpoints, experiments, models, monitoring, rollouts, runbooks, system
+from workbench.api.routes import (
+    audit,
+    endpoints,
+    experiments,
+    features,
+    models,
+    monitoring,
+    rollouts,
+    runbooks,
+    system,
+)
 from workbench.control_plane import ControlPlane
 from workbench.protocol import API_PREFIX
 from workbench.settings import Settings
@@ -48,6 +58,6 @@ def create_app(settings: Settings, plane: ControlPlane | None = None) -> FastAPI
     install_docs(app)
     auth = Depends(TokenAuth(token, open_reads=settings.open_reads))
     app.include_router(system.public, prefix=API_PREFIX)
-    for module in (system, models, endpoints, rollouts, experiments, monitoring, runbooks, audit):
+    for module in (system, models, endpoints, rollouts, experiments, features, monitoring, runbooks, audit):
         app.include_router(module.router, prefix=API_PREFIX, dependencies=[auth])
     return app

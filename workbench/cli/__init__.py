@@ -8,7 +8,7 @@ from workbench._version import __version__
 from workbench.cli import audit as audit_cmd
 from workbench.cli import demo as demo_cmd
 from workbench.cli import demo_experiment as demo_experiment_cmd
-from workbench.cli import endpoints, experiments, models, monitoring, rollouts, serving, system
+from workbench.cli import endpoints, experiments, features, models, monitoring, rollouts, serving, system
 from workbench.cli import runbooks as runbooks_cmd
 
 app = typer.Typer(
@@ -32,6 +32,7 @@ app.add_typer(models.app, name="models")
 app.add_typer(endpoints.app, name="endpoints")
 app.add_typer(rollouts.app, name="rollout")
 app.add_typer(experiments.app, name="experiment")
+app.add_typer(features.app, name="features")
 app.add_typer(monitoring.app, name="monitor")
 app.add_typer(runbooks_cmd.app, name="runbook")
 app.command("alerts")(monitoring.alerts)

@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck pytest install system-deps labextension clean bench-serving bench-rollouts bench-monitoring bench-runbooks bench-blocked bench-dashboards bench-jupyterlab bench-deps bench-experiments
+.PHONY: demo test lint typecheck pytest install system-deps labextension clean bench-serving bench-rollouts bench-monitoring bench-runbooks bench-blocked bench-dashboards bench-jupyterlab bench-deps bench-experiments bench-features
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -99,6 +99,9 @@ bench-jupyterlab: install system-deps labextension
 	$(BIN)/python benchmarks/jupyterlab.py --write-docs
 
 # A/B experiment statistics: seeded simulations of false positives, power, CUPED, SRM and decide() (~2 minutes).
+bench-features: install system-deps
+	$(BIN)/python benchmarks/features.py --write-docs
+
 bench-experiments: install
 	$(BIN)/python benchmarks/experiments.py --write-docs
 

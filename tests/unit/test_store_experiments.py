@@ -130,3 +130,26 @@ def test_a_look_judges_what_the_store_holds_and_its_decision_is_kept_as_json(db:
     assert ended.decision is not None
     assert ended.decision["verdict"] == "winner"
     assert ended.decision["primary"][0]["variant"] == "candidate"
+
+
+def test_the_sample_ratio_counts_settled_units_so_a_lagging_log_raises_no_alarm(db: Database) -> None:
+    """One variant's newest requests counted before another's (their logs are read one after the
+    other) looked like a mismatch; units of the last SETTLE_S seconds do not count in the check."""
+    from workbench.experiments.looks import SETTLE_S
+
+    store = ExperimentStore()
+    spec = ExperimentSpec.model_validate({**SPEC, "covariate": False, "guardrails": []})
+    now = 10_000.0
+    with db.write() as connection:
+        store.create(connection, spec, actor="alice")
+        settled = [(f"s{i}", "control" if i % 2 else "candidate", now - 60.0) for i in range(2000)]
+        store.assign(connection, "checkout", settled)
+        # The last second: the control's log has been read, the candidate's not yet.
+        store.assign(connection, "checkout", [(f"c{i}", "control", now - 1.0) for i in range(600)])
+    with db.read() as connection:
+        assert store.assigned_counts(connection, "checkout") == {"control": 1600, "candidate": 1000}
+        decision = look(store, connection, "checkout", now=now)
+        assert decision.verdict != "srm"
+        assert decision.sample_ratio.counts == (1000, 1000)
+        later = look(store, connection, "checkout", now=now + SETTLE_S)
+        assert later.verdict == "srm"  # still lopsided once settled: then it is a real mismatch

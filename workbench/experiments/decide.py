@@ -56,6 +56,8 @@ class Decision:
     primary: list[Comparison] = field(default_factory=list)
     guardrails: list[Comparison] = field(default_factory=list)
     cuped_theta: dict[str, float] = field(default_factory=dict)
+    #: Units assigned per variant at the look, all of them (the sample-ratio check counts settled ones).
+    assigned: dict[str, int] = field(default_factory=dict)
 
     @property
     def stops(self) -> bool:
@@ -283,4 +285,5 @@ def decision_dict(decision: Decision, *, at: float) -> dict[str, Any]:
         "primary": [_comparison_dict(c) for c in decision.primary],
         "guardrails": [_comparison_dict(c) for c in decision.guardrails],
         "cuped_theta": {k: _finite(v) for k, v in decision.cuped_theta.items()},
+        "assigned": dict(decision.assigned),
     }

@@ -137,7 +137,9 @@ def experiment_entry(record: ExperimentRecord, looks: Sequence[Mapping[str, Any]
     spec = record.spec
     decision: Mapping[str, Any] = record.decision or {}
     ratio: Mapping[str, Any] = decision.get("sample_ratio") or {}
-    counts = list(ratio.get("counts") or [])
+    everyone: Mapping[str, Any] = decision.get("assigned") or {}
+    # Every unit assigned at the look (the sample-ratio counts leave out the last seconds' units).
+    counts = [everyone.get(v.name, 0) for v in spec.variants] if everyone else list(ratio.get("counts") or [])
     treated = [v.name for v in spec.variants[1:]]
     return {
         "name": record.name,

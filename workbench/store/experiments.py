@@ -299,12 +299,14 @@ class ExperimentStore:
                 repeated += 1
         return OutcomeResult(joined, repeated, unassigned)
 
-    def assigned_counts(self, connection: Connection, name: str) -> dict[str, int]:
-        rows = connection.execute(
-            select(experiment_units.c.variant, func.count())
-            .where(experiment_units.c.experiment == name)
-            .group_by(experiment_units.c.variant)
-        )
+    def assigned_counts(
+        self, connection: Connection, name: str, *, until: float | None = None
+    ) -> dict[str, int]:
+        """Units per variant; with ``until``, only those whose first request came before it."""
+        query = select(experiment_units.c.variant, func.count()).where(experiment_units.c.experiment == name)
+        if until is not None:
+            query = query.where(experiment_units.c.assigned_at <= until)
+        rows = connection.execute(query.group_by(experiment_units.c.variant))
         return {row[0]: int(row[1]) for row in rows}
 
     def moments(self, connection: Connection, name: str, metric: str) -> dict[str, Moments]:

@@ -114,9 +114,13 @@ def latest_decision(record: ExperimentRecord, looks: Sequence[Mapping[str, Any]]
 
 
 def unit_counts(record: ExperimentRecord, decision: Mapping[str, Any]) -> dict[str, int]:
-    """Units assigned per variant at the latest look (its sample-ratio counts), in the spec's order."""
-    counts = list((decision.get("sample_ratio") or {}).get("counts") or [])
+    """Units assigned per variant at the latest look, in the spec's order (every unit; the sample-ratio
+    counts, shown by the check itself, leave out the last seconds' units: see experiments/looks.py)."""
     names = [v.name for v in record.spec.variants]
+    everyone = decision.get("assigned") or {}
+    if everyone:
+        return {name: int(everyone.get(name, 0)) for name in names}
+    counts = list((decision.get("sample_ratio") or {}).get("counts") or [])
     return {name: int(counts[i]) if i < len(counts) else 0 for i, name in enumerate(names)}
 
 

@@ -4,6 +4,7 @@
  * (the confidence sequence narrowing as units come in). Plain DOM and SVG; no chart library.
  */
 import { ExperimentComparison, ExperimentInfo, LookPoint } from './api';
+import { el } from './dom';
 
 const SVG = 'http://www.w3.org/2000/svg';
 /** The sparkline's drawing box (stretched to the card's width). */
@@ -21,21 +22,6 @@ const VERDICTS: Record<string, [string, string]> = {
   guardrail_breach: ['guardrail breach', 'wb-bad'],
   srm: ['sample-ratio mismatch', 'wb-bad']
 };
-
-function el<K extends keyof HTMLElementTagNameMap>(
-  tag: K,
-  className = '',
-  text = ''
-): HTMLElementTagNameMap[K] {
-  const element = document.createElement(tag);
-  if (className) {
-    element.className = className;
-  }
-  if (text) {
-    element.textContent = text;
-  }
-  return element;
-}
 
 function svg<K extends keyof SVGElementTagNameMap>(
   tag: K,

@@ -9,6 +9,7 @@ import { Widget } from '@lumino/widgets';
 
 import { Outcome } from './actions';
 import { EndpointState, ExperimentInfo, LiveNumbers, SidebarState } from './api';
+import { el } from './dom';
 import { buttonsKey, readout } from './experiment';
 import { Change, LiveState } from './live';
 
@@ -35,21 +36,6 @@ const PALETTE = ['#2563eb', '#f97316', '#10b981', '#a855f7', '#ef4444', '#0ea5e9
 
 function color(version: number): string {
   return PALETTE[(version - 1 + PALETTE.length * 100) % PALETTE.length];
-}
-
-function el<K extends keyof HTMLElementTagNameMap>(
-  tag: K,
-  className = '',
-  text = ''
-): HTMLElementTagNameMap[K] {
-  const element = document.createElement(tag);
-  if (className) {
-    element.className = className;
-  }
-  if (text) {
-    element.textContent = text;
-  }
-  return element;
 }
 
 function fmt(value: number | null, digits = 1, unit = ''): string {

@@ -68,6 +68,13 @@ def test_sticky_customers_and_their_outcomes_find_the_better_model_which_is_prom
     # Assignment comes from the prediction log: every customer, once, with the variant that served them.
     assigned = wait_for_assignment(world.client, "checkout", CUSTOMERS)
     assert assigned == {"control": CUSTOMERS - treated, "treatment": treated}
+    # Requests that assign nobody are counted, not lost: two without a routing key.
+    for _ in range(2):
+        httpx.post(f"{world.router}/v2/models/shop/infer", json=oip_columns(world.frame.head(1)), timeout=30)
+    wait_until(
+        lambda: client.experiment("checkout")["unassigned_requests"] == {"without_key": 2, "elsewhere": 0}
+    )
+    assert sum(client.experiment("checkout")["assigned"].values()) == CUSTOMERS
 
     outcomes = customers.outcomes()  # half by customer id, half by the request id that exposed them
     joined = client.outcomes("checkout", outcomes)

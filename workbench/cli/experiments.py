@@ -164,6 +164,12 @@ def status(
         f"verdict [bold]{decision['verdict']}[/]: {decision['reason']}"
     )
     print_table("Units", ["variant", "assigned"], list(detail["assigned"].items()))
+    missed = detail.get("unassigned_requests") or {}
+    if any(missed.values()):
+        console.print(
+            f"[yellow]requests that assigned no unit[/]: {missed.get('without_key', 0)} without a routing key, "
+            f"{missed.get('elsewhere', 0)} served by a version that is no variant"
+        )
     rows = [
         (
             c["metric"],

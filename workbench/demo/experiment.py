@@ -220,14 +220,3 @@ def wait_for_assignment(client: Client, name: str, units: int, timeout: float = 
             return assigned
         time.sleep(0.3)
     return assigned
-
-
-def wait_for_verdict(client: Client, name: str, timeout: float = 120.0) -> dict[str, Any]:
-    """Until the engine's loop has concluded or paused the experiment; the record then."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        record = client.experiment(name)["experiment"]
-        if record["state"] in ("concluded", "paused"):
-            return dict(record)
-        time.sleep(0.5)
-    raise TimeoutError(f"experiment {name!r} reached no decision in {timeout:g} s")

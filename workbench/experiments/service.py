@@ -94,6 +94,12 @@ class ExperimentService:
         self._lock = threading.RLock()  # lifecycle commands and the loop's acting, one at a time
         self._verdicts: dict[str, str] = {}  # the last audited verdict per experiment
         self._last_look: dict[str, float] = {}
+        #: Per experiment since this process started: requests a variant served that assigned no unit
+        #: (``without_key``: a by-key experiment's request with no routing key; ``elsewhere``: a
+        #: version that is no variant, an explicit ``x-workbench-version``). A client that forgets the
+        #: header shows up here rather than silently shrinking the experiment.
+        self._unassigned: dict[str, dict[str, int]] = {}
+        self._counts_lock = threading.Lock()
 
     # --------------------------------------------------------------- reads
     def get(self, name: str) -> ExperimentRecord:
@@ -118,11 +124,13 @@ class ExperimentService:
         self._poll_feed(self.get(name).endpoint)
         with self.plane.db.read() as connection:
             record = self.store.get(connection, name)
-            assigned = self.store.assigned_counts(connection, name)
             decision = decision_dict(look(self.store, connection, name), at=time.time())
+        with self._counts_lock:
+            unassigned = dict(self._unassigned.get(name, {"without_key": 0, "elsewhere": 0}))
         return {
             "experiment": record.model_dump(mode="json"),
-            "assigned": {v.name: assigned.get(v.name, 0) for v in record.spec.variants},
+            "assigned": {v.name: decision["assigned"].get(v.name, 0) for v in record.spec.variants},
+            "unassigned_requests": unassigned,
             "decision": decision,
         }
 
@@ -435,6 +443,11 @@ class ExperimentService:
             if record.running_since is None:
                 continue
             found = assignments(record.spec, records, since=record.running_since.timestamp())
+            if found.without_key or found.elsewhere:
+                with self._counts_lock:
+                    counts = self._unassigned.setdefault(record.name, {"without_key": 0, "elsewhere": 0})
+                    counts["without_key"] += found.without_key
+                    counts["elsewhere"] += found.elsewhere
             if found.units:
                 with self.plane.db.write() as connection:
                     self.store.assign(connection, record.name, found.units)

@@ -9,6 +9,8 @@ no sign-in to check, since the notebook's own client already holds the token.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 import panel as pn
@@ -18,20 +20,42 @@ from panel.viewable import Viewer
 from workbench.client import Client
 from workbench.ui.actions import ActionDesk
 from workbench.ui.feed import DashboardFeed
+from workbench.ui.session import NOTEBOOK_LOCK
 
 FIRST_DATA_WAIT_S = 15.0
 
 
 class Inline(Viewer):
-    """A page's view with its confirmation box, as one cell output; ``.view.model`` holds the data."""
+    """A page's view with its confirmation box, as one cell output; ``.model`` (``.view.model``) holds the
+    data. It renders under ``NOTEBOOK_LOCK``: the feed's thread changes the panes, never mid-render."""
 
     view = param.Parameter()
-    desk = param.ClassSelector(class_=ActionDesk)
+    desk = param.ClassSelector(class_=ActionDesk, allow_None=True)
+
+    @property
+    def model(self) -> Any:
+        return self.view.model
 
     def __panel__(self) -> pn.viewable.Viewable:
         from workbench.ui.views.shell import ConfirmBox
 
-        return pn.Column(ConfirmBox(desk=self.desk), self.view, sizing_mode="stretch_width")
+        parts = [self.view] if self.desk is None else [ConfirmBox(desk=self.desk), self.view]
+        return pn.Column(*parts, sizing_mode="stretch_width")
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> Any:
+        with NOTEBOOK_LOCK:
+            return super()._repr_mimebundle_(include, exclude)
+
+
+def _locked(factory: Callable[..., Any]) -> Callable[..., Any]:
+    """Builds a view with the feed's updates held off: a model half-built and half-updated draws wrong."""
+
+    @functools.wraps(factory)
+    def build(*args: Any, **kwargs: Any) -> Any:
+        with NOTEBOOK_LOCK:
+            return factory(*args, **kwargs)
+
+    return build
 
 
 class NotebookViews:
@@ -53,12 +77,14 @@ class NotebookViews:
     def desk(self) -> ActionDesk:
         return ActionDesk(self._client_as, user=lambda: self._actor, after=self.feed.poke)
 
+    @_locked
     def overview(self) -> Any:
         from workbench.ui.models.overview import OverviewModel
         from workbench.ui.views.overview import OverviewView
 
-        return OverviewView(model=OverviewModel(self.feed, self.desk()))
+        return Inline(view=OverviewView(model=OverviewModel(self.feed, self.desk())), desk=None)
 
+    @_locked
     def endpoint(self, name: str) -> Any:
         from workbench.ui.models.endpoint import EndpointModel
         from workbench.ui.views.endpoint import EndpointView
@@ -66,6 +92,7 @@ class NotebookViews:
         desk = self.desk()
         return Inline(view=EndpointView(model=EndpointModel(self.feed, desk, endpoint=name)), desk=desk)
 
+    @_locked
     def rollout(self, rollout_id: str = "", *, endpoint: str = "") -> Any:
         from workbench.ui.models.rollout import RolloutModel
         from workbench.ui.views.rollout import RolloutView
@@ -74,6 +101,7 @@ class NotebookViews:
         model = RolloutModel(self.feed, desk, rollout_id=rollout_id, endpoint_name=endpoint)
         return Inline(view=RolloutView(model=model), desk=desk)
 
+    @_locked
     def drift(self, monitor: str = "", *, endpoint: str = "") -> Any:
         from workbench.ui.models.drift import DriftModel
         from workbench.ui.views.drift import DriftView
@@ -82,6 +110,7 @@ class NotebookViews:
         model = DriftModel(self.feed, desk, monitor=monitor, endpoint=endpoint)
         return Inline(view=DriftView(model=model), desk=desk)
 
+    @_locked
     def experiment(self, name: str = "", *, endpoint: str = "") -> Any:
         """An A/B experiment (or the endpoint's latest): units, decision, the confidence sequence chart."""
         from workbench.ui.models.experiment import ExperimentModel
@@ -91,6 +120,7 @@ class NotebookViews:
         model = ExperimentModel(self.feed, desk, experiment=name, endpoint_name=endpoint)
         return Inline(view=ExperimentView(model=model), desk=desk)
 
+    @_locked
     def operations(self, run_id: str = "") -> Any:
         from workbench.ui.models.operations import OperationsModel
         from workbench.ui.views.operations import OperationsView

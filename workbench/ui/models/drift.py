@@ -28,6 +28,7 @@ from workbench.ui.feed import Update
 from workbench.ui.files import report_url
 from workbench.ui.models.base import PageModel
 from workbench.ui.plans import Preview, endpoint_routes, split_label
+from workbench.ui.session import NOTEBOOK_LOCK
 
 log = logging.getLogger("workbench.ui")
 
@@ -211,7 +212,12 @@ def page_deliverer() -> Deliver:
     Bokeh document may only change there), at once elsewhere (a notebook, a test)."""
     doc = pn.state.curdoc
     if doc is None or getattr(doc, "session_context", None) is None:
-        return lambda apply: apply()
+
+        def at_once(apply: Callable[[], None]) -> None:
+            with NOTEBOOK_LOCK:
+                apply()
+
+        return at_once
 
     def deliver(apply: Callable[[], None]) -> None:
         def run() -> None:

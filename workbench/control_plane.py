@@ -68,6 +68,7 @@ from workbench.specs.endpoint import (
     Threads,
     TrafficRoute,
 )
+from workbench.specs.features import FeatureLookup
 from workbench.specs.patterns import model_ref_schema, pattern_schema
 from workbench.store import AuditLog, Database, EndpointRecord, EndpointRepository, migrate
 from workbench.store.idempotency import IdempotencyStore
@@ -112,6 +113,9 @@ class EndpointRequest(BaseModel):
     log_sample_rate: LogSampleRate = 1.0
     latency_objective_ms: LatencyObjective | None = None
     description: str | None = Field(default=None, max_length=2000)
+    features: FeatureLookup | None = Field(
+        default=None, description="requests carry an entity id; replicas fetch its features (Feast)"
+    )
     reason: str | None = Field(default=None, max_length=2000)
 
 
@@ -151,6 +155,9 @@ class DeployRequest(BaseModel):
     threads: Threads | None = None
     log_sample_rate: LogSampleRate | None = None
     latency_objective_ms: LatencyObjective | None = None
+    features: FeatureLookup | None = Field(
+        default=None, description="a feature lookup for the endpoint (kept when not given)"
+    )
     expected_revision: int | None = Field(
         default=None,
         ge=1,
@@ -532,6 +539,7 @@ class ControlPlane:
                     else:
                         raise ConflictError(f"endpoint {spec.name!r} already exists", endpoint=spec.name)
             self._check_device(spec)
+            self.features.check_lookup(spec)
             self.serving.prepare(spec, self._model_dirs(spec))
             try:
                 with self.db.write() as connection:

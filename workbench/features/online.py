@@ -48,10 +48,20 @@ class FeatureBatch:
         return self.values[:, self.names.index(name)]
 
 
+#: What an entity id is in the online store: Feast's INT64 or STRING value types.
+KeyType = str  # "int64" | "string"
+Ids = Sequence[Any] | np.ndarray[Any, Any]
+
+
 class OnlineReader(Protocol):
     names: tuple[str, ...]
 
-    def read(self, ids: Sequence[int], *, now: float | None = None) -> FeatureBatch: ...
+    def read(self, ids: Ids, *, now: float | None = None) -> FeatureBatch: ...
+
+
+def key_value(key_type: KeyType) -> Any:
+    """How an id from a request becomes the join key's value (ints for INT64, text for STRING)."""
+    return int if key_type == "int64" else str
 
 
 def _apply_ttl(values: Array, age_s: Array, ttl_s: float | None) -> Array:
@@ -68,18 +78,26 @@ class FeastReader:
     """Through Feast's ``get_online_features``: every online store, at Feast's speed."""
 
     def __init__(
-        self, store: Any, view: str, features: Sequence[str], join_key: str, ttl_s: float | None
+        self,
+        store: Any,
+        view: str,
+        features: Sequence[str],
+        join_key: str,
+        ttl_s: float | None,
+        key_type: KeyType = "int64",
     ) -> None:
         self.store = store
+        self._value = key_value(key_type)
         self.names = tuple(features)
         self.refs = [f"{view}:{name}" for name in self.names]
         self.join_key = join_key
         self.ttl_s = ttl_s
 
-    def read(self, ids: Sequence[int], *, now: float | None = None) -> FeatureBatch:
+    def read(self, ids: Ids, *, now: float | None = None) -> FeatureBatch:
         now = time.time() if now is None else now
+        value = self._value
         answer = self.store.get_online_features(
-            features=self.refs, entity_rows=[{self.join_key: int(i)} for i in ids]
+            features=self.refs, entity_rows=[{self.join_key: value(i)} for i in ids]
         ).to_dict(include_event_timestamps=True)
         values = np.full((len(ids), len(self.names)), np.nan)
         age = np.full((len(ids), len(self.names)), np.inf)
@@ -109,17 +127,20 @@ class SqliteReader:
         join_key: str,
         ttl_s: float | None,
         serialize: Any,
+        key_type: KeyType = "int64",
     ) -> None:
         self.names = tuple(features)
         self.index = {name: i for i, name in enumerate(self.names)}
         self.ttl_s = ttl_s
         self._connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
         self._table = '"' + table.replace('"', '""') + '"'
-        self._key = _int64_keys(serialize, join_key)
+        self._key = _entity_keys(serialize, join_key, key_type)
+        self._value = key_value(key_type)
 
-    def read(self, ids: Sequence[int], *, now: float | None = None) -> FeatureBatch:
+    def read(self, ids: Ids, *, now: float | None = None) -> FeatureBatch:
         now = time.time() if now is None else now
-        keys = [self._key(int(i)) for i in ids]
+        key, value = self._key, self._value
+        keys = [key(value(i)) for i in ids]
         row_of: dict[bytes, list[int]] = {}
         for row, key in enumerate(keys):
             row_of.setdefault(key, []).append(row)
@@ -150,11 +171,19 @@ class SqliteReader:
         self._connection.close()
 
 
-def _int64_keys(serialize: Any, join_key: str) -> Any:
-    """A function int -> Feast's serialised entity key; Feast's own, or the same bytes built directly
-    when its layout is the fixed prefix + little-endian int64 it is today (checked on two values)."""
+def _entity_keys(serialize: Any, join_key: str, key_type: KeyType) -> Any:
+    """A function id -> Feast's serialised entity key; Feast's own, or for INT64 the same bytes built
+    directly when its layout is the fixed prefix + little-endian int64 it is today (checked on two values)."""
     from feast.protos.feast.types.EntityKey_pb2 import EntityKey
     from feast.protos.feast.types.Value_pb2 import Value
+
+    if key_type != "int64":
+
+        def string_key(value: str) -> bytes:
+            key: bytes = serialize(EntityKey(join_keys=[join_key], entity_values=[Value(string_val=value)]))
+            return key
+
+        return string_key
 
     def feast_key(value: int) -> bytes:
         key: bytes = serialize(EntityKey(join_keys=[join_key], entity_values=[Value(int64_val=value)]))
@@ -167,7 +196,9 @@ def _int64_keys(serialize: Any, join_key: str) -> Any:
     return feast_key
 
 
-def open_reader(store: Any, view: str, features: Sequence[str], join_key: str) -> OnlineReader:
+def open_reader(
+    store: Any, view: str, features: Sequence[str], join_key: str, key_type: KeyType = "int64"
+) -> OnlineReader:
     """The fastest reader for ``store``'s online store: SQLite directly, anything else through Feast."""
     feature_view = store.get_feature_view(view)
     ttl_s = feature_view.ttl.total_seconds() if feature_view.ttl else None
@@ -185,5 +216,6 @@ def open_reader(store: Any, view: str, features: Sequence[str], join_key: str) -
             encoded: bytes = serialize_entity_key(key, entity_key_serialization_version=version)
             return encoded
 
-        return SqliteReader(path, f"{config.project}_{view}", features, join_key, ttl_s, serialize)
-    return FeastReader(store, view, features, join_key, ttl_s)
+        table = f"{config.project}_{view}"
+        return SqliteReader(path, table, features, join_key, ttl_s, serialize, key_type)
+    return FeastReader(store, view, features, join_key, ttl_s, key_type)

@@ -12,12 +12,18 @@ import threading
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from workbench.errors import ConflictError, ValidationError
+from workbench.errors import ConflictError, UnavailableError, ValidationError
 from workbench.features.catalog import describe
+from workbench.features.lookup import plan_lookup
+from workbench.features.online import open_reader
+from workbench.features.replica import store_label
 from workbench.features.repo import FeatureRepo
+from workbench.serving.model import read_mlmodel
+from workbench.serving.schema import schema_from_signature
 
 if TYPE_CHECKING:
     from workbench.control_plane import ControlPlane
+    from workbench.specs.endpoint import EndpointSpec
 
 
 class FeatureStoreService:
@@ -82,6 +88,50 @@ class FeatureStoreService:
         status = self.status()
         self._audit("features.materialize", status, actor=actor, reason=reason, until=end.isoformat())
         return {"status": status, "output": output}
+
+    def check_lookup(self, spec: EndpointSpec) -> None:
+        """Before anything starts: every served version fits the lookup (``ValidationError`` naming what
+        does not), and the online store answers (``UnavailableError`` with its reason)."""
+        lookup = spec.features
+        if lookup is None:
+            return
+        if not self._registry_exists():
+            raise ValidationError(
+                f"endpoint {spec.name!r} looks features up, but no feature definitions are applied in "
+                f"{self.repo.path}: run `workbench features apply` (and `materialize`) first"
+            )
+        store = self._feast()
+        catalog = describe(store)
+        plans = []
+        versions = [(r.model, r.version) for r in spec.routes] + [(s.model, s.version) for s in spec.shadows]
+        for model, version in versions:
+            mlmodel = read_mlmodel(self.plane.registry.model_path(model, version))
+            try:
+                schema = schema_from_signature(mlmodel.get("signature"))
+                plans.append(plan_lookup(lookup, schema, catalog))
+            except ValidationError as exc:
+                raise ValidationError(
+                    f"models:/{model}/{version} on {spec.name!r}: {exc.message}", **exc.details
+                ) from None
+            except ValueError as exc:
+                raise ValidationError(f"models:/{model}/{version}: {exc}") from None
+        plan = plans[0]
+        label = store_label(store)
+        probe: list[Any] = [0] if plan.key_type == "int64" else ["0"]
+        for read in plan.reads:
+            reader: Any = None
+            try:
+                reader = open_reader(store, read.view, read.features, plan.join_key, plan.key_type)
+                reader.read(probe)
+            except Exception as exc:
+                raise UnavailableError(
+                    f"the online feature store ({label}) cannot be read, so {spec.name!r} was not changed: "
+                    f"{type(exc).__name__}: {exc}",
+                    store=label,
+                ) from None
+            finally:
+                if hasattr(reader, "close"):
+                    reader.close()
 
     def _registry_exists(self) -> bool:
         return not self.repo.owned or (self.repo.path / "data" / "registry.db").exists()

@@ -27,6 +27,28 @@ import numpy as np
 Item = TypeVar("Item")
 
 
+class RunOutputs(dict[str, np.ndarray[Any, Any]]):
+    """A batch's outputs (name -> one row per input row), and what a runner that prepares its inputs
+    adds: the inputs it actually used per row (``inputs``, logged in place of the request's), per-row
+    facts about them (``lookup``: feature ages), and the items it refused (``refused``: item index ->
+    the error that caller gets). A refused item has no rows in the outputs; the others are answered."""
+
+    def __init__(
+        self,
+        outputs: dict[str, np.ndarray[Any, Any]],
+        *,
+        inputs: dict[str, np.ndarray[Any, Any]] | None = None,
+        lookup: dict[str, np.ndarray[Any, Any]] | None = None,
+        refused: dict[int, Exception] | None = None,
+        lookup_ms: float | None = None,
+    ) -> None:
+        super().__init__(outputs)
+        self.inputs = inputs
+        self.lookup = lookup
+        self.refused = refused or {}
+        self.lookup_ms = lookup_ms
+
+
 @dataclass(frozen=True)
 class BatchResult:
     """One caller's share of a batch, with the timings the telemetry needs."""
@@ -40,6 +62,10 @@ class BatchResult:
     #: what the prediction log needs to write one line per batch.
     batch_id: int = 0
     batch_callers: int = 1
+    #: From a runner that prepared the inputs (:class:`RunOutputs`): this caller's rows of them.
+    inputs: dict[str, np.ndarray[Any, Any]] | None = None
+    lookup: dict[str, np.ndarray[Any, Any]] | None = None
+    lookup_ms: float | None = None
 
 
 @dataclass
@@ -167,33 +193,46 @@ class DynamicBatcher(Generic[Item]):
                     pending.future.set_exception(exc)
             return
         inference = time.perf_counter() - started
-        total_rows = self._rows(batch)
+        refused: dict[int, Exception] = getattr(outputs, "refused", None) or {}
+        for index, error in refused.items():
+            pending = batch[index]
+            if not pending.future.done():
+                pending.future.set_exception(error)
+        answered = [p for i, p in enumerate(batch) if i not in refused]
+        total_rows = self._rows(answered)
         wrong = [name for name, array in outputs.items() if len(array) != total_rows]
         if wrong:
             error = RuntimeError(
                 f"model returned outputs {wrong} without one row per input row ({total_rows})"
             )
-            for pending in batch:
+            for pending in answered:
                 if not pending.future.done():
                     pending.future.set_exception(error)
             return
-        if self._on_batch is not None:
-            self._on_batch(len(batch), total_rows, inference)
+        if self._on_batch is not None and answered:
+            self._on_batch(len(answered), total_rows, inference)
         self._batches += 1
-        callers = sum(not pending.future.done() for pending in batch)
+        callers = sum(not pending.future.done() for pending in answered)
+        inputs: dict[str, np.ndarray[Any, Any]] | None = getattr(outputs, "inputs", None)
+        lookup: dict[str, np.ndarray[Any, Any]] | None = getattr(outputs, "lookup", None)
+        lookup_ms: float | None = getattr(outputs, "lookup_ms", None)
         offset = 0
-        for pending in batch:
-            share = {name: array[offset : offset + pending.rows] for name, array in outputs.items()}
-            offset += pending.rows
+        for pending in answered:
+            end = offset + pending.rows
+            share = {name: array[offset:end] for name, array in outputs.items()}
             if not pending.future.done():
                 pending.future.set_result(
                     BatchResult(
                         outputs=share,
                         queue_seconds=started - pending.enqueued,
                         inference_seconds=inference,
-                        batch_size=len(batch),
+                        batch_size=len(answered),
                         batch_rows=total_rows,
                         batch_id=self._batches,
                         batch_callers=callers,
+                        inputs=None if inputs is None else {n: a[offset:end] for n, a in inputs.items()},
+                        lookup=None if lookup is None else {n: a[offset:end] for n, a in lookup.items()},
+                        lookup_ms=lookup_ms,
                     )
                 )
+            offset = end

@@ -6,6 +6,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from workbench.specs.features import FeatureLookup
+
 
 class ReplicaConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -26,6 +28,9 @@ class ReplicaConfig(BaseModel):
     ready_file: Path
     prediction_log_dir: Path | None = None
     log_sample_rate: float = Field(default=1.0, ge=0.0, le=1.0)
+    #: An endpoint with a feature lookup: its spec, and the Feast repository to read it from.
+    features: FeatureLookup | None = None
+    feature_repo: Path | None = None
 
 
 class RouterConfig(BaseModel):

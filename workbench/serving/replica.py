@@ -39,6 +39,11 @@ def main(argv: list[str] | None = None) -> int:
         device = select_device(config.device, local_inventory())
         model = load_model(config.model_dir, device, threads=config.threads)
         warm_up(model, sorted({1, config.max_batch_size}))
+        if config.features is not None:
+            from workbench.features.replica import attach_lookup
+
+            assert config.feature_repo is not None
+            model = attach_lookup(model, config.features, config.feature_repo)
     except Exception as exc:  # a model that cannot load or run its warm-up must never get traffic
         message = exc.message if isinstance(exc, WorkbenchError) else f"{type(exc).__name__}: {exc}"
         print(f"workbench-replica-error: {message}", file=sys.stderr, flush=True)

@@ -101,6 +101,9 @@ class ReplicaApp:
                 "Prediction-log records dropped (overload or I/O errors)",
                 lambda: float(writer.stats.dropped_overload + writer.stats.dropped_io_error),
             )
+        attach_metrics = getattr(model.runner, "attach_metrics", None)
+        if attach_metrics is not None:  # a runner that fetches features counts its lookups
+            attach_metrics(self.metrics.registry, config.endpoint, self.version)
         if model.device.startswith("cuda"):
             self.metrics.gauge(
                 "workbench_gpu_memory_bytes", "CUDA memory allocated", _gpu_memory(model.device)
@@ -301,15 +304,18 @@ class ReplicaApp:
         line = self._batch_lines.get(result.batch_id)
         if line is None:
             rate = self.config.log_sample_rate
+            head: dict[str, Any] = {
+                "endpoint": self.config.endpoint,
+                "model": self.config.model,
+                "version": self.config.version,
+                "replica": self.config.replica_id,
+                "inference_ms": round(result.inference_seconds * 1000, 4),
+                "batch_size": result.batch_size,
+            }
+            if result.lookup_ms is not None:
+                head["lookup_ms"] = result.lookup_ms
             line = BatchRecord(
-                {
-                    "endpoint": self.config.endpoint,
-                    "model": self.config.model,
-                    "version": self.config.version,
-                    "replica": self.config.replica_id,
-                    "inference_ms": round(result.inference_seconds * 1000, 4),
-                    "batch_size": result.batch_size,
-                },
+                head,
                 result.batch_callers,
                 sampled=rate >= 1.0 or random.random() < rate,
             )
@@ -326,9 +332,14 @@ class ReplicaApp:
                 decoded.rows,
                 round(elapsed * 1000, 4),
                 round(result.queue_seconds * 1000, 4),
-                decoded.columns if decoded.columns is not None else {"matrix": decoded.matrix},
+                result.inputs
+                if result.inputs is not None
+                else decoded.columns
+                if decoded.columns is not None
+                else {"matrix": decoded.matrix},
                 result.outputs,
                 key,
+                result.lookup,
             )
         else:
             complete = line.skip()

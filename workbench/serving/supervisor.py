@@ -195,6 +195,8 @@ class LocalSupervisor:
             ready_file=self.run_dir / f"{process_id}.ready.json",
             prediction_log_dir=self.prediction_dir / spec.name,
             log_sample_rate=spec.log_sample_rate,
+            features=spec.features,
+            feature_repo=self.settings.feature_repo_path if spec.features is not None else None,
         )
         config_path = self.run_dir / f"{process_id}.json"
         return Managed(

@@ -2,6 +2,7 @@
 
 from workbench.specs.analysis import AnalysisSpec, MetricCheck, MetricKind
 from workbench.specs.endpoint import BatchingSpec, EndpointSpec, TrafficRoute
+from workbench.specs.features import FeatureLookup
 from workbench.specs.rollout import CanaryStep, RolloutSpec, Strategy
 
 __all__ = [
@@ -9,6 +10,7 @@ __all__ = [
     "BatchingSpec",
     "CanaryStep",
     "EndpointSpec",
+    "FeatureLookup",
     "MetricCheck",
     "MetricKind",
     "RolloutSpec",

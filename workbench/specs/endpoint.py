@@ -14,6 +14,7 @@ from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from workbench.registry.refs import MODEL_NAME_RE
 from workbench.specs.base import Spec
+from workbench.specs.features import FeatureLookup
 from workbench.specs.patterns import pattern_schema
 
 ENDPOINT_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\Z")
@@ -112,6 +113,8 @@ class EndpointSpec(Spec):
     #: Hashed with the routing key for sticky assignment: set to ``experiment:NAME`` while an A/B
     #: experiment runs, so each experiment splits the keys afresh.
     sticky_salt: str | None = Field(default=None, max_length=80)
+    #: Requests carry an entity id; the replicas fetch its features from the feature store.
+    features: FeatureLookup | None = None
     kind: Literal["endpoint"] = "endpoint"
 
     @field_validator("name")

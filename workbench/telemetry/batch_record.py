@@ -118,7 +118,7 @@ class BatchRecord:
     once, by transposing, when the batch is complete.
     """
 
-    __slots__ = ("_requests", "expected", "head", "inputs", "outputs")
+    __slots__ = ("_requests", "expected", "head", "inputs", "lookup", "outputs")
 
     def __init__(self, head: dict[str, Any], expected: int, *, sampled: bool) -> None:
         self.head = head
@@ -126,6 +126,7 @@ class BatchRecord:
         self._requests: list[tuple[Any, ...]] = []
         self.inputs = ConcatenatedArrays() if sampled else None
         self.outputs = ConcatenatedArrays() if sampled else None
+        self.lookup: ConcatenatedArrays | None = None
 
     def add(
         self,
@@ -139,13 +140,20 @@ class BatchRecord:
         inputs: dict[str, Any] | None,
         outputs: dict[str, Any] | None,
         key: str | None = None,
+        lookup: dict[str, Any] | None = None,
     ) -> dict[str, Any] | None:
-        """Add one finished request; the complete line once the last of the batch is in, else None."""
+        """Add one finished request; the complete line once the last of the batch is in, else None.
+
+        ``lookup`` is what a feature lookup adds per row (feature age, defaults used), when it ran."""
         requests = self._requests
         requests.append((ts, request_id, status, shadow, rows, latency_ms, queue_ms, key))
         if self.inputs is not None and self.outputs is not None:
             self.inputs.parts.append(inputs if inputs is not None else {})
             self.outputs.parts.append(outputs if outputs is not None else {})
+            if lookup is not None:
+                if self.lookup is None:
+                    self.lookup = ConcatenatedArrays()
+                self.lookup.parts.append(lookup)
         return self._line() if len(requests) >= self.expected else None
 
     def skip(self) -> dict[str, Any] | None:
@@ -167,6 +175,8 @@ class BatchRecord:
         if self.inputs is not None and self.outputs is not None:
             line["inputs"] = self.inputs.joined_now()
             line["outputs"] = self.outputs.joined_now()
+            if self.lookup is not None and len(self.lookup.parts) == len(self.inputs.parts):
+                line["lookup"] = self.lookup.joined_now()
         return line
 
 
@@ -192,8 +202,8 @@ def expand(record: dict[str, Any]) -> Iterator[dict[str, Any]]:
         not isinstance(values, list) or len(values) != count for values in optional.values()
     ):
         return
-    inputs, outputs = record.get("inputs"), record.get("outputs")
-    shared = {k: v for k, v in record.items() if k not in ("requests", "inputs", "outputs", "ts")}
+    inputs, outputs, lookup = record.get("inputs"), record.get("outputs"), record.get("lookup")
+    shared = {k: v for k, v in record.items() if k not in ("requests", "inputs", "outputs", "lookup", "ts")}
     offset = 0
     for index in range(count):
         rows = columns[4][index]
@@ -207,6 +217,8 @@ def expand(record: dict[str, Any]) -> Iterator[dict[str, Any]]:
         if inputs is not None:
             one["inputs"] = _share(inputs, index, offset, rows)
             one["outputs"] = _share(outputs, index, offset, rows)
+            if lookup is not None:
+                one["lookup"] = _share(lookup, index, offset, rows)
         offset += rows
         yield one
 

@@ -1,0 +1,247 @@
+"""Endpoints called with an entity id (issue 14): a real Feast repository (SQLite online store), a real
+control plane, router and replica processes; the replica fetches the features per batch.
+
+One world per module: the demo's customers applied and materialised once, the churn model registered
+once; each test deploys its own endpoint.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests._servers import run_server
+from workbench.api import create_app
+from workbench.client import Client
+from workbench.control_plane import ControlPlane
+from workbench.demo.dataset import FEATURES, generate_churn, split_frame
+from workbench.demo.features import JOIN_KEY, SERVICE, VIEW, write_demo_features
+from workbench.demo.training import train_version
+from workbench.errors import NotFoundError, ValidationError
+from workbench.settings import Settings
+from workbench.telemetry import read_records
+
+pytestmark = pytest.mark.slow
+
+CUSTOMERS = 300
+#: A second view of the same table whose TTL (60 s) is shorter than the rows' age (5 minutes): stale.
+SHORT_VIEW = "customer_features_short"
+SHORT_SOURCE = f'''from datetime import timedelta
+
+from customers import customer, customer_source, FEATURES
+from feast import FeatureView, Field
+from feast.types import Float32
+
+{SHORT_VIEW} = FeatureView(
+    name="{SHORT_VIEW}",
+    entities=[customer],
+    ttl=timedelta(seconds=60),
+    schema=[Field(name=name, dtype=Float32) for name in FEATURES],
+    source=customer_source,
+    online=True,
+)
+'''
+
+
+@dataclass
+class World:
+    settings: Settings
+    plane: ControlPlane
+    client: Client
+    customers: pd.DataFrame
+    module: torch.nn.Module
+
+    @property
+    def router(self) -> str:
+        return str(self.plane.serving.status()["router_url"])
+
+    def expected(self, ids: list[int]) -> np.ndarray[Any, Any]:
+        rows = self.customers.set_index(JOIN_KEY).loc[ids, list(FEATURES)]
+        with torch.inference_mode():
+            result: np.ndarray[Any, Any] = self.module(torch.from_numpy(rows.to_numpy(np.float32))).numpy()
+        return result
+
+    def replica(self, endpoint: str) -> str:
+        (replica,) = [r for r in self.client.endpoint_status(endpoint)["replicas"] if r["state"] == "ready"]
+        return f"http://127.0.0.1:{replica['port']}"
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory, mlflow_template: Path) -> Iterator[World]:
+    root = tmp_path_factory.mktemp("lookup")
+    home = root / "home"
+    home.mkdir()
+    shutil.copy(mlflow_template, home / "mlflow.db")
+    settings = Settings.for_home(
+        home, allowed_roots=(root,), api_port=0, router_port=0, serving_backend="local"
+    )
+    customers = write_demo_features(settings.feature_repo_path, rows=CUSTOMERS, seed=11)
+    (settings.feature_repo_path / "short.py").write_text(SHORT_SOURCE)
+    train, holdout = split_frame(generate_churn(3000, seed=3), holdout_fraction=0.25, seed=3)
+    plane = ControlPlane(settings)
+    plane.start_serving()
+    try:
+        with (
+            run_server(create_app(settings, plane)) as url,
+            Client(url, settings=settings, actor="tester") as client,
+        ):
+            client.apply_features()
+            client.materialize_features()
+            trained = train_version(1, train, holdout, seed=3)
+            client.register_model("churn", trained.module, input_example=holdout[list(FEATURES)].head(2))
+            yield World(settings, plane, client, customers, trained.module)
+    finally:
+        plane.close()
+
+
+def _ids_body(ids: list[int]) -> dict[str, Any]:
+    return {"dataframe_split": {"columns": [JOIN_KEY], "data": [[i] for i in ids]}}
+
+
+def _series(url: str, name: str, **labels: str) -> float:
+    for family in text_string_to_metric_families(httpx.get(f"{url}/metrics").text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return float(sample.value)
+    return 0.0
+
+
+def test_called_with_ids_only_the_replica_joins_the_features_and_logs_them(world: World) -> None:
+    record = world.client.deploy(
+        "by-id", "models:/churn/1", features={"entity": JOIN_KEY, "service": SERVICE}, reason="by id"
+    )
+    assert record.spec.features is not None
+    assert record.spec.features.service == SERVICE
+    ids = [7, 42, 300, 42]
+    answer = httpx.post(f"{world.router}/endpoints/by-id/invocations", json=_ids_body(ids), timeout=30)
+    assert answer.status_code == 200, answer.text
+    assert np.asarray(answer.json()["predictions"]) == pytest.approx(world.expected(ids).ravel(), abs=1e-5)
+
+    oip = {"id": "oip-1", "inputs": [{"name": JOIN_KEY, "datatype": "INT64", "shape": [2], "data": [1, 2]}]}
+    answer = httpx.post(
+        f"{world.router}/v2/models/by-id/infer", json=oip, headers={"x-request-id": "oip-1"}, timeout=30
+    )
+    assert answer.status_code == 200, answer.text
+    (output,) = answer.json()["outputs"]
+    assert output["data"] == pytest.approx(world.expected([1, 2]).ravel(), abs=1e-5)
+
+    metadata = httpx.get(f"{world.router}/v2/models/by-id", timeout=10).json()
+    assert [i["name"] for i in metadata["inputs"]] == [JOIN_KEY]
+    assert metadata["parameters"]["features"]["fetched"]["tenure_months"] == f"{VIEW}:tenure_months"
+
+    # What the model saw is logged: the features, beside the id, and how old they were.
+    log_dir = world.settings.home / "predictions" / "by-id"
+
+    def logged() -> list[dict[str, Any]]:
+        return [r for r in read_records(log_dir) if r.get("request_id") == "oip-1"]
+
+    deadline = time.monotonic() + 30
+    while not logged() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    (line,) = logged()
+    table = world.customers.set_index(JOIN_KEY)
+    assert line["inputs"][JOIN_KEY] == [1, 2]
+    for name in FEATURES:
+        assert line["inputs"][name] == pytest.approx(
+            [float(table.at[1, name]), float(table.at[2, name])], rel=1e-6
+        )
+    ages = line["lookup"]["feature_age_s"]
+    assert all(200 < age < 3600 for age in ages), ages  # materialised rows stamped five minutes ago
+    assert line["lookup_ms"] >= 0
+
+    replica = world.replica("by-id")
+    assert _series(replica, "workbench_feature_rows_total", endpoint="by-id", outcome="served") >= 6
+    assert _series(replica, "workbench_feature_lookup_seconds_count", endpoint="by-id") >= 2
+
+
+def test_an_unknown_id_is_refused_by_name_and_its_batch_neighbours_are_answered(world: World) -> None:
+    world.client.deploy(
+        "by-id-strict", "models:/churn/1", features={"entity": JOIN_KEY, "service": SERVICE}, max_wait_ms=50
+    )
+    url = f"{world.router}/endpoints/by-id-strict/invocations"
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        good = [pool.submit(httpx.post, url, json=_ids_body([i]), timeout=30) for i in (3, 4, 5)]
+        bad = pool.submit(httpx.post, url, json=_ids_body([5, 999_999]), timeout=30)
+    for future, i in zip(good, (3, 4, 5), strict=True):
+        assert future.result().status_code == 200
+        assert future.result().json()["predictions"] == pytest.approx(world.expected([i]).ravel(), abs=1e-5)
+    refused = bad.result()
+    assert refused.status_code == 422, refused.text
+    error = refused.json()["error"]
+    assert error["type"] == "missing_features"
+    assert "customer_id=999999: no value for" in error["message"]
+    assert "tenure_months" in error["message"]
+    assert set(error["details"]["entities"]) == {"999999"}  # customer 5 of the same request had its features
+
+    wrong_type = httpx.post(url, json={"dataframe_split": {"columns": ["tenure_months"], "data": [[3]]}})
+    assert wrong_type.status_code == 400
+    assert JOIN_KEY in wrong_type.json()["error"]["message"]
+
+
+def test_stale_features_are_refused_or_defaulted_as_the_endpoint_says(world: World) -> None:
+    refs = [f"{SHORT_VIEW}:{name}" for name in FEATURES]
+    # Incremental materialisation starts a TTL ago, so it loads no five-minute-old row into this view:
+    # load them with an explicit start, as a backfill would.
+    world.client.materialize_features(start=datetime.now(UTC) - timedelta(days=1), views=[SHORT_VIEW])
+    world.client.deploy("stale-refused", "models:/churn/1", features={"entity": JOIN_KEY, "features": refs})
+    answer = httpx.post(
+        f"{world.router}/endpoints/stale-refused/invocations", json=_ids_body([9]), timeout=30
+    )
+    assert answer.status_code == 422
+    assert "older than the view's TTL" in answer.json()["error"]["message"]
+
+    defaults = dict.fromkeys(FEATURES, 0.0)
+    world.client.deploy(
+        "stale-defaulted",
+        "models:/churn/1",
+        features={"entity": JOIN_KEY, "features": refs, "missing": "default", "defaults": defaults},
+    )
+    answer = httpx.post(
+        f"{world.router}/endpoints/stale-defaulted/invocations", json=_ids_body([9]), timeout=30
+    )
+    assert answer.status_code == 200, answer.text
+    with torch.inference_mode():
+        zeros = world.module(torch.zeros((1, len(FEATURES)))).numpy().ravel()
+    assert answer.json()["predictions"] == pytest.approx(zeros, abs=1e-5)
+    replica = world.replica("stale-defaulted")
+    assert _series(replica, "workbench_feature_rows_total", outcome="defaulted") == 1
+    assert _series(replica, "workbench_feature_values_total", outcome="stale") == len(FEATURES)
+
+
+def test_a_lookup_that_does_not_fit_is_refused_at_deploy_and_nothing_starts(world: World) -> None:
+    cases = [
+        ({"entity": JOIN_KEY, "service": "nope"}, "no feature service named 'nope'"),
+        ({"entity": "account", "service": SERVICE}, "no Feast entity has the join key 'account'"),
+        (
+            {
+                "entity": JOIN_KEY,
+                "features": [f"{VIEW}:tenure_months"],
+                "inputs": {"tenure": "tenure_months"},
+            },
+            "inputs maps 'tenure', which is not an input of the model",
+        ),
+        (
+            {"entity": JOIN_KEY, "service": SERVICE, "missing": "default", "defaults": {"tenure_months": 1}},
+            'missing="default" needs a default for every fetched input',
+        ),
+        ({"entity": JOIN_KEY, "features": [f"{VIEW}:nope"]}, f"feature view '{VIEW}' has no feature 'nope'"),
+    ]
+    for lookup, message in cases:
+        with pytest.raises(ValidationError, match=message.replace("(", r"\(")):
+            world.client.deploy("misfit", "models:/churn/1", features=lookup)
+        with pytest.raises(NotFoundError):
+            world.client.get_endpoint("misfit")
+    assert not [r for r in world.client.endpoint_status("by-id")["replicas"] if r["endpoint"] == "misfit"]

@@ -343,7 +343,7 @@ def test_pause_and_conclude_previews_give_the_baseline_its_traffic_back() -> Non
     assert preview.action == "pause experiment offer"
     _, preview = _preview(client, "conclude", "offer")
     assert preview.routes_after == "m v1 100%"
-    assert "now continue: no variant is established" in preview.detail
+    assert "(the latest: continue: no variant is established" in preview.detail
     with pytest.raises(ConflictError, match="only a paused one resumes"):
         _preview(client, "resume")
     paused = _Client(_experiment(ExperimentState.PAUSED), _endpoint((1, 100.0)), _decision(1_200.0))

@@ -11,13 +11,16 @@ from typing import Any
 import numpy as np
 import pytest
 
+from workbench.errors import ValidationError
 from workbench.experiments.decide import decide, decision_dict
 from workbench.experiments.statistics import SRM_ALPHA, Moments
 from workbench.records.endpoints import EndpointRecord
 from workbench.records.experiments import ExperimentRecord, ExperimentState
 from workbench.specs.endpoint import EndpointSpec
 from workbench.specs.experiment import ExperimentSpec
+from workbench.ui import intents
 from workbench.ui.feed import Snapshot
+from workbench.ui.intents import ExperimentAction, ExperimentView
 from workbench.ui.models.experiment import (
     ACTIONS,
     SRM_ALARM_BELOW,
@@ -26,13 +29,13 @@ from workbench.ui.models.experiment import (
     choose_experiment,
     comparison_rows,
     confidence_label,
+    experiment_intent,
     experiment_rows,
     format_interval,
     format_p,
     format_value,
     latest_decision,
     look_rows,
-    preview_experiment_action,
     sample_ratio_check,
     unit_counts,
 )
@@ -300,41 +303,27 @@ def test_each_action_applies_only_in_its_states(
     assert not any(s.enabled for s in action_states(None, {}).values())
 
 
-def test_pause_gives_the_baseline_its_routes_back_and_resume_takes_the_variants_again() -> None:
-    spec = _spec()
-    decision = _even(spec)
-    running = _record(spec, ExperimentState.RUNNING, decision)
-    split = _endpoint(v1=50, v2=50)
-    pause = preview_experiment_action(running, split, "pause", decision)
-    assert (pause.routes_before, pause.routes_after) == ("churn v1 50% / v2 50%", "churn v1 100%")
-    assert pause.endpoint == "shop"
-    assert "outcomes of assigned units are still joined" in pause.detail
-    paused = _record(spec, ExperimentState.PAUSED, decision, revision=4)
-    resume = preview_experiment_action(paused, _endpoint(v1=100), "resume", decision)
-    assert (resume.routes_before, resume.routes_after) == ("churn v1 100%", "churn v1 50% / v2 50%")
-    assert resume.expected_revision == 4  # a resume is refused if the experiment moved meanwhile
-    conclude = preview_experiment_action(paused, _endpoint(v1=100), "conclude", decision)
-    assert not conclude.changes_traffic  # a paused experiment gave the traffic back already
-    assert "cannot be resumed" in conclude.detail
-    assert preview_experiment_action(running, split, "conclude", decision).routes_after == "churn v1 100%"
+def test_each_button_is_the_shared_intent_on_the_experiment_shown() -> None:
+    record = _record(_spec())
+    assert experiment_intent(record, "pause") == ExperimentAction("shop", "pause", "offer")
+    assert experiment_intent(record, "promote_canary") == ExperimentAction("shop", "promote", "offer")
+    blue_green = experiment_intent(record, "promote_blue_green")
+    assert (blue_green.action, blue_green.strategy) == ("promote", "blue_green")
+    with pytest.raises(ValidationError, match="unknown experiment action"):
+        experiment_intent(record, "explode")
 
 
-def test_promote_previews_the_winners_rollout_or_says_the_control_plane_will_refuse_without_one() -> None:
+def test_the_pages_buttons_preview_from_what_it_shows() -> None:
     spec = _spec()
     won = _winning(spec)
-    running = _record(spec, ExperimentState.RUNNING, won)
-    canary = preview_experiment_action(running, _endpoint(v1=50, v2=50), "promote_canary", won)
-    assert canary.routes_after == "churn v1 95% / v2 5%"
-    assert "concludes the experiment, then starts a canary of churn v2" in canary.detail
-    assert "treatment won" in canary.detail
-    blue_green = preview_experiment_action(running, _endpoint(v1=50, v2=50), "promote_blue_green", won)
-    assert blue_green.routes_after == "churn v2 100%"
+    view = ExperimentView(_record(spec, ExperimentState.RUNNING, won), _endpoint(v1=50, v2=50), won)
+    pause = intents.preview(experiment_intent(view.record, "pause"), view)
+    assert (pause.routes_before, pause.routes_after) == ("churn v1 50% / v2 50%", "churn v1 100%")
+    intent = intents.pin(experiment_intent(view.record, "promote_canary"), view)
+    assert intent.variant == "treatment"  # the winner the page shows is what a confirmation rolls out
+    assert intents.preview(intent, view).routes_after == "churn v1 95% / v2 5%"
     even = _even(spec)
-    nothing = preview_experiment_action(
-        _record(spec, ExperimentState.RUNNING, even), _endpoint(v1=50, v2=50), "promote_canary", even
-    )
-    assert not nothing.changes_traffic
-    assert "no winner" in nothing.detail
+    stale = ExperimentView(_record(spec, ExperimentState.RUNNING, even), _endpoint(v1=50, v2=50), even)
+    nothing = intents.preview(intents.pin(experiment_intent(stale.record, "promote_canary"), stale), stale)
+    assert not nothing.changes_traffic  # the control plane takes a fresh look, and refuses without a winner
     assert "refuses" in nothing.detail
-    with pytest.raises(ValueError, match="unknown experiment action"):
-        preview_experiment_action(running, None, "explode", won)

@@ -5,9 +5,9 @@ current state and kept under an id, bound to the Jupyter user who asked; confirm
 an idempotency key), so what runs is exactly what the person read, even if the page has moved on. Kept
 in memory for ``KEEP_S``: a confirmation after a restart of Jupyter is refused and previewed again.
 
-The endpoint actions are the shared intents of ``workbench.ui.intents``; an A/B experiment's actions
-(pause, resume, conclude, promote its winner) are previewed and performed here, the same way: the
-preview names the experiment and the winner it read, and the confirmation acts on exactly those.
+Every action is a shared intent of ``workbench.ui.intents``, previewed and performed as the dashboards do
+it. An A/B experiment's (pause, resume, conclude, promote its winner) is previewed from a look taken
+now and pinned to the experiment and the winner it showed, so the confirmation acts on exactly those.
 """
 
 from __future__ import annotations
@@ -22,11 +22,9 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from pydantic import ValidationError as SpecError
 
 from workbench.client import Client
-from workbench.errors import ConflictError, NotFoundError, ValidationError, describe_validation_errors
-from workbench.records.experiments import ExperimentRecord, ExperimentState
-from workbench.specs.rollout import DEFAULT_STEPS
+from workbench.errors import NotFoundError, ValidationError, describe_validation_errors
 from workbench.ui import intents
-from workbench.ui.plans import Preview, endpoint_routes, split_label
+from workbench.ui.plans import Preview
 
 #: How long a preview can be confirmed.
 KEEP_S = 600.0
@@ -77,24 +75,11 @@ Ask = Annotated[
 ]
 _ASK = TypeAdapter(Ask)
 
-EXPERIMENT_ACTIONS = ("pause", "resume", "conclude", "promote")
+#: The intent of an A/B experiment's action (the handlers tell it from the endpoint intents by its class).
+ExperimentAction = intents.ExperimentAction
 
 
-@dataclass(frozen=True)
-class ExperimentAction:
-    """An action on an endpoint's A/B experiment; once previewed, it names the experiment and, to
-    promote, the winner the preview showed (what runs is what was read)."""
-
-    endpoint: str
-    action: str  # pause, resume, conclude, promote
-    experiment: str | None = None
-    variant: str | None = None
-
-
-Action = intents.Intent | ExperimentAction
-
-
-def parse_ask(body: Any) -> Action:
+def parse_ask(body: Any) -> intents.Intent:
     """The browser's JSON → an intent; a clear 422 for anything else."""
     try:
         ask = _ASK.validate_python(body)
@@ -112,158 +97,33 @@ def parse_ask(body: Any) -> Action:
     if isinstance(ask, RolloutActionAsk):
         return intents.RolloutAction(ask.endpoint, ask.action)
     if isinstance(ask, ExperimentActionAsk):
-        return ExperimentAction(ask.endpoint, ask.action, ask.experiment)
+        return intents.ExperimentAction(ask.endpoint, ask.action, ask.experiment)
     return intents.Rollback(ask.endpoint, ask.to_revision, ask.force)
 
 
 # --------------------------------------------------------------------------------- A/B experiments
-def _experiment_name(client: Client, ask: ExperimentAction) -> str:
-    """The experiment asked for, or the endpoint's running or paused one (to promote: else its newest
-    concluded one)."""
-    if ask.experiment is not None:
-        return ask.experiment
-    found = client.experiments(endpoint=ask.endpoint)  # oldest first
-    active = [e for e in found if e.state in (ExperimentState.RUNNING, ExperimentState.PAUSED)]
-    concluded = [e for e in found if e.state == ExperimentState.CONCLUDED]
-    if active:
-        return active[-1].name
-    if ask.action == "promote" and concluded:
-        return concluded[-1].name
-    raise ConflictError(
-        f"endpoint {ask.endpoint!r} has no running or paused experiment to {ask.action}",
-        endpoint=ask.endpoint,
-    )
-
-
-Routes = list[tuple[str, int, float]]
-
-
-def _routes(routes: Any) -> Routes:
-    return [(str(r["model"]), int(r["version"]), float(r["weight"])) for r in routes or () if r["weight"]]
-
-
-def preview_experiment_action(client: Client, ask: ExperimentAction) -> tuple[ExperimentAction, Preview]:
-    """The experiment's action as it will run (the experiment and, to promote, its winner named), and
-    what it changes: the endpoint's traffic before → after, and the decision behind it."""
-    if ask.action not in EXPERIMENT_ACTIONS:
-        raise ValidationError(
-            f"unknown experiment action {ask.action!r}; expected one of {', '.join(EXPERIMENT_ACTIONS)}"
-        )
-    status = client.experiment(_experiment_name(client, ask))
-    record = ExperimentRecord.model_validate(status["experiment"])
-    name, state = record.name, record.state
-    if record.endpoint != ask.endpoint:
-        raise ValidationError(
-            f"experiment {name!r} runs on {record.endpoint!r}, not on {ask.endpoint!r}", experiment=name
-        )
-    # A concluded experiment is judged by the decision that ended it, as the control plane promotes it.
-    decision: dict[str, Any] = (
-        record.decision
-        if state == ExperimentState.CONCLUDED and record.decision is not None
-        else status["decision"]
-    )
-    verdict = f"{decision.get('verdict')}: {decision.get('reason')}"
-    current: Routes = list(endpoint_routes(client.get_endpoint(record.endpoint)))
-    # What the endpoint serves once the experiment lets go of its traffic (a running one gives the
-    # baseline back; a paused one has already).
-    released = _routes(record.baseline) if state == ExperimentState.RUNNING and record.baseline else current
-    before = split_label(current)
-    variants = split_label(_routes([v.model_dump() for v in record.spec.variants]))
-    resolved = ExperimentAction(record.endpoint, ask.action, name)
-    if ask.action == "pause":
-        if state != ExperimentState.RUNNING:
-            raise ConflictError(
-                f"experiment {name!r} is {state.value}: only a running one pauses", state=state.value
-            )
-        after = split_label(released)
-        detail = "stops assigning units (outcomes of assigned units still count); resume takes the split back"
-    elif ask.action == "resume":
-        if state != ExperimentState.PAUSED:
-            raise ConflictError(
-                f"experiment {name!r} is {state.value}: only a paused one resumes", state=state.value
-            )
-        after = variants
-        detail = (
-            f"assigns units again (sticky per {'routing key' if record.spec.unit == 'key' else 'request'})"
-        )
-    elif ask.action == "conclude":
-        if state not in (ExperimentState.RUNNING, ExperimentState.PAUSED):
-            raise ConflictError(
-                f"experiment {name!r} is {state.value}: it cannot be concluded", state=state.value
-            )
-        after = split_label(released)
-        detail = f"ends it for good with a last look's decision (now {verdict})"
-    else:
-        winner = decision.get("winner")
-        if not winner:
-            raise ConflictError(
-                f"experiment {name!r} has no winner to promote (its last look: {verdict})",
-                verdict=decision.get("verdict"),
-            )
-        target = next(v for v in record.spec.variants if v.name == winner)
-        # The canary's first step, from the released routes (as plans.preview_rollout_start computes it).
-        first = DEFAULT_STEPS[0].weight
-        stable = [
-            (m, v, w * (100.0 - first) / 100.0)
-            for m, v, w in released
-            if (m, v) != (target.model, target.version)
-        ]
-        after = split_label([*stable, (target.model, target.version, first)])
-        steps = " → ".join(f"{s.weight:g}%" for s in DEFAULT_STEPS)
-        conclude = (
-            "" if state == ExperimentState.CONCLUDED else f"concludes it ({split_label(released)}), then "
-        )
-        detail = (
-            f"{winner} ({target.model} v{target.version}) won: {decision.get('reason')}. "
-            f"Promoting {conclude}starts a canary rollout of it: {steps} → 100%, each step checked by "
-            "the analysis"
-        )
-        resolved = ExperimentAction(record.endpoint, ask.action, name, winner)
-    label = "promote the winner of" if ask.action == "promote" else ask.action
-    return resolved, Preview(
-        action=f"{label} experiment {name}",
-        endpoint=record.endpoint,
-        routes_before=before,
-        routes_after=after,
-        detail=detail,
-        expected_revision=record.revision,  # the experiment's: a resume is refused if it moved on
-    )
+def preview_experiment_action(
+    client: Client, ask: intents.ExperimentAction
+) -> tuple[intents.ExperimentAction, Preview]:
+    """The shared intent's preview from the experiment as the control plane has it now (a look taken for
+    it), and the intent pinned to what it showed: the experiment and, to promote, its winner."""
+    view = intents.read_experiment_view(client, ask)
+    pinned = intents.pin(ask, view)
+    return pinned, intents.preview(pinned, view)
 
 
 def perform_experiment_action(
-    client: Client, action: ExperimentAction, preview: Preview, *, reason: str
+    client: Client, action: intents.ExperimentAction, preview: Preview, *, reason: str
 ) -> str:
-    """Do what the preview showed, through ``client`` (so as its actor); returns what happened."""
-    name = action.experiment
-    if name is None:
-        raise ValidationError("an experiment action's preview names no experiment")
-    if action.action == "promote":
-        if action.variant is None:
-            raise ValidationError("a promotion's preview names no winner")
-        promoted = client.promote_experiment(
-            name,
-            strategy="canary",
-            variant=action.variant,
-            reason=f"{reason}: promoting {action.variant}, the winner of experiment {name}",
-        )
-        rollout = promoted["rollout"]
-        return (
-            f"promoted {action.variant} of experiment {name}: canary rollout {rollout['id']} of "
-            f"{rollout['candidate_model']} v{rollout['candidate_version']} started ({rollout['phase']})"
-        )
-    expected = preview.expected_revision if action.action == "resume" else None
-    after = client.experiment_action(name, action.action, reason=reason, expected_revision=expected)
-    routes = split_label(endpoint_routes(client.get_endpoint(after.endpoint)))
-    done = {"pause": "paused", "resume": "resumed", "conclude": "concluded"}[action.action]
-    verdict = f" ({after.decision.get('verdict')})" if action.action == "conclude" and after.decision else ""
-    return f"{done} experiment {name}{verdict}; {after.endpoint} serves {routes}"
+    """The shared intent, performed through ``client`` (so as its actor); returns what happened."""
+    return intents.perform(client, action, preview, reason=reason).message
 
 
 @dataclass(frozen=True)
 class Proposal:
     id: str
     user: str
-    intent: Action
+    intent: intents.Intent
     preview: Preview
     created: float
 
@@ -280,7 +140,7 @@ class Proposals:
         self._held: dict[str, Proposal] = {}
         self._lock = threading.Lock()
 
-    def add(self, user: str, intent: Action, preview: Preview) -> Proposal:
+    def add(self, user: str, intent: intents.Intent, preview: Preview) -> Proposal:
         proposal = Proposal(secrets.token_hex(12), user, intent, preview, time.time())
         with self._lock:
             self._forget_old()

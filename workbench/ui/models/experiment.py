@@ -4,9 +4,10 @@ and what can be done to it.
 
 Everything shown is a pure function of the feed's snapshot (``Snapshot.experiments``, each record with
 its latest decision, and ``Snapshot.experiment_looks``); the page model only keeps the results and hands
-the charts the looks they have not drawn yet. Actions go through the page's desk to ``workbench.Client``;
-the control plane decides (a promote without a winner, a resume of a concluded experiment is refused
-there, with its reason shown on the page).
+the charts the looks they have not drawn yet. Actions are the shared intents of ``workbench.ui.intents``
+(the JupyterLab sidebar runs the same ones), previewed from what the page shows and confirmed through
+its desk; the control plane decides (a promote without a winner, a resume of a concluded experiment is
+refused there, with its reason shown on the page).
 """
 
 from __future__ import annotations
@@ -19,13 +20,14 @@ from typing import Any
 import param
 
 from workbench.client import Client
+from workbench.errors import ValidationError, WorkbenchError
 from workbench.records.endpoints import EndpointRecord
 from workbench.records.experiments import ExperimentRecord, ExperimentState
 from workbench.specs.experiment import ExperimentSpec, Metric
-from workbench.specs.rollout import DEFAULT_STEPS
+from workbench.ui import intents
 from workbench.ui.feed import Snapshot, Update
 from workbench.ui.models.base import PageModel
-from workbench.ui.plans import Preview, endpoint_routes, split_label
+from workbench.ui.plans import Preview
 
 #: Why, in the audit log, for what is done from the page.
 REASON = "from the dashboard"
@@ -49,7 +51,6 @@ VERDICT_LABEL = {
     "srm": "sample-ratio mismatch",
 }
 
-Route = tuple[str, int, float]
 #: ``workbench.experiments.statistics.SRM_ALPHA``, written here: that module imports scipy (half a second
 #: on a dashboard's first page), for one number in a sentence. A unit test keeps the two equal.
 SRM_ALARM_BELOW = 0.001
@@ -340,128 +341,12 @@ def action_states(record: ExperimentRecord | None, decision: Mapping[str, Any]) 
     }
 
 
-def _routes(dicts: Sequence[Mapping[str, Any]] | None) -> tuple[Route, ...]:
-    return tuple(
-        (str(r.get("model")), int(r.get("version") or 0), float(r.get("weight") or 0.0))
-        for r in dicts or ()
-        if float(r.get("weight") or 0.0) > 0
-    )
-
-
-def variant_routes(spec: ExperimentSpec) -> tuple[Route, ...]:
-    return tuple((v.model, v.version, v.weight) for v in spec.variants)
-
-
-def preview_experiment_action(
-    record: ExperimentRecord, endpoint: EndpointRecord | None, action: str, decision: Mapping[str, Any]
-) -> Preview:
-    """What the action will do to the endpoint's traffic, from what the page shows.
-
-    ``expected_revision`` is the experiment's revision (a resume is refused if it moved meanwhile)."""
-    now = endpoint_routes(endpoint)
-    before = split_label(now) if endpoint is not None else f"(no endpoint named {record.endpoint})"
-    baseline = _routes(record.baseline) or now
-    name = record.name
-    if action == "pause":
-        return Preview(
-            action=f"pause experiment {name}",
-            endpoint=record.endpoint,
-            routes_before=before,
-            routes_after=split_label(baseline),
-            detail="stops assigning units and gives the routes it found back; outcomes of assigned units "
-            "are still joined, and resume takes the traffic again",
-            expected_revision=record.revision,
-        )
-    if action == "resume":
-        return Preview(
-            action=f"resume experiment {name}",
-            endpoint=record.endpoint,
-            routes_before=before,
-            routes_after=split_label(variant_routes(record.spec)),
-            detail="routes the variants at their weights again, sticky per unit; new units are assigned",
-            expected_revision=record.revision,
-        )
-    verdict = VERDICT_LABEL.get(str(decision.get("verdict")), str(decision.get("verdict") or "no look yet"))
-    if action == "conclude":
-        after = split_label(baseline) if record.state == ExperimentState.RUNNING else before
-        return Preview(
-            action=f"conclude experiment {name}",
-            endpoint=record.endpoint,
-            routes_before=before,
-            routes_after=after,
-            detail=f"ends it for good with the decision of a last look (the latest: {verdict}); "
-            "it cannot be resumed",
-            expected_revision=record.revision,
-        )
-    if action in ("promote_canary", "promote_blue_green"):
-        strategy = action.removeprefix("promote_")
-        winner = decision.get("winner")
-        found = next((v for v in record.spec.variants if v.name == winner), None)
-        ends = "" if record.state == ExperimentState.CONCLUDED else "concludes the experiment, then "
-        if found is None:
-            return Preview(
-                action=f"promote experiment {name} ({strategy.replace('_', '-')})",
-                endpoint=record.endpoint,
-                routes_before=before,
-                routes_after=before,
-                detail=f"the latest look has no winner ({verdict}): the control plane takes a fresh look "
-                "and refuses unless it finds one; nothing changes then",
-                expected_revision=record.revision,
-            )
-        candidate = (found.model, found.version)
-        start = tuple(r for r in baseline if (r[0], r[1]) != candidate)
-        if strategy == "canary":
-            first = DEFAULT_STEPS[0].weight
-            moved_to: tuple[Route, ...] = (
-                *((m, v, w * (100.0 - first) / 100.0) for m, v, w in start),
-                (*candidate, first),
-            )
-            steps = " → ".join(f"{s.weight:g}%" for s in DEFAULT_STEPS)
-            how = f"a canary of {found.model} v{found.version} ({steps} → 100%, each step checked)"
-        else:
-            moved_to = ((*candidate, 100.0),)
-            how = f"a blue-green switch to {found.model} v{found.version} once it is warm"
-        return Preview(
-            action=f"promote {winner} of experiment {name} ({strategy.replace('_', '-')})",
-            endpoint=record.endpoint,
-            routes_before=before,
-            routes_after=split_label(moved_to),
-            detail=f"{ends}starts {how}: {winner} won ({decision.get('reason', '')})",
-            expected_revision=record.revision,
-        )
-    raise ValueError(f"unknown experiment action {action!r}; expected one of {', '.join(ACTIONS)}")
-
-
-def perform_experiment_action(
-    client: Client, record: ExperimentRecord, action: str, preview: Preview, *, winner: str | None = None
-) -> str:
-    """Carry the confirmed action out as the signed-in user; returns what happened, in words.
-
-    A promote names the ``winner`` the page showed, so what was confirmed is what is rolled out; with
-    none shown, the control plane's fresh look decides (and refuses if it finds no winner)."""
-    name = record.name
-    if action in ("pause", "conclude"):
-        moved = client.experiment_action(name, action, reason=REASON)
-        return (
-            f"{action}d experiment {name}: it is {moved.state.value}; "
-            f"{record.endpoint} routes {preview.routes_after}"
-        )
-    if action == "resume":
-        moved = client.experiment_action(
-            name, "resume", reason=REASON, expected_revision=preview.expected_revision
-        )
-        return (
-            f"resumed experiment {name}: it is {moved.state.value}; "
-            f"{record.endpoint} routes {preview.routes_after}"
-        )
-    strategy = action.removeprefix("promote_")
-    answer = client.promote_experiment(name, strategy=strategy, variant=winner, reason=REASON)
-    rollout = answer.get("rollout") or {}
-    return (
-        f"promoted experiment {name}: {rollout.get('strategy', strategy).replace('_', '-')} rollout "
-        f"{rollout.get('id', '')} of {rollout.get('candidate_model', '')} v{rollout.get('candidate_version', '')} "
-        f"started on {record.endpoint}"
-    )
+def experiment_intent(record: ExperimentRecord, action: str) -> intents.ExperimentAction:
+    """A button of the page (one of ``ACTIONS``) as the shared intent, on the experiment shown."""
+    if action not in ACTIONS:
+        raise ValidationError(f"unknown experiment action {action!r}; expected one of {', '.join(ACTIONS)}")
+    verb, _, strategy = action.partition("_")  # promote_blue_green → promote, blue_green
+    return intents.ExperimentAction(record.endpoint, verb, record.name, strategy=strategy or "canary")
 
 
 # ------------------------------------------------------------------------------------------- model
@@ -520,13 +405,18 @@ class ExperimentModel(PageModel):
         if not state.enabled:
             self.desk.refuse(f"cannot {action.replace('_', ' ')} {record.name}: {state.why}")
             return
-        decision = dict(self.decision)
-        preview = preview_experiment_action(record, self.endpoint_record, action, decision)
-        winner = decision.get("winner")
-        shown = str(winner) if winner in {v.name for v in record.spec.variants} else None
+        view = intents.ExperimentView(record, self.endpoint_record, dict(self.decision))
+        try:
+            # names the winner the page shows, so what was confirmed is what is rolled out; with none
+            # shown, the control plane's fresh look decides (and refuses if it finds no winner)
+            intent = intents.pin(experiment_intent(record, action), view)
+            preview = intents.preview(intent, view)
+        except WorkbenchError as exc:
+            self.desk.refuse(str(exc))
+            return
 
         def perform(client: Client, preview: Preview) -> str:
-            return perform_experiment_action(client, record, action, preview, winner=shown)
+            return intents.perform(client, intent, preview, reason=REASON).message
 
         self.desk.propose(preview, perform)
 

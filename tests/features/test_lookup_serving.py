@@ -8,10 +8,12 @@ once; each test deploys its own endpoint.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import shutil
+import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,14 +25,14 @@ import pytest
 import torch
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests._servers import run_server
+from tests._servers import free_port, run_server
 from workbench.api import create_app
 from workbench.client import Client
 from workbench.control_plane import ControlPlane
 from workbench.demo.dataset import FEATURES, generate_churn, split_frame
 from workbench.demo.features import JOIN_KEY, SERVICE, VIEW, write_demo_features
 from workbench.demo.training import train_version
-from workbench.errors import NotFoundError, ValidationError
+from workbench.errors import NotFoundError, UnavailableError, ValidationError
 from workbench.settings import Settings
 from workbench.telemetry import read_records
 
@@ -245,3 +247,110 @@ def test_a_lookup_that_does_not_fit_is_refused_at_deploy_and_nothing_starts(worl
         with pytest.raises(NotFoundError):
             world.client.get_endpoint("misfit")
     assert not [r for r in world.client.endpoint_status("by-id")["replicas"] if r["endpoint"] == "misfit"]
+
+
+class RedisServer:
+    """A real ``redis-server`` on a free port that can be stopped (saving its data) and started again."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        server = shutil.which("redis-server")
+        if server is None:
+            pytest.fail(
+                "redis-server is not installed: `make test` installs it (apt-get install redis-server)"
+            )
+        self.process = subprocess.Popen(
+            [
+                server,
+                "--port",
+                str(self.port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.directory),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        import redis
+
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                redis.Redis(port=self.port).ping()
+                return
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        """SHUTDOWN SAVE: the data is back when the server starts again (as a persistent Redis's would)."""
+        import redis
+
+        if self.process is None:
+            return
+        with contextlib.suppress(redis.ConnectionError):
+            redis.Redis(port=self.port).shutdown(save=True)
+        self.process.wait(timeout=20)
+        self.process = None
+
+
+def test_a_redis_that_goes_away_is_a_503_with_the_reason_and_serving_recovers(
+    tmp_path: Path, mlflow_template: Path
+) -> None:
+    redis_server = RedisServer(tmp_path)
+    redis_server.start()
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(mlflow_template, home / "mlflow.db")
+    settings = Settings.for_home(
+        home, allowed_roots=(tmp_path,), api_port=0, router_port=0, serving_backend="local"
+    )
+    settings = replace(settings, feature_online_store=f"redis://127.0.0.1:{redis_server.port}/0")
+    customers = write_demo_features(settings.feature_repo_path, rows=50, seed=12)
+    train, holdout = split_frame(generate_churn(1500, seed=3), holdout_fraction=0.25, seed=3)
+    plane = ControlPlane(settings)
+    plane.start_serving()
+    try:
+        with (
+            run_server(create_app(settings, plane)) as url,
+            Client(url, settings=settings, actor="tester") as client,
+        ):
+            client.apply_features()
+            client.materialize_features()
+            trained = train_version(1, train, holdout, seed=3)
+            client.register_model("churn", trained.module, input_example=holdout[list(FEATURES)].head(2))
+            client.deploy("by-id", "models:/churn/1", features={"entity": JOIN_KEY, "service": SERVICE})
+            router = str(plane.serving.status()["router_url"])
+            infer = f"{router}/endpoints/by-id/invocations"
+            rows = customers.set_index(JOIN_KEY).loc[[8], list(FEATURES)].to_numpy(np.float32)
+            with torch.inference_mode():
+                expected = trained.module(torch.from_numpy(rows)).numpy().ravel()
+            assert httpx.post(infer, json=_ids_body([8]), timeout=30).json()["predictions"] == pytest.approx(
+                expected, abs=1e-5
+            )
+
+            redis_server.stop()
+            down = httpx.post(infer, json=_ids_body([8]), timeout=30)
+            assert down.status_code == 503, down.text
+            message = down.json()["error"]["message"]
+            assert f"online feature store (redis 127.0.0.1:{redis_server.port}) cannot be read" in message
+            assert "ConnectionError" in message
+            with pytest.raises(UnavailableError, match="cannot be read, so 'other' was not changed"):
+                client.deploy("other", "models:/churn/1", features={"entity": JOIN_KEY, "service": SERVICE})
+
+            redis_server.start()
+            back = httpx.post(infer, json=_ids_body([8]), timeout=30)
+            assert back.status_code == 200, back.text  # the same replica: nothing restarted
+            assert back.json()["predictions"] == pytest.approx(expected, abs=1e-5)
+            assert [r["state"] for r in client.endpoint_status("by-id")["replicas"]] == ["ready"]
+    finally:
+        plane.close()
+        redis_server.stop()

@@ -57,6 +57,8 @@ NOT_STATABLE = {
     # route weights add up to 100; on PUT, the body's name is the URL's
     "POST /api/v1/endpoints",
     "PUT /api/v1/endpoints/{name}",
+    # a feature lookup names a service or features (not both) and fits the Feast registry
+    "POST /api/v1/endpoints/{name}/deploy",
     # variant weights add up to 100, with distinct names and versions; a fixed method needs planned_units
     "POST /api/v1/experiments",
     # each outcome names exactly one of unit and request_id

@@ -16,20 +16,40 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from workbench.specs.base import Spec
+from workbench.specs.patterns import pattern_schema
 
 #: A Feast name: letters, digits, underscores and dashes.
 FEAST_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,127}\Z")
 FEATURE_REF_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,127}:[A-Za-z_][A-Za-z0-9_\-]{0,127}\Z")
 
 
+def _feast_name(value: str) -> str:
+    if not FEAST_NAME_RE.match(value):
+        raise ValueError(f"invalid name {value!r}: letters, digits, '_' or '-', not starting with a digit")
+    return value
+
+
+def _feature_ref(value: str) -> str:
+    if not FEATURE_REF_RE.match(value):
+        raise ValueError(f"invalid feature reference {value!r}: expected view:feature")
+    return value
+
+
+FeastName = Annotated[
+    str, AfterValidator(_feast_name), Field(json_schema_extra=pattern_schema(FEAST_NAME_RE))
+]
+FeatureRef = Annotated[
+    str, AfterValidator(_feature_ref), Field(json_schema_extra=pattern_schema(FEATURE_REF_RE))
+]
+
+
 class FeatureLookup(Spec):
-    entity: str = Field(
-        max_length=128,
+    entity: FeastName = Field(
         description="the request column (or OIP input) holding the entity id; also the Feast join key "
         "unless join_key says otherwise",
     )

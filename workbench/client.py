@@ -541,6 +541,19 @@ class Client:
         )
         return result
 
+    def historical_features(self, endpoint: str, ids: Sequence[Any], timestamps: Sequence[float]) -> Any:
+        """A DataFrame of the endpoint's fetched inputs per (entity id, epoch seconds), from Feast's
+        point-in-time join: the features each entity had then (for training sets that match serving)."""
+        import pandas as pd
+
+        body = {
+            "endpoint": endpoint,
+            "ids": [_plain(i) for i in ids],
+            "timestamps": [float(t) for t in timestamps],
+        }
+        result = self._request("POST", "/features/historical", json=body, timeout=COMMAND_TIMEOUT)
+        return pd.DataFrame(result["columns"])
+
     # ----------------------------------------------------------- monitoring
     def create_monitor(
         self, spec: MonitorSpec | Mapping[str, Any], *, reason: str | None = None
@@ -866,3 +879,9 @@ def _fields(fields: Mapping[str, Any]) -> dict[str, Any]:
     if unknown:
         raise ValidationError(f"unknown registration fields: {sorted(unknown)}", fields=sorted(unknown))
     return RegistrationRequest.model_validate(dict(fields)).model_dump(mode="json", exclude_none=True)
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python value JSON can carry."""
+    item = getattr(value, "item", None)
+    return item() if callable(item) else value

@@ -30,7 +30,7 @@ from workbench.api import create_app
 from workbench.client import Client
 from workbench.control_plane import ControlPlane
 from workbench.demo.dataset import FEATURES, generate_churn, split_frame
-from workbench.demo.features import JOIN_KEY, SERVICE, VIEW, write_demo_features
+from workbench.demo.features import JOIN_KEY, SERVICE, TABLE, VIEW, write_demo_features
 from workbench.demo.training import train_version
 from workbench.errors import NotFoundError, UnavailableError, ValidationError
 from workbench.settings import Settings
@@ -247,6 +247,64 @@ def test_a_lookup_that_does_not_fit_is_refused_at_deploy_and_nothing_starts(worl
         with pytest.raises(NotFoundError):
             world.client.get_endpoint("misfit")
     assert not [r for r in world.client.endpoint_status("by-id")["replicas"] if r["endpoint"] == "misfit"]
+
+
+def test_the_features_logged_at_serving_equal_the_point_in_time_join(world: World) -> None:
+    """Training-serving consistency: what the replica logged for each request is what Feast's
+    point-in-time join gives for that entity at that time, before and after the features change."""
+    world.client.deploy("consistency", "models:/churn/1", features={"entity": JOIN_KEY, "service": SERVICE})
+    url = f"{world.router}/endpoints/consistency/invocations"
+    ids = list(range(250, 270))
+
+    def serve(tag: str) -> None:
+        for i in ids:
+            answer = httpx.post(url, json=_ids_body([i]), headers={"x-request-id": f"{tag}-{i}"}, timeout=30)
+            assert answer.status_code == 200, answer.text
+
+    serve("before")
+    repo = world.settings.feature_repo_path
+    table = pd.read_parquet(repo / TABLE)
+    changed = table[table[JOIN_KEY].isin(ids)].copy()
+    changed["tenure_months"] += 100
+    changed["monthly_charges"] *= 2
+    changed["event_timestamp"] = pd.Timestamp.now(tz="UTC")
+    pd.concat([table, changed]).to_parquet(repo / TABLE, index=False)
+    world.client.materialize_features(views=[VIEW])
+    serve("after")
+
+    log_dir = world.settings.home / "predictions" / "consistency"
+    wanted = {f"{tag}-{i}" for tag in ("before", "after") for i in ids}
+
+    def logged() -> list[dict[str, Any]]:
+        return [r for r in read_records(log_dir) if r.get("request_id") in wanted]
+
+    deadline = time.monotonic() + 30
+    while len(logged()) < len(wanted) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    records = sorted(logged(), key=lambda r: r["ts"])
+    assert len(records) == len(wanted)
+    joined = world.client.historical_features(
+        "consistency", [r["inputs"][JOIN_KEY][0] for r in records], [r["ts"] for r in records]
+    )
+    for row, record in enumerate(records):
+        for name in FEATURES:
+            assert joined.at[row, name] == pytest.approx(record["inputs"][name][0], rel=1e-6), (
+                record["request_id"],
+                name,
+            )
+    before = {
+        r["inputs"][JOIN_KEY][0]: r["inputs"]["tenure_months"][0]
+        for r in records
+        if r["request_id"].startswith("b")
+    }
+    after = {
+        r["inputs"][JOIN_KEY][0]: r["inputs"]["tenure_months"][0]
+        for r in records
+        if r["request_id"].startswith("a")
+    }
+    assert all(
+        after[i] == before[i] + 100 for i in ids
+    )  # serving saw the change, and the join put it in time
 
 
 class RedisServer:

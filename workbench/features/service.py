@@ -133,6 +133,33 @@ class FeatureStoreService:
                 if hasattr(reader, "close"):
                     reader.close()
 
+    def historical(self, endpoint: str, ids: list[Any], timestamps: list[float]) -> dict[str, Any]:
+        """The point-in-time join for an endpoint's lookup: its fetched inputs, per (id, time)."""
+        from workbench.features.training import historical_features
+
+        spec = self.plane.get_endpoint(endpoint).spec
+        if spec.features is None:
+            raise ValidationError(
+                f"endpoint {endpoint!r} has no feature lookup: its requests carry the features"
+            )
+        if len(ids) != len(timestamps):
+            raise ValidationError(f"{len(ids)} ids but {len(timestamps)} timestamps: give one time per id")
+        route = max(spec.routes, key=lambda r: r.weight)
+        mlmodel = read_mlmodel(self.plane.registry.model_path(route.model, route.version))
+        store = self._feast()
+        plan = plan_lookup(spec.features, schema_from_signature(mlmodel.get("signature")), describe(store))
+        try:
+            frame = historical_features(store, plan, ids, timestamps)
+        except (TypeError, ValueError) as exc:
+            raise ValidationError(f"the point-in-time join refused the rows: {exc}") from None
+        return {
+            "columns": {
+                name: [None if isinstance(v, float) and v != v else v for v in frame[name].tolist()]
+                for name in frame.columns
+            },
+            "fetched": plan.describe()["fetched"],
+        }
+
     def _registry_exists(self) -> bool:
         return not self.repo.owned or (self.repo.path / "data" / "registry.db").exists()
 

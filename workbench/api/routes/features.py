@@ -32,6 +32,16 @@ class MaterializeFeatures(BaseModel):
     reason: str | None = Field(default=None, max_length=2000)
 
 
+class HistoricalFeatures(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    endpoint: str = Field(max_length=63, description="an endpoint with a feature lookup")
+    ids: list[int | str] = Field(max_length=1_000_000, description="entity ids")
+    timestamps: list[float] = Field(
+        max_length=1_000_000, description="when each id was served, epoch seconds (one per id)"
+    )
+
+
 @router.get("/features")
 def feature_status(plane: ControlPlane = Depends(control_plane)) -> dict[str, Any]:
     """The repository, its entities, feature views (features, TTL, materialised until) and services."""
@@ -55,3 +65,12 @@ def materialize_features(
     return plane.features.materialize(
         actor=actor_of(request), end=body.end, start=body.start, views=body.views, reason=body.reason
     )
+
+
+@router.post("/features/historical")
+def historical_features(
+    body: HistoricalFeatures, plane: ControlPlane = Depends(control_plane)
+) -> dict[str, Any]:
+    """The endpoint's fetched inputs per (id, time), by Feast's point-in-time join: training data that
+    matches what serving saw. NaN (null) where the offline store has no row within the view's TTL."""
+    return plane.features.historical(body.endpoint, list(body.ids), list(body.timestamps))

@@ -65,6 +65,8 @@ NOT_STATABLE = {
     "POST /api/v1/experiments/{name}/outcomes",
     # start before end, and views the repository defines
     "POST /api/v1/features/materialize",
+    # one timestamp per id, for an endpoint that has a feature lookup
+    "POST /api/v1/features/historical",
     # labels, outcomes or both: at least one of the two lists is not empty
     "POST /api/v1/feedback",
     # a model directory or run that exists on the server; a tar.gz model archive

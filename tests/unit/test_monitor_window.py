@@ -80,3 +80,21 @@ def test_dashboard_series_per_version_and_all() -> None:
     assert series["1"][1]["latency_p99_ms"] == 2.0
     with pytest.raises(ValidationError, match="at most"):
         series_from_records([], start=0.0, end=1e6, step_s=1.0)
+
+
+def test_feature_freshness_and_lookup_time_over_the_window() -> None:
+    window = SlidingWindow(window_s=10, every_s=1, features=_profile(), predictions=None)
+    assert window.lookup_series() == {"feature_age_max_s": None, "feature_lookup_p95_ms": None}
+    window.add([_record(100.0)], now=100.5)  # no lookup: nothing to say
+    assert window.lookup_series()["feature_age_max_s"] is None
+    looked_up = [
+        _record(101.0, lookup_ms=0.5, lookup={"feature_age_s": [30.0, None]}),  # None: every feature defaulted
+        _record(102.0, lookup_ms=1.5, lookup={"feature_age_s": [90.0]}),
+        _record(103.0, status=422, lookup_ms=9.0, lookup={"feature_age_s": [5000.0]}),  # refused: not served
+    ]
+    window.add(looked_up, now=103.5)
+    series = window.lookup_series()
+    assert series["feature_age_max_s"] == 90.0
+    assert series["feature_lookup_p95_ms"] == pytest.approx(1.45)
+    window.evict(113.5)  # the look-ups leave the window
+    assert window.lookup_series()["feature_age_max_s"] is None

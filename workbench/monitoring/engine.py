@@ -232,6 +232,7 @@ class MonitorEngine:
             scored = drift(predictions).columns
             values["prediction_drift"] = scored[0].score if scored else None
         values.update(self._performance(live, now))
+        values.update(live.window.lookup_series())
         values["versions"] = live.window.versions()
         values["by_version"] = {str(v): asdict(s) for v, s in live.window.series_by_version(now).items()}
         return values

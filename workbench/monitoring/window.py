@@ -69,6 +69,9 @@ class Slice:
     scored: list[tuple[str, float]] = field(default_factory=list)
     versions: dict[int, int] = field(default_factory=dict)
     by_version: dict[int, Traffic] = field(default_factory=dict)
+    #: An endpoint with a feature lookup: each served row's oldest feature, each request's lookup time.
+    feature_ages: array[float] = field(default_factory=lambda: array("d"))
+    lookup_ms: array[float] = field(default_factory=lambda: array("d"))
 
 
 @dataclass(frozen=True)
@@ -132,6 +135,8 @@ class SlidingWindow:
             if "latency_ms" in record:
                 part.latencies.append(float(record["latency_ms"]))
                 traffic.latencies.append(float(record["latency_ms"]))
+            if "lookup_ms" in record:
+                _add_lookup(part, record)
             rows = record_rows(record, columns)
             if rows:
                 part.features.add(rows)
@@ -197,10 +202,30 @@ class SlidingWindow:
                 total[version] = total.get(version, 0) + count
         return total
 
+    def lookup_series(self) -> dict[str, float | None]:
+        """Feature freshness and lookup time over the window; None for an endpoint without a lookup."""
+        parts = self.parts()
+        ages = np.concatenate([np.asarray(p.feature_ages) for p in parts]) if parts else np.empty(0)
+        lookups = np.concatenate([np.asarray(p.lookup_ms) for p in parts]) if parts else np.empty(0)
+        return {
+            "feature_age_max_s": float(ages.max()) if ages.size else None,
+            "feature_lookup_p95_ms": float(np.quantile(lookups, 0.95)) if lookups.size else None,
+        }
+
     @property
     def start(self) -> float | None:
         parts = self.parts()
         return parts[0].start if parts else None
+
+
+def _add_lookup(part: Slice, record: dict[str, Any]) -> None:
+    part.lookup_ms.append(float(record["lookup_ms"]))
+    lookup = record.get("lookup")
+    ages = lookup.get("feature_age_s") if isinstance(lookup, dict) else None
+    if isinstance(ages, list):
+        part.feature_ages.extend(
+            float(age) for age in ages if isinstance(age, int | float) and math.isfinite(age)
+        )
 
 
 def _series(requests: int, errors: int, latencies: list[array[float]], span: float) -> SeriesValues:

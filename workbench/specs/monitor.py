@@ -49,6 +49,8 @@ BASE_SERIES = (
     "accuracy_drop",
     "auc_drop",
     "estimated_accuracy_drop",
+    "feature_age_max_s",
+    "feature_lookup_p95_ms",
 )
 
 

@@ -246,12 +246,22 @@ def test_demo_registers_three_versions_and_canaries_v2_to_champion_and_v3_back(
     assert "canary of v2: succeeded" in out
     assert "canary of v3: rolled_back" in out
     assert f"dashboards:    http://127.0.0.1:{cli.env['WORKBENCH_DASHBOARD_PORT']}" in out
+    assert f"by id:         {router}/endpoints/churn-by-id/invocations" in out
     with ControlPlaneProcess(f"http://127.0.0.1:{port}", cli.env, home / "logs" / "check.log"):
         # The restarted control plane serves the demo endpoint again, with the champion: v2 after its canary.
         record = dict.fromkeys(FEATURES, 1.0)
         response = httpx.post(f"{router}/endpoints/churn/invocations", json={"dataframe_records": [record]})
         assert response.status_code == 200, response.text
         assert response.headers["x-workbench-model-version"] == "2"
+        # Issue 14 on the demo: a customer id alone; the replica fetches the customer's features from Feast.
+        by_id = httpx.post(
+            f"{router}/endpoints/churn-by-id/invocations",
+            json={"dataframe_split": {"columns": ["customer_id"], "data": [[7], [4999]]}},
+        )
+        assert by_id.status_code == 200, by_id.text
+        assert len(by_id.json()["predictions"]) == 2
+        by_id_traffic = cli("demo-traffic", "--endpoint", "churn-by-id", "--seconds", "3", "--rate", "50").stdout
+        assert re.search(r"sent \d+ requests \(0 failed\)", by_id_traffic), by_id_traffic
         versions = cli.json("models", "show", "churn-classifier")
         assert isinstance(versions, list)
         by_number = {v["version"]: v for v in versions}

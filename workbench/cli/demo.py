@@ -30,6 +30,11 @@ def demo(
         "--canaries/--no-canaries",
         help="under generated traffic, canary v2 (promoted) and the bad v3 (rolled back)",
     ),
+    features: bool = typer.Option(
+        True,
+        "--features/--no-features",
+        help="customers' features in the feature store, and the champion on 'churn-by-id' (called by id)",
+    ),
 ) -> None:
     """Train and register the demo models, serve the champion, and run two canaries under traffic."""
     from workbench.demo.world import (
@@ -37,6 +42,7 @@ def demo(
         DEMO_MODEL,
         DEMO_STEPS,
         ensure_demo_endpoint,
+        ensure_demo_features,
         ensure_demo_monitoring,
         existing_demo_versions,
         register_demo,
@@ -88,6 +94,13 @@ def demo(
                 with console.status("watching the endpoint: monitor and alert rules"):
                     rules = ensure_demo_monitoring(client)
                 console.print(f"monitor '{DEMO_ENDPOINT}' with alert rules {', '.join(rules)}")
+                if features:
+                    with console.status("customers' features: feast apply, materialize, serve 'churn-by-id'"):
+                        by_id = ensure_demo_features(client)
+                    if by_id["urls"]["mlflow"]:
+                        console.print(
+                            f"by id:         {by_id['urls']['mlflow']}  (send a customer_id: features from Feast)"
+                        )
             versions = [client.get_version(DEMO_MODEL, v.version) for v in versions]
         print_table(
             f"{DEMO_MODEL}",
@@ -183,16 +196,31 @@ def demo_traffic(
     seed: int = typer.Option(11, help="seed of the generated customers"),
 ) -> None:
     """Send generated demo traffic (optionally drifted, with labels fed back) through the router."""
-    from workbench.demo.dataset import generate_churn
+    from workbench.demo.dataset import FEATURES, generate_churn
     from workbench.demo.traffic import DemoTraffic
 
-    rows = generate_churn(5000, seed=seed, covariate_drift=covariate_drift, concept_drift=concept_drift)
     with Client() as client:
         router = client.endpoint_status(endpoint)["router_url"]
         if not router:
             raise fail(f"endpoint {endpoint!r} is not served (no router)")
+        columns: tuple[str, ...] = FEATURES
+        if client.get_endpoint(endpoint).spec.features is not None:
+            # Called by id: the customers are the feature store's, their features as materialised.
+            from workbench.demo.features import JOIN_KEY, demo_customers
+            from workbench.demo.world import DEMO_CUSTOMERS, DEMO_SEED
+
+            if covariate_drift or concept_drift:
+                raise fail("an endpoint called by id serves the stored features: drift them in the store")
+            customers = demo_customers(DEMO_CUSTOMERS, seed=DEMO_SEED)
+            rows = customers.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+            columns = (JOIN_KEY,)
+        else:
+            rows = generate_churn(
+                5000, seed=seed, covariate_drift=covariate_drift, concept_drift=concept_drift
+            )
+        labeller = client if labels else None
         with (
-            DemoTraffic(router, endpoint, rows, rate=rate, labels=client if labels else None) as traffic,
+            DemoTraffic(router, endpoint, rows, rate=rate, labels=labeller, columns=columns) as traffic,
             console.status(f"sending to {endpoint} for {seconds:g}s") as status,
         ):
             deadline = time.monotonic() + seconds

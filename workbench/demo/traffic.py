@@ -37,6 +37,8 @@ class DemoTraffic:
     rate: float = 300.0
     workers: int = 3
     labels: Client | None = None
+    #: What each request carries: the features, or (an endpoint with a feature lookup) the customer id.
+    columns: tuple[str, ...] = FEATURES
     sent: int = 0
     failed: int = 0
     labelled: int = 0
@@ -46,7 +48,7 @@ class DemoTraffic:
     _pending: list[tuple[str, float]] = field(default_factory=list)
 
     def __enter__(self) -> DemoTraffic:
-        split = self.rows[list(FEATURES)].to_dict(orient="split")
+        split = self.rows[list(self.columns)].to_dict(orient="split")
         truth = self.rows[TARGET].tolist() if TARGET in self.rows.columns else [None] * len(self.rows)
         bodies = [
             (orjson.dumps({"dataframe_split": {"columns": split["columns"], "data": [row]}}), label)

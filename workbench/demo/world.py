@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
@@ -83,6 +84,31 @@ def register_demo(
         )
         registered.append(info)
     return registered
+
+
+DEMO_BY_ID_ENDPOINT = "churn-by-id"
+DEMO_CUSTOMERS = 5000
+
+
+def ensure_demo_features(client: Client) -> dict[str, Any]:
+    """The customers' features in the feature store (written fresh, applied once, materialised) and the
+    champion on ``churn-by-id``, called with a ``customer_id`` alone; returns that endpoint's status."""
+    from workbench.demo.features import JOIN_KEY, SERVICE, VIEW, write_demo_features
+
+    status = client.features()
+    # Stamped a few minutes ago on every run, so a demo run days later still serves fresh features.
+    write_demo_features(Path(status["repo"]), rows=DEMO_CUSTOMERS, seed=DEMO_SEED)
+    if VIEW not in {v["name"] for v in status["feature_views"]}:
+        client.apply_features(reason="demo: the customers' features")
+    client.materialize_features(reason="demo: load the customers' latest features into the online store")
+    if DEMO_BY_ID_ENDPOINT not in {e.spec.name for e in client.list_endpoints()}:
+        client.deploy(
+            DEMO_BY_ID_ENDPOINT,
+            f"models:/{DEMO_MODEL}@champion",
+            features={"entity": JOIN_KEY, "service": SERVICE},
+            reason="demo: serve the champion by customer id, features from the feature store",
+        )
+    return client.endpoint_status(DEMO_BY_ID_ENDPOINT)
 
 
 def ensure_demo_endpoint(client: Client) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from tests._servers import free_port, run_server
 from workbench.api import create_app
 from workbench.client import Client
 from workbench.control_plane import ControlPlane
-from workbench.demo.dataset import FEATURES, generate_churn, split_frame
+from workbench.demo.dataset import FEATURES, TARGET, generate_churn, split_frame
 from workbench.demo.features import JOIN_KEY, SERVICE, TABLE, VIEW, write_demo_features
 from workbench.demo.training import train_version
 from workbench.errors import NotFoundError, UnavailableError, ValidationError
@@ -87,8 +87,9 @@ def world(tmp_path_factory: pytest.TempPathFactory, mlflow_template: Path) -> It
     home = root / "home"
     home.mkdir()
     shutil.copy(mlflow_template, home / "mlflow.db")
+    api_port = free_port()  # a real one: runbook kernels call the control plane at settings.api_url
     settings = Settings.for_home(
-        home, allowed_roots=(root,), api_port=0, router_port=0, serving_backend="local"
+        home, allowed_roots=(root,), api_port=api_port, router_port=0, serving_backend="local"
     )
     customers = write_demo_features(settings.feature_repo_path, rows=CUSTOMERS, seed=11)
     (settings.feature_repo_path / "short.py").write_text(SHORT_SOURCE)
@@ -97,7 +98,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, mlflow_template: Path) -> It
     plane.start_serving()
     try:
         with (
-            run_server(create_app(settings, plane)) as url,
+            run_server(create_app(settings, plane), port=api_port) as url,
             Client(url, settings=settings, actor="tester") as client,
         ):
             client.apply_features()
@@ -305,6 +306,50 @@ def test_the_features_logged_at_serving_equal_the_point_in_time_join(world: Worl
     assert all(
         after[i] == before[i] + 100 for i in ids
     )  # serving saw the change, and the join put it in time
+
+
+def test_retrain_and_canary_learns_from_the_point_in_time_join_of_an_endpoint_called_by_id(
+    world: World,
+) -> None:
+    """The runbook rebuilds its training set with Feast's join on the logged ids and times, finds it
+    equal to what serving logged, and judges the champion by the scores it logged on those rows."""
+    world.client.set_alias("churn", "champion", 1)
+    world.client.deploy("retrain", "models:/churn/1", features={"entity": JOIN_KEY, "service": SERVICE})
+    url = f"{world.router}/endpoints/retrain/invocations"
+    truth = world.customers.set_index(JOIN_KEY)[TARGET]
+    ids = list(range(100, 240))
+    labels = {}
+    for i in ids:
+        answer = httpx.post(url, json=_ids_body([i]), headers={"x-request-id": f"retrain-{i}"}, timeout=30)
+        assert answer.status_code == 200, answer.text
+        labels[f"retrain-{i}"] = float(truth[i])
+    deadline = time.monotonic() + 30
+    while True:  # labels are accepted once the prediction log's index holds every request
+        try:
+            world.client.feedback("retrain", labels)
+            break
+        except ValidationError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+    parameters = {
+        "endpoint": "retrain",
+        "model": "churn",
+        "min_rows": 100,
+        "metric": "accuracy",
+        "min_improvement": 1.0,  # judged, never accepted: no canary to wait for
+        "data_wait_s": 30,
+    }
+    run = world.client.run_runbook("retrain-and-canary", parameters, wait_s=300)
+    assert run.status.value == "succeeded", run
+    assert run.summary is not None
+    assert run.summary["outcome"] == "rejected"
+    assert run.summary["point_in_time"] == {
+        "rows": len(ids),
+        "rows_equal_to_logged": len(ids),
+        "features": 20,
+    }
+    assert run.summary["holdout_rows"] == len(ids) - int(len(ids) * 0.7)
 
 
 class RedisServer:

@@ -101,6 +101,7 @@ bench-jupyterlab: install system-deps labextension
 # A/B experiment statistics: seeded simulations of false positives, power, CUPED, SRM and decide() (~2 minutes).
 bench-features: install system-deps
 	$(BIN)/python benchmarks/features.py --write-docs
+	$(BIN)/python benchmarks/features_serving.py --write-docs
 
 bench-experiments: install
 	$(BIN)/python benchmarks/experiments.py --write-docs

@@ -514,3 +514,9 @@ def test_feature_commands_say_what_is_missing(workspace: tuple[Cli, Path]) -> No
     assert "no feature view is applied yet" in refused.stderr
     assert "expected an ISO time" in cli("features", "materialize", "--end", "yesterday", expect=2).stderr
     assert "has no definitions" in cli("features", "apply", expect=1).stderr
+    # A lookup is checked before anything is sent.
+    assert "need --by ENTITY" in cli("deploy", "x", "models:/m/1", "--feature-service", "s", expect=2).stderr
+    bad_ref = cli("deploy", "x", "models:/m/1", "--by", "customer_id", "--feature", "tenure", expect=2).stderr
+    assert "expected view:feature" in bad_ref
+    neither = cli("deploy", "x", "models:/m/1", "--by", "customer_id", expect=2).stderr
+    assert "name one of: a feature service, or a list of features" in neither

@@ -111,7 +111,7 @@ def test_a_lookup_that_cannot_serve_the_model_is_refused(
 
 
 def test_the_spec_refuses_what_it_can_see_alone() -> None:
-    with pytest.raises(ValueError, match="either a feature service or a list of features"):
+    with pytest.raises(ValueError, match="name one of: a feature service, or a list of features"):
         FeatureLookup(entity="customer_id")
     with pytest.raises(ValueError, match="defaults are used only with"):
         FeatureLookup(entity="customer_id", service="s", defaults={"a": 1.0})

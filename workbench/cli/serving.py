@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-import typer
+from pathlib import Path
+from typing import Any
 
-from workbench.cli._output import console, handle_errors, print_json
+import typer
+import yaml
+from pydantic import ValidationError as PydanticValidationError
+
+from workbench.cli._output import console, fail, handle_errors, print_json
 from workbench.cli.endpoints import print_replicas
 from workbench.client import Client
 
@@ -19,11 +24,21 @@ def deploy(
     max_wait_ms: float | None = typer.Option(None, min=0, help="longest wait for a batch to fill"),
     payload_limit: int | None = typer.Option(None, "--payload-limit", min=1024, help="bytes per request"),
     threads: int | None = typer.Option(None, min=1, help="torch threads per replica"),
+    by: str | None = typer.Option(
+        None, "--by", help="requests carry this entity id (e.g. customer_id); the replicas fetch its features"
+    ),
+    feature_service: str | None = typer.Option(None, "--feature-service", help="with --by: what to fetch"),
+    feature: list[str] = typer.Option([], "--feature", help="with --by: a view:feature to fetch (repeat)"),
+    lookup: Path | None = typer.Option(
+        None,
+        "--lookup",
+        help="a feature lookup as YAML (entity, service or features, inputs, missing, defaults)",
+    ),
     reason: str | None = typer.Option(None, "--reason", help="why, for the audit log"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
     """Serve a model version on an endpoint with all its traffic; returns when its replicas are ready."""
-    options = {
+    options: dict[str, Any] = {
         k: v
         for k, v in {
             "replicas": replicas,
@@ -35,6 +50,9 @@ def deploy(
         }.items()
         if v is not None
     }
+    features = _lookup(by, feature_service, feature, lookup)
+    if features is not None:
+        options["features"] = features
     with Client() as client, console.status(f"deploying {model} to {endpoint}..."):
         client.deploy(endpoint, model, reason=reason, **options)
         status = client.endpoint_status(endpoint)
@@ -43,6 +61,12 @@ def deploy(
         return
     route = status["endpoint"]["spec"]["routes"][0]
     console.print(f"[bold]{endpoint}[/] serves models:/{route['model']}/{route['version']}")
+    spec_features = status["endpoint"]["spec"].get("features")
+    if spec_features:
+        fetched = spec_features["service"] or ", ".join(spec_features["features"])
+        console.print(
+            f"  called by {spec_features['entity']}; features: {fetched} (missing: {spec_features['missing']})"
+        )
     for protocol, url in status["urls"].items():
         if url:
             console.print(f"  {protocol}: {url}")
@@ -80,3 +104,29 @@ def rollback(
     console.print(result.message)
     routes = ", ".join(f"{r.uri} {r.weight:g}%" for r in result.endpoint.spec.routes)
     console.print(f"[bold]{endpoint}[/] serves {routes} (revision {result.revision})")
+
+
+def _lookup(
+    by: str | None, service: str | None, features: list[str], path: Path | None
+) -> dict[str, Any] | None:
+    """The deploy's feature lookup from the options, checked here so a mistake costs no round trip."""
+    from workbench.specs.features import FeatureLookup
+
+    if path is not None:
+        if by or service or features:
+            raise fail("--lookup takes the whole lookup: leave out --by, --feature-service and --feature", 2)
+        try:
+            data = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise fail(f"cannot read the lookup {path}: {exc}", 2) from None
+    elif by is None:
+        if service or features:
+            raise fail("--feature-service and --feature need --by ENTITY: the id the requests carry", 2)
+        return None
+    else:
+        data = {"entity": by, "service": service, "features": features}
+    try:
+        return FeatureLookup.model_validate(data).model_dump(mode="json")
+    except PydanticValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'lookup'}: {e['msg']}" for e in exc.errors())
+        raise fail(f"invalid feature lookup: {problems}", 2) from None

@@ -102,7 +102,7 @@ class FeatureLookup(Spec):
     @model_validator(mode="after")
     def _what(self) -> FeatureLookup:
         if (self.service is None) == (not self.features):
-            raise ValueError("name either a feature service or a list of features (view:feature), not both")
+            raise ValueError("name one of: a feature service, or a list of features (view:feature)")
         if self.missing == "refuse" and self.defaults:
             raise ValueError('defaults are used only with missing="default"')
         return self

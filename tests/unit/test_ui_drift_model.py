@@ -12,9 +12,14 @@ import pytest
 
 from workbench.monitoring.distribution import MAX_VALUES, column_distribution
 from workbench.monitoring.drift import ColumnKind, ReferenceProfile, WindowHistogram, profile_column
+from workbench.records.endpoints import EndpointRecord
 from workbench.records.monitoring import MonitorRecord, ReportRecord
+from workbench.specs.endpoint import EndpointSpec
 from workbench.specs.monitor import MonitorSpec
+from workbench.ui.actions import ActionDesk
+from workbench.ui.feed import Snapshot, Update
 from workbench.ui.models.drift import (
+    DriftModel,
     column_order,
     distribution_bars,
     heatmap_rows,
@@ -23,6 +28,7 @@ from workbench.ui.models.drift import (
     pick_monitor,
     preview_report,
     report_rows,
+    shows_feature_store,
     thresholds_of,
     window_label,
 )
@@ -154,6 +160,147 @@ def test_lines_are_the_drawn_series_in_epoch_milliseconds() -> None:
         "prediction_drift": {"x": [T0 * 1000, (T0 + 5) * 1000], "y": [0.1, 0.2]},
         "labelled": {"x": [T0 * 1000], "y": [12.0]},
     }
+
+
+# ----------------------------------------------------------------------------------- feature store
+def _endpoint(name: str, *, lookup: bool) -> EndpointRecord:
+    spec: dict[str, Any] = {"name": name, "routes": [{"model": "churn", "version": 1, "weight": 100}]}
+    if lookup:
+        spec["features"] = {"entity": "customer_id", "service": "churn_features"}
+    return EndpointRecord(spec=EndpointSpec.model_validate(spec), revision=1, created_at=NOW, updated_at=NOW)
+
+
+def test_feature_age_and_lookup_p95_are_lines_drawn_for_an_endpoint_that_looks_features_up() -> None:
+    series = {
+        "feature_age_max_s": {"all": {"ts": [T0, T0 + 5], "value": [300.0, 305.0]}},
+        "feature_lookup_p95_ms": {"all": {"ts": [T0 + 5], "value": [0.42]}},
+    }
+    lines = line_points(series)
+    assert lines == {
+        "feature_age_max_s": {"x": [T0 * 1000, (T0 + 5) * 1000], "y": [300.0, 305.0]},
+        "feature_lookup_p95_ms": {"x": [(T0 + 5) * 1000], "y": [0.42]},
+    }
+    looks_up, plain = _endpoint("by-id", lookup=True), _endpoint("churn", lookup=False)
+    assert shows_feature_store(looks_up, {})  # before its first looked-up request
+    assert not shows_feature_store(plain, line_points({"drift_share": series["feature_age_max_s"]}))
+    assert not shows_feature_store(None, {})
+    # Points without a lookup now (removed since, or the endpoint deleted): what was served is still drawn.
+    assert shows_feature_store(plain, {"feature_lookup_p95_ms": lines["feature_lookup_p95_ms"]})
+    assert shows_feature_store(None, lines)
+
+
+class _Feed:
+    """What a page model reads of the feed: its snapshot and each monitor's held series."""
+
+    def __init__(self, snapshot: Snapshot, series: dict[str, dict[str, Any]]) -> None:
+        self.snapshot = snapshot
+        self.series = series
+
+    def monitor_series(self, monitor: str) -> dict[str, Any]:
+        return self.series.get(monitor, {})
+
+
+class _Client:
+    """The page's own reads: no report, no distribution."""
+
+    def __enter__(self) -> _Client:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        return None
+
+    def drift_reports(self, monitor: str) -> list[ReportRecord]:
+        return []
+
+    def monitor_distribution(self, monitor: str, column: str) -> dict[str, Any]:
+        return {}
+
+
+def test_the_feature_store_chart_shows_for_a_lookup_or_its_points_and_an_endpoint_without_has_none() -> None:
+    from bokeh.document import Document
+
+    from workbench.ui.views.drift import ALIGNED_BORDERS, FEATURES_TITLE, LOOKUP_RANGE, DriftView
+
+    age = {"all": {"ts": [T0, T0 + 5], "value": [300.0, 305.0]}}
+    lookup = {"all": {"ts": [T0, T0 + 5], "value": [0.4, 0.5]}}
+    drift_share = {"all": {"ts": [T0], "value": [0.2]}}
+    snapshot = Snapshot(
+        endpoints=(_endpoint("by-id", lookup=True), _endpoint("churn", lookup=False)),
+        monitors=(_monitor("m-by-id", "by-id"), _monitor("m-fresh", "by-id"), _monitor("m-churn", "churn")),
+    )
+    feed = _Feed(
+        snapshot,
+        {
+            "m-by-id": {
+                "feature_age_max_s": age,
+                "feature_lookup_p95_ms": lookup,
+                "drift_share": drift_share,
+            },
+            "m-churn": {"drift_share": drift_share},
+        },
+    )
+    desk = ActionDesk(lambda actor: _Client(), user=lambda: "alice")  # type: ignore[arg-type,return-value]
+
+    def page(monitor: str) -> tuple[DriftModel, DriftView]:
+        model = DriftModel(feed, desk, live=False, background=False, monitor=monitor)
+        view = DriftView(model=model)
+        view.__panel__().get_root(Document())
+        return model, view
+
+    model, view = page("m-by-id")
+    assert model.feature_store
+    assert view._figures["features"].visible
+    chart = view._figures["features"]
+    assert (
+        chart.title.text == FEATURES_TITLE == "Feature store: oldest feature served (s) and lookup p95 (ms)"
+    )
+    assert list(view._sources["feature_age_max_s"].data["y"]) == [300.0, 305.0]
+    assert list(view._sources["feature_lookup_p95_ms"].data["y"]) == [0.4, 0.5]
+    # Two scales: age on the left, lookup ms on the right, each from 0 to its own line's top and some
+    # headroom (the lookup's twice its top: it runs in the lower half, never drawn over the age).
+    assert view._renderers["feature_lookup_p95_ms"].y_range_name == LOOKUP_RANGE
+    assert (chart.y_range.start, chart.y_range.end) == (0, pytest.approx(305.0 * 1.15))
+    assert (chart.extra_y_ranges[LOOKUP_RANGE].start, chart.extra_y_ranges[LOOKUP_RANGE].end) == (0, 1.0)
+    assert chart.extra_y_ranges[LOOKUP_RANGE].reset_end == 1.0  # the reset tool keeps the fitted scale
+    assert [axis.axis_label for axis in chart.yaxis] == ["oldest feature served (s)", "lookup p95 (ms)"]
+    assert chart.x_range is view._figures["drift"].x_range
+    # The charts above keep as much room beside their frames: the same time at the same place.
+    for name in ("drift", "performance", "labelled", "features"):
+        assert (view._figures[name].min_border_left, view._figures[name].min_border_right) == ALIGNED_BORDERS
+    assert not view._features_note.visible
+
+    # A lookup endpoint's monitor without looked-up requests yet: the chart, and why it is empty.
+    model, view = page("m-fresh")
+    assert model.feature_store
+    assert view._figures["features"].visible
+    assert "No looked-up request" in view._features_note.object
+    assert view._features_note.visible
+
+    # An endpoint without a lookup: the page as it was, no empty chart.
+    model, view = page("m-churn")
+    assert not model.feature_store
+    assert not view._figures["features"].visible
+    assert not view._features_note.visible
+    assert list(view._sources["drift_share"].data["y"]) == [0.2]
+    assert view._figures["drift"].min_border_right is None  # Bokeh's own borders, as before
+
+    # Its first feature points (a lookup deployed since): the chart appears and takes them.
+    fresh = {"feature_age_max_s": {"all": {"ts": [T0 + 10], "value": [12.0]}}}
+    model.apply(Update(1, snapshot, frozenset({"monitors"}), {}, {}, monitor_points={"m-churn": fresh}))
+    assert model.feature_store
+    assert view._figures["features"].visible
+    assert list(view._sources["feature_age_max_s"].data["y"]) == [12.0]
+    assert view._figures["features"].y_range.end == pytest.approx(12.0 * 1.15)
+    assert not view._features_note.visible
+
+    # A lookup deployed on the endpoint shows the chart at the next state, before any point.
+    model, view = page("m-churn")
+    assert not model.feature_store
+    redeployed = Snapshot(endpoints=(_endpoint("churn", lookup=True),), monitors=snapshot.monitors)
+    model.apply(Update(2, redeployed, frozenset({"state"}), {}, {}))
+    assert model.feature_store
+    assert view._figures["features"].visible
+    assert view._features_note.visible
 
 
 # -------------------------------------------------------------------------------------- distribution

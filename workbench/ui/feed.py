@@ -49,6 +49,8 @@ MONITOR_SERIES = (
     "estimated_auc",
     "labelled",
     "rows",
+    "feature_age_max_s",
+    "feature_lookup_p95_ms",
 )
 HISTORY_EVERY_S = 5.0
 #: Looks kept per experiment (one every experiment_look_s: hours of an experiment).

@@ -24,7 +24,7 @@ from workbench.client import Client
 from workbench.errors import WorkbenchError
 from workbench.records.endpoints import EndpointRecord
 from workbench.records.monitoring import MonitorRecord, ReportRecord
-from workbench.ui.feed import Update
+from workbench.ui.feed import Snapshot, Update
 from workbench.ui.files import report_url
 from workbench.ui.models.base import PageModel
 from workbench.ui.plans import Preview, endpoint_routes, split_label
@@ -35,7 +35,8 @@ log = logging.getLogger("workbench.ui")
 #: The model's output, offered beside the features when the reference was scored.
 PREDICTION = "prediction"
 #: Monitor-wide series drawn as lines (key ``all``): drift of the output and of the dataset, then
-#: performance measured from labels beside its estimate without labels, and how many rows were labelled.
+#: performance measured from labels beside its estimate without labels, how many rows were labelled, and
+#: for an endpoint that looks its features up, the oldest feature served and the lookup's p95.
 LINE_SERIES = (
     "prediction_drift",
     "drift_share",
@@ -45,7 +46,11 @@ LINE_SERIES = (
     "auc",
     "estimated_auc",
     "labelled",
+    "feature_age_max_s",
+    "feature_lookup_p95_ms",
 )
+#: The series only an endpoint with a feature lookup has: their chart is drawn for such an endpoint alone.
+FEATURE_SERIES = ("feature_age_max_s", "feature_lookup_p95_ms")
 #: A look this much later than the monitor's interval after the previous one starts a gap: blank looks
 #: are drawn over it rather than stretching the cells either side across the silence.
 GAP_FACTOR = 2.5
@@ -150,6 +155,13 @@ def line_points(
     return out
 
 
+def shows_feature_store(endpoint: EndpointRecord | None, lines: Mapping[str, Any]) -> bool:
+    """Whether the page draws the feature-store chart: the endpoint looks features up, or it did (its
+    series have points: the lookup may have been removed since, or the endpoint deleted)."""
+    looks_up = endpoint is not None and endpoint.spec.features is not None
+    return looks_up or any(name in lines for name in FEATURE_SERIES)
+
+
 def value_label(value: float) -> str:
     """A discrete value as people write it: ``3`` rather than ``3.0``."""
     return f"{value:g}"
@@ -242,6 +254,7 @@ class DriftModel(PageModel):
     heatmap_delta = param.Dict(default={}, doc="rows of the new looks only: what the heatmap streams")
     lines = param.Dict(default={}, doc="series -> x/y: what the line charts open with")
     lines_delta = param.Dict(default={}, doc="the new points only")
+    feature_store = param.Boolean(default=False, doc="draw the feature-store chart (see shows_feature_store)")
     column = param.String(default="", doc="the feature whose distribution is drawn")
     distribution = param.Dict(
         default={}, doc="the control plane's answer for column (see Client.monitor_distribution)"
@@ -289,6 +302,7 @@ class DriftModel(PageModel):
         self.columns = columns
         self.heatmap = rows
         self.lines = line_points(series)
+        self.feature_store = self._feature_store(self.snapshot, self.lines)
         self.distribution, self.distribution_error = {}, ""
         self.reports, self.reports_error = [], ""
         if not self.monitor:
@@ -303,9 +317,15 @@ class DriftModel(PageModel):
     def _choose(self) -> None:
         self.refresh_distribution()
 
+    def _feature_store(self, snapshot: Snapshot, lines: Mapping[str, Any]) -> bool:
+        endpoint = snapshot.endpoint(self.record.spec.endpoint) if self.record is not None else None
+        return shows_feature_store(endpoint, lines)
+
     def apply(self, update: Update) -> None:
         if "state" in update.changed:
             self.record = self._find(update.snapshot.monitors)
+            if not self.feature_store:  # a lookup deployed meanwhile; once drawn, the chart stays
+                self.feature_store = self._feature_store(update.snapshot, {})
         points = update.monitor_points.get(self.monitor)
         if points:
             drift = points.get("drift", {})
@@ -320,6 +340,8 @@ class DriftModel(PageModel):
                 self.heatmap_delta = rows
             fresh = line_points(points)
             if fresh:
+                if not self.feature_store and shows_feature_store(None, fresh):
+                    self.feature_store = True  # before the points, so that the chart is there to take them
                 self.lines_delta = fresh
             self.refresh_distribution()  # new looks: the window moved (once per batch of looks)
         endpoint = self.record.spec.endpoint if self.record is not None else None

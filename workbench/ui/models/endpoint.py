@@ -8,6 +8,7 @@ from workbench.client import Client
 from workbench.errors import WorkbenchError
 from workbench.records.endpoints import EndpointRecord
 from workbench.records.rollouts import RolloutRecord
+from workbench.specs.features import FeatureLookup
 from workbench.ui import intents
 from workbench.ui.feed import Update
 from workbench.ui.models.base import PageModel
@@ -16,6 +17,24 @@ from workbench.ui.plans import Preview
 STRATEGIES = intents.STRATEGIES
 #: Why, in the audit log, for what is done from a dashboard page.
 REASON = "from the dashboard"
+
+
+def lookup_summary(lookup: FeatureLookup) -> str:
+    """How an endpoint with a feature lookup is called, as plain text (the page escapes it): ``called with
+    customer_id, features from feature service churn_features, missing: refuse``."""
+    called = lookup.entity
+    if lookup.join_key is not None and lookup.join_key != lookup.entity:
+        called += f" (Feast join key {lookup.join_key})"
+    if lookup.service is not None:
+        source = f"feature service {lookup.service}"
+    else:
+        views = list(dict.fromkeys(ref.split(":", 1)[0] for ref in lookup.features))
+        count = len(lookup.features)
+        source = (
+            f"{count} feature{'s' if count != 1 else ''} of view{'s' if len(views) != 1 else ''} "
+            + ", ".join(views)
+        )
+    return f"called with {called}, features from {source}, missing: {lookup.missing}"
 
 
 class EndpointModel(PageModel):

@@ -18,12 +18,29 @@ import holoviews.plotting.bokeh  # type: ignore[import-untyped]  # registers the
 import pandas as pd
 import panel as pn
 import param
-from bokeh.models import ColumnDataSource, CustomJSHover, DataRange1d, DatetimeTickFormatter, HoverTool
+from bokeh.models import (
+    ColumnDataSource,
+    CustomJSHover,
+    DataRange1d,
+    DatetimeTickFormatter,
+    HoverTool,
+    LinearAxis,
+    NumeralTickFormatter,
+    Range1d,
+)
+from bokeh.models.annotations import Legend
 from bokeh.models.annotations.geometry import Span
 from panel.viewable import Viewer
 
 from workbench.ui.buffers import KEEP_S
-from workbench.ui.models.drift import LINE_SERIES, PREDICTION, DriftModel, distribution_bars, window_label
+from workbench.ui.models.drift import (
+    FEATURE_SERIES,
+    LINE_SERIES,
+    PREDICTION,
+    DriftModel,
+    distribution_bars,
+    window_label,
+)
 from workbench.ui.views.charts import time_figure
 from workbench.ui.views.shell import esc, stylesheets
 from workbench.ui.views.widgets import badge, number, when
@@ -56,7 +73,19 @@ LINE_STYLE = {
     "auc": ("performance", "#10b981", "solid", "AUC (labels)"),
     "estimated_auc": ("performance", "#10b981", "dashed", "AUC (estimated)"),
     "labelled": ("labelled", "#64748b", "solid", "labelled predictions"),
+    "feature_age_max_s": ("features", "#0d9488", "solid", "oldest feature served (s, left)"),
+    "feature_lookup_p95_ms": ("features", "#d97706", "solid", "lookup p95 (ms, right)"),
 }
+FEATURES_TITLE = "Feature store: oldest feature served (s) and lookup p95 (ms)"
+#: The series drawn against the feature-store chart's second (right) y axis, and that range's name.
+LOOKUP_RANGE = "lookup_ms"
+#: Each feature-store scale ends this much above its line's highest point: the age runs in the upper part
+#: of the chart, the lookup in the lower half, so two steady lines are never drawn one over the other.
+FEATURE_HEADROOM = {"feature_age_max_s": 1.15, "feature_lookup_p95_ms": 2.0}
+#: Pixels beside each chart's frame (left; right, the toolbar included) while the feature-store chart is
+#: drawn: its second axis takes room on the right, so every chart sharing its time axis keeps as much on
+#: each side, and the same time stays at the same place down the page.
+ALIGNED_BORDERS = (72, 100)
 
 
 def _heading(text: str) -> pn.pane.HTML:
@@ -216,6 +245,8 @@ class DriftView(Viewer):
         self._dist_key: tuple[Any, ...] = ()
         self._dist_note = pn.pane.HTML(sizing_mode="stretch_width", stylesheets=css)
         # Lines.
+        self._renderers: dict[str, Any] = {}
+        self._features_drawn = False  # whether the feature-store chart has points
         self._figures = {
             "drift": time_figure("Prediction drift and dataset drift", "score / share"),
             "performance": time_figure(
@@ -223,27 +254,39 @@ class DriftView(Viewer):
                 "accuracy / AUC",
             ),
             "labelled": time_figure("Predictions with a label in the window", "rows", height=160),
+            "features": self._features_figure(),
         }
         performance = self._figures["performance"]
         performance.y_range = DataRange1d(
             range_padding=0.2
         )  # not from 0: the differences that matter are small
-        for name in ("performance", "labelled"):
+        for name in ("performance", "labelled", "features"):
             self._figures[name].x_range = self._figures["drift"].x_range
         self._share_span = Span(
             location=0.5, dimension="width", line_color="#2563eb", line_dash="dotted", line_width=1
         )
         self._figures["drift"].add_layout(self._share_span)
         self._sources = {name: self._line(name) for name in LINE_SERIES}
-        for fig in self._figures.values():
+        for name, fig in self._figures.items():
             fig.legend.location = "top_left"
             fig.legend.click_policy = "hide"
             fig.legend.label_text_font_size = "11px"
-            fig.add_tools(
-                HoverTool(
-                    tooltips=[("time", "@x{%H:%M:%S}"), ("value", "@y{0.000}")], formatters={"@x": "datetime"}
+            if name != "features":  # its lines have hovers of their own, with units
+                fig.add_tools(
+                    HoverTool(
+                        tooltips=[("time", "@x{%H:%M:%S}"), ("value", "@y{0.000}")],
+                        formatters={"@x": "datetime"},
+                    )
                 )
-            )
+        self._add_feature_hovers()
+        self._features_note = pn.pane.HTML(sizing_mode="stretch_width", stylesheets=css, visible=False)
+        # The feature-store chart is shown and hidden by its figure's ``visible``: a Bokeh pane's own does not
+        # come back once toggled off (Panel 1.9), and a box around it would lay it out wider than the others.
+        self._figures["features"].visible = False
+        self._charts = [
+            *(pn.pane.Bokeh(fig, sizing_mode="stretch_width") for fig in self._figures.values()),
+            self._features_note,
+        ]
         # Reports.
         self._reports = pn.pane.HTML(sizing_mode="stretch_width", stylesheets=css)
         self._make_report = pn.widgets.Button(label="Make a report now", color="primary", width=170)
@@ -257,6 +300,7 @@ class DriftView(Viewer):
         model.param.watch(self._on_heatmap_delta, ["heatmap_delta"])
         model.param.watch(self._on_lines, ["lines"])
         model.param.watch(self._on_lines_delta, ["lines_delta"])
+        model.param.watch(self._render_features, ["feature_store", "lines", "lines_delta", "record"])
         model.param.watch(self._render_columns, ["columns", "column", "distribution"])
         model.param.watch(self._render_distribution, ["distribution", "distribution_error"])
         model.param.watch(self._render_reports, ["reports", "reports_error"])
@@ -264,6 +308,7 @@ class DriftView(Viewer):
         self._render_summary()
         self._on_heatmap()
         self._on_lines()
+        self._render_features()
         self._render_columns()
         self._render_distribution()
         self._render_reports()
@@ -351,11 +396,51 @@ class DriftView(Viewer):
             self._buffer.send(heat_frame(delta, self._model.columns))
 
     # ------------------------------------------------------------------ lines
+    @staticmethod
+    def _features_figure() -> Any:
+        """Two scales on one time axis: feature age in seconds on the left, lookup time in ms on the right,
+        each axis coloured as its line."""
+        fig = time_figure(FEATURES_TITLE, "oldest feature served (s)", height=230)
+        fig.y_range = Range1d(start=0, end=1, reset_start=0, reset_end=1)  # see _fit_feature_scales
+        fig.extra_y_ranges = {LOOKUP_RANGE: Range1d(start=0, end=1, reset_start=0, reset_end=1)}
+        fig.add_layout(LinearAxis(y_range_name=LOOKUP_RANGE, axis_label="lookup p95 (ms)"), "right")
+        fig.yaxis[0].formatter = NumeralTickFormatter(format="0.[0]a")  # a day old is 86.4k, not 86400
+        for axis, series in ((fig.yaxis[0], "feature_age_max_s"), (fig.yaxis[1], "feature_lookup_p95_ms")):
+            color = LINE_STYLE[series][1]
+            axis.axis_label_text_color = color
+            axis.major_label_text_color = color
+            axis.axis_line_color = color
+        # The legend above the frame, in a row: two lines on two scales may run anywhere in it.
+        legend = Legend(orientation="horizontal", border_line_alpha=0, margin=0)
+        legend.update(padding=4)
+        fig.add_layout(legend, "above")
+        fig.min_border_left, fig.min_border_right = ALIGNED_BORDERS
+        return fig
+
+    def _add_feature_hovers(self) -> None:
+        fig = self._figures["features"]
+        for series, label, unit in (
+            ("feature_age_max_s", "oldest feature", "@y{0,0.0} s"),
+            ("feature_lookup_p95_ms", "lookup p95", "@y{0.000} ms"),
+        ):
+            fig.add_tools(
+                HoverTool(
+                    renderers=[self._renderers[series]],
+                    tooltips=[("time", "@x{%H:%M:%S}"), (label, unit)],
+                    formatters={"@x": "datetime"},
+                )
+            )
+
     def _line(self, name: str) -> ColumnDataSource:
         figure_name, color, dash, label = LINE_STYLE[name]
         source = ColumnDataSource({"x": [], "y": []}, name=f"monitor-{name}")
         fig = self._figures[figure_name]
-        if name in ("dataset_drift", "labelled"):
+        if name in FEATURE_SERIES:  # kept for their hovers; the lookup against the right-hand scale
+            scale = LOOKUP_RANGE if name == "feature_lookup_p95_ms" else "default"
+            self._renderers[name] = fig.line(
+                "x", "y", source=source, color=color, line_width=2, legend_label=label, y_range_name=scale
+            )
+        elif name in ("dataset_drift", "labelled"):
             fig.step(
                 "x",
                 "y",
@@ -372,14 +457,51 @@ class DriftView(Viewer):
 
     def _on_lines(self, *_: Any) -> None:
         lines = self._model.lines
+        self._features_drawn = any(name in lines for name in FEATURE_SERIES)
         for name, source in self._sources.items():
             source.data = lines.get(name, {"x": [], "y": []})
+        self._fit_feature_scales()
+
+    def _fit_feature_scales(self) -> None:
+        """Each scale of the feature-store chart from 0 to its line's highest point and some headroom
+        (see FEATURE_HEADROOM); a scale without points spans 0 to 1."""
+        fig = self._figures["features"]
+        ranges = {"feature_age_max_s": fig.y_range, "feature_lookup_p95_ms": fig.extra_y_ranges[LOOKUP_RANGE]}
+        for name, scale in ranges.items():
+            values = [float(v) for v in self._sources[name].data.get("y", ()) if math.isfinite(float(v))]
+            top = max(values, default=0.0) * FEATURE_HEADROOM[name]
+            end = top if top > 0 else 1.0
+            if scale.end != end:
+                scale.update(end=end, reset_end=end)
+
+    def _render_features(self, *_: Any) -> None:
+        """The feature-store chart: for an endpoint that looks its features up (or did), else not at all."""
+        model = self._model
+        shown = model.feature_store
+        self._figures["features"].visible = shown
+        for name in ("drift", "performance", "labelled"):
+            fig = self._figures[name]
+            fig.min_border_left, fig.min_border_right = ALIGNED_BORDERS if shown else (None, None)
+        if not shown or self._features_drawn:
+            self._features_note.object = ""
+            self._features_note.visible = False
+            return
+        endpoint = model.record.spec.endpoint if model.record is not None else "the endpoint"
+        self._features_note.object = (
+            '<div class="wb-muted" data-testid="feature-store-note">No looked-up request in the last hour '
+            f"yet: the feature-store chart fills as {esc(endpoint)} serves requests by id.</div>"
+        )
+        self._features_note.visible = True
 
     def _on_lines_delta(self, *_: Any) -> None:
+        if any(name in self._model.lines_delta for name in FEATURE_SERIES):
+            self._features_drawn = True
         for name, points in self._model.lines_delta.items():
             source = self._sources.get(name)
             if source is not None and points.get("x"):
                 source.stream(points, rollover=KEEP_S)
+        if self._features_drawn:
+            self._fit_feature_scales()
 
     # ----------------------------------------------------------- distribution
     def _on_column(self, event: Any) -> None:
@@ -480,7 +602,7 @@ class DriftView(Viewer):
             pn.Row(self._column),
             self._dist,
             self._dist_note,
-            *(pn.pane.Bokeh(fig, sizing_mode="stretch_width") for fig in self._figures.values()),
+            *self._charts,
             pn.Row(_heading("Archived Evidently reports"), self._make_report),
             self._reports,
             sizing_mode="stretch_width",

@@ -11,7 +11,7 @@ import panel as pn
 import param
 from panel.viewable import Viewer
 
-from workbench.ui.models.endpoint import STRATEGIES, EndpointModel
+from workbench.ui.models.endpoint import STRATEGIES, EndpointModel, lookup_summary
 from workbench.ui.plans import split_label
 from workbench.ui.views.charts import CAUSE_COLORS, VersionCharts, revision_rows, revision_strip
 from workbench.ui.views.progressive import first_then_rest
@@ -52,6 +52,7 @@ class EndpointView(Viewer):
         # Each part re-drawn only when what it shows changed: an active rollout re-reads the state every
         # second, and re-drawing the history and the markers each time would cost every open page.
         self._shown_experiment: tuple[str, str] | None = None
+        self._shown_monitor: str | None = None
         model.param.watch(self._render_summary, ["record", "rollout"])
         model.param.watch(self._on_snapshot, ["snapshot"])
         model.param.watch(self._render_replicas, ["replicas"])
@@ -86,6 +87,7 @@ class EndpointView(Viewer):
         model = self._model_
         record = model.record
         self._shown_experiment = self._experiment()
+        self._shown_monitor = self._monitor()
         if record is None:
             self._summary.object = (
                 f'<div class="wb-outcome-bad">No endpoint named {esc(model.endpoint)!s} (deleted?).</div>'
@@ -110,11 +112,23 @@ class EndpointView(Viewer):
                     "open the experiment</a></div>"
                 )
             shadows = ", ".join(f"{s.model} v{s.version}" for s in record.spec.shadows)
+            lookup = ""
+            if record.spec.features is not None:
+                watched = ""
+                if (monitor := self._monitor()) is not None:
+                    watched = (
+                        f' · <a href="./drift?monitor={quote(monitor)}" data-testid="feature-store-link">'
+                        "feature age and lookup time</a>"
+                    )
+                lookup = (
+                    f'<div data-testid="feature-lookup">{badge("feature lookup", "wb-info")} '
+                    f"{esc(lookup_summary(record.spec.features))}{watched}</div>"
+                )
             self._summary.object = (
                 f'<div class="wb-card" data-testid="endpoint-summary"><h3>{esc(record.spec.name)} '
                 f'<span class="wb-muted">revision {record.revision}</span></h3>'
                 f"{split_bar(routes)}<div>{esc(split_label(routes))}"
-                f"{' · shadow: ' + esc(shadows) if shadows else ''}</div>{rollout}{experiment}</div>"
+                f"{' · shadow: ' + esc(shadows) if shadows else ''}</div>{lookup}{rollout}{experiment}</div>"
             )
 
     def _experiment(self) -> tuple[str, str] | None:
@@ -123,9 +137,15 @@ class EndpointView(Viewer):
         active = model.snapshot.active_experiment(model.endpoint)
         return (active.name, active.state.value) if active is not None else None
 
+    def _monitor(self) -> str | None:
+        """The first monitor watching the endpoint: its drift page draws the feature store's series."""
+        model = self._model_
+        return next((m.spec.name for m in model.snapshot.monitors if m.spec.endpoint == model.endpoint), None)
+
     def _on_snapshot(self, *_: Any) -> None:
-        """The experiment link follows the experiment (a paused one concluded leaves the routes alone)."""
-        if self._experiment() != self._shown_experiment:
+        """The experiment link follows the experiment (a paused one concluded leaves the routes alone), the
+        feature-store link the endpoint's monitor."""
+        if (self._experiment(), self._monitor()) != (self._shown_experiment, self._shown_monitor):
             self._render_summary()
 
     def _render_replicas(self, *_: Any) -> None:

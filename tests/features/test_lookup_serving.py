@@ -104,7 +104,8 @@ def world(tmp_path_factory: pytest.TempPathFactory, mlflow_template: Path) -> It
             client.apply_features()
             client.materialize_features()
             trained = train_version(1, train, holdout, seed=3)
-            client.register_model("churn", trained.module, input_example=holdout[list(FEATURES)].head(2))
+            example = holdout[list(FEATURES)].head(2)
+            client.register_model("churn", trained.module, input_example=example, reference_data=holdout)
             yield World(settings, plane, client, customers, trained.module)
     finally:
         plane.close()
@@ -350,6 +351,38 @@ def test_retrain_and_canary_learns_from_the_point_in_time_join_of_an_endpoint_ca
         "features": 20,
     }
     assert run.summary["holdout_rows"] == len(ids) - int(len(ids) * 0.7)
+
+
+def test_a_monitor_watches_feature_age_and_an_alert_rule_fires_on_it(world: World) -> None:
+    world.client.deploy("watched", "models:/churn/1", features={"entity": JOIN_KEY, "service": SERVICE})
+    world.client.create_monitor({"name": "watched", "endpoint": "watched", "window_s": 60, "every_s": 1})
+    world.client.create_alert_rule(
+        {
+            "name": "features-stale",
+            "monitor": "watched",
+            "series": "feature_age_max_s",
+            "op": ">",
+            "threshold": 120,  # the stored features were stamped five minutes before they were written
+            "for_s": 0,
+            "severity": "warning",
+            "actions": [{"kind": "notify"}],
+        }
+    )
+    url = f"{world.router}/endpoints/watched/invocations"
+    engine = world.plane.monitoring.engine  # the server's loop looks on its own; the test looks when it wants
+    deadline = time.monotonic() + 60
+    while True:
+        assert httpx.post(url, json=_ids_body([11, 12]), timeout=30).status_code == 200
+        values = engine.tick("watched")
+        (rule,) = world.client.alert_rules(monitor="watched")
+        if rule.state.get("state") == "firing":
+            break
+        assert time.monotonic() < deadline, (rule.state, values.get("feature_age_max_s"))
+        time.sleep(0.5)
+    assert values["feature_age_max_s"] > 120
+    assert 0 < values["feature_lookup_p95_ms"] < 1000
+    (event,) = [e for e in world.client.audit(action="alert.firing") if "watched" in e.target]
+    assert "feature_age_max_s" in str(event.after)
 
 
 class RedisServer:

@@ -164,3 +164,27 @@ def test_time_filters_and_the_tail_apply_to_each_request_of_a_batch(tmp_path: Pa
 )
 def test_a_batch_line_that_does_not_hold_together_yields_no_records(requests: dict[str, Any]) -> None:
     assert list(expand({"ts": 1.0, "requests": requests})) == []
+
+
+def test_consecutive_spans_of_one_batch_join_by_one_slice_and_others_by_copy() -> None:
+    from workbench.telemetry.batch_record import ConcatenatedArrays, RowSpan
+
+    batch = {"id": np.arange(6), "x": np.arange(6) * 0.5}
+    joined = ConcatenatedArrays()
+    joined.parts = [RowSpan(batch, 1, 3), RowSpan(batch, 3, 4)]
+    whole = joined.joined_now()
+    assert isinstance(whole, dict)
+    assert whole["id"].tolist() == [1, 2, 3]
+    assert np.shares_memory(whole["x"], batch["x"])  # sliced, not copied
+    gap = ConcatenatedArrays()
+    gap.parts = [RowSpan(batch, 0, 1), RowSpan(batch, 4, 6)]  # a request in between was not logged
+    kept = gap.joined_now()
+    result = kept.json_value() if isinstance(kept, ConcatenatedArrays) else kept
+    assert isinstance(result, dict)
+    assert result["id"].tolist() == [0, 4, 5]
+    mixed = ConcatenatedArrays()
+    mixed.parts = [RowSpan(batch, 0, 2), {"id": np.array([9]), "x": np.array([1.0])}]
+    kept = mixed.joined_now()
+    result = kept.json_value() if isinstance(kept, ConcatenatedArrays) else kept
+    assert isinstance(result, dict)
+    assert result["id"].tolist() == [0, 1, 9]

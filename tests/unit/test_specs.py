@@ -15,6 +15,7 @@ from workbench.specs.analysis import AnalysisSpec, MetricCheck
 from workbench.specs.base import Spec
 from workbench.specs.endpoint import BatchingSpec, EndpointSpec, ShadowTarget, TrafficRoute
 from workbench.specs.experiment import ExperimentSpec, Metric, Variant
+from workbench.specs.features import FeatureLookup
 from workbench.specs.monitor import (
     AlertRuleSpec,
     DriftOptions,
@@ -60,6 +61,15 @@ FACTORIES: dict[type[Spec], dict[str, Any]] = {
         "min_rows": 1000,
     },
     ReportSchedule: {"every_s": 3600.0},
+    FeatureLookup: {
+        "entity": "customer_id",
+        "join_key": "customer",
+        "service": None,
+        "features": ["customer_features:tenure_months", "customer_features:age"],
+        "inputs": {"tenure": "tenure_months"},
+        "missing": "default",
+        "defaults": {"tenure": 0.0, "age": 40.0},
+    },
     MonitorSpec: {
         "name": "fraud-watch",
         "endpoint": "fraud-scoring-2",

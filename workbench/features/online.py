@@ -147,30 +147,39 @@ class SqliteReader:
         now = time.time() if now is None else now
         key, value = self._key, self._value
         keys = [key(value(i)) for i in ids]
-        row_of: dict[bytes, list[int]] = {}
-        for row, key in enumerate(keys):
-            row_of.setdefault(key, []).append(row)
-        values = np.full((len(ids), len(self.names)), np.nan)
-        age = np.full((len(ids), len(self.names)), np.inf)
-        if keys:
-            unique = list(row_of)
+        # Each distinct entity is read and filled once; rows repeating it take its values by index.
+        slot: dict[bytes, int] = {}
+        inverse = np.fromiter((slot.setdefault(k, len(slot)) for k in keys), dtype=np.intp, count=len(keys))
+        width = len(self.names)
+        distinct_values = np.full((len(slot), width), np.nan)
+        distinct_age = np.full((len(slot), width), np.inf)
+        if slot:
             found = self._connection.execute(
                 f"SELECT entity_key, feature_name, value_text, event_ts FROM {self._table} "
-                f"WHERE entity_key IN ({','.join('?' * len(unique))})",
-                unique,
+                f"WHERE entity_key IN ({','.join('?' * len(slot))})",
+                list(slot),
             ).fetchall()
             index = self.index
+            rows: list[int] = []
+            columns: list[int] = []
+            numbers: list[float] = []
+            stamps: list[float] = []
             for key, name, text, stamp in found:
                 column = index.get(name)
                 if column is None or text is None:
                     continue
-                value = float(text)
-                if math.isnan(value):
-                    continue
-                when = now - float(stamp)
-                for row in row_of[key]:
-                    values[row, column] = value
-                    age[row, column] = when
+                rows.append(slot[key])
+                columns.append(column)
+                numbers.append(float(text))
+                stamps.append(float(stamp))
+            if rows:
+                read = np.array(numbers)
+                present = ~np.isnan(read)
+                at = (np.array(rows)[present], np.array(columns)[present])
+                distinct_values[at] = read[present]
+                distinct_age[at] = now - np.array(stamps)[present]
+        values = distinct_values[inverse]
+        age = distinct_age[inverse]
         return FeatureBatch(self.names, _apply_ttl(values, age, self.ttl_s), age)
 
     def close(self) -> None:

@@ -24,6 +24,8 @@ from typing import Any, Generic, TypeVar
 
 import numpy as np
 
+from workbench.telemetry.batch_record import RowSpan
+
 Item = TypeVar("Item")
 
 
@@ -63,8 +65,8 @@ class BatchResult:
     batch_id: int = 0
     batch_callers: int = 1
     #: From a runner that prepared the inputs (:class:`RunOutputs`): this caller's rows of them.
-    inputs: dict[str, np.ndarray[Any, Any]] | None = None
-    lookup: dict[str, np.ndarray[Any, Any]] | None = None
+    inputs: RowSpan | None = None
+    lookup: RowSpan | None = None
     lookup_ms: float | None = None
 
 
@@ -230,8 +232,8 @@ class DynamicBatcher(Generic[Item]):
                         batch_rows=total_rows,
                         batch_id=self._batches,
                         batch_callers=callers,
-                        inputs=None if inputs is None else {n: a[offset:end] for n, a in inputs.items()},
-                        lookup=None if lookup is None else {n: a[offset:end] for n, a in lookup.items()},
+                        inputs=None if inputs is None else RowSpan(inputs, offset, end),
+                        lookup=None if lookup is None else RowSpan(lookup, offset, end),
                         lookup_ms=lookup_ms,
                     )
                 )

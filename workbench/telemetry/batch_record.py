@@ -28,12 +28,42 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["BatchRecord", "ConcatenatedArrays", "expand"]
+__all__ = ["BatchRecord", "ConcatenatedArrays", "RowSpan", "expand"]
 
 #: Per-request fields of a batch line, in the order ``BatchRecord.add`` takes them.
 REQUEST_FIELDS = ("ts", "request_id", "status", "shadow", "rows", "latency_ms", "queue_ms")
 #: Per-request fields a line may leave out (every request of the batch without one).
 OPTIONAL_FIELDS = ("key",)
+
+
+class RowSpan:
+    """Rows ``start:end`` of a batch's columns, not yet sliced: what one caller of a batch gets of the
+    inputs a runner prepared (the features a lookup fetched). Slicing every column for every caller cost
+    the event loop more than the lookup; a line whose parts are consecutive spans of one batch's columns
+    is joined by slicing each column once (``ConcatenatedArrays.joined_now``)."""
+
+    __slots__ = ("end", "source", "start")
+
+    def __init__(self, source: dict[str, Any], start: int, end: int) -> None:
+        self.source = source
+        self.start = start
+        self.end = end
+
+    def sliced(self) -> dict[str, Any]:
+        return {name: column[self.start : self.end] for name, column in self.source.items()}
+
+
+def _spans_joined(parts: list[Any]) -> dict[str, Any] | None:
+    """Consecutive spans of one batch's columns, as one slice per column; None if they are not."""
+    first = parts[0]
+    if not isinstance(first, RowSpan):
+        return None
+    end = first.start
+    for part in parts:
+        if not isinstance(part, RowSpan) or part.source is not first.source or part.start != end:
+            return None
+        end = part.end
+    return {name: column[first.start : end] for name, column in first.source.items()}
 
 
 class ConcatenatedArrays:
@@ -51,12 +81,18 @@ class ConcatenatedArrays:
     __slots__ = ("parts",)
 
     def __init__(self) -> None:
-        self.parts: list[dict[str, Any]] = []
+        self.parts: list[Any] = []  # dicts of columns, or RowSpans
 
     def joined_now(self) -> dict[str, Any] | list[dict[str, Any]] | ConcatenatedArrays:
         parts = self.parts
+        if any(isinstance(part, RowSpan) for part in parts):
+            joined_spans = _spans_joined(parts)
+            if joined_spans is not None:
+                return joined_spans
+            parts = self.parts = [p.sliced() if isinstance(p, RowSpan) else p for p in parts]
         if len(parts) == 1:
-            return parts[0]
+            single: dict[str, Any] = parts[0]
+            return single
         names = parts[0].keys()
         if not all(part.keys() == names for part in parts):
             return parts  # written one per request
@@ -137,10 +173,10 @@ class BatchRecord:
         rows: int,
         latency_ms: float,
         queue_ms: float,
-        inputs: dict[str, Any] | None,
+        inputs: dict[str, Any] | RowSpan | None,
         outputs: dict[str, Any] | None,
         key: str | None = None,
-        lookup: dict[str, Any] | None = None,
+        lookup: dict[str, Any] | RowSpan | None = None,
     ) -> dict[str, Any] | None:
         """Add one finished request; the complete line once the last of the batch is in, else None.
 

@@ -260,7 +260,9 @@ def test_demo_registers_three_versions_and_canaries_v2_to_champion_and_v3_back(
         )
         assert by_id.status_code == 200, by_id.text
         assert len(by_id.json()["predictions"]) == 2
-        by_id_traffic = cli("demo-traffic", "--endpoint", "churn-by-id", "--seconds", "3", "--rate", "50").stdout
+        by_id_traffic = cli(
+            "demo-traffic", "--endpoint", "churn-by-id", "--seconds", "3", "--rate", "50"
+        ).stdout
         assert re.search(r"sent \d+ requests \(0 failed\)", by_id_traffic), by_id_traffic
         versions = cli.json("models", "show", "churn-classifier")
         assert isinstance(versions, list)

@@ -88,7 +88,8 @@ def test_feature_freshness_and_lookup_time_over_the_window() -> None:
     window.add([_record(100.0)], now=100.5)  # no lookup: nothing to say
     assert window.lookup_series()["feature_age_max_s"] is None
     looked_up = [
-        _record(101.0, lookup_ms=0.5, lookup={"feature_age_s": [30.0, None]}),  # None: every feature defaulted
+        # None: every feature of that row was defaulted
+        _record(101.0, lookup_ms=0.5, lookup={"feature_age_s": [30.0, None]}),
         _record(102.0, lookup_ms=1.5, lookup={"feature_age_s": [90.0]}),
         _record(103.0, status=422, lookup_ms=9.0, lookup={"feature_age_s": [5000.0]}),  # refused: not served
     ]

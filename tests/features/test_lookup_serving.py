@@ -57,6 +57,26 @@ from feast.types import Float32
 )
 '''
 
+#: The same customers as accounts with text ids (a STRING entity): requests send them as OIP BYTES.
+ACCOUNT_VIEW = "account_features"
+ACCOUNT_SOURCE = f'''from datetime import timedelta
+from pathlib import Path
+
+from customers import FEATURES
+from feast import Entity, FeatureView, Field, FileSource, ValueType
+from feast.types import Float32
+
+account = Entity(name="account", join_keys=["account_id"], value_type=ValueType.STRING)
+{ACCOUNT_VIEW} = FeatureView(
+    name="{ACCOUNT_VIEW}",
+    entities=[account],
+    ttl=timedelta(days=1),
+    schema=[Field(name=name, dtype=Float32) for name in FEATURES],
+    source=FileSource(path=str(Path(__file__).parent / "data" / "accounts.parquet"), timestamp_field="event_timestamp"),
+    online=True,
+)
+'''
+
 
 @dataclass
 class World:
@@ -93,6 +113,10 @@ def world(tmp_path_factory: pytest.TempPathFactory, mlflow_template: Path) -> It
     )
     customers = write_demo_features(settings.feature_repo_path, rows=CUSTOMERS, seed=11)
     (settings.feature_repo_path / "short.py").write_text(SHORT_SOURCE)
+    accounts = customers.drop(columns=[JOIN_KEY, TARGET])
+    accounts.insert(0, "account_id", [f"acct-{i}" for i in customers[JOIN_KEY]])
+    accounts.to_parquet(settings.feature_repo_path / "data" / "accounts.parquet", index=False)
+    (settings.feature_repo_path / "accounts.py").write_text(ACCOUNT_SOURCE)
     train, holdout = split_frame(generate_churn(3000, seed=3), holdout_fraction=0.25, seed=3)
     plane = ControlPlane(settings)
     plane.start_serving()
@@ -171,6 +195,23 @@ def test_called_with_ids_only_the_replica_joins_the_features_and_logs_them(world
     assert _series(replica, "workbench_feature_lookup_seconds_count", endpoint="by-id") >= 2
 
 
+def test_text_ids_are_sent_as_oip_bytes_or_json_strings(world: World) -> None:
+    refs = [f"{ACCOUNT_VIEW}:{name}" for name in FEATURES]
+    world.client.deploy("by-account", "models:/churn/1", features={"entity": "account_id", "features": refs})
+    oip = {
+        "inputs": [{"name": "account_id", "datatype": "BYTES", "shape": [2], "data": ["acct-7", "acct-42"]}]
+    }
+    answer = httpx.post(f"{world.router}/v2/models/by-account/infer", json=oip, timeout=30)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["outputs"][0]["data"] == pytest.approx(world.expected([7, 42]).ravel(), abs=1e-5)
+    body = {"dataframe_split": {"columns": ["account_id"], "data": [["acct-300"], ["acct-x"]]}}
+    refused = httpx.post(f"{world.router}/endpoints/by-account/invocations", json=body, timeout=30)
+    assert refused.status_code == 422
+    assert "account_id=acct-x: no value for" in refused.json()["error"]["message"]
+    metadata = httpx.get(f"{world.router}/v2/models/by-account", timeout=10).json()
+    assert metadata["inputs"] == [{"name": "account_id", "datatype": "BYTES", "shape": [-1]}]
+
+
 def test_an_unknown_id_is_refused_by_name_and_its_batch_neighbours_are_answered(world: World) -> None:
     world.client.deploy(
         "by-id-strict", "models:/churn/1", features={"entity": JOIN_KEY, "service": SERVICE}, max_wait_ms=50
@@ -190,9 +231,16 @@ def test_an_unknown_id_is_refused_by_name_and_its_batch_neighbours_are_answered(
     assert "tenure_months" in error["message"]
     assert set(error["details"]["entities"]) == {"999999"}  # customer 5 of the same request had its features
 
-    wrong_type = httpx.post(url, json={"dataframe_split": {"columns": ["tenure_months"], "data": [[3]]}})
-    assert wrong_type.status_code == 400
-    assert JOIN_KEY in wrong_type.json()["error"]["message"]
+    no_id = httpx.post(url, json={"dataframe_split": {"columns": ["tenure_months"], "data": [[3]]}})
+    assert no_id.status_code == 400
+    assert JOIN_KEY in no_id.json()["error"]["message"]
+    text_id = httpx.post(url, json={"dataframe_split": {"columns": [JOIN_KEY], "data": [["abc"]]}})
+    assert text_id.status_code == 400, text_id.text
+    assert JOIN_KEY in text_id.json()["error"]["message"]
+    oip = {"inputs": [{"name": JOIN_KEY, "datatype": "BYTES", "shape": [1], "data": ["7"]}]}
+    bytes_id = httpx.post(f"{world.router}/v2/models/by-id-strict/infer", json=oip)
+    assert bytes_id.status_code == 400, bytes_id.text
+    assert "BYTES" in bytes_id.json()["error"]
 
 
 def test_stale_features_are_refused_or_defaulted_as_the_endpoint_says(world: World) -> None:
@@ -481,6 +529,10 @@ def test_a_redis_that_goes_away_is_a_503_with_the_reason_and_serving_recovers(
             assert "ConnectionError" in message
             with pytest.raises(UnavailableError, match="cannot be read, so 'other' was not changed"):
                 client.deploy("other", "models:/churn/1", features={"entity": JOIN_KEY, "service": SERVICE})
+            assert [e.spec.name for e in client.list_endpoints()] == ["by-id"]  # nothing half-deployed
+            assert [r["endpoint"] for r in plane.serving.status()["replicas"] if r.get("endpoint")] == [
+                "by-id"
+            ]
 
             redis_server.start()
             back = httpx.post(infer, json=_ids_body([8]), timeout=30)

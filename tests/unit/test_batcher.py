@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -192,5 +193,27 @@ def test_under_load_it_waits_for_as_many_requests_as_the_last_batch_held() -> No
         assert model.batches[:2] == [1, 4]
         assert {r.batch_size for r in results} == {4}
         await batcher.close()
+
+    run(scenario())
+
+
+def test_close_waits_for_the_batch_in_flight() -> None:
+    """The last batch leaves the queue when taken; closing while it runs must still answer its callers."""
+
+    class SlowModel(DoublingModel):
+        def __call__(self, items: Sequence[np.ndarray[Any, Any]]) -> dict[str, np.ndarray[Any, Any]]:
+            time.sleep(0.1)  # far longer than close()'s poll
+            return super().__call__(items)
+
+    async def scenario() -> None:
+        batcher: DynamicBatcher[np.ndarray[Any, Any]] = DynamicBatcher(
+            SlowModel(), max_batch_size=8, max_wait=0.0
+        )
+        batcher.start()
+        task = asyncio.create_task(batcher.submit(_rows(1, 3), 1))
+        await asyncio.sleep(0.02)  # taken: the queue is empty, the forward pass runs
+        await batcher.close()
+        result = await asyncio.wait_for(task, 5)
+        assert float(result.outputs["y"][0, 0]) == 6.0
 
     run(scenario())

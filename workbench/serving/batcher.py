@@ -99,6 +99,7 @@ class DynamicBatcher(Generic[Item]):
         self._closing = False
         self._expected = 1  # requests in the previous batch: what to wait for under load
         self._batches = 0
+        self._busy = False  # a batch is taken and not yet answered
 
     # ------------------------------------------------------------ callers
     def arriving(self) -> None:
@@ -126,9 +127,13 @@ class DynamicBatcher(Generic[Item]):
         self._task = asyncio.get_running_loop().create_task(self._loop(), name="batcher")
 
     async def close(self) -> None:
-        """Finish every queued request, then stop."""
+        """Finish every queued request and the batch in flight, then stop.
+
+        Waiting for an empty queue alone is not enough: the last batch leaves the queue when it is taken,
+        and cancelling the loop while it runs left its callers waiting forever (a test hung on a busy
+        machine, where the forward pass outlasted the poll)."""
         self._closing = True
-        while self._queue:
+        while self._queue or self._busy:
             await asyncio.sleep(0.005)
         if self._task is not None:
             self._task.cancel()
@@ -144,20 +149,28 @@ class DynamicBatcher(Generic[Item]):
                 self._wakeup.clear()
                 await self._wakeup.wait()
             batch = self._take()
-            if self.max_wait > 0 and self._rows(batch) < self.max_batch_size and self._more_expected(batch):
-                deadline = loop.time() + self.max_wait
-                while self._rows(batch) < self.max_batch_size and self._more_expected(batch):
-                    remaining = deadline - loop.time()
-                    if remaining <= 0:
-                        break
-                    self._wakeup.clear()
-                    try:
-                        await asyncio.wait_for(self._wakeup.wait(), remaining)
-                    except TimeoutError:
-                        break
-                    batch.extend(self._take(self.max_batch_size - self._rows(batch)))
-            self._expected = len(batch)
-            await self._dispatch(loop, batch)
+            self._busy = True
+            try:
+                await self._fill_and_dispatch(loop, batch)
+            finally:
+                self._busy = False
+
+    async def _fill_and_dispatch(self, loop: asyncio.AbstractEventLoop, batch: list[_Pending[Item]]) -> None:
+        """Wait a little for more requests when more are expected, then run the batch."""
+        if self.max_wait > 0 and self._rows(batch) < self.max_batch_size and self._more_expected(batch):
+            deadline = loop.time() + self.max_wait
+            while self._rows(batch) < self.max_batch_size and self._more_expected(batch):
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                self._wakeup.clear()
+                try:
+                    await asyncio.wait_for(self._wakeup.wait(), remaining)
+                except TimeoutError:
+                    break
+                batch.extend(self._take(self.max_batch_size - self._rows(batch)))
+        self._expected = len(batch)
+        await self._dispatch(loop, batch)
 
     def _more_expected(self, batch: Sequence[_Pending[Item]]) -> bool:
         return self._arriving > 0 or len(batch) < self._expected

@@ -296,7 +296,7 @@ def test_a_lookup_that_does_not_fit_is_refused_at_deploy_and_nothing_starts(worl
             world.client.deploy("misfit", "models:/churn/1", features=lookup)
         with pytest.raises(NotFoundError):
             world.client.get_endpoint("misfit")
-    assert not [r for r in world.client.endpoint_status("by-id")["replicas"] if r["endpoint"] == "misfit"]
+    assert not [r for r in world.plane.serving.status()["replicas"] if r.get("endpoint") == "misfit"]
 
 
 def test_the_features_logged_at_serving_equal_the_point_in_time_join(world: World) -> None:

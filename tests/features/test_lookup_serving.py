@@ -8,9 +8,7 @@ once; each test deploys its own endpoint.
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -26,6 +24,7 @@ import torch
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests._servers import free_port, run_server
+from tests.features._redis import RedisServer
 from workbench.api import create_app
 from workbench.client import Client
 from workbench.control_plane import ControlPlane
@@ -431,59 +430,6 @@ def test_a_monitor_watches_feature_age_and_an_alert_rule_fires_on_it(world: Worl
     assert 0 < values["feature_lookup_p95_ms"] < 1000
     (event,) = [e for e in world.client.audit(action="alert.firing") if "watched" in e.target]
     assert "feature_age_max_s" in str(event.after)
-
-
-class RedisServer:
-    """A real ``redis-server`` on a free port that can be stopped (saving its data) and started again."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        server = shutil.which("redis-server")
-        if server is None:
-            pytest.fail(
-                "redis-server is not installed: `make test` installs it (apt-get install redis-server)"
-            )
-        self.process = subprocess.Popen(
-            [
-                server,
-                "--port",
-                str(self.port),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.directory),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        import redis
-
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                redis.Redis(port=self.port).ping()
-                return
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
-
-    def stop(self) -> None:
-        """SHUTDOWN SAVE: the data is back when the server starts again (as a persistent Redis's would)."""
-        import redis
-
-        if self.process is None:
-            return
-        with contextlib.suppress(redis.ConnectionError):
-            redis.Redis(port=self.port).shutdown(save=True)
-        self.process.wait(timeout=20)
-        self.process = None
 
 
 def test_a_redis_that_goes_away_is_a_503_with_the_reason_and_serving_recovers(

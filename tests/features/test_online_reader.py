@@ -5,19 +5,16 @@ stops or hangs is an error, and the same reader reads again when it is back (iss
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import redis
 
-from tests._servers import free_port
+from tests.features._redis import RedisServer
 from workbench.demo.dataset import FEATURES
 from workbench.demo.features import JOIN_KEY, VIEW, write_demo_features
 from workbench.features.online import (
@@ -79,53 +76,6 @@ def test_a_value_older_than_the_views_ttl_is_missing(repo: tuple[FeatureRepo, pd
         [3], now=time.time() + 86_400
     )
     assert feast_stale.missing.all()
-
-
-class RedisServer:
-    """A real ``redis-server`` in ``directory``, stopped with its data saved so a restart has it again."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        server = shutil.which("redis-server")
-        if server is None:
-            pytest.fail(
-                "redis-server is not installed: `make test` installs it (apt-get install redis-server)"
-            )
-        command = [
-            server,
-            "--port",
-            str(self.port),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(self.directory),
-        ]
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                redis.Redis(port=self.port).ping()
-                return
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
-
-    def stop(self) -> None:
-        assert self.process is not None
-        redis.Redis(port=self.port).shutdown(save=True)  # dump.rdb in the directory, read at the next start
-        self.process.wait(timeout=10)
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")

@@ -29,6 +29,7 @@ from workbench.records.audit import AuditEvent
 from workbench.records.endpoints import EndpointRecord
 from workbench.records.experiments import ExperimentRecord
 from workbench.records.monitoring import AlertEvent, AlertRuleRecord, MonitorRecord, ReportRecord
+from workbench.records.optimizations import OptimizationRecord
 from workbench.records.rollouts import RolloutAnalysis, RolloutRecord
 from workbench.records.runbooks import RunRecord, ScheduleRecord
 from workbench.registry.types import (
@@ -176,6 +177,78 @@ class Client:
 
     def resolve(self, uri: str) -> ModelVersionInfo:
         return ModelVersionInfo.model_validate(self._request("GET", "/resolve", params={"uri": uri}))
+
+    # --------------------------------------------------------- optimisation
+    def optimize(
+        self,
+        model: str,
+        method: str,
+        *,
+        accuracy_budget_points: float | None = None,
+        min_speedup: float | None = None,
+        batch_size: int | None = None,
+        threads: int | None = None,
+        aliases: Sequence[str] = (),
+        reason: str | None = None,
+        wait_s: float | None = 900.0,
+    ) -> OptimizationRecord:
+        """Ask for a variant of ``model`` (``models:/NAME/VERSION`` or ``models:/NAME@ALIAS``).
+
+        The control plane makes it, measures it beside its parent and registers it only within the
+        accuracy budget and faster at the serving batch size. With ``wait_s`` (the default) this returns
+        the finished record: ``status`` is ``registered`` (see ``variant_version``), ``refused`` (see
+        ``verdict["reasons"]``) or ``failed`` (see ``error``).
+        """
+        info = self.resolve(model)
+        body: dict[str, Any] = {"method": method, "aliases": list(aliases), "reason": reason}
+        for key, value in (
+            ("accuracy_budget_points", accuracy_budget_points),
+            ("min_speedup", min_speedup),
+            ("batch_size", batch_size),
+            ("threads", threads),
+        ):
+            if value is not None:
+                body[key] = value
+        record = OptimizationRecord.model_validate(
+            self._request("POST", f"/models/{info.name}/versions/{info.version}/optimizations", json=body)
+        )
+        return self.wait_optimization(record.id, timeout_s=wait_s) if wait_s else record
+
+    def optimization(self, optimization_id: str) -> OptimizationRecord:
+        return OptimizationRecord.model_validate(self._request("GET", f"/optimizations/{optimization_id}"))
+
+    def wait_optimization(self, optimization_id: str, *, timeout_s: float = 900.0) -> OptimizationRecord:
+        """The record once it has finished, or as it is after ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            left = max(0.0, deadline - time.monotonic())
+            step = min(left, 15.0)
+            record = OptimizationRecord.model_validate(
+                self._request(
+                    "GET", f"/optimizations/{optimization_id}", params={"wait_s": step}, timeout=step + 30
+                )
+            )
+            if record.status.finished or left <= 0:
+                return record
+
+    def optimizations(
+        self, *, model: str | None = None, version: int | None = None, limit: int = 100
+    ) -> list[OptimizationRecord]:
+        params: dict[str, Any] = {"limit": limit}
+        if model is not None:
+            params["model"] = model
+        if version is not None:
+            params["version"] = version
+        return [
+            OptimizationRecord.model_validate(r)
+            for r in self._request("GET", "/optimizations", params=params)
+        ]
+
+    def variants(self, model: str) -> dict[str, Any]:
+        """The comparison table of a version and its variants (``rows``: parent first, then each variant)."""
+        info = self.resolve(model)
+        result: dict[str, Any] = self._request("GET", f"/models/{info.name}/versions/{info.version}/variants")
+        return result
 
     def register_from_run(
         self, name: str, run_id: str, *, artifact_path: str = "model", **fields: Any

@@ -200,8 +200,12 @@ class ControlPlane:
         self.features = FeatureStoreService(self)
         self.monitoring.engine.record_observers.append(self.experiments.observe)
         self.runbooks = RunbookEngine(self, (*settings.runbook_dirs, shipped_runbooks_dir()))
+        from workbench.optimize.service import OptimizationService
+
+        self.optimizations = OptimizationService(self)
 
     def close(self) -> None:
+        self.optimizations.close()
         self.experiments.stop_loop()
         self.runbooks.stop_loop()
         self.monitoring.engine.stop_loop()

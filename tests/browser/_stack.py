@@ -27,7 +27,7 @@ from tests._servers import free_port, run_server
 from workbench.api import create_app
 from workbench.client import Client
 from workbench.control_plane import ControlPlane
-from workbench.demo.dataset import FEATURES, generate_churn, split_frame
+from workbench.demo.dataset import FEATURES, TARGET, generate_churn, split_frame
 from workbench.demo.training import train_version
 from workbench.settings import Settings
 from workbench.ui.process import dashboard_answers
@@ -131,6 +131,7 @@ def served_world(root: Path, mlflow_template: Path) -> Iterator[Stack]:
                     trained.module,
                     input_example=example,
                     reference_data=holdout,
+                    reference_target=TARGET,  # labelled, so variants can be judged against it
                     metrics=trained.metrics,
                 )
             client.deploy(ENDPOINT, f"models:/{MODEL}/1")

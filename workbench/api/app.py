@@ -19,6 +19,7 @@ from workbench.api.routes import (
     features,
     models,
     monitoring,
+    optimizations,
     rollouts,
     runbooks,
     system,
@@ -58,6 +59,17 @@ def create_app(settings: Settings, plane: ControlPlane | None = None) -> FastAPI
     install_docs(app)
     auth = Depends(TokenAuth(token, open_reads=settings.open_reads))
     app.include_router(system.public, prefix=API_PREFIX)
-    for module in (system, models, endpoints, rollouts, experiments, features, monitoring, runbooks, audit):
+    for module in (
+        system,
+        models,
+        optimizations,
+        endpoints,
+        rollouts,
+        experiments,
+        features,
+        monitoring,
+        runbooks,
+        audit,
+    ):
         app.include_router(module.router, prefix=API_PREFIX, dependencies=[auth])
     return app

@@ -9,6 +9,7 @@ from workbench.cli import audit as audit_cmd
 from workbench.cli import demo as demo_cmd
 from workbench.cli import demo_experiment as demo_experiment_cmd
 from workbench.cli import endpoints, experiments, features, models, monitoring, rollouts, serving, system
+from workbench.cli import optimize as optimize_cmd
 from workbench.cli import runbooks as runbooks_cmd
 
 app = typer.Typer(
@@ -28,6 +29,8 @@ app.command("demo-experiment")(demo_experiment_cmd.demo_experiment)
 app.command("deploy")(serving.deploy)
 app.command("undeploy")(serving.undeploy)
 app.command("rollback")(serving.rollback)
+app.command("optimize")(optimize_cmd.optimize)
+app.command("variants")(optimize_cmd.variants)
 app.add_typer(models.app, name="models")
 app.add_typer(endpoints.app, name="endpoints")
 app.add_typer(rollouts.app, name="rollout")

@@ -11,6 +11,7 @@ need no preprocessing code of their own.
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Iterator, Sequence
@@ -145,6 +146,23 @@ class ChurnNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.logits(x))
+
+    def folded(self) -> ChurnNet:
+        """An equivalent copy with weight normalisation folded into plain weights (the step v3 skipped).
+
+        Optimisers (quantisation, pruning, export) call this first: they work on ``nn.Linear`` layers, and
+        an unfolded module computes its real weights outside them on every call.
+        """
+        twin = copy.deepcopy(self)
+        if not getattr(self, "weight_norm", False):
+            return twin
+        with torch.no_grad():
+            linears = [layer for layer in twin.mlp if isinstance(layer, nn.Linear)]
+            for layer, gain in zip(linears, twin.gains, strict=True):
+                layer.weight.mul_(gain / layer.weight.norm(dim=1, keepdim=True))
+        twin.weight_norm = False
+        twin.gains = nn.ParameterList()
+        return twin
 
 
 @dataclass(frozen=True)

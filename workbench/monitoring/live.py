@@ -159,6 +159,13 @@ class LiveTraffic:
         while self._sealed and self._sealed[0].second <= oldest:
             self._sealed.popleft()
 
+    def typical_batch(self, key: str = ALL) -> float | None:
+        """The request-weighted mean batch size over the sealed seconds held (None without traffic)."""
+        with self._lock:
+            weighted = [(p.batch_size, p.requests) for p in self._sealed if p.key == key and p.batch_size]
+        requests = sum(count for _size, count in weighted)
+        return sum(size * count for size, count in weighted) / requests if requests else None
+
     def since(self, since: float | None, *, now: float) -> dict[str, Any]:
         """Sealed points with ``second >= since`` per key (columns), the running totals, and the cursor
         to ask from next (``through + 1``)."""

@@ -42,6 +42,7 @@ _LINEAGE_TAGS = {
     "trained_by": "workbench.lineage.trained_by",
 }
 _REFERENCE_TAG = "workbench.reference"
+_OPTIMIZATION_TAG = "workbench.optimization"
 _REGISTRATION_RUN_TAG = "workbench.registration_run"
 _REFERENCE_ARTIFACT_DIR = "reference"
 _T = TypeVar("_T")
@@ -111,6 +112,13 @@ class MlflowRegistry:
         """A local directory holding the version's MLflow model (downloaded if the store is remote)."""
         info = self.get_version(name, version)
         return self._download(info.source)
+
+    def reference_path(self, name: str, version: int) -> Path:
+        """A local file holding the version's reference dataset (downloaded if the store is remote)."""
+        info = self.get_version(name, version)
+        if info.reference is None:
+            raise NotFoundError(f"models:/{name}/{version} has no reference dataset", model=name)
+        return self._download(info.reference.artifact_uri)
 
     def load_reference(self, name: str, version: int) -> Any:
         """The version's reference dataset as a DataFrame (for monitoring)."""
@@ -351,6 +359,10 @@ class MlflowRegistry:
                 continue
             metrics.update({str(k): float(v) for k, v in run.data.metrics.items()})
             params.update({str(k): str(v) for k, v in run.data.params.items()})
+        optimization = None
+        if _OPTIMIZATION_TAG in tags:
+            with contextlib.suppress(ValueError):
+                optimization = json.loads(tags[_OPTIMIZATION_TAG])
         reference = None
         if _REFERENCE_TAG in tags:
             reference = ReferenceData.model_validate_json(tags[_REFERENCE_TAG])
@@ -381,6 +393,7 @@ class MlflowRegistry:
             params=params,
             lineage=lineage,
             reference=reference,
+            optimization=optimization if isinstance(optimization, dict) else None,
         )
 
     def _signature(self, name: str, version: int, source: str) -> tuple[dict[str, Any] | None, list[str]]:

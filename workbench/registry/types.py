@@ -61,6 +61,10 @@ class ModelVersionInfo(_Frozen):
     params: dict[str, str] = Field(default_factory=dict)
     lineage: Lineage = Field(default_factory=Lineage)
     reference: ReferenceData | None = None
+    optimization: dict[str, Any] | None = Field(
+        default=None,
+        description="for an optimised variant: its method, parent version and the figures its gate measured",
+    )
 
     @property
     def uri(self) -> str:

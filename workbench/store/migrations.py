@@ -471,6 +471,35 @@ def _v10_experiment_assignment(connection: Connection, dialect: str) -> None:
     )
 
 
+def _v11_optimizations(connection: Connection, dialect: str) -> None:
+    float_type = "REAL" if dialect == "sqlite" else "DOUBLE PRECISION"
+    # Every optimisation asked for, registered or refused, with what was measured: the comparison table
+    # of a version's variants is read from here (a refused variant has no model version to carry it).
+    connection.execute(
+        text(
+            f"""
+            CREATE TABLE optimizations (
+                id VARCHAR(40) NOT NULL PRIMARY KEY,
+                model VARCHAR(256) NOT NULL,
+                version INTEGER NOT NULL,
+                method VARCHAR(64) NOT NULL,
+                status VARCHAR(16) NOT NULL,
+                settings TEXT NOT NULL,
+                result TEXT,
+                verdict TEXT,
+                variant_version INTEGER,
+                error TEXT,
+                actor VARCHAR(200) NOT NULL,
+                reason TEXT,
+                created_at {float_type} NOT NULL,
+                started_at {float_type},
+                finished_at {float_type}
+            )"""
+        )
+    )
+    connection.execute(text("CREATE INDEX ix_optimizations_parent ON optimizations (model, version)"))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "audit log and endpoint definitions", _v1_initial),
     Migration(2, "rollouts and their event history", _v2_rollouts),
@@ -485,6 +514,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(9, "A/B experiments, their units and outcomes", _v9_experiments),
     Migration(
         10, "routing keys in the request index, experiment baselines and looks", _v10_experiment_assignment
+    ),
+    Migration(
+        11, "model optimisations: variants asked for, their measurements and verdicts", _v11_optimizations
     ),
 )
 

@@ -358,3 +358,25 @@ request_index = Table(
     Column("routing_key", String(200), nullable=True),
     Index("ix_request_index_ts", "endpoint", "ts"),
 )
+
+# Optimisations of model versions: each variant asked for, what was measured, registered or refused.
+optimizations = Table(
+    "optimizations",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("model", String(256), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("method", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("settings", Text, nullable=False),
+    Column("result", Text, nullable=True),
+    Column("verdict", Text, nullable=True),
+    Column("variant_version", Integer, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("actor", String(200), nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("started_at", Float, nullable=True),
+    Column("finished_at", Float, nullable=True),
+    Index("ix_optimizations_parent", "model", "version"),
+)

@@ -470,7 +470,11 @@ class DashboardFeed:
             **(
                 self._read_models()
                 if models
-                else {"models": self.snapshot.models, "model_versions": self.snapshot.model_versions}
+                else {
+                    "models": self.snapshot.models,
+                    "model_versions": self.snapshot.model_versions,
+                    "optimizations": self.snapshot.optimizations,
+                }
             ),
         )
 
@@ -485,7 +489,12 @@ class DashboardFeed:
                 (f"v{v}" + "".join(f" @{a}" for a in sorted(by_version.get(v, []))), v)
                 for v in range(info.latest_version or 0, 0, -1)
             )
-        return {"models": tuple(info.name for info in infos), "model_versions": choices}
+        return {
+            "models": tuple(info.name for info in infos),
+            "model_versions": choices,
+            # Optimisations change only with model.* audit events, as the model list does.
+            "optimizations": tuple(self._call("optimizations", limit=200)),
+        }
 
     def _notify(self, update: Update) -> None:
         with self._lock:

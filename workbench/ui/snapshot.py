@@ -13,6 +13,7 @@ from workbench.records.audit import AuditEvent
 from workbench.records.endpoints import EndpointRecord
 from workbench.records.experiments import ExperimentRecord, ExperimentState
 from workbench.records.monitoring import AlertEvent, AlertRuleRecord, MonitorRecord
+from workbench.records.optimizations import OptimizationRecord
 from workbench.records.rollouts import RolloutAnalysis, RolloutRecord
 from workbench.records.runbooks import RunRecord
 from workbench.revisions.model import Revision
@@ -38,6 +39,8 @@ class Snapshot:
     experiments: tuple[ExperimentRecord, ...] = ()  # newest first, each with its latest decision
     #: experiment -> its kept looks, oldest first (the active ones and the five newest)
     experiment_looks: dict[str, tuple[dict[str, Any], ...]] = field(default_factory=dict)
+    #: optimisations asked of any version, newest first: each endpoint page's variants table is read from it
+    optimizations: tuple[OptimizationRecord, ...] = ()
     error: str | None = None  # the control plane could not be read at the last poll
 
     def endpoint(self, name: str) -> EndpointRecord | None:

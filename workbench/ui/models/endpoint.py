@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import param
 
 from workbench.client import Client
 from workbench.errors import WorkbenchError
+from workbench.optimize.table import comparison
 from workbench.records.endpoints import EndpointRecord
+from workbench.records.optimizations import OptimizationRecord
 from workbench.records.rollouts import RolloutRecord
 from workbench.specs.features import FeatureLookup
 from workbench.ui import intents
@@ -37,6 +41,20 @@ def lookup_summary(lookup: FeatureLookup) -> str:
     return f"called with {called}, features from {source}, missing: {lookup.missing}"
 
 
+def variant_tables(
+    record: EndpointRecord | None, optimizations: tuple[OptimizationRecord, ...]
+) -> dict[str, list[dict[str, Any]]]:
+    """The comparison table of each version the endpoint serves that has had variants asked of it."""
+    if record is None:
+        return {}
+    tables: dict[str, list[dict[str, Any]]] = {}
+    for route in record.spec.routes:
+        asked = [o for o in optimizations if o.model == route.model and o.version == route.version]
+        if asked:
+            tables[f"models:/{route.model}/{route.version}"] = comparison(asked)
+    return tables
+
+
 class EndpointModel(PageModel):
     endpoint = param.String(default="", doc="the endpoint shown")
     window_s = param.Integer(default=900, bounds=(60, 3600), doc="seconds of history drawn")
@@ -48,6 +66,7 @@ class EndpointModel(PageModel):
     replicas = param.List(default=[], doc="replica processes: state, device, pid, restarts")
     models = param.List(default=[], doc="registered model names, for the deploy form")
     endpoint_names = param.List(default=[], doc="every endpoint, for the page's chooser")
+    variants = param.Dict(default={}, doc="served version (models:/NAME/V) -> its comparison table rows")
 
     def load(self) -> None:
         super().load()
@@ -76,6 +95,7 @@ class EndpointModel(PageModel):
             replicas=list(snapshot.replicas.get(self.endpoint, [])),
             models=list(snapshot.models),
             endpoint_names=[e.spec.name for e in snapshot.endpoints],
+            variants=variant_tables(snapshot.endpoint(self.endpoint), snapshot.optimizations),
         )
 
     # -------------------------------------------------------------- actions

@@ -18,6 +18,20 @@ from workbench.ui.views.progressive import first_then_rest
 from workbench.ui.views.shell import esc, stylesheets
 from workbench.ui.views.widgets import badge, split_bar, when
 
+_VARIANT_BADGES = {"parent": "wb-info", "registered": "wb-ok", "refused": "wb-warn", "failed": "wb-bad"}
+
+
+def _number(value: Any) -> str:
+    return "-" if value is None else f"{float(value):g}"
+
+
+def _signed(value: Any) -> str:
+    return "-" if value is None else f"{float(value):+.2f}"
+
+
+def _speedup(value: Any) -> str:
+    return "-" if value is None else f"{float(value):.2f}&times;"
+
 
 class EndpointView(Viewer):
     model = param.ClassSelector(class_=EndpointModel)
@@ -42,6 +56,7 @@ class EndpointView(Viewer):
         )
         self._replicas = pn.pane.HTML(sizing_mode="stretch_width", stylesheets=css)
         self._history = pn.pane.HTML(sizing_mode="stretch_width", stylesheets=css)
+        self._variants = pn.pane.HTML(sizing_mode="stretch_width", stylesheets=css)
         self._select = pn.widgets.Select(
             label="Endpoint", options=self._endpoint_names(), value=model.endpoint or None, width=220
         )
@@ -57,12 +72,14 @@ class EndpointView(Viewer):
         model.param.watch(self._on_snapshot, ["snapshot"])
         model.param.watch(self._render_replicas, ["replicas"])
         model.param.watch(self._render_history, ["revisions"])
+        model.param.watch(self._render_variants, ["variants"])
         model.param.watch(self._sync_actions, ["models", "rollout", "record", "revisions"])
         model.param.watch(self._sync_names, ["endpoint_names"])
         self._on_points()
         self._render_summary()
         self._render_replicas()
         self._render_history()
+        self._render_variants()
         self._sync_actions()
         self._sync_names()
 
@@ -179,6 +196,35 @@ class EndpointView(Viewer):
             f"<th>routes</th><th>by</th><th>why</th></tr>{history}</table>"
         )
 
+    def _render_variants(self, *_: Any) -> None:
+        """Each served version beside its optimised variants: measured in one run, registered or refused."""
+        tables = self._model_.variants
+        if not tables:
+            self._variants.object = ""
+            return
+        parts = ['<h3 class="wb-section">Optimised variants</h3>']
+        for parent, rows in tables.items():
+            body = "".join(
+                f'<tr data-status="{esc(row["status"])}"><td>{esc(row["model"])}</td><td>{esc(row["method"])}</td>'
+                f"<td>{badge(str(row['status']), _VARIANT_BADGES.get(str(row['status']), 'wb-muted'))}</td>"
+                f"<td>{esc(row.get('quality') or '')}</td><td>{_signed(row.get('delta'))}</td>"
+                f"<td>{_number(row.get('p50_ms_batch1'))}</td><td>{_number(row.get('p50_ms_serving'))}</td>"
+                f"<td>{_speedup(row.get('speedup'))}</td><td>{_number(row.get('size_kb'))}</td>"
+                f"<td>{_number(row.get('rss_mb'))}</td><td>{esc(row.get('note') or '')}</td></tr>"
+                for row in rows
+            )
+            parts.append(
+                f'<table class="wb-table" data-testid="variants" data-parent="{esc(parent)}"><tr><th>model</th>'
+                "<th>method</th><th>status</th><th>quality</th><th>&Delta;</th><th>p50 ms @1</th>"
+                "<th>p50 ms @serving</th><th>speed-up</th><th>size KB</th><th>RSS MB</th><th>note</th></tr>"
+                f"{body}</table>"
+            )
+        parts.append(
+            '<div class="wb-muted">A registered variant goes out like any version: choose it below and start '
+            "a canary. <code>workbench optimize</code> asks for more.</div>"
+        )
+        self._variants.object = "".join(parts)
+
     # --------------------------------------------------------------- actions
     def _build_actions(self) -> pn.viewable.Viewable:
         model = self._model_
@@ -281,6 +327,7 @@ class EndpointView(Viewer):
                 chart(self.charts.errors),
                 chart(self.charts.batch),
                 self._actions,
+                self._variants,
                 self._replicas,
                 self._history,
             ]

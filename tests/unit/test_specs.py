@@ -25,6 +25,7 @@ from workbench.specs.monitor import (
     RollbackAction,
     RunbookAction,
 )
+from workbench.specs.optimization import OptimizationRequest
 from workbench.specs.rollout import BlueGreenOptions, CanaryStep, RolloutSpec, ShadowOptions
 from workbench.specs.runbook import RunRequest, ScheduleSpec, Trigger
 
@@ -51,6 +52,15 @@ SPEC_CLASSES = _discover_specs()
 # A representative valid instance of each spec, with every optional field set away from its default so a
 # field that does not survive the round trip is noticed.
 FACTORIES: dict[type[Spec], dict[str, Any]] = {
+    OptimizationRequest: {
+        "method": "distill:mlp-32x16",
+        "accuracy_budget_points": 0.5,
+        "min_speedup": 2.0,
+        "batch_size": 16,
+        "threads": 1,
+        "aliases": ["fast"],
+        "reason": "smaller replicas",
+    },
     CanaryStep: {"weight": 12.5, "min_duration_s": 90.0},
     DriftOptions: {
         "columns": ["age", "plan"],

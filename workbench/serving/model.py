@@ -2,14 +2,16 @@
 
 Torch models saved by MLflow's pytorch flavour are loaded as the ``nn.Module`` itself, straight from the
 model directory (``torch.load`` of ``data/model.pth``): the replica does not import MLflow, which keeps
-its start-up short and its memory below ``mlflow models serve``'s. Every other flavour (and torch models
-in other serialisations) goes through ``mlflow.pyfunc``.
+its start-up short and its memory below ``mlflow models serve``'s. Models with MLflow's ``onnx`` flavour
+(and no torch weights) run in onnxruntime (:mod:`workbench.serving.onnx_runner`), importing neither torch
+nor MLflow. Every other flavour (and torch models in other serialisations) goes through ``mlflow.pyfunc``.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -148,36 +150,104 @@ class PyfuncRunner:
         return {self.output_names[0]: np.asarray(result)}
 
 
+def serving_flavor(model_dir: Path, mlmodel: dict[str, Any] | None = None) -> str:
+    """How the replica will run the model in ``model_dir``: ``pytorch``, ``onnx`` or ``pyfunc``.
+
+    Torch weights win when both are there (a variant saved with its source module); an ``onnx`` flavour
+    is served by onnxruntime otherwise; anything else by ``mlflow.pyfunc``. Cheap (reads the MLmodel
+    only), so the replica can pick the device inventory before importing any runtime.
+    """
+    flavors = (mlmodel if mlmodel is not None else read_mlmodel(model_dir)).get("flavors", {})
+    if _torch_weights(model_dir, flavors) is not None:
+        return "pytorch"
+    return "onnx" if "onnx" in flavors else "pyfunc"
+
+
+def _torch_weights(model_dir: Path, flavors: dict[str, Any]) -> Path | None:
+    pytorch = flavors.get("pytorch")
+    if pytorch is None:
+        return None
+    weights = model_dir / str(pytorch.get("model_data", "data")) / "model.pth"
+    return weights if weights.is_file() else None
+
+
 def load_model(model_dir: Path, device: str, *, threads: int | None = None) -> LoadedModel:
-    """Load the model in ``model_dir`` onto ``device`` (already resolved by ``select_device``)."""
+    """Load the model in ``model_dir`` onto ``device`` (already resolved by ``select_device``).
+
+    Each flavour imports its own runtime and nothing else: an ONNX replica never imports torch or MLflow.
+    """
     started = time.perf_counter()
     mlmodel = read_mlmodel(model_dir)
     schema = schema_from_signature(mlmodel.get("signature"))
     flavors = mlmodel.get("flavors", {})
+    flavor = serving_flavor(model_dir, mlmodel)
+    if flavor == "pytorch":
+        weights = _torch_weights(model_dir, flavors)
+        assert weights is not None
+        runner, details = _load_torch(weights, device, schema, threads)
+    elif flavor == "onnx":
+        runner, details = _load_onnx(
+            model_dir / str(flavors["onnx"].get("data", "model.onnx")), device, schema, threads
+        )
+    else:
+        runner, details = _load_pyfunc(model_dir, device, schema, threads)
+    details["load_seconds"] = round(time.perf_counter() - started, 3)
+    log.info("loaded %s model from %s on %s in %.2fs", flavor, model_dir, device, details["load_seconds"])
+    return LoadedModel(runner=runner, schema=schema, flavor=flavor, device=device, details=details)
+
+
+def _load_torch(
+    weights: Path, device: str, schema: ModelSchema, threads: int | None
+) -> tuple[Runner, dict[str, Any]]:
     import torch
 
     if threads is not None:
         torch.set_num_threads(threads)
-    details: dict[str, Any] = {"torch_threads": torch.get_num_threads(), "torch_version": torch.__version__}
-    pytorch = flavors.get("pytorch")
-    weights = model_dir / str((pytorch or {}).get("model_data", "data")) / "model.pth"
-    if pytorch is not None and weights.is_file():
-        module = torch.load(weights, map_location="cpu", weights_only=False)
-        runner: Runner = TorchRunner(module, device, schema)
-        parameters = sum(p.numel() for p in module.parameters())
-        dtypes = sorted({str(p.dtype).removeprefix("torch.") for p in module.parameters()})
-        details.update(parameters=parameters, dtype=",".join(dtypes) or "none")
-        flavor = "pytorch"
-    else:
-        import mlflow.pyfunc
+    module = torch.load(weights, map_location="cpu", weights_only=False)
+    runner = TorchRunner(module, device, schema)
+    dtypes = sorted({str(p.dtype).removeprefix("torch.") for p in module.parameters()})
+    return runner, {
+        "torch_threads": torch.get_num_threads(),
+        "torch_version": torch.__version__,
+        "parameters": sum(p.numel() for p in module.parameters()),
+        "dtype": ",".join(dtypes) or "none",
+    }
 
-        if device.startswith("cuda"):
-            os.environ.setdefault("CUDA_VISIBLE_DEVICES", device.partition(":")[2] or "0")
-        runner = PyfuncRunner(mlflow.pyfunc.load_model(str(model_dir)), schema)
-        flavor = "pyfunc"
-    details["load_seconds"] = round(time.perf_counter() - started, 3)
-    log.info("loaded %s model from %s on %s in %.2fs", flavor, model_dir, device, details["load_seconds"])
-    return LoadedModel(runner=runner, schema=schema, flavor=flavor, device=device, details=details)
+
+def _load_onnx(
+    model_file: Path, device: str, schema: ModelSchema, threads: int | None
+) -> tuple[Runner, dict[str, Any]]:
+    import onnxruntime
+
+    from workbench.serving.onnx_runner import OnnxRunner, open_session
+
+    session = open_session(model_file, device, threads=threads)
+    runner = OnnxRunner(session, schema)
+    meta = session.get_modelmeta()
+    return runner, {
+        "onnxruntime_version": onnxruntime.__version__,
+        "providers": list(session.get_providers()),
+        "threads": session.get_session_options().intra_op_num_threads,
+        "onnx_inputs": list(runner.input_names),
+        "producer": meta.producer_name or None,
+    }
+
+
+def _load_pyfunc(
+    model_dir: Path, device: str, schema: ModelSchema, threads: int | None
+) -> tuple[Runner, dict[str, Any]]:
+    import mlflow.pyfunc
+
+    if device.startswith("cuda"):
+        os.environ.setdefault("CUDA_VISIBLE_DEVICES", device.partition(":")[2] or "0")
+    runner = PyfuncRunner(mlflow.pyfunc.load_model(str(model_dir)), schema)
+    details: dict[str, Any] = {}
+    torch = sys.modules.get("torch")
+    if torch is not None:  # a model that uses torch imported it: give it the replica's threads
+        if threads is not None:
+            torch.set_num_threads(threads)
+        details.update(torch_threads=torch.get_num_threads(), torch_version=torch.__version__)
+    return runner, details
 
 
 def warm_up(model: LoadedModel, rows: Sequence[int]) -> None:

@@ -32,11 +32,13 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CONFIG
     configure_logging()
     config = ReplicaConfig.model_validate_json(Path(args[0]).read_bytes())
-    from workbench.serving.device import local_inventory, select_device
-    from workbench.serving.model import load_model, warm_up
+    from workbench.serving.device import local_inventory, onnx_inventory, select_device
+    from workbench.serving.model import load_model, serving_flavor, warm_up
 
     try:
-        device = select_device(config.device, local_inventory())
+        # Ask the runtime that will serve: an ONNX replica must not import torch only to count GPUs.
+        onnx = serving_flavor(config.model_dir) == "onnx"
+        device = select_device(config.device, onnx_inventory() if onnx else local_inventory())
         model = load_model(config.model_dir, device, threads=config.threads)
         warm_up(model, sorted({1, config.max_batch_size}))
         if config.features is not None:

@@ -365,7 +365,8 @@ class ReplicaApp:
         return {
             "name": name,
             "versions": [self.version],
-            "platform": "pytorch" if self.model.flavor == "pytorch" else "mlflow",
+            # The names KServe and Triton use, so their clients recognise the runtime.
+            "platform": {"pytorch": "pytorch", "onnx": "onnxruntime_onnx"}.get(self.model.flavor, "mlflow"),
             "inputs": described["inputs"],
             "outputs": outputs,
             "parameters": {

@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck pytest install system-deps labextension clean bench-serving bench-rollouts bench-monitoring bench-runbooks bench-blocked bench-dashboards bench-jupyterlab bench-deps bench-experiments bench-features
+.PHONY: demo test lint typecheck pytest install system-deps labextension clean bench-serving bench-rollouts bench-monitoring bench-runbooks bench-blocked bench-dashboards bench-jupyterlab bench-deps bench-experiments bench-features bench-optimize
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -102,6 +102,10 @@ bench-jupyterlab: install system-deps labextension
 bench-features: install system-deps
 	$(BIN)/python benchmarks/features.py --write-docs
 	$(BIN)/python benchmarks/features_serving.py --write-docs
+
+# Optimised variants of the demo's v2 and v3, each measured beside its parent through the product's API.
+bench-optimize: install
+	$(BIN)/python benchmarks/optimize.py --write-docs
 
 bench-experiments: install
 	$(BIN)/python benchmarks/experiments.py --write-docs

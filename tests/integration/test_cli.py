@@ -245,6 +245,13 @@ def test_demo_registers_three_versions_and_canaries_v2_to_champion_and_v3_back(
     assert f"{router}/v2/models/churn/infer" in out
     assert "canary of v2: succeeded" in out
     assert "canary of v3: rolled_back" in out
+    # Issue 15 on the demo: v2 as ONNX and int8 variants, v3 distilled, each gated; the fastest ONNX variant of
+    # v2 canaried against v2 itself, promoted.
+    assert "Variants of models:/churn-classifier/2" in out
+    assert "Variants of models:/churn-classifier/3" in out
+    onnx_canary = re.search(r"canary of models:/churn-classifier/(\d+) \((onnx|onnx-int8)\): succeeded", out)
+    assert onnx_canary, out
+    variant = int(onnx_canary.group(1))
     assert f"dashboards:    http://127.0.0.1:{cli.env['WORKBENCH_DASHBOARD_PORT']}" in out
     assert f"by id:         {router}/endpoints/churn-by-id/invocations" in out
     with ControlPlaneProcess(f"http://127.0.0.1:{port}", cli.env, home / "logs" / "check.log"):
@@ -252,7 +259,7 @@ def test_demo_registers_three_versions_and_canaries_v2_to_champion_and_v3_back(
         record = dict.fromkeys(FEATURES, 1.0)
         response = httpx.post(f"{router}/endpoints/churn/invocations", json={"dataframe_records": [record]})
         assert response.status_code == 200, response.text
-        assert response.headers["x-workbench-model-version"] == "2"
+        assert response.headers["x-workbench-model-version"] == str(variant)
         # Issue 14 on the demo: a customer id alone; the replica fetches the customer's features from Feast.
         by_id = httpx.post(
             f"{router}/endpoints/churn-by-id/invocations",
@@ -267,15 +274,22 @@ def test_demo_registers_three_versions_and_canaries_v2_to_champion_and_v3_back(
         versions = cli.json("models", "show", "churn-classifier")
         assert isinstance(versions, list)
         by_number = {v["version"]: v for v in versions}
-        assert sorted(by_number) == [1, 2, 3]
-        assert by_number[2]["aliases"] == ["champion"]
+        optimized = {n: v["optimization"] for n, v in by_number.items() if v["optimization"]}
+        assert sorted(by_number) == [1, 2, 3, *sorted(optimized)]
+        assert {o["method"] for o in optimized.values()} >= {"onnx", "distill:mlp-32"}
+        assert all(
+            o["parent_version"] == (3 if o["method"].startswith("distill") else 2) for o in optimized.values()
+        )
+        assert by_number[variant]["aliases"] == ["champion"]
+        assert by_number[variant]["lineage"]["parent_version"] == 2
         status = cli.json("status")
         assert isinstance(status, dict)
         assert [(r["candidate"], r["phase"]) for r in status["rollouts"]] == [
+            (f"models:/churn-classifier/{variant}", "succeeded"),
             ("models:/churn-classifier/3", "rolled_back"),
             ("models:/churn-classifier/2", "succeeded"),
         ]
-        assert "latency_p95" in status["rollouts"][0]["message"]
+        assert "latency_p95" in status["rollouts"][1]["message"]
         shown = cli("status").stdout
         assert "Rollouts" in shown
         assert "rolled_back" in shown
@@ -284,7 +298,7 @@ def test_demo_registers_three_versions_and_canaries_v2_to_champion_and_v3_back(
         assert "labels fed back" in sent
         monitor = cli.json("monitor", "show", "churn")
         assert isinstance(monitor, dict)
-        assert monitor["reference"]["version"] == 2
+        assert monitor["reference"]["version"] == variant
         assert monitor["values"]["requests"] > 100
         assert monitor["values"]["labelled"] > 0
         baseline = monitor["reference"]["baseline"]
@@ -316,12 +330,19 @@ def test_demo_registers_three_versions_and_canaries_v2_to_champion_and_v3_back(
         events = cli.json("audit", "--prefix", "models:/churn-classifier")
         assert isinstance(events, list)
         registered = [e["target"] for e in events if e["action"] == "model.register"]
-        assert sorted(registered) == [f"models:/churn-classifier/{n}" for n in (1, 2, 3)]
-        assert {e["action"] for e in events} == {"model.register", "model.alias.set", "model.alias.delete"}
+        assert sorted(registered) == sorted(f"models:/churn-classifier/{n}" for n in by_number)
+        assert {e["action"] for e in events} == {
+            "model.register",
+            "model.alias.set",
+            "model.alias.delete",
+            "model.optimize",
+            "model.optimize.registered",
+            "model.optimize.refused",
+        }
         again = cli("demo", "--no-serve", "--rows", "6000").stdout
         assert "already registered" in again
-        assert len(cli.json("models", "show", "churn-classifier")) == 3  # type: ignore[arg-type]
-        _rollback_after_the_demo_never_returns_to_the_rejected_v3(cli)
+        assert len(cli.json("models", "show", "churn-classifier")) == len(by_number)  # type: ignore[arg-type]
+        _rollback_after_the_demo_never_returns_to_the_rejected_v3(cli, variant)
         _the_demo_experiment_finds_v2_keeps_more_customers_and_promotes_it(cli, router)
 
 
@@ -346,15 +367,18 @@ def _the_demo_experiment_finds_v2_keeps_more_customers_and_promotes_it(cli: Cli,
     assert served.headers["x-workbench-model-version"] == "2"  # the blue-green switched to the winner
 
 
-def _rollback_after_the_demo_never_returns_to_the_rejected_v3(cli: Cli) -> None:
-    """The issue's scenario: after v3's automatic rollback, `workbench rollback churn` must not route to v3."""
+def _rollback_after_the_demo_never_returns_to_the_rejected_v3(cli: Cli, variant: int) -> None:
+    """The issue's scenario: after v3's automatic rollback, `workbench rollback churn` must not route to v3.
+
+    Since issue 15 the demo ends with the ONNX variant of v2 promoted: a rollback returns to v2, the next to
+    v1 (stepping over the rejected v3), and the one after has nowhere to go."""
     shown = cli.json("endpoints", "history", "churn")
     assert isinstance(shown, dict)
     oldest_first = list(reversed(shown["revisions"]))
     causes = [r["cause"] for r in oldest_first]
     assert causes[0] == "deploy", causes
-    assert causes[-1] == "automatic_rollback", causes
-    assert "promote" in causes
+    assert causes[-1] == "promote", causes
+    assert "automatic_rollback" in causes
     assert set(causes) <= {"deploy", "rollout_step", "promote", "automatic_rollback"}, causes
     assert all(r["rollout_id"] for r in oldest_first if r["cause"] != "deploy")
     assert [(r["model"], r["version"]) for r in shown["rejected"]] == [("churn-classifier", 3)]
@@ -367,6 +391,12 @@ def _rollback_after_the_demo_never_returns_to_the_rejected_v3(cli: Cli) -> None:
     assert "rejected on 'churn'" in refused
     assert "force" in refused
 
+    served = [(r["version"], r["weight"]) for r in oldest_first[-1]["spec"]["routes"] if r["weight"] > 0]
+    assert served == [(variant, 100.0)]
+    rolled = cli.json("rollback", "churn")
+    assert isinstance(rolled, dict)
+    routes = [(r["version"], r["weight"]) for r in rolled["endpoint"]["spec"]["routes"] if r["weight"] > 0]
+    assert routes == [(2, 100.0)], rolled["message"]
     rolled = cli.json("rollback", "churn")
     assert isinstance(rolled, dict)
     routes = [(r["version"], r["weight"]) for r in rolled["endpoint"]["spec"]["routes"] if r["weight"] > 0]
@@ -385,8 +415,8 @@ def _rollback_after_the_demo_never_returns_to_the_rejected_v3(cli: Cli) -> None:
     assert cli("rollback", "churn", "--to-revision", "999", expect=1).stderr.count("has no revision 999") == 1
     final = cli.json("endpoints", "history", "churn")
     assert isinstance(final, dict)
-    assert [r["cause"] for r in final["revisions"][:1]] == ["manual_rollback"]
-    assert len(final["revisions"]) == len(oldest_first) + 1
+    assert [r["cause"] for r in final["revisions"][:2]] == ["manual_rollback", "manual_rollback"]
+    assert len(final["revisions"]) == len(oldest_first) + 2
 
 
 def test_up_refuses_a_busy_port_and_a_bad_store_url(tmp_path: Path) -> None:

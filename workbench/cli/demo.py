@@ -35,6 +35,11 @@ def demo(
         "--features/--no-features",
         help="customers' features in the feature store, and the champion on 'churn-by-id' (called by id)",
     ),
+    optimize: bool = typer.Option(
+        True,
+        "--optimize/--no-optimize",
+        help="after the canaries: ONNX, int8 and distilled variants, measured and gated; canary the ONNX one",
+    ),
 ) -> None:
     """Train and register the demo models, serve the champion, and run two canaries under traffic."""
     from workbench.demo.world import (
@@ -89,7 +94,9 @@ def demo(
                 with console.status(f"deploying {DEMO_MODEL}@champion to the endpoint '{DEMO_ENDPOINT}'"):
                     endpoint = ensure_demo_endpoint(client)
                 if canaries and fresh and endpoint["router_url"]:
-                    _run_demo_canaries(client, endpoint["router_url"], [v.version for v in versions])
+                    _run_demo_canaries(
+                        client, endpoint["router_url"], [v.version for v in versions], optimize=optimize
+                    )
                     endpoint = client.endpoint_status(DEMO_ENDPOINT)
                 with console.status("watching the endpoint: monitor and alert rules"):
                     rules = ensure_demo_monitoring(client)
@@ -147,8 +154,9 @@ def demo(
             owned.stop()
 
 
-def _run_demo_canaries(client: Client, router_url: str, numbers: list[int]) -> None:
-    """Canary the better model, then the bad one, under generated traffic; print what happened."""
+def _run_demo_canaries(client: Client, router_url: str, numbers: list[int], *, optimize: bool) -> None:
+    """Canary the better model, then the bad one, under generated traffic; then (``optimize``) make the
+    optimised variants and canary the fastest ONNX one; print what happened."""
     from workbench.demo.canaries import demo_canary, run_canary
     from workbench.demo.traffic import DemoTraffic
     from workbench.demo.world import DEMO_ENDPOINT, DEMO_MODEL, demo_data
@@ -167,11 +175,44 @@ def _run_demo_canaries(client: Client, router_url: str, numbers: list[int]) -> N
                 f"canary of v{number}: [bold]{record.phase.value}[/]"
                 + (f" (failed: {', '.join(failed)})" if failed else "")
             )
+        if optimize:
+            results.extend(_run_demo_optimizations(client, numbers))
     print_table(
         f"Canaries on '{DEMO_ENDPOINT}' ({traffic.sent} requests, {traffic.failed} failed)",
         ["candidate", "outcome", "why"],
         results,
     )
+
+
+def _run_demo_optimizations(client: Client, numbers: list[int]) -> list[tuple[str, str, str]]:
+    """The variants (under the demo's traffic, as a real endpoint would be), their table, and a canary
+    of the fastest ONNX variant of v2 against v2 itself."""
+    from workbench.cli.optimize import print_variants
+    from workbench.demo.canaries import demo_canary, run_canary
+    from workbench.demo.optimize import fastest_onnx, optimize_demo
+    from workbench.demo.world import DEMO_ENDPOINT, DEMO_MODEL
+
+    versions = dict(zip((1, 2, 3), numbers, strict=False))
+    with console.status("optimised variants") as status:
+        records = optimize_demo(client, DEMO_MODEL, versions, on_progress=status.update)
+    for parent in dict.fromkeys(r.parent_uri for r in records):
+        print_variants(f"Variants of {parent}", client.variants(parent)["rows"])
+    best = fastest_onnx(records)
+    if best is None:
+        console.print("no ONNX variant passed its gate: nothing to canary")
+        return []
+    candidate = f"models:/{DEMO_MODEL}/{best.variant_version}"
+    with console.status(f"canary of {candidate} ({best.method} of v2)") as status:
+        record = run_canary(client, demo_canary(DEMO_ENDPOINT, candidate), on_progress=status.update)
+    events = client.rollout(record.id)["events"]
+    console.print(f"canary of {candidate} ({best.method}): [bold]{record.phase.value}[/]")
+    return [
+        (
+            f"v{best.variant_version} ({best.method} of v2)",
+            record.phase.value,
+            events[-1]["message"] if events else "",
+        )
+    ]
 
 
 def _failed_checks(events: list[dict[str, Any]]) -> list[str]:

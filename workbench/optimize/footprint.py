@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from workbench.errors import UnavailableError
@@ -27,19 +28,33 @@ def size_on_disk(directory: Path) -> int:
     )
 
 
-def replica_rss_mb(model_dir: Path, batch: int, threads: int | None) -> float:
-    """Resident memory (MB) of a fresh process after loading and warming ``model_dir`` as a replica would."""
-    command = [sys.executable, "-m", "workbench.optimize.footprint", str(model_dir), str(batch)]
-    if threads is not None:
-        command.append(str(threads))
+def replica_rss_mb(model_dirs: Sequence[Path], batch: int, threads: int | None) -> list[float]:
+    """Resident memory (MB) of a fresh process per directory, after loading and warming it as a replica would.
+
+    The probes run at the same time: they only load and warm (no timing is taken while they run), and
+    each process's own RSS does not depend on its neighbours.
+    """
+    probes = []
+    for model_dir in model_dirs:
+        command = [sys.executable, "-m", "workbench.optimize.footprint", str(model_dir), str(batch)]
+        if threads is not None:
+            command.append(str(threads))
+        probes.append(subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    results = []
     try:
-        out = subprocess.run(command, capture_output=True, text=True, timeout=_PROBE_TIMEOUT_S, check=True)
-        return float(json.loads(out.stdout.strip().splitlines()[-1])["rss_mb"])
-    except (OSError, subprocess.SubprocessError, ValueError, KeyError, IndexError) as exc:
-        detail = getattr(exc, "stderr", "") or str(exc)
-        raise UnavailableError(
-            f"could not measure the replica memory of {model_dir}: {detail[-400:]}"
-        ) from None
+        for model_dir, probe in zip(model_dirs, probes, strict=True):
+            out, err = probe.communicate(timeout=_PROBE_TIMEOUT_S)
+            try:
+                results.append(float(json.loads(out.strip().splitlines()[-1])["rss_mb"]))
+            except (ValueError, KeyError, IndexError):
+                raise UnavailableError(
+                    f"could not measure the replica memory of {model_dir}: {(err or out)[-400:]}"
+                ) from None
+    finally:
+        for probe in probes:
+            if probe.poll() is None:
+                probe.kill()
+    return results
 
 
 def _probe(model_dir: Path, batch: int, threads: int | None) -> float:

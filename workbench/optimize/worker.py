@@ -95,6 +95,12 @@ def run(job: OptimizationJob) -> dict[str, Any]:
         item = batch_of(rows.eval_matrix, batch, rows.eval_columns)
         latency[str(batch)] = paired_latency([parent.runner, variant.runner], item)
 
+    rss = (
+        replica_rss_mb([job.parent_dir, variant_dir], job.serving_batch, job.threads)
+        if job.measure_rss
+        else None
+    )
+
     def block(index: int, directory: Path, scores: np.ndarray[Any, Any], loaded: Any) -> dict[str, Any]:
         figures: dict[str, Any] = {
             "quality": quality(task, rows.eval_target, scores),
@@ -103,8 +109,8 @@ def run(job: OptimizationJob) -> dict[str, Any]:
             "flavor": loaded.flavor,
             "parameters": loaded.details.get("parameters"),
         }
-        if job.measure_rss:
-            figures["replica_rss_mb"] = replica_rss_mb(directory, job.serving_batch, job.threads)
+        if rss is not None:
+            figures["replica_rss_mb"] = rss[index]
         return figures
 
     return {

@@ -224,8 +224,11 @@ class WindowHistogram:
         }
         self.rows = 0
 
-    def add(self, columns: Mapping[str, Any]) -> None:
-        """Add a batch of rows, given as column name → values (columns the profile lacks are ignored)."""
+    def add(self, columns: Mapping[str, Any], *, rows: int | None = None) -> None:
+        """Add a batch of rows, given as column name → values (columns the profile lacks are ignored).
+
+        ``rows``: how many rows the batch holds, when it joins requests that did not all carry every column
+        (the default, the longest column, is right for one request)."""
         batch_rows = 0
         for column in self.profile.columns:
             if column.name not in columns:
@@ -246,7 +249,7 @@ class WindowHistogram:
             counts.above_n += above.size
             counts.above_sum += float(above.sum())
             counts.inner += _inner_counts(data, edges)
-        self.rows += batch_rows
+        self.rows += batch_rows if rows is None else rows
 
     def merge(self, other: WindowHistogram) -> None:
         for name, counts in self._counts.items():

@@ -64,7 +64,8 @@ class EndpointFeed:
                 cursor = self._repo.index_cursor(connection, endpoint)
             if cursor is not None:
                 start = cursor - SEEK_MARGIN_S if start is None else max(start, cursor - SEEK_MARGIN_S)
-        self._tail = PredictionLogTail(directory, modified_since=start)
+        # The index, the live charts and the experiments read ids, times, versions and scores: not inputs.
+        self._tail = PredictionLogTail(directory, modified_since=start, inputs=False)
         self._lock = threading.Lock()
         self._recent: OrderedDict[str, IndexedRequest] = OrderedDict()
         self._limit = index_limit

@@ -65,9 +65,11 @@ class PredictionLogTail:
     """``modified_since`` skips segments last written before it (their records are all older), and a
     segment read for the first time starts near its first record at ``modified_since``."""
 
-    def __init__(self, directory: Path, *, modified_since: float | None = None) -> None:
+    def __init__(self, directory: Path, *, modified_since: float | None = None, inputs: bool = True) -> None:
         self.directory = directory
         self.modified_since = modified_since
+        #: False: batch lines expand without each request's inputs (see ``expand``).
+        self.inputs = inputs
         self._offsets: dict[Path, int] = {}
 
     def poll(self, *, max_bytes: int = 256 * 1024 * 1024) -> list[dict[str, Any]]:
@@ -112,7 +114,7 @@ class PredictionLogTail:
                     continue
                 if isinstance(record, dict):
                     if "requests" in record:  # one line for a whole inference batch
-                        records.extend(expand(record))
+                        records.extend(expand(record, inputs=self.inputs))
                     else:
                         records.append(record)
         return records

@@ -99,3 +99,86 @@ def test_feature_freshness_and_lookup_time_over_the_window() -> None:
     assert series["feature_lookup_p95_ms"] == pytest.approx(1.45)
     window.evict(113.5)  # the look-ups leave the window
     assert window.lookup_series()["feature_age_max_s"] is None
+
+
+def _batch_line(rng: np.random.Generator, ts: float, requests: int, *, status: int = 200) -> dict[str, Any]:
+    """A batch line as a replica writes it (and orjson reads it back): lists per request, columns joined."""
+    rows = [int(r) for r in rng.integers(1, 4, requests)]
+    total = sum(rows)
+    return {
+        "ts": ts,
+        "endpoint": "e",
+        "model": "m",
+        "version": 2,
+        "batch_size": total,
+        "requests": {
+            "ts": [ts + 0.37 * i for i in range(requests)],
+            "request_id": [f"r{ts}-{i}" for i in range(requests)],
+            "status": [status] * requests,
+            "shadow": [False] * requests,
+            "rows": rows,
+            "latency_ms": [float(x) for x in rng.uniform(1, 9, requests)],
+            "queue_ms": [0.1] * requests,
+        },
+        "inputs": {"a": rng.normal(0, 1, total).tolist(), "b": rng.normal(0.5, 2, total).tolist()},
+        "outputs": {"p": rng.uniform(0, 1, (total, 1)).tolist()},
+    }
+
+
+def _counts(histogram: Any) -> dict[str, Any]:
+    return {
+        name: (
+            c.inner.tolist(),
+            c.below_n,
+            round(c.below_sum, 9),
+            c.above_n,
+            round(c.above_sum, 9),
+            sorted(c.discrete.items()),
+            c.n,
+        )
+        for name, c in histogram._counts.items()
+    }
+
+
+def _state(window: SlidingWindow, now: float) -> dict[str, Any]:
+    histogram = window.feature_histogram()
+    predictions = window.prediction_histogram()
+    assert predictions is not None
+    return {
+        "series": window.series(now),
+        "by_version": window.series_by_version(now),
+        "rows": histogram.rows,
+        "features": _counts(histogram),
+        "predictions": _counts(predictions),
+        "scored": sorted(window.scored()),
+        "versions": window.versions(),
+    }
+
+
+def test_batch_lines_fold_whole_exactly_as_their_expanded_requests() -> None:
+    """The fast path (a batch line's columns sliced once per slice) and the per-request path agree on
+    everything a monitor computes, including lines that straddle slices and the window's start, and lines
+    the fast path leaves to the other (errors, shadows, per-request parts)."""
+    from workbench.telemetry.batch_record import expand
+
+    rng = np.random.default_rng(7)
+    predictions = ReferenceProfile((profile_column(PREDICTION, np.linspace(0, 1, 500)),))
+    lines = [_batch_line(rng, 95.0 + 1.3 * i, int(rng.integers(1, 9))) for i in range(12)]
+    lines.append(_batch_line(rng, 101.0, 3, status=500))
+    shadow = _batch_line(rng, 102.0, 2)
+    shadow["shadow"] = True
+    lines.append(shadow)
+    parts = _batch_line(rng, 103.0, 2)
+    parts["inputs"] = [{"a": [0.1], "b": [0.2]}, {"a": [0.3, 0.4], "b": [0.5, 0.6]}]
+    parts["requests"]["rows"] = [1, 2]
+    parts["outputs"] = {"p": [[0.2], [0.4], [0.6]]}
+    lines.append(parts)
+    whole = SlidingWindow(window_s=10, every_s=2, features=_profile(), predictions=predictions)
+    expanded = SlidingWindow(window_s=10, every_s=2, features=_profile(), predictions=predictions)
+    whole.add_lines(lines, now=108.0)
+    expanded.add([record for line in lines for record in expand(line)], now=108.0)
+    assert _state(whole, 108.0) == _state(expanded, 108.0)
+    assert whole.feature_histogram().rows > 20
+    probe = SlidingWindow(window_s=10, every_s=2, features=_profile(), predictions=predictions)
+    taken = [probe._add_batch_line(line, oldest=0.0, gathered={}) for line in lines]
+    assert taken == [True] * 12 + [False, False, False], "the fast path took the plain lines, and only them"

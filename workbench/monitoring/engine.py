@@ -158,7 +158,7 @@ class MonitorEngine:
         )
         # A fresh window (first look, or after a restart) starts one window back in the log.
         directory = self.plane.settings.home / "predictions" / spec.endpoint
-        tail = PredictionLogTail(directory, modified_since=time.time() - spec.window_s)
+        tail = PredictionLogTail(directory, modified_since=time.time() - spec.window_s, lines=True)
         found = _Live(spec=spec, reference=reference, window=window, tail=tail)
         with self._guard:
             self._live[name] = found
@@ -182,7 +182,7 @@ class MonitorEngine:
                 # Another version took the traffic (a promotion, a rollback): judge it by its own reference.
                 self.forget(name)
                 live = self._ensure(name)
-            live.window.add(live.tail.poll(), at)
+            live.window.add_lines(live.tail.poll(), at)
             values = self._values(live, at)
             self._export(live, values)
             if not act:

@@ -65,9 +65,18 @@ class PredictionLogTail:
     """``modified_since`` skips segments last written before it (their records are all older), and a
     segment read for the first time starts near its first record at ``modified_since``."""
 
-    def __init__(self, directory: Path, *, modified_since: float | None = None, inputs: bool = True) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        modified_since: float | None = None,
+        inputs: bool = True,
+        lines: bool = False,
+    ) -> None:
         self.directory = directory
         self.modified_since = modified_since
+        #: True: ``poll`` returns lines as written (batch lines whole), for readers that fold them whole.
+        self.lines = lines
         #: False: batch lines expand without each request's inputs (see ``expand``).
         self.inputs = inputs
         self._offsets: dict[Path, int] = {}
@@ -113,7 +122,7 @@ class PredictionLogTail:
                     log.warning("skipping a corrupt line in %s", segment)
                     continue
                 if isinstance(record, dict):
-                    if "requests" in record:  # one line for a whole inference batch
+                    if "requests" in record and not self.lines:  # one line for a whole inference batch
                         records.extend(expand(record, inputs=self.inputs))
                     else:
                         records.append(record)

@@ -26,7 +26,8 @@ from typing import Any
 from workbench.monitoring.live import LiveTraffic
 from workbench.monitoring.window import record_scores
 from workbench.store.engine import Database
-from workbench.store.monitoring import IndexedRequest, MonitoringRepository
+from workbench.store.monitoring import IndexedRequest, IndexRow, MonitoringRepository
+from workbench.telemetry.batch_record import expand
 from workbench.telemetry.tail import SEEK_MARGIN_S, PredictionLogTail
 
 log = logging.getLogger("workbench.monitoring")
@@ -64,10 +65,11 @@ class EndpointFeed:
                 cursor = self._repo.index_cursor(connection, endpoint)
             if cursor is not None:
                 start = cursor - SEEK_MARGIN_S if start is None else max(start, cursor - SEEK_MARGIN_S)
-        # The index, the live charts and the experiments read ids, times, versions and scores: not inputs.
-        self._tail = PredictionLogTail(directory, modified_since=start, inputs=False)
+        # Lines as written: the index, the live charts and the experiments read ids, times, versions and
+        # scores, which a batch line holds as lists; nothing of a request's inputs or outputs is sliced.
+        self._tail = PredictionLogTail(directory, modified_since=start, lines=True)
         self._lock = threading.Lock()
-        self._recent: OrderedDict[str, IndexedRequest] = OrderedDict()
+        self._recent: OrderedDict[str, IndexRow] = OrderedDict()
         self._limit = index_limit
         #: The same records folded per second, for live charts (``GET /traffic``).
         self.live = LiveTraffic()
@@ -75,32 +77,40 @@ class EndpointFeed:
     def poll(self, *, max_bytes: int = POLL_BYTES) -> int:
         """Index what the log gained (store and memory); returns how many records were read."""
         with self._lock:  # one reader of this feed's tail at a time: each record is indexed once
-            records = self._tail.poll(max_bytes=max_bytes)
-            self.live.add(records, now=time.time())
-            fresh: list[IndexedRequest] = []
-            for record in records:
-                ts = float(record.get("ts", 0.0))
-                if self._since is not None and ts < self._since:
-                    continue
-                request_id = record.get("request_id")
-                if not request_id or record.get("shadow"):
-                    continue
-                scores = record_scores(record)
-                fresh.append(
-                    IndexedRequest(
-                        request_id=str(request_id),
-                        ts=ts,
-                        version=int(record.get("version", 0)),
-                        score=float(scores[0]) if scores is not None and scores.size == 1 else None,
-                        routing_key=record.get("key"),
+            records: list[dict[str, Any]] = []
+            fresh: list[IndexRow] = []
+            for line in self._tail.poll(max_bytes=max_bytes):
+                if "requests" not in line:
+                    scores = record_scores(line)
+                    self._index(
+                        line, float(scores[0]) if scores is not None and scores.size == 1 else None, fresh
                     )
+                    records.append(line)
+                    continue
+                # A batch line: its requests without inputs or outputs, and each one-row request's score
+                # read from the line's output column by offset.
+                requests = list(expand(line, inputs=False, outputs=False))
+                total = sum(r["rows"] for r in requests if isinstance(r.get("rows"), int))
+                line_scores = (
+                    record_scores({"outputs": line.get("outputs"), "rows": total}) if total else None
                 )
+                offset = 0
+                for record in requests:
+                    rows = record.get("rows")
+                    score = None
+                    if rows == 1 and line_scores is not None and offset < line_scores.size:
+                        score = float(line_scores[offset])
+                    offset += rows if isinstance(rows, int) else 0
+                    self._index(record, score, fresh)
+                records.extend(requests)
+            self.live.add(records, now=time.time())
             if fresh and self._db is not None:
                 with self._db.write() as connection:
                     self._repo.index_requests(connection, self.endpoint, fresh)
+            recent = self._recent
             for item in fresh:
-                self._recent[item.request_id] = item
-                self._recent.move_to_end(item.request_id)
+                recent[item[0]] = item
+                recent.move_to_end(item[0])
             while len(self._recent) > self._limit:
                 self._recent.popitem(last=False)
             for observer in self._observers:
@@ -110,10 +120,20 @@ class EndpointFeed:
                     log.exception("feed of %s: an observer failed", self.endpoint)
             return len(records)
 
+    def _index(self, record: dict[str, Any], score: float | None, fresh: list[IndexRow]) -> None:
+        ts = float(record.get("ts", 0.0))
+        if self._since is not None and ts < self._since:
+            return
+        request_id = record.get("request_id")
+        if not request_id or record.get("shadow"):
+            return
+        fresh.append((str(request_id), ts, int(record.get("version", 0)), score, record.get("key")))
+
     def cached(self, request_id: str) -> IndexedRequest | None:
         """The prediction if the in-memory part of the index still holds it."""
         with self._lock:
-            return self._recent.get(request_id)
+            row = self._recent.get(request_id)
+        return _indexed(row) if row is not None else None
 
     def lookup(self, request_ids: list[str]) -> dict[str, IndexedRequest]:
         """The predictions these ids name; a miss waits once for the writers' flush and reads again."""
@@ -127,7 +147,7 @@ class EndpointFeed:
 
     def _found(self, request_ids: list[str]) -> dict[str, IndexedRequest]:
         with self._lock:
-            found = {rid: self._recent[rid] for rid in request_ids if rid in self._recent}
+            found = {rid: _indexed(self._recent[rid]) for rid in request_ids if rid in self._recent}
         missing = [rid for rid in dict.fromkeys(request_ids) if rid not in found]
         if missing and self._db is not None:
             with self._db.read() as connection:
@@ -140,3 +160,8 @@ class EndpointFeed:
             return 0
         with self._db.write() as connection:
             return self._repo.prune_index(connection, self.endpoint, before)
+
+
+def _indexed(row: IndexRow) -> IndexedRequest:
+    request_id, ts, version, score, key = row
+    return IndexedRequest(request_id=request_id, ts=ts, version=version, score=score, routing_key=key)

@@ -26,7 +26,6 @@ from workbench.records.monitoring import (
     ReportRecord,
 )
 from workbench.specs.monitor import AlertRuleSpec, MonitorSpec
-from workbench.store.history import _insert_ignore
 from workbench.store.schema import (
     alert_events,
     alert_rules,
@@ -50,6 +49,10 @@ __all__ = [
 
 def _at(value: float) -> datetime:
     return datetime.fromtimestamp(value, tz=UTC)
+
+
+#: (request_id, ts, version, score, routing_key): an indexed request as the feed builds it, no model object.
+IndexRow = tuple[str, float, int, float | None, str | None]
 
 
 class MonitoringRepository:
@@ -260,13 +263,27 @@ class MonitoringRepository:
         return self._items(rows)
 
     # ------------------------------------------------------- request index
-    def index_requests(self, connection: Connection, endpoint: str, rows: Sequence[IndexedRequest]) -> None:
-        """Remember request id -> prediction; an id already indexed keeps its first prediction."""
-        if rows:
-            connection.execute(
-                _insert_ignore(connection, request_index),
-                [{"endpoint": endpoint, **row.model_dump()} for row in rows],
-            )
+    def index_requests(
+        self, connection: Connection, endpoint: str, rows: Sequence[IndexedRequest | IndexRow]
+    ) -> None:
+        """Remember request id -> prediction; an id already indexed keeps its first prediction.
+
+        Thousands of rows a second under load: one driver-level ``executemany`` of plain tuples (SQLAlchemy's
+        per-row parameter building was most of what indexing cost)."""
+        if not rows:
+            return
+        values = [
+            (endpoint, *row)
+            if isinstance(row, tuple)
+            else (endpoint, row.request_id, row.ts, row.version, row.score, row.routing_key)
+            for row in rows
+        ]
+        columns = "endpoint, request_id, ts, version, score, routing_key"
+        if connection.dialect.name == "postgresql":
+            sql = f"INSERT INTO request_index ({columns}) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"
+        else:
+            sql = f"INSERT OR IGNORE INTO request_index ({columns}) VALUES (?, ?, ?, ?, ?, ?)"
+        connection.exec_driver_sql(sql, values)
 
     def indexed(
         self, connection: Connection, endpoint: str, request_ids: Sequence[str]

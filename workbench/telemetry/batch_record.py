@@ -216,11 +216,12 @@ class BatchRecord:
         return line
 
 
-def expand(record: dict[str, Any], *, inputs: bool = True) -> Iterator[dict[str, Any]]:
+def expand(record: dict[str, Any], *, inputs: bool = True, outputs: bool = True) -> Iterator[dict[str, Any]]:
     """The per-request records of a line: itself for a single request, one per request for a batch.
 
-    ``inputs=False`` leaves each request's inputs (and feature lookup) out: slicing every column per
-    request is most of what expanding costs, and readers that index requests never look at them.
+    ``inputs=False`` leaves each request's inputs (and feature lookup) out, ``outputs=False`` its outputs:
+    slicing every column per request is most of what expanding costs, and readers that only count or
+    index requests never look at them.
 
     A batch line that does not hold together (lists of different lengths, rows that do not add up) is
     skipped whole rather than attributing one request's rows to another.
@@ -241,7 +242,7 @@ def expand(record: dict[str, Any], *, inputs: bool = True) -> Iterator[dict[str,
         not isinstance(values, list) or len(values) != count for values in optional.values()
     ):
         return
-    logged, outputs, lookup = record.get("inputs"), record.get("outputs"), record.get("lookup")
+    logged, answered, lookup = record.get("inputs"), record.get("outputs"), record.get("lookup")
     if not inputs:
         lookup = None
     shared = {k: v for k, v in record.items() if k not in ("requests", "inputs", "outputs", "lookup", "ts")}
@@ -258,7 +259,8 @@ def expand(record: dict[str, Any], *, inputs: bool = True) -> Iterator[dict[str,
         if logged is not None:
             if inputs:
                 one["inputs"] = _share(logged, index, offset, rows)
-            one["outputs"] = _share(outputs, index, offset, rows)
+            if outputs:
+                one["outputs"] = _share(answered, index, offset, rows)
             if lookup is not None:
                 one["lookup"] = _share(lookup, index, offset, rows)
         offset += rows

@@ -242,7 +242,11 @@ class SlidingWindow:
             if pending is None:
                 pending = gathered[id(part)] = _Gathered(part)
             if offset > first_row:
-                pending.add_rows({name: column[first_row:offset] for name, column in rows.items()})
+                whole = first_row == 0 and offset == total  # the usual case: the line is in one slice
+                pending.add_rows(
+                    rows if whole else {name: column[first_row:offset] for name, column in rows.items()},
+                    count=offset - first_row,
+                )
                 if part.predictions is not None:
                     pending.scores.append(scores[first_row:offset])
             index = end
@@ -328,10 +332,12 @@ class _Gathered:
         self.rows = 0
         self.scores: list[np.ndarray[Any, np.dtype[np.float64]]] = []
 
-    def add_rows(self, rows: dict[str, Any]) -> None:
+    def add_rows(self, rows: dict[str, Any], *, count: int | None = None) -> None:
+        """One request's columns (``count`` None: its longest column is its row count), or a known number
+        of rows whose columns all have that length."""
         most = 0
         for name, values in rows.items():
-            size = _size(values)
+            size = _size(values) if count is None else count
             most = max(most, size)
             if size:
                 self.columns.setdefault(name, []).append(values)

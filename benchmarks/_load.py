@@ -16,6 +16,19 @@ wrk.headers["Content-Type"] = "application/json"
 local f = assert(io.open(os.getenv("WRK_BODY_FILE"), "rb"))
 wrk.body = f:read("*a")
 f:close()
+-- WRK_BODIES_FILE: one body per line, sent in turn (traffic that looks like the data, not one row again)
+local bodies = {}
+local listed = os.getenv("WRK_BODIES_FILE")
+if listed and listed ~= "" then
+  for line in io.lines(listed) do bodies[#bodies + 1] = line end
+end
+local turn = 0
+if #bodies > 0 then
+  request = function()
+    turn = turn % #bodies + 1
+    return wrk.format(nil, nil, nil, bodies[turn])
+  end
+end
 done = function(summary, latency, requests)
   io.write(string.format(
     '{"requests":%d,"duration_us":%d,"status_errors":%d,"socket_errors":%d,' ..
@@ -50,9 +63,16 @@ def require_wrk() -> str:
 
 
 def run_wrk(
-    url: str, body: bytes, *, concurrency: int, seconds: float, headers: Mapping[str, str] | None = None
+    url: str,
+    body: bytes,
+    *,
+    concurrency: int,
+    seconds: float,
+    headers: Mapping[str, str] | None = None,
+    bodies: list[bytes] | None = None,
 ) -> LoadResult:
-    """POST ``body`` (JSON unless ``headers`` say otherwise) at ``concurrency`` for ``seconds``."""
+    """POST ``body`` (JSON unless ``headers`` say otherwise) at ``concurrency`` for ``seconds``; with
+    ``bodies`` (one-line JSON each), those in turn instead."""
     wrk = require_wrk()
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "post.lua"
@@ -62,6 +82,8 @@ def run_wrk(
         script.write_text(_SCRIPT + extra)
         body_file = Path(tmp) / "body.json"
         body_file.write_bytes(body)
+        bodies_file = Path(tmp) / "bodies.jsonl"
+        bodies_file.write_bytes(b"\n".join(bodies) + b"\n" if bodies else b"")
         out = subprocess.run(
             [
                 wrk,
@@ -77,7 +99,11 @@ def run_wrk(
             capture_output=True,
             text=True,
             check=True,
-            env={"WRK_BODY_FILE": str(body_file), "PATH": "/usr/bin:/bin"},
+            env={
+                "WRK_BODY_FILE": str(body_file),
+                "WRK_BODIES_FILE": str(bodies_file) if bodies else "",
+                "PATH": "/usr/bin:/bin",
+            },
             timeout=seconds + 60,
         ).stdout
     line = next(line for line in out.splitlines() if line.startswith("{"))

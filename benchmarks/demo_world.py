@@ -4,7 +4,8 @@
 monitor with four alert rules, the feature store, the by-id endpoint); then ``workbench up`` serves it as
 a user's would be served: the monitoring loop ticks, alert rules are evaluated, every request is in the
 prediction log, the dashboards' process runs. wrk (one thread) sends one-row MLflow JSON at c=64 to the
-demo endpoint through the router, in paired rounds:
+demo endpoint through the router (the demo's generated customers in turn, 2,000 different rows), in
+paired rounds:
 
 - ``router, monitored``: as the demo left it;
 - ``router, no monitor``: the monitor and its rules deleted (the feed for feedback still runs);
@@ -62,9 +63,9 @@ def _cpu_seconds(pid: int) -> float:
     return float(times.user + times.system)
 
 
-def _run(label: str, url: str, body: bytes, seconds: float, plane_pid: int | None) -> dict[str, Any]:
+def _run(label: str, url: str, bodies: list[bytes], seconds: float, plane_pid: int | None) -> dict[str, Any]:
     before = _cpu_seconds(plane_pid) if plane_pid else 0.0
-    result: LoadResult = run_wrk(url, body, concurrency=CONCURRENCY, seconds=seconds)
+    result: LoadResult = run_wrk(url, bodies[0], concurrency=CONCURRENCY, seconds=seconds, bodies=bodies)
     cpu = (_cpu_seconds(plane_pid) - before) if plane_pid else None
     row = {
         "label": label,
@@ -107,27 +108,33 @@ def run(seconds: float, rounds: int, demo_args: list[str]) -> dict[str, Any]:
             target = f"{status['router_url']}/endpoints/{DEMO_ENDPOINT}/invocations"
             champion = client.resolve(f"models:/{DEMO_MODEL}@champion")
             model_dir = Path(champion.source.removeprefix("file://"))
-            row = demo_data(rows=2000).holdout[list(FEATURES)].head(1)
-            body = orjson.dumps(
-                {"dataframe_split": {"columns": list(FEATURES), "data": row.to_numpy().tolist()}}
-            )
+            # The demo's customers in turn, one row a request: traffic like the reference, so the monitor
+            # watches a healthy endpoint (one row sent again and again is drift, and its alert runs a runbook).
+            frame = demo_data(rows=8000).holdout[list(FEATURES)]
+            bodies = [
+                orjson.dumps({"dataframe_split": {"columns": list(FEATURES), "data": [row]}})
+                for row in frame.to_numpy().tolist()
+            ]
             mlflow, mlflow_url = start_mlflow(model_dir, root / "mlflow.log")
             for label, url_ in (("warm-up router", target), ("warm-up mlflow", f"{mlflow_url}/invocations")):
-                _run(label, url_, body, 2, None)
+                _run(label, url_, bodies, 2, None)
             for _round in range(rounds):
                 runs.append(
-                    {**_run("router, monitored", target, body, seconds, plane.process.pid), "round": _round}
+                    {**_run("router, monitored", target, bodies, seconds, plane.process.pid), "round": _round}
                 )
                 _drop_monitor(client)
                 time.sleep(2)
                 runs.append(
-                    {**_run("router, no monitor", target, body, seconds, plane.process.pid), "round": _round}
+                    {
+                        **_run("router, no monitor", target, bodies, seconds, plane.process.pid),
+                        "round": _round,
+                    }
                 )
                 ensure_demo_monitoring(client)
                 time.sleep(5)  # the monitor's first look reads its window back
                 runs.append(
                     {
-                        **_run("mlflow models serve", f"{mlflow_url}/invocations", body, seconds, None),
+                        **_run("mlflow models serve", f"{mlflow_url}/invocations", bodies, seconds, None),
                         "round": _round,
                     }
                 )
@@ -173,7 +180,8 @@ def markdown(result: dict[str, Any], load: tuple[float, float]) -> str:
         f"to build), then `workbench up`; the endpoint serves {result['served']['model']} "
         f"({', '.join(result['served']['flavors'])}"
         + (f", the {result['served']['optimization']} variant" if result["served"]["optimization"] else "")
-        + f"). wrk, one thread, one-row MLflow JSON, c={CONCURRENCY}, {result['seconds']:g} s a run, "
+        + "). wrk, one thread, one-row MLflow JSON (2,000 different rows in turn), "
+        f"c={CONCURRENCY}, {result['seconds']:g} s a run, "
         f"{result['rounds']} paired rounds (medians).",
         "",
         "| target | req/s | p50 ms | p99 ms | errors | control plane CPU (s/s) |",

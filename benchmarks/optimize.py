@@ -86,7 +86,10 @@ def run(batch: int | None) -> tuple[list[OptimizationRecord], float]:
                         f"v{recipe} {method}: {record.status.value} {verdict.get('speedup')}x",
                         verdict.get("reasons") or record.error or "",
                     )
-                    records.append(record)
+                    demo_version = {"demo_version": recipe}
+                    records.append(
+                        record.model_copy(update={"settings": {**record.settings, **demo_version}})
+                    )
         finally:
             plane.close()
     finally:
@@ -100,7 +103,7 @@ def _cells(block: dict[str, Any], serving: str) -> list[str]:
     return [
         f"{quality['auc_points']:.2f}",
         f"{quality['accuracy_points']:.2f}",
-        f"{latency['1']['p50']:.4f}",
+        *([f"{latency['1']['p50']:.4f}"] if serving != "1" else []),
         f"{latency[serving]['p50']:.4f}",
         f"{latency[serving]['rows_per_s']:,.0f}",
         f"{block['size_bytes'] / 1024:,.1f}",
@@ -125,10 +128,12 @@ def markdown(records: list[OptimizationRecord], took: float, load: tuple[float, 
         "warms the model as a replica does. Gate: at most 1 point of AUC or accuracy lost, at least 1.05x "
         f"faster at batch {serving}.",
         "",
-        f"| model | method | outcome | AUC | accuracy | p50 ms @1 | p50 ms @{serving} | rows/s @{serving} | "
-        "size KB | RSS MB | speed-up | AUC delta |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| model | method | outcome | AUC | accuracy | "
+        + ("p50 ms @1 | " if serving != "1" else "")
+        + f"p50 ms @{serving} | rows/s @{serving} | size KB | RSS MB | speed-up | AUC delta |",
+        "|---|---|---|---:|---:|" + ("---:|" if serving != "1" else "") + "---:|---:|---:|---:|---:|---:|",
     ]
+    demo = {r.version: r.settings.get("demo_version") for r in records}
     parents_done: set[int] = set()
     for record in records:
         if record.result is None:
@@ -139,18 +144,19 @@ def markdown(records: list[OptimizationRecord], took: float, load: tuple[float, 
         if record.version not in parents_done:
             parents_done.add(record.version)
             lines.append(
-                f"| **models:/{record.model}/{record.version}** | (parent, measured with {record.method}) | - | "
+                f"| **demo v{demo[record.version]}** (models:/{record.model}/{record.version}) | "
+                f"(parent, measured with {record.method}) | - | "
                 + " | ".join(_cells(record.result["parent"], serving))
                 + " | 1.00x | - |"
             )
         verdict = record.verdict or {}
         outcome = (
-            f"registered v{record.variant_version}"
+            f"registered as models:/{record.model}/{record.variant_version}"
             if record.variant_version
             else "refused: " + "; ".join(verdict.get("reasons", []))
         )
         lines.append(
-            f"| variant of v{record.version} | {record.method} | {outcome} | "
+            f"| variant of demo v{demo[record.version]} | {record.method} | {outcome} | "
             + " | ".join(_cells(record.result["variant"], serving))
             + f" | {verdict.get('speedup', float('nan')):.2f}x"
             + f" | {verdict['quality_delta'].get('auc_points', float('nan')):+.2f} |"
@@ -159,6 +165,15 @@ def markdown(records: list[OptimizationRecord], took: float, load: tuple[float, 
         "",
         "Every speed-up is against the parent measured in the same optimisation (the parent rows above are "
         "the first of those measurements; the others agree within the noise of a shared 2-core machine).",
+        "",
+        "What it says: onnxruntime wins several times at batch 1 on both models and, with no torch in the "
+        "process, its replica holds a third of a torch replica's memory. Torch's dynamic int8 loses on the "
+        "64-unit MLP (quantising each call's activations costs more than int8 matmuls save on layers that "
+        "small, as pytorch#103802 reports) and is refused; on v3 it wins, most of it from folding the weight "
+        "normalisation that every method starts from. Pruning half of v2's units gains only what its two "
+        "small matmuls cost, at the gate's edge. Distilling v3 into a 32-unit student keeps its AUC within a "
+        "third of a point (v3 is a weak teacher: the student can only be as good as the scores it mimics) "
+        "at a fraction of the latency.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -167,12 +182,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--batch", type=int, default=None, help="the serving batch (default: 1, no traffic)")
     parser.add_argument("--write-docs", action="store_true", help="write the results into docs/benchmarks.md")
+    parser.add_argument("--render", action="store_true", help="re-render the last run's results, no run")
     args = parser.parse_args()
-    before = os.getloadavg()[0]
-    records, took = run(args.batch)
-    section = markdown(records, took, (before, os.getloadavg()[0]))
+    if args.render:
+        saved = json.loads(RESULTS.read_text())
+        records = [OptimizationRecord.model_validate(r) for r in saved["records"]]
+        took, load = saved["seconds"], tuple(saved["load"])
+    else:
+        before = os.getloadavg()[0]
+        records, took = run(args.batch)
+        load = (before, os.getloadavg()[0])
+        RESULTS.write_text(
+            json.dumps(
+                {"records": [r.model_dump(mode="json") for r in records], "seconds": took, "load": load},
+                indent=1,
+            )
+        )
+    section = markdown(records, took, load)  # type: ignore[arg-type]
     print(section)
-    RESULTS.write_text(json.dumps([r.model_dump(mode="json") for r in records], indent=1))
     if args.write_docs:
         replace_section(SECTION, section)
         print("updated docs/benchmarks.md")

@@ -71,6 +71,8 @@ bench-deps:
 
 bench-serving: install bench-deps
 	$(BIN)/python benchmarks/serving.py --write-docs
+	$(BIN)/python benchmarks/log_cost.py --write-docs
+	$(BIN)/python benchmarks/demo_world.py --write-docs
 
 # Rollouts: breach-to-stable of automatic rollbacks, failed requests in switches (Python load, no wrk).
 bench-rollouts: install

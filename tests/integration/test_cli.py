@@ -249,7 +249,7 @@ def test_demo_registers_three_versions_and_canaries_v2_to_champion_and_v3_back(
     # v2 canaried against v2 itself, promoted.
     assert "Variants of models:/churn-classifier/2" in out
     assert "Variants of models:/churn-classifier/3" in out
-    onnx_canary = re.search(r"canary of models:/churn-classifier/(\d+) \((onnx|onnx-int8)\): succeeded", out)
+    onnx_canary = re.search(r"canary of models:/churn-classifier/(\d+) \(onnx\): succeeded", out)
     assert onnx_canary, out
     variant = int(onnx_canary.group(1))
     assert f"dashboards:    http://127.0.0.1:{cli.env['WORKBENCH_DASHBOARD_PORT']}" in out
@@ -276,7 +276,9 @@ def test_demo_registers_three_versions_and_canaries_v2_to_champion_and_v3_back(
         by_number = {v["version"]: v for v in versions}
         optimized = {n: v["optimization"] for n, v in by_number.items() if v["optimization"]}
         assert sorted(by_number) == [1, 2, 3, *sorted(optimized)]
-        assert {o["method"] for o in optimized.values()} >= {"onnx", "distill:mlp-32"}
+        # ONNX always wins at batch 1; the distilled v3 is judged on this small world's 750 rows, where a
+        # point of AUC is noise, so it may be registered or refused (the demo-sized figures: benchmarks.md).
+        assert "onnx" in {o["method"] for o in optimized.values()}
         assert all(
             o["parent_version"] == (3 if o["method"].startswith("distill") else 2) for o in optimized.values()
         )

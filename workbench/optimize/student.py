@@ -118,7 +118,7 @@ def fit_to_teacher(
     *,
     epochs: int,
     logits: Callable[[torch.Tensor], torch.Tensor] | None = None,
-    learning_rate: float = 1e-2,
+    learning_rate: float = 3e-3,
     batch_size: int = 256,
     seed: int = 0,
 ) -> FitReport:
@@ -132,6 +132,27 @@ def fit_to_teacher(
     """
     inputs = torch.from_numpy(np.ascontiguousarray(matrix, dtype=np.float32))
     targets = torch.from_numpy(np.asarray(teacher_scores, dtype=np.float32).reshape(-1))
+    threads = torch.get_num_threads()
+    # One thread: the same weights on any machine for a seed (threaded reductions round differently),
+    # and small layers train no slower on one.
+    torch.set_num_threads(1)
+    try:
+        return _fit(module, inputs, targets, kind, logits, epochs, learning_rate, batch_size, seed)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _fit(
+    module: nn.Module,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    kind: ScoreKind,
+    logits: Callable[[torch.Tensor], torch.Tensor] | None,
+    epochs: int,
+    learning_rate: float,
+    batch_size: int,
+    seed: int,
+) -> FitReport:
     n_rows = inputs.shape[0]
     steps = 0
     loss = torch.tensor(float("nan"))

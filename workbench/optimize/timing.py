@@ -33,7 +33,7 @@ def batch_of(matrix: np.ndarray[Any, Any], rows: int, columns: dict[str, Any] | 
 
 
 def paired_latency(
-    runners: Sequence[Runner], item: Decoded, *, rounds: int = 5, round_seconds: float = 0.2
+    runners: Sequence[Runner], item: Decoded, *, rounds: int = 4, round_seconds: float = 0.15
 ) -> list[dict[str, float]]:
     """p50/p90/p99 (ms) and rows/s of each runner on ``item``, from alternating rounds."""
     samples: list[list[float]] = [[] for _ in runners]

@@ -31,10 +31,10 @@ from workbench.optimize.student import ScoreKind
 
 _EVAL_CHUNK = 4096
 _MIN_EVAL_ROWS = 50
-_TRANSFER_COPIES = 4
+_TRANSFER_COPIES = 8
 _JITTER = 0.1
 _PRUNE_EPOCHS = 4
-_DISTILL_EPOCHS = 12
+_DISTILL_EPOCHS = 20
 
 
 @dataclass(frozen=True)
@@ -240,8 +240,7 @@ def _build_variant(
         assert method.amount is not None
         pruned, shape = torch_variants.prune_hidden_units(module, method.amount)
         build.update(shape)
-        # Fine-tuning starts from weights that already work: a gentler rate than a student's from scratch.
-        build["fine_tune"] = _fit(pruned, parent, rows, kind, _PRUNE_EPOCHS, job.seed, learning_rate=3e-3)
+        build["fine_tune"] = _fit(pruned, parent, rows, kind, _PRUNE_EPOCHS, job.seed)
         packaging.save_torch(pruned, job.parent_dir, destination)
     else:
         from workbench.optimize.student import build_student
@@ -265,7 +264,7 @@ def _fit(
     epochs: int,
     seed: int,
     transfer: np.ndarray[Any, Any] | None = None,
-    learning_rate: float = 1e-2,
+    learning_rate: float = 3e-3,
 ) -> dict[str, Any]:
     """Fit ``module`` to the parent's scores on the transfer rows (never on the rows it is judged on)."""
     from workbench.optimize.student import fit_to_teacher

@@ -9,7 +9,7 @@ import typer
 from workbench.cli._output import Column, console, fail, handle_errors, print_json, print_table
 from workbench.client import Client
 from workbench.optimize.methods import METHOD_HELP
-from workbench.optimize.table import comparison
+from workbench.optimize.table import COLUMNS, comparison
 from workbench.records.optimizations import OptimizationRecord, OptimizationStatus
 
 #: A refused variant is an answer, not an error: its own exit code lets scripts tell it from a failure.
@@ -28,20 +28,8 @@ _HEADERS = (
     Column("RSS MB", no_wrap=True),
     Column("note"),
 )
-_KEYS = (
-    "model",
-    "method",
-    "status",
-    "quality",
-    "delta",
-    "p50_ms_batch1",
-    "p50_ms_serving",
-    "speedup",
-    "rows_per_s",
-    "size_kb",
-    "rss_mb",
-    "note",
-)
+#: The table's columns (``workbench.optimize.table``) but its id, in the order of ``_HEADERS``.
+_KEYS = tuple(column for column in COLUMNS if column != "id")
 
 
 def _cell(key: str, value: Any) -> str:

@@ -9,11 +9,11 @@ import getpass
 import tempfile
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import httpx
 
@@ -59,6 +59,9 @@ def _default_actor() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return "unknown"
+
+
+_Record = TypeVar("_Record")
 
 
 class Client:
@@ -219,17 +222,12 @@ class Client:
 
     def wait_optimization(self, optimization_id: str, *, timeout_s: float = 900.0) -> OptimizationRecord:
         """The record once it has finished, or as it is after ``timeout_s``."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            left = max(0.0, deadline - time.monotonic())
-            step = min(left, 15.0)
-            record = OptimizationRecord.model_validate(
-                self._request(
-                    "GET", f"/optimizations/{optimization_id}", params={"wait_s": step}, timeout=step + 30
-                )
-            )
-            if record.status.finished or left <= 0:
-                return record
+        return self._long_poll(
+            f"/optimizations/{optimization_id}",
+            timeout_s,
+            OptimizationRecord.model_validate,
+            lambda r: r.status.finished,
+        )
 
     def optimizations(
         self, *, model: str | None = None, version: int | None = None, limit: int = 100
@@ -880,15 +878,22 @@ class Client:
 
     def wait_run(self, run_id: str, *, timeout_s: float = 600.0) -> RunRecord:
         """The run's record once it has ended, or as it is after ``timeout_s``."""
+        return self._long_poll(
+            f"/runbook-runs/{run_id}", timeout_s, RunRecord.model_validate, lambda r: r.status.is_final
+        )
+
+    def _long_poll(
+        self, path: str, timeout_s: float, parse: Callable[[Any], _Record], done: Callable[[_Record], bool]
+    ) -> _Record:
+        """GET ``path`` with ``wait_s`` (the server holds the answer until the thing ends or the step is up),
+        again until ``done`` says so or ``timeout_s`` has passed; the last answer."""
         deadline = time.monotonic() + timeout_s
         while True:
             left = max(0.0, deadline - time.monotonic())
             step = min(left, 15.0)
-            record = RunRecord.model_validate(
-                self._request("GET", f"/runbook-runs/{run_id}", params={"wait_s": step}, timeout=step + 30)
-            )
-            if record.status.is_final or left <= 0:
-                return record
+            answer = parse(self._request("GET", path, params={"wait_s": step}, timeout=step + 30))
+            if done(answer) or left <= 0:
+                return answer
 
     def cancel_run(self, run_id: str) -> RunRecord:
         return RunRecord.model_validate(

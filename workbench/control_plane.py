@@ -249,7 +249,7 @@ class ControlPlane:
                 reference_path=reference_path,
                 origin=f"run:{source.run_id}/{source.artifact_path}",
             )
-        self._audit_registration(info, request, actor)
+        self.audit_registration(info, request, actor)
         return info
 
     def register_archive(self, name: str, upload: Path, *, actor: str) -> ModelVersionInfo:
@@ -262,7 +262,7 @@ class ControlPlane:
             info = self.registry.register(
                 name, request, model_dir=model_dir, reference_path=reference, origin="upload"
             )
-            self._audit_registration(info, request, actor)
+            self.audit_registration(info, request, actor)
             return info
         finally:
             shutil.rmtree(staging, ignore_errors=True)
@@ -759,7 +759,8 @@ class ControlPlane:
             request.reference.path, self.settings.allowed_roots, field="reference.path", kind="file"
         )
 
-    def _audit_registration(self, info: ModelVersionInfo, request: RegistrationRequest, actor: str) -> None:
+    def audit_registration(self, info: ModelVersionInfo, request: RegistrationRequest, actor: str) -> None:
+        """The audit event of a registration made in MLflow (by the API's routes, or an optimisation's gate)."""
         self.audit.append(
             actor=actor,
             action="model.register",

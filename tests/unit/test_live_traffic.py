@@ -53,3 +53,18 @@ def test_since_returns_only_new_points_and_old_ones_age_out() -> None:
     assert first["points"]["all"]["ts"][0] >= 105
     again = live.since(first["next"], now=112.5)
     assert again["points"]["all"]["ts"] == [110, 111]
+
+
+def test_the_typical_batch_is_the_request_weighted_mean_of_sealed_seconds_per_version() -> None:
+    """What ``workbench optimize`` times a variant at when the endpoint serving its parent has traffic."""
+    live = LiveTraffic(grace_s=1.0)
+    assert live.typical_batch(now=100.0) is None  # no traffic: the caller falls back to one-row requests
+    records = [_record(100.1, batch_size=8) for _ in range(3)] + [_record(101.5, batch_size=2)]
+    records += [
+        _record(100.3, version=2, batch_size=32),
+        _record(103.9, batch_size=64),
+    ]  # 103: not sealed yet
+    live.add(records, now=104.0)  # nothing reads the live points: typical_batch seals the seconds itself
+    assert live.typical_batch("1", now=104.0) == (3 * 8 + 2) / 4
+    assert live.typical_batch("2", now=104.0) == 32
+    assert live.typical_batch(now=104.0) == (3 * 8 + 2 + 32) / 5

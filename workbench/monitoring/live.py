@@ -159,9 +159,12 @@ class LiveTraffic:
         while self._sealed and self._sealed[0].second <= oldest:
             self._sealed.popleft()
 
-    def typical_batch(self, key: str = ALL) -> float | None:
-        """The request-weighted mean batch size over the sealed seconds held (None without traffic)."""
+    def typical_batch(self, key: str = ALL, *, now: float) -> float | None:
+        """The request-weighted mean batch size over the sealed seconds held (None without traffic).
+
+        Seconds are sealed here too: nothing else seals them when no live chart is open."""
         with self._lock:
+            self._seal_until(now)
             weighted = [(p.batch_size, p.requests) for p in self._sealed if p.key == key and p.batch_size]
         requests = sum(count for _size, count in weighted)
         return sum(size * count for size, count in weighted) / requests if requests else None

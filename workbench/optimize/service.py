@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -168,7 +169,7 @@ class OptimizationService:
         for record in self._serving_endpoints(info):
             try:
                 observed = self.plane.monitoring.engine.feed(record.spec.name).live.typical_batch(
-                    str(info.version)
+                    str(info.version), now=time.time()
                 )
             except WorkbenchError:
                 observed = None
@@ -346,7 +347,7 @@ class OptimizationService:
             reference_path=reference,
             origin=f"optimize:{record.id}",
         )
-        self.plane._audit_registration(info, request, record.actor)
+        self.plane.audit_registration(info, request, record.actor)
         return info
 
     def _finish(

@@ -382,7 +382,7 @@ class Client:
         """Serve ``model`` (``models:/NAME@ALIAS`` or ``/VERSION``) on endpoint ``name``; waits until ready.
 
         ``options``: replicas, device, max_batch_size, max_wait_ms, payload_limit_bytes, threads,
-        log_sample_rate. Those not given keep their current values. ``expected_revision`` refuses (409)
+        torchscript, log_sample_rate. Those not given keep their current values. ``expected_revision`` refuses (409)
         if the endpoint moved on since it was read, and (404) if it was deleted meanwhile.
         """
         body = {"model": model, "reason": reason, **options}

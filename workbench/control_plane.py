@@ -66,6 +66,7 @@ from workbench.specs.endpoint import (
     Replicas,
     ShadowTarget,
     Threads,
+    TorchScript,
     TrafficRoute,
 )
 from workbench.specs.features import FeatureLookup
@@ -110,6 +111,7 @@ class EndpointRequest(BaseModel):
     batching: BatchingSpec = Field(default_factory=BatchingSpec)
     payload_limit_bytes: PayloadLimit = 8 * 1024 * 1024
     threads: Threads | None = None
+    torchscript: TorchScript = False
     log_sample_rate: LogSampleRate = 1.0
     latency_objective_ms: LatencyObjective | None = None
     description: str | None = Field(default=None, max_length=2000)
@@ -153,6 +155,7 @@ class DeployRequest(BaseModel):
     max_wait_ms: MaxWaitMs | None = None
     payload_limit_bytes: PayloadLimit | None = None
     threads: Threads | None = None
+    torchscript: TorchScript | None = None
     log_sample_rate: LogSampleRate | None = None
     latency_objective_ms: LatencyObjective | None = None
     features: FeatureLookup | None = Field(

@@ -66,6 +66,25 @@ def test_oip_single_and_batched_requests_through_router_and_replica(world: World
     assert response.status_code == 200
 
 
+def test_a_torchscript_endpoint_serves_the_verified_trace_with_the_modules_predictions(world: World) -> None:
+    world.client.deploy("churn-traced", "models:/churn/3", torchscript=True, reason="trace")
+    try:
+        metadata = httpx.get(f"{world.router}/v2/models/churn-traced").json()
+        assert metadata["parameters"]["graph"] == "torchscript"
+        rows = world.frame.head(17)
+        for body in (oip_columns(rows.head(1)), oip_columns(rows)):
+            response = httpx.post(f"{world.router}/v2/models/churn-traced/infer", json=body)
+            assert response.status_code == 200, response.text
+            n = body["inputs"][0]["shape"][0]
+            (output,) = response.json()["outputs"]
+            np.testing.assert_allclose(
+                output["data"], world.expected(3, rows)[:n].ravel(), rtol=1e-5, atol=1e-6
+            )
+        assert world.client.get_endpoint("churn-traced").spec.torchscript is True
+    finally:
+        world.client.delete_endpoint("churn-traced")
+
+
 def test_oip_metadata_and_readiness(world: World, churn: str) -> None:
     assert httpx.get(f"{world.router}/v2/health/live").status_code == 200
     assert httpx.get(f"{world.router}/v2/models/{churn}/ready").json()["ready"] is True

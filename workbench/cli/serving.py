@@ -24,6 +24,12 @@ def deploy(
     max_wait_ms: float | None = typer.Option(None, min=0, help="longest wait for a batch to fill"),
     payload_limit: int | None = typer.Option(None, "--payload-limit", min=1024, help="bytes per request"),
     threads: int | None = typer.Option(None, min=1, help="torch threads per replica"),
+    torchscript: bool | None = typer.Option(
+        None,
+        "--torchscript/--eager",
+        help="serve a torch model as its verified TorchScript trace (no GIL wait between layers; Python side "
+        "effects in forward() are dropped), or as the module itself",
+    ),
     by: str | None = typer.Option(
         None, "--by", help="requests carry this entity id (e.g. customer_id); the replicas fetch its features"
     ),
@@ -47,6 +53,7 @@ def deploy(
             "max_wait_ms": max_wait_ms,
             "payload_limit_bytes": payload_limit,
             "threads": threads,
+            "torchscript": torchscript,
         }.items()
         if v is not None
     }

@@ -201,7 +201,8 @@ def _within_unit(scores: np.ndarray[Any, Any]) -> bool:
 
 
 def _torch_module(parent: Any, method: Method) -> Any:
-    module = getattr(parent.runner, "module", None)
+    # The module itself, not the TorchScript trace the replica runs: methods rewrite its layers.
+    module = getattr(parent.runner, "eager", None)
     if module is None:
         raise ValidationError(
             f"{method.spelling} works on torch models and this version's flavour is {parent.flavor!r}: it "

@@ -19,6 +19,8 @@ class ReplicaConfig(BaseModel):
     model_dir: Path
     device: str = "auto"
     threads: int | None = None
+    #: Serve a torch model as a verified TorchScript trace (``serving.model``).
+    torchscript: bool = False
     max_batch_size: int = 64
     max_wait_ms: float = 2.0
     payload_limit_bytes: int = 8 * 1024 * 1024

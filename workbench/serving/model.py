@@ -65,12 +65,19 @@ def _output_names(schema: ModelSchema) -> tuple[str, ...]:
 class TorchRunner:
     """An ``nn.Module`` on its device; on CUDA, pinned host memory and a side stream for the copies."""
 
-    def __init__(self, module: Any, device: str, schema: ModelSchema) -> None:
+    def __init__(self, module: Any, device: str, schema: ModelSchema, *, torchscript: bool = False) -> None:
         import torch
+
+        from workbench.serving.torch_graph import as_graph
 
         self._torch = torch
         self.device = torch.device(device)
         self.module = module.to(self.device).eval()
+        #: The module as loaded; ``module`` is what runs (its verified trace, or itself).
+        self.eager = self.module
+        self.graph = "eager: torchscript not asked for"
+        if torchscript:
+            self.module, self.graph = as_graph(self.module, schema, self.device)
         self.output_names = _output_names(schema)
         self._cuda = self.device.type == "cuda"
         self._stream = torch.cuda.Stream(device=self.device) if self._cuda else None  # type: ignore[no-untyped-call]
@@ -171,10 +178,14 @@ def _torch_weights(model_dir: Path, flavors: dict[str, Any]) -> Path | None:
     return weights if weights.is_file() else None
 
 
-def load_model(model_dir: Path, device: str, *, threads: int | None = None) -> LoadedModel:
+def load_model(
+    model_dir: Path, device: str, *, threads: int | None = None, torchscript: bool = False
+) -> LoadedModel:
     """Load the model in ``model_dir`` onto ``device`` (already resolved by ``select_device``).
 
     Each flavour imports its own runtime and nothing else: an ONNX replica never imports torch or MLflow.
+    With ``torchscript``, a torch module is served as its verified TorchScript trace
+    (:mod:`workbench.serving.torch_graph`).
     """
     started = time.perf_counter()
     mlmodel = read_mlmodel(model_dir)
@@ -184,7 +195,7 @@ def load_model(model_dir: Path, device: str, *, threads: int | None = None) -> L
     if flavor == "pytorch":
         weights = _torch_weights(model_dir, flavors)
         assert weights is not None
-        runner, details = _load_torch(weights, device, schema, threads)
+        runner, details = _load_torch(weights, device, schema, threads, torchscript=torchscript)
     elif flavor == "onnx":
         runner, details = _load_onnx(
             model_dir / str(flavors["onnx"].get("data", "model.onnx")), device, schema, threads
@@ -197,16 +208,17 @@ def load_model(model_dir: Path, device: str, *, threads: int | None = None) -> L
 
 
 def _load_torch(
-    weights: Path, device: str, schema: ModelSchema, threads: int | None
+    weights: Path, device: str, schema: ModelSchema, threads: int | None, *, torchscript: bool
 ) -> tuple[Runner, dict[str, Any]]:
     import torch
 
     if threads is not None:
         torch.set_num_threads(threads)
     module = torch.load(weights, map_location="cpu", weights_only=False)
-    runner = TorchRunner(module, device, schema)
+    runner = TorchRunner(module, device, schema, torchscript=torchscript)
     dtypes = sorted({str(p.dtype).removeprefix("torch.") for p in module.parameters()})
     return runner, {
+        "graph": runner.graph,
         "torch_threads": torch.get_num_threads(),
         "torch_version": torch.__version__,
         "parameters": sum(p.numel() for p in module.parameters()),

@@ -31,6 +31,8 @@ def replica_ids(spec: EndpointSpec) -> dict[str, tuple[str, int]]:
             "threads": spec.threads,
             "batching": spec.batching.model_dump(),
             "payload": spec.payload_limit_bytes,
+            # Only when on: the default leaves every existing replica's name as it was.
+            **({"torchscript": True} if spec.torchscript else {}),
         },
         option=orjson.OPT_SORT_KEYS,
     )

@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         # Ask the runtime that will serve: an ONNX replica must not import torch only to count GPUs.
         onnx = serving_flavor(config.model_dir) == "onnx"
         device = select_device(config.device, onnx_inventory() if onnx else local_inventory())
-        model = load_model(config.model_dir, device, threads=config.threads)
+        model = load_model(config.model_dir, device, threads=config.threads, torchscript=config.torchscript)
         warm_up(model, sorted({1, config.max_batch_size}))
         if config.features is not None:
             from workbench.features.replica import attach_lookup

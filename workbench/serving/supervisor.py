@@ -186,6 +186,7 @@ class LocalSupervisor:
             model_dir=model_dir,
             device=spec.device,
             threads=spec.threads,
+            torchscript=spec.torchscript,
             max_batch_size=spec.batching.max_batch_size,
             max_wait_ms=spec.batching.max_wait_ms,
             payload_limit_bytes=spec.payload_limit_bytes,

@@ -68,6 +68,14 @@ LatencyObjective = Annotated[
 MaxWaitMs = Annotated[float, Field(ge=0, le=1000)]
 PayloadLimit = Annotated[int, Field(ge=1024, le=1024 * 1024 * 1024)]
 Threads = Annotated[int, Field(ge=1, le=256, description="torch intra-op threads per replica")]
+TorchScript = Annotated[
+    bool,
+    Field(
+        description="serve a torch model as its TorchScript trace when the trace reproduces the model's "
+        "outputs: the forward pass no longer waits for the GIL between layers, but Python side effects in "
+        "forward() (logging, sleeps) are dropped"
+    ),
+]
 LogSampleRate = Annotated[
     float, Field(ge=0.0, le=1.0, description="share of requests whose inputs and outputs are logged")
 ]
@@ -107,6 +115,7 @@ class EndpointSpec(Spec):
     batching: BatchingSpec = Field(default_factory=BatchingSpec)
     payload_limit_bytes: PayloadLimit = 8 * 1024 * 1024
     threads: Threads | None = None
+    torchscript: TorchScript = False
     log_sample_rate: LogSampleRate = 1.0
     latency_objective_ms: LatencyObjective | None = None
     description: str | None = Field(default=None, max_length=2000)

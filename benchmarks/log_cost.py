@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -71,6 +72,12 @@ def start_replica(
     return process, f"http://127.0.0.1:{info.port}/invocations"
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of one process (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run() -> dict[str, Any]:
     require_wrk()
     with tempfile.TemporaryDirectory(prefix="wb-log-cost-") as tmp:
@@ -88,14 +95,19 @@ def run() -> dict[str, Any]:
             "metadata": start_replica(workdir, model_dir, "metadata", workdir / "metadata", sample_rate=0.0),
         }
         results: dict[str, list[LoadResult]] = {name: [] for name in variants}
+        cpu_us: dict[str, list[float]] = {name: [] for name in variants}
         try:
             for _, url in variants.values():  # warm every one
                 run_wrk(url, body, concurrency=CONCURRENCY, seconds=2.0)
             for round_index in range(ROUNDS):
                 # Reversed every other round, so a machine getting faster or slower hits no variant alone.
                 order = list(variants.items())
-                for name, (_, url) in order if round_index % 2 == 0 else reversed(order):
-                    results[name].append(run_wrk(url, body, concurrency=CONCURRENCY, seconds=SECONDS))
+                for name, (process, url) in order if round_index % 2 == 0 else reversed(order):
+                    before = cpu_seconds(process.pid)
+                    result = run_wrk(url, body, concurrency=CONCURRENCY, seconds=SECONDS)
+                    used = cpu_seconds(process.pid) - before
+                    results[name].append(result)
+                    cpu_us[name].append(1e6 * used / max(1, result.requests))
         finally:
             for process, _ in variants.values():
                 process.terminate()
@@ -106,7 +118,13 @@ def run() -> dict[str, Any]:
         "seconds": SECONDS,
         "concurrency": CONCURRENCY,
         "records_written": written,
-        "runs": {k: [r.__dict__ | {"rps": r.rps} for r in v] for k, v in results.items()},
+        "runs": {
+            k: [
+                r.__dict__ | {"rps": r.rps, "cpu_us_per_request": cpu}
+                for r, cpu in zip(v, cpu_us[k], strict=True)
+            ]
+            for k, v in results.items()
+        },
     }
 
 
@@ -121,7 +139,19 @@ def to_markdown(result: dict[str, Any]) -> str:
         pairs = zip(result["runs"]["silent"], result["runs"][kind], strict=True)
         return statistics.median(100 * (s["rps"] - k["rps"]) / s["rps"] for s, k in pairs if s["rps"])
 
+    def paired_cpu(kind: str) -> float:
+        """Median over rounds of the extra CPU time per request against the silent replica's run of the
+        same round: what the log takes from a replica whose CPU is the limit, read from /proc, which the
+        VM's drifting speed and wrk's share of the two cores move much less than req/s."""
+        pairs = zip(result["runs"]["silent"], result["runs"][kind], strict=True)
+        return statistics.median(
+            100 * (k["cpu_us_per_request"] - s["cpu_us_per_request"]) / s["cpu_us_per_request"]
+            for s, k in pairs
+            if s.get("cpu_us_per_request")
+        )
+
     cost, metadata_cost = paired_cost("logged"), paired_cost("metadata")
+    cpu_cost, metadata_cpu_cost = paired_cpu("logged"), paired_cpu("metadata")
     silent_rps = [r["rps"] for r in result["runs"]["silent"]]
     sent = sum(r["requests"] for r in result["runs"]["logged"])
     lines = [
@@ -133,8 +163,8 @@ def to_markdown(result: dict[str, Any]) -> str:
         f"(one thread), one-row MLflow JSON, concurrency {result['concurrency']}, {result['seconds']:g} s per run, "
         f"alternated {result['rounds']} times (medians).",
         "",
-        "| replica | req/s | p50 ms | p99 ms | errors |",
-        "|---|---:|---:|---:|---:|",
+        "| replica | req/s | p50 ms | p99 ms | errors | replica CPU µs/request |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for kind, label in (
         ("silent", "no prediction log"),
@@ -143,7 +173,8 @@ def to_markdown(result: dict[str, Any]) -> str:
     ):
         lines.append(
             f"| {label} | {median(kind, 'rps'):,.0f} | {median(kind, 'p50_ms'):.2f} | "
-            f"{median(kind, 'p99_ms'):.2f} | {sum(r['errors'] for r in result['runs'][kind])} |"
+            f"{median(kind, 'p99_ms'):.2f} | {sum(r['errors'] for r in result['runs'][kind])} | "
+            f"{median(kind, 'cpu_us_per_request'):.1f} |"
         )
     verdict = "meets" if cost <= 5 else "misses"
     lines += [
@@ -154,6 +185,9 @@ def to_markdown(result: dict[str, Any]) -> str:
         f"throughput ranged {min(silent_rps):,.0f}-{max(silent_rps):,.0f} req/s over the rounds). The logging replica "
         f"wrote {result['records_written']:,} records for {sent:,} measured requests (warm-up included in the "
         "records).",
+        "",
+        f"CPU time the replica process spends per request (all its threads, from /proc): **{cpu_cost:+.1f} %** "
+        f"with inputs and outputs, {metadata_cpu_cost:+.1f} % for records alone (paired medians as above).",
         "",
     ]
     lines += [

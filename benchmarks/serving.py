@@ -39,6 +39,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from _cpu import children_cpu, own_cpu, process_cpu, thread_cpu
 from _load import LoadResult, require_wrk, run_wrk
 from _procs import rss_mb
 
@@ -83,8 +84,20 @@ def build_models(workdir: Path) -> tuple[dict[str, Path], Any]:
     return dirs, holdout
 
 
-def raw_inference(model_dir: Path, row: np.ndarray[Any, Any], seconds: float) -> dict[str, Any]:
-    """The ceiling: the same module, in-process, no serving at all."""
+def raw_inference(
+    model_dir: Path, row: np.ndarray[Any, Any], seconds: float, threads: int | None = None
+) -> dict[str, Any]:
+    """The ceiling: the same module, in-process, no serving at all (with ``threads`` torch threads)."""
+    previous = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        return _raw_inference(model_dir, row, seconds)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _raw_inference(model_dir: Path, row: np.ndarray[Any, Any], seconds: float) -> dict[str, Any]:
     module = torch.load(model_dir / "data" / "model.pth", map_location="cpu", weights_only=False).eval()
     x1 = torch.from_numpy(row)
     with torch.inference_mode():
@@ -115,6 +128,61 @@ def raw_inference(model_dir: Path, row: np.ndarray[Any, Any], seconds: float) ->
         "best_rows_per_s": per_batch[best],
         "rows_per_s_by_batch": per_batch,
         "parameters": sum(p.numel() for p in module.parameters()),
+        "threads": torch.get_num_threads(),
+    }
+
+
+# ------------------------------------------------------------- profile
+def _replica_counters(port: int) -> dict[str, float]:
+    """Batch and forward-pass totals from a replica's /metrics (one endpoint, one version)."""
+    wanted = {
+        "workbench_batch_size_rows_sum": "rows",
+        "workbench_batch_size_rows_count": "batches",
+        "workbench_inference_seconds_sum": "inference_s",
+    }
+    found = dict.fromkeys(wanted.values(), 0.0)
+    for line in httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text.splitlines():
+        name = line.split("{", 1)[0].split(" ", 1)[0]
+        if name in wanted:
+            found[wanted[name]] += float(line.rsplit(" ", 1)[1])
+    return found
+
+
+def where_the_time_goes(
+    url: str, body: bytes, seconds: float, *, replica_pid: int, replica_port: int, router_pid: int
+) -> dict[str, Any]:
+    """One wrk run at concurrency 64 with the CPU each part of the path used, per request, from /proc.
+
+    The replica's main thread runs its event loop (HTTP, decoding, batching, answering); its other threads
+    are the forward pass (the inference thread and torch's workers) and the prediction log's writer. The
+    inference thread's busy share comes from the replica's own forward-pass timings."""
+    before_threads, before_router = thread_cpu(replica_pid), process_cpu(router_pid)
+    before_wrk, before_self, before_counters = children_cpu(), own_cpu(), _replica_counters(replica_port)
+    result = run_wrk(url, body, concurrency=64, seconds=seconds)
+    after_threads, after_router = thread_cpu(replica_pid), process_cpu(router_pid)
+    after_wrk, after_self, after_counters = children_cpu(), own_cpu(), _replica_counters(replica_port)
+    elapsed = result.seconds
+    main = after_threads.get(replica_pid, 0.0) - before_threads.get(replica_pid, 0.0)
+    others = sum(v - before_threads.get(t, 0.0) for t, v in after_threads.items() if t != replica_pid)
+    counters = {k: after_counters[k] - before_counters[k] for k in after_counters}
+    cpu = {
+        "wrk (load generator)": after_wrk - before_wrk,
+        "router": after_router - before_router,
+        "replica event loop (HTTP, decode, batch, answer)": main,
+        "replica forward pass and log writer threads": others,
+        "control plane (monitoring the endpoint)": after_self - before_self,
+    }
+    return {
+        "rps": result.rps,
+        "errors": result.errors,
+        "p50_ms": result.p50_ms,
+        "p99_ms": result.p99_ms,
+        "seconds": elapsed,
+        "cpu_per_s": {k: v / elapsed for k, v in cpu.items()},
+        "cpu_us_per_request": {k: 1e6 * v / max(1, result.requests) for k, v in cpu.items()},
+        "mean_batch_rows": counters["rows"] / counters["batches"] if counters["batches"] else 0.0,
+        "inference_busy": counters["inference_s"] / elapsed,
+        "inference_us_per_row": 1e6 * counters["inference_s"] / counters["rows"] if counters["rows"] else 0.0,
     }
 
 
@@ -368,6 +436,9 @@ def run(seconds: float) -> dict[str, Any]:
                 entry["rss_mb_replica"] = rss_mb(replica["pid"])
                 router_pid = plane.serving.status()["router"]["pid"]
                 entry["rss_mb_router"] = rss_mb(router_pid)
+                if name == "heavy":
+                    entry["raw_one_thread"] = raw_inference(model_dir, matrix_row, seconds, threads=1)
+                    runs += profile_heavy(plane, entry, f"models:/{name}/{info.version}", oip_body, seconds)
                 entry["runs"] = runs
                 results["models"][name] = entry
                 plane.delete_endpoint(f"bench-{name}", actor="bench")
@@ -376,6 +447,54 @@ def run(seconds: float) -> dict[str, Any]:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return results
+
+
+#: The heavy model deployed for a machine whose other core serves the router and the load: one torch
+#: thread (a second one waits at every layer for the core the router holds), batches of at most half the
+#: clients (one batch computes while the other's answers and next requests travel), and the TorchScript
+#: trace (the forward pass takes the GIL once, not once per layer, from the busy event loop).
+SHARED_CORES = {"threads": 1, "max_batch_size": 32, "torchscript": True}
+SHARED_LABEL = "workbench router (oip), torchscript, 1 thread, batches <= 32"
+
+
+def profile_heavy(
+    plane: ControlPlane, entry: dict[str, Any], model: str, body: bytes, seconds: float
+) -> list[dict[str, Any]]:
+    """Where the cores go at concurrency 64 with one-row requests, deployed as by default and for shared
+    cores; returns the shared-cores deployment's run for the table."""
+    profiles: dict[str, Any] = {}
+    for label, options in (("default", {}), ("shared cores", SHARED_CORES)):
+        request = DeployRequest.model_validate({"model": model, "max_batch_size": 256, **options})
+        plane.deploy("bench-heavy", request, actor="bench")
+        status = plane.endpoint_status("bench-heavy")
+        (replica,) = status["replicas"]
+        url = f"{status['router_url']}/v2/models/bench-heavy/infer"
+        run_wrk(url, body, concurrency=64, seconds=2)  # warm-up
+        profiles[label] = where_the_time_goes(
+            url,
+            body,
+            seconds,
+            replica_pid=replica["pid"],
+            replica_port=replica["port"],
+            router_pid=plane.serving.status()["router"]["pid"],
+        )
+        print(f"  profile ({label}): {profiles[label]}", flush=True)
+    entry["profiles"] = profiles
+    shared = profiles["shared cores"]
+    return [
+        {
+            "target": SHARED_LABEL,
+            "concurrency": 64,
+            "requests": round(shared["rps"] * shared["seconds"]),
+            "seconds": shared["seconds"],
+            "errors": shared["errors"],
+            "p50_ms": shared["p50_ms"],
+            "p95_ms": float("nan"),
+            "p99_ms": shared["p99_ms"],
+            "rps": shared["rps"],
+            "rows_per_s": shared["rps"],
+        }
+    ]
 
 
 def _run(entry: dict[str, Any], target: str, concurrency: int) -> dict[str, Any]:
@@ -422,7 +541,57 @@ def to_markdown(results: dict[str, Any]) -> str:
             f"`mlflow models serve` {entry['rss_mb_mlflow']:.0f} MB (process tree).\n"
         )
         lines.extend(binary_comparison(entry))
+        if "profiles" in entry:
+            lines.extend(cores_table(entry))
     return "\n".join(lines)
+
+
+def cores_table(entry: dict[str, Any]) -> list[str]:
+    """Where the two cores go for one-row requests at concurrency 64, and the ceiling of what remains."""
+    profiles = entry["profiles"]
+    default, shared = profiles["default"], profiles["shared cores"]
+    lines = [
+        "Where the cores go, heavy model, one-row OIP requests through the router at concurrency 64 "
+        "(CPU time from /proc during the run; forward-pass time from the replica's own metrics):\n",
+        "| part | default: CPU s/s | default: µs/request | shared cores: CPU s/s | shared cores: µs/request |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for part in default["cpu_per_s"]:
+        lines.append(
+            f"| {part} | {default['cpu_per_s'][part]:.2f} | {default['cpu_us_per_request'][part]:.0f} | "
+            f"{shared['cpu_per_s'][part]:.2f} | {shared['cpu_us_per_request'][part]:.0f} |"
+        )
+    for label, key, fmt in (
+        ("requests/s", "rps", "{:,.0f}"),
+        ("p99 ms", "p99_ms", "{:.1f}"),
+        ("mean rows per forward pass", "mean_batch_rows", "{:.1f}"),
+        ("share of the time a forward pass runs", "inference_busy", "{:.0%}"),
+        ("forward-pass µs per row", "inference_us_per_row", "{:.0f}"),
+    ):
+        lines.append(f"| {label} | {fmt.format(default[key])} | | {fmt.format(shared[key])} | |")
+    one, two = entry["raw_one_thread"], entry["raw"]
+    others = sum(
+        v for k, v in shared["cpu_per_s"].items() if k != "replica forward pass and log writer threads"
+    )
+    remaining = max(0.0, (os.cpu_count() or 2) - others)
+    if remaining <= 1:
+        ceiling = remaining * one["best_rows_per_s"]
+    else:
+        ceiling = one["best_rows_per_s"] + (remaining - 1) * (two["best_rows_per_s"] - one["best_rows_per_s"])
+    at_32 = one["rows_per_s_by_batch"].get(32) or one["rows_per_s_by_batch"].get("32", 0.0)
+    lines += [
+        "",
+        f"Shared cores = {SHARED_CORES}. The load generator, the router, the replica's event loop and the "
+        f"control plane used {others:.2f} of the {os.cpu_count()} cores in that run, leaving {remaining:.2f} for "
+        f"the forward pass. Raw forward with one torch thread: {one['best_rows_per_s']:,.0f} rows/s at batch "
+        f"{one['best_batch']}, {at_32:,.0f} at batch 32; with {two['threads']}: {two['best_rows_per_s']:,.0f}. "
+        f"The ceiling for the cores that remain ({remaining:.2f}, interpolated between the one- and two-thread "
+        f"figures): {ceiling:,.0f} rows/s; routed one-row requests reached {shared['rps']:,.0f} "
+        f"(**{shared['rps'] / ceiling:.0%}** of it, {shared['rps'] / at_32:.0%} of one thread's rate at the "
+        f"batch they form; {default['rps'] / two['best_rows_per_s']:.0%} of the two-thread ceiling as deployed by "
+        "default).\n",
+    ]
+    return lines
 
 
 BINARY_PAIRS = (

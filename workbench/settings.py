@@ -13,6 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from workbench.errors import ValidationError
+from workbench.priority import BACKGROUND_NICE
 
 DEFAULT_API_PORT = 8765
 DEFAULT_ROUTER_PORT = 8766
@@ -38,6 +39,18 @@ def _port(raw: str, name: str) -> int:
 def http_url(host: str, port: int) -> str:
     """``http://host:port``, with IPv6 literals bracketed as URLs require."""
     return f"http://[{host}]:{port}" if ":" in host and not host.startswith("[") else f"http://{host}:{port}"
+
+
+def _nice(raw: str) -> int:
+    name = "WORKBENCH_BACKGROUND_NICE"
+    message = f"{name} must be an integer from 0 to 19, got {raw!r}"
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValidationError(message, variable=name) from None
+    if not 0 <= value <= 19:
+        raise ValidationError(message, variable=name)
+    return value
 
 
 def _flag(raw: str | None) -> bool:
@@ -88,6 +101,9 @@ class Settings:
     #: Panel's OAuth provider (``github``, ``google``, ``azure``, ``okta``, ``generic``...) instead of the
     #: password sign-in; its key and secret come from Panel's own PANEL_OAUTH_* variables.
     dashboard_oauth_provider: str | None = None
+    #: Niceness of the control plane's monitoring threads, so that serving on the same machine comes
+    #: first (``workbench.priority``); 0 runs them at the usual priority.
+    background_nice: int = BACKGROUND_NICE
 
     @classmethod
     def for_home(cls, home: Path | str, **overrides: object) -> Settings:
@@ -138,6 +154,8 @@ class Settings:
             overrides["api_url"] = url.rstrip("/")
         if backend := env.get("WORKBENCH_SERVING_BACKEND"):
             overrides["serving_backend"] = backend
+        if nice := env.get("WORKBENCH_BACKGROUND_NICE"):
+            overrides["background_nice"] = _nice(nice)
         if dirs := env.get("WORKBENCH_RUNBOOKS_DIRS"):
             overrides["runbook_dirs"] = tuple(
                 Path(d).expanduser().resolve() for d in dirs.split(os.pathsep) if d

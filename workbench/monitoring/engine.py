@@ -36,6 +36,7 @@ from workbench.monitoring.recorder import HistoryRecorder
 from workbench.monitoring.reference import MonitorReference, build_reference, primary_version
 from workbench.monitoring.rules import AlertState, RuleState, Transition, evaluate
 from workbench.monitoring.window import SlidingWindow
+from workbench.priority import lower_this_thread
 from workbench.specs.monitor import SCALAR_SERIES, AlertRuleSpec, MonitorSpec, RollbackAction, RunbookAction
 from workbench.specs.runbook import RunRequest, Trigger, TriggerKind
 from workbench.store.history import ALL, HistoryRepository
@@ -105,7 +106,12 @@ class MonitorEngine:
         self._live: dict[str, _Live] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()  # the dicts above only: never held across I/O or a wait
-        self._actions = ThreadPoolExecutor(max_workers=action_workers, thread_name_prefix="monitor-action")
+        self._actions = ThreadPoolExecutor(
+            max_workers=action_workers,
+            thread_name_prefix="monitor-action",
+            initializer=lower_this_thread,
+            initargs=(plane.settings.background_nice,),
+        )
         self._pending: set[Future[Any]] = set()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -537,10 +543,12 @@ class MonitorEngine:
         self.recorder.close()
 
     def _loop(self, every: float) -> None:
+        lower_this_thread(self.plane.settings.background_nice)
         while not self._stop.wait(every):
             self._tick_due(time.time())
 
     def _upkeep_loop(self) -> None:
+        lower_this_thread(self.plane.settings.background_nice)
         last_prune = 0.0
         while not self._stop.wait(FEED_EVERY_S):
             self.poll_feeds()

@@ -40,6 +40,7 @@ from workbench.client import Client
 from workbench.demo.dataset import FEATURES
 from workbench.demo.world import DEMO_ENDPOINT, DEMO_MODEL, demo_data, ensure_demo_monitoring
 from workbench.launcher import ControlPlaneProcess
+from workbench.priority import BACKGROUND_NICE
 
 SECTION = "## The router in the demo's world (benchmarks/demo_world.py)"
 CONCURRENCY = 64
@@ -79,6 +80,30 @@ def _run(label: str, url: str, bodies: list[bytes], seconds: float, plane_pid: i
     }
     print(row, flush=True)
     return row
+
+
+def _renice(pid: int, current: int, wanted: int) -> list[int]:
+    """Set the threads of ``pid`` at niceness ``current`` to ``wanted`` (the control plane's lowered
+    monitoring threads, found by their niceness: Python does not name OS threads); returns those changed.
+    Raising a priority needs root or CAP_SYS_NICE: without it nothing changes."""
+    changed = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        thread = int(task.name)
+        try:
+            if os.getpriority(os.PRIO_PROCESS, thread) == current:
+                os.setpriority(os.PRIO_PROCESS, thread, wanted)
+                changed.append(thread)
+        except OSError:
+            continue
+    return changed
+
+
+def _put_back(threads: list[int], nice: int) -> None:
+    for thread in threads:
+        try:
+            os.setpriority(os.PRIO_PROCESS, thread, nice)
+        except OSError:
+            continue  # the thread has ended
 
 
 def _drop_monitor(client: Client) -> None:
@@ -122,6 +147,15 @@ def run(seconds: float, rounds: int, demo_args: list[str]) -> dict[str, Any]:
                 runs.append(
                     {**_run("router, monitored", target, bodies, seconds, plane.process.pid), "round": _round}
                 )
+                raised = _renice(plane.process.pid, BACKGROUND_NICE, 0)
+                if raised:
+                    runs.append(
+                        {
+                            **_run(USUAL_PRIORITY, target, bodies, seconds, plane.process.pid),
+                            "round": _round,
+                        }
+                    )
+                    _put_back(raised, BACKGROUND_NICE)
                 _drop_monitor(client)
                 time.sleep(2)
                 runs.append(
@@ -157,13 +191,18 @@ def run(seconds: float, rounds: int, demo_args: list[str]) -> dict[str, Any]:
     }
 
 
+USUAL_PRIORITY = "router, monitored, monitoring at nice 0"
+
+
 def _median(runs: list[dict[str, Any]], label: str, key: str) -> float:
     return float(median(r[key] for r in runs if r["label"] == label))
 
 
 def markdown(result: dict[str, Any], load: tuple[float, float]) -> str:
     runs = result["runs"]
-    labels = ("router, monitored", "router, no monitor", "mlflow models serve")
+    labels: tuple[str, ...] = ("router, monitored", "router, no monitor", "mlflow models serve")
+    if any(r["label"] == USUAL_PRIORITY for r in runs):
+        labels = (labels[0], USUAL_PRIORITY, *labels[1:])
     mlflow_rps = _median(runs, "mlflow models serve", "rps")
     monitored, bare = _median(runs, labels[0], "rps"), _median(runs, labels[1], "rps")
     cost = [
@@ -207,6 +246,16 @@ def markdown(result: dict[str, Any], load: tuple[float, float]) -> str:
         + ", ".join(f"{100 * c:.1f} %" for c in cost)
         + f"; target at most 10 %); bare router {bare:,.0f} req/s.",
     ]
+    if USUAL_PRIORITY in labels:
+        lines += [
+            "",
+            f"The control plane's monitoring threads run at nice {BACKGROUND_NICE} (`WORKBENCH_BACKGROUND_NICE`); "
+            f"reniced to 0 for one run a round (`{USUAL_PRIORITY}`), the monitored router did "
+            f"{_median(runs, USUAL_PRIORITY, 'rps'):,.0f} req/s with p99 "
+            f"{_median(runs, USUAL_PRIORITY, 'p99_ms'):.1f} ms, "
+            f"against {monitored:,.0f} req/s and p99 {_median(runs, labels[0], 'p99_ms'):.1f} ms at nice "
+            f"{BACKGROUND_NICE}.",
+        ]
     return "\n".join(lines) + "\n"
 
 

@@ -152,6 +152,30 @@ def test_covariate_drift_is_flagged_within_two_windows_and_clean_traffic_never(
     assert audit[0].actor == "alert:drifting"
 
 
+def test_between_looks_the_loop_folds_the_log_so_a_look_never_reads_a_backlog(
+    world: World, watched: str
+) -> None:
+    engine = world.plane.monitoring.engine
+    spec = MonitorSpec(name="slow-looks", endpoint=watched, window_s=3600, every_s=3600)
+    world.plane.monitoring.create_monitor(spec, actor="tester")
+    try:
+        engine.tick("slow-looks")  # the first look; the next is an hour away
+        live = engine._live["slow-looks"]
+        looked, before = live.last_tick, live.window.feature_histogram().rows
+        with RowTraffic(f"{world.router}/v2/models/{watched}/infer", world.frame, workers=1):
+            wait_until(lambda: world.client.endpoint_status(watched)["replicas"], timeout=5)
+            time.sleep(1.5)
+        # The loop's turns (every 0.25 s) fold what the replicas wrote: no look was due, none was taken.
+        wait_until(
+            lambda: engine._tick_due(time.time()) or live.window.feature_histogram().rows >= before + 100,
+            timeout=30,
+        )
+        assert live.last_tick == looked
+        assert engine._live["slow-looks"] is live
+    finally:
+        world.plane.monitoring.delete_monitor("slow-looks", actor="tester")
+
+
 def test_an_alert_rule_with_a_rollback_action_rolls_the_endpoint_back(world: World) -> None:
     flaky = world.client.register_model(
         "churn",

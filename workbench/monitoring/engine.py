@@ -569,6 +569,7 @@ class MonitorEngine:
             with self._guard:
                 live = self._live.get(name)
             if live is not None and now - live.last_tick < record.spec.every_s:
+                self._ingest(live, now)
                 continue
             try:
                 self.tick(name, now=now)
@@ -578,6 +579,22 @@ class MonitorEngine:
                     self.forget(name)
             except Exception:  # one broken monitor must not stop the others
                 log.exception("monitor %s: tick failed", name)
+
+    def _ingest(self, live: _Live, now: float) -> None:
+        """Fold what the log gained since the last look, between looks.
+
+        A look every ``every_s`` that first folds ``every_s`` of log (5 s of a busy endpoint: tens of
+        thousands of requests) took a core for a few hundred milliseconds at once, and requests waiting
+        behind it were the router's p99 on a two-core machine. Folding at every turn of the loop spreads
+        the same work into slices; the look itself then computes from a window already up to date."""
+        try:
+            with self._lock(live.spec.name):
+                with self._guard:
+                    if self._live.get(live.spec.name) is not live:
+                        return  # forgotten meanwhile: the next look rebuilds it
+                live.window.add_lines(live.tail.poll(), now)
+        except Exception:
+            log.exception("monitor %s: folding the log failed", live.spec.name)
 
     def poll_feeds(self) -> None:
         """Index what every endpoint's prediction log gained, so feedback finds requests of any age."""

@@ -74,3 +74,18 @@ def test_an_unreachable_control_plane_is_reported_to_pages_and_the_feed_recovers
         assert recovered.snapshot.error is None
     finally:
         feed.stop()
+
+
+def test_with_no_page_open_the_feed_polls_ten_times_less_and_a_new_page_wakes_it(
+    api_url: str, settings: Settings
+) -> None:
+    feed = _feed(api_url, settings)
+    assert feed.interval == feed.idle_every_s == 10.0
+    feed._wake.clear()
+    unsubscribe = feed.subscribe(lambda update: None)
+    assert feed._wake.is_set(), "a page that subscribes must not wait up to idle_every_s for its first poll"
+    assert feed.interval == feed.every_s == 1.0
+    unsubscribe()
+    assert feed.interval == 10.0
+    never_slower = DashboardFeed(lambda: Client(api_url, settings=settings), every_s=30.0)
+    assert never_slower.interval == 30.0

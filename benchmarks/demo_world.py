@@ -192,6 +192,7 @@ def run(seconds: float, rounds: int, demo_args: list[str]) -> dict[str, Any]:
 
 
 USUAL_PRIORITY = "router, monitored, monitoring at nice 0"
+MONITORED, NO_MONITOR = "router, monitored", "router, no monitor"
 
 
 def _median(runs: list[dict[str, Any]], label: str, key: str) -> float:
@@ -204,11 +205,11 @@ def markdown(result: dict[str, Any], load: tuple[float, float]) -> str:
     if any(r["label"] == USUAL_PRIORITY for r in runs):
         labels = (labels[0], USUAL_PRIORITY, *labels[1:])
     mlflow_rps = _median(runs, "mlflow models serve", "rps")
-    monitored, bare = _median(runs, labels[0], "rps"), _median(runs, labels[1], "rps")
+    monitored, bare = _median(runs, MONITORED, "rps"), _median(runs, NO_MONITOR, "rps")
     cost = [
-        1 - r["rps"] / next(b["rps"] for b in runs if b["label"] == labels[1] and b["round"] == r["round"])
+        1 - r["rps"] / next(b["rps"] for b in runs if b["label"] == NO_MONITOR and b["round"] == r["round"])
         for r in runs
-        if r["label"] == labels[0]
+        if r["label"] == MONITORED
     ]
     lines = [
         SECTION,

@@ -3,6 +3,7 @@ it, every page gets every update, and a change made elsewhere reaches them throu
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from workbench.client import Client
@@ -89,3 +90,23 @@ def test_with_no_page_open_the_feed_polls_ten_times_less_and_a_new_page_wakes_it
     assert feed.interval == 10.0
     never_slower = DashboardFeed(lambda: Client(api_url, settings=settings), every_s=30.0)
     assert never_slower.interval == 30.0
+
+
+def test_the_first_page_after_an_idle_spell_draws_the_state_as_it_is_now(
+    api_url: str, settings: Settings, client: Client, model_dir: Path
+) -> None:
+    if not client.list_models() or "churn" not in {m.name for m in client.list_models()}:
+        client.register_from_path("churn", model_dir, aliases=["champion"])
+    feed = _feed(api_url, settings)
+    feed.start()
+    try:
+        assert feed.ready.wait(30)
+        time.sleep(feed.every_s + 0.2)  # idle: the next poll is up to idle_every_s away
+        client.create_endpoint("deployed-while-idle", "models:/churn@champion")
+        assert "deployed-while-idle" not in {e.spec.name for e in feed.snapshot.endpoints}
+        assert feed.fresh(timeout=30)
+        assert "deployed-while-idle" in {e.spec.name for e in feed.snapshot.endpoints}
+        assert feed.fresh(timeout=0), "a poll that just happened is fresh: no wait"
+    finally:
+        feed.stop()
+        client.delete_endpoint("deployed-while-idle")

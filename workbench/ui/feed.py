@@ -58,6 +58,8 @@ HISTORY_EVERY_S = 5.0
 #: plane's CPU under load. Nothing is lost between polls (traffic is read from a cursor), and a page
 #: that subscribes wakes the feed at once.
 IDLE_EVERY_S = 10.0
+#: The longest a page waits for a fresh poll after an idle spell (``DashboardFeed.fresh``).
+FRESH_WAIT_S = 5.0
 #: Looks kept per experiment (one every experiment_look_s: hours of an experiment).
 LOOKS_KEEP = 2000
 ACTIVE_EXPERIMENT = (ExperimentState.RUNNING, ExperimentState.PAUSED)
@@ -110,6 +112,8 @@ class DashboardFeed:
         self._thread: threading.Thread | None = None
         self._client: Client | None = None
         self.ready = threading.Event()  # set after the first complete poll
+        self._polled = threading.Condition()
+        self._last_poll_started = -float("inf")  # monotonic start of the last completed poll
 
     # ------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -131,6 +135,19 @@ class DashboardFeed:
     def poke(self) -> None:
         """Poll now (after an action), rather than at the next second."""
         self._wake.set()
+
+    def fresh(self, timeout: float = FRESH_WAIT_S) -> bool:
+        """Before a page draws from the feed: if no poll has started within ``every_s`` (no page was open,
+        so the feed polled every ``idle_every_s``), wake it and wait for a poll that starts now. A page
+        opened for an endpoint deployed a few seconds earlier would otherwise draw a state without it.
+        False if that poll did not finish within ``timeout`` (the page then draws what the feed holds)."""
+        asked = time.monotonic()
+        with self._polled:
+            if self._thread is None or asked - self._last_poll_started <= self.every_s:
+                return True
+        self._wake.set()
+        with self._polled:
+            return self._polled.wait_for(lambda: self._last_poll_started >= asked, timeout)
 
     # ---------------------------------------------------------- subscribers
     def subscribe(self, listener: Listener) -> Callable[[], None]:
@@ -186,6 +203,9 @@ class DashboardFeed:
                 self.poll_once()
             except Exception:  # a poll must never kill the feed: the next one tries again
                 log.exception("dashboard feed: poll failed")
+            with self._polled:
+                self._last_poll_started = started
+                self._polled.notify_all()
             self._wake.wait(max(0.0, self.interval - (time.monotonic() - started)))
             self._wake.clear()
 

@@ -23,6 +23,8 @@ class PageModel(param.Parameterized):
         self.feed = feed
         self.desk = desk
         self._unfollow: Callable[[], None] | None = None
+        if live:
+            feed.fresh()  # the first page after an idle spell draws the state as it is now
         self.load()
         if live:
             self._unfollow = follow(feed, self._on_update)

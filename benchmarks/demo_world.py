@@ -29,9 +29,9 @@ from statistics import median
 from typing import Any
 
 import orjson
-import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _cpu import process_cpu
 from _docs import replace_section
 from _load import LoadResult, run_wrk
 from serving import free_port, start_mlflow, stop
@@ -59,15 +59,10 @@ def _env(home: Path) -> dict[str, str]:
     return env
 
 
-def _cpu_seconds(pid: int) -> float:
-    times = psutil.Process(pid).cpu_times()
-    return float(times.user + times.system)
-
-
 def _run(label: str, url: str, bodies: list[bytes], seconds: float, plane_pid: int | None) -> dict[str, Any]:
-    before = _cpu_seconds(plane_pid) if plane_pid else 0.0
+    before = process_cpu(plane_pid) if plane_pid else 0.0
     result: LoadResult = run_wrk(url, bodies[0], concurrency=CONCURRENCY, seconds=seconds, bodies=bodies)
-    cpu = (_cpu_seconds(plane_pid) - before) if plane_pid else None
+    cpu = (process_cpu(plane_pid) - before) if plane_pid else None
     row = {
         "label": label,
         "rps": round(result.rps, 1),

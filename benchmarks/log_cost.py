@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -30,6 +29,7 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from _cpu import process_cpu
 from _load import LoadResult, require_wrk, run_wrk
 
 from workbench.demo.dataset import FEATURES, generate_churn, split_frame
@@ -73,12 +73,6 @@ def start_replica(
         time.sleep(0.1)
     info = ReadyInfo.model_validate_json(ready.read_bytes())
     return process, f"http://127.0.0.1:{info.port}/invocations"
-
-
-def cpu_seconds(pid: int) -> float:
-    """User and system CPU time of one process (all its threads), from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def batch_requests(url: str) -> tuple[float, float]:
@@ -182,9 +176,9 @@ def run() -> dict[str, Any]:
                 # Reversed every other round, so a machine getting faster or slower hits no variant alone.
                 order = list(variants.items())
                 for name, (process, url) in order if round_index % 2 == 0 else reversed(order):
-                    before, counted = cpu_seconds(process.pid), batch_requests(url)
+                    before, counted = process_cpu(process.pid), batch_requests(url)
                     result = run_wrk(url, body, concurrency=CONCURRENCY, seconds=SECONDS)
-                    used = cpu_seconds(process.pid) - before
+                    used = process_cpu(process.pid) - before
                     rows, forward_passes = (a - b for a, b in zip(batch_requests(url), counted, strict=True))
                     per_batch[name].append(rows / forward_passes if forward_passes else 0.0)
                     results[name].append(result)

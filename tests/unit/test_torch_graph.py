@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from workbench.serving.codec import Decoded
-from workbench.serving.model import TorchRunner
+from workbench.serving.model import LoadedModel, TorchRunner, warm_up
 from workbench.serving.schema import ColumnSpec, ModelSchema, TensorSpec
 from workbench.serving.torch_graph import as_graph, sample_matrix
 
@@ -111,3 +111,22 @@ def test_without_torchscript_the_module_itself_is_served() -> None:
     runner = TorchRunner(Mlp(), "cpu", COLUMNS, torchscript=False)
     assert isinstance(runner.module, Mlp)
     assert runner.graph.startswith("eager: torchscript not asked for")
+
+
+def test_warm_up_skips_a_tensor_whose_feature_dimension_only_a_request_states() -> None:
+    """It used to warm a ``(-1, -1)`` tensor with a square of the batch size, which a model of any other
+    width refuses: the replica then never became ready."""
+    seen: list[tuple[int, ...]] = []
+
+    class Recording:
+        output_names = ("predictions",)
+
+        def run(self, items: list[Decoded]) -> dict[str, np.ndarray]:
+            seen.append(items[0].matrix.shape)
+            return {"predictions": np.zeros(len(items[0].matrix))}
+
+    for shape, warmed in (((-1, -1), []), ((-1, 3), [(1, 3), (8, 3)])):
+        seen.clear()
+        schema = ModelSchema(tensor=TensorSpec("t", "float32", shape))
+        warm_up(LoadedModel(runner=Recording(), schema=schema, flavor="pytorch", device="cpu"), [1, 8])
+        assert seen == warmed

@@ -24,7 +24,6 @@ import yaml
 from workbench.serving.codec import Decoded
 from workbench.serving.schema import (
     COLUMN_NUMPY_DTYPES,
-    NUMERIC_COLUMN_TYPES,
     ModelSchema,
     schema_from_signature,
 )
@@ -269,19 +268,13 @@ def warm_up(model: LoadedModel, rows: Sequence[int]) -> None:
     """
     schema = model.schema
     for count in rows:
-        if schema.tensor is not None:
-            shape = tuple(count if d == -1 else d for d in schema.tensor.shape)
-            if schema.tensor.dtype == "object" or any(d < 0 for d in shape[1:]):
-                return
-            matrix = np.zeros(shape, dtype=np.dtype(schema.tensor.dtype))
-            columns = None
-        elif schema.columns is not None:
-            if any(c.dtype not in NUMERIC_COLUMN_TYPES for c in schema.columns):
-                return
-            matrix = np.zeros((count, len(schema.columns)), dtype=np.float32)
-            columns = {c.name: np.zeros(count, dtype=COLUMN_NUMPY_DTYPES[c.dtype]) for c in schema.columns}
-        else:
+        runner_input = schema.runner_input(count)
+        if runner_input is None:
             return
+        matrix = np.zeros(*runner_input)
+        columns = None
+        if schema.columns is not None:
+            columns = {c.name: np.zeros(count, dtype=COLUMN_NUMPY_DTYPES[c.dtype]) for c in schema.columns}
         decoded = Decoded(
             matrix=matrix, rows=count, columns=columns, request_id=None, outputs=None, parameters={}
         )

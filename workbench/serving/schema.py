@@ -252,6 +252,20 @@ class ModelSchema:
             return math.prod(self.tensor.shape[1:])
         return -1
 
+    def runner_input(self, rows: int) -> tuple[tuple[int, ...], np.dtype[Any]] | None:
+        """Shape and dtype of the matrix a runner gets for ``rows`` rows, for inputs made up before any
+        request (warm-up, a trace's samples); None when the input is not numeric, or a dimension besides
+        the batch's is left open (only a request says its size)."""
+        if self.tensor is not None:
+            dtype = np.dtype(self.tensor.dtype)
+            declared = self.tensor.shape
+            if dtype.kind not in "fiub" or any(d < 0 for d in declared[1:]):
+                return None
+            return (rows if declared[0] == -1 else declared[0], *declared[1:]), dtype
+        if self.columns is not None and all(c.dtype in NUMERIC_COLUMN_TYPES for c in self.columns):
+            return (rows, len(self.columns)), np.dtype(np.float32)
+        return None
+
     def oip_metadata(self) -> dict[str, list[dict[str, Any]]]:
         """Inputs and outputs as the OIP model-metadata endpoint lists them (name, datatype, shape)."""
         inputs: list[dict[str, Any]] = []

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from workbench.serving.schema import COLUMN_NUMPY_DTYPES, NUMERIC_COLUMN_TYPES, ModelSchema
+from workbench.serving.schema import ModelSchema
 
 __all__ = ["TRACE_ROWS", "VERIFY_ROWS", "as_graph", "sample_matrix"]
 
@@ -35,21 +35,11 @@ _ATOL = 1e-5
 def sample_matrix(schema: ModelSchema, rows: int, seed: int = 0) -> np.ndarray[Any, Any] | None:
     """What the runner would get for ``rows`` rows, filled with small integers (valid for numeric columns,
     category codes and flags alike); None when the input is not numeric or its shape is not fixed."""
-    generator = np.random.default_rng(seed)
-    if schema.tensor is not None:
-        dtype = np.dtype(schema.tensor.dtype) if schema.tensor.dtype != "object" else None
-        declared = schema.tensor.shape
-        if dtype is None or dtype.kind not in "fiub" or not declared or any(d < 0 for d in declared[1:]):
-            return None
-        shape = (rows if declared[0] == -1 else declared[0], *declared[1:])
-        return generator.integers(0, 3, size=shape).astype(dtype)
-    if schema.columns is not None:
-        if any(c.dtype not in NUMERIC_COLUMN_TYPES for c in schema.columns):
-            return None
-        if any(COLUMN_NUMPY_DTYPES[c.dtype].kind not in "fiub" for c in schema.columns):
-            return None
-        return generator.integers(0, 3, size=(rows, len(schema.columns))).astype(np.float32)
-    return None
+    runner_input = schema.runner_input(rows)
+    if runner_input is None:
+        return None
+    shape, dtype = runner_input
+    return np.random.default_rng(seed).integers(0, 3, size=shape).astype(dtype)
 
 
 def as_graph(module: Any, schema: ModelSchema, device: Any) -> tuple[Any, str]:

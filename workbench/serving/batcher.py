@@ -20,13 +20,14 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 
 from workbench.telemetry.batch_record import RowSpan
 
 Item = TypeVar("Item")
+Item_contra = TypeVar("Item_contra", contravariant=True)
 
 
 class RunOutputs(dict[str, np.ndarray[Any, Any]]):
@@ -68,6 +69,23 @@ class BatchResult:
     inputs: RowSpan | None = None
     lookup: RowSpan | None = None
     lookup_ms: float | None = None
+
+
+class Batcher(Protocol[Item_contra]):
+    """What a replica needs of a batcher: the local one (:class:`DynamicBatcher`) or Ray Serve's."""
+
+    @property
+    def queue_depth(self) -> int: ...
+
+    def arriving(self) -> None: ...
+
+    def arrived(self) -> None: ...
+
+    async def submit(self, item: Item_contra, rows: int) -> BatchResult: ...
+
+    def start(self) -> None: ...
+
+    async def close(self) -> None: ...
 
 
 @dataclass
@@ -208,46 +226,74 @@ class DynamicBatcher(Generic[Item]):
                     pending.future.set_exception(exc)
             return
         inference = time.perf_counter() - started
-        refused: dict[int, Exception] = getattr(outputs, "refused", None) or {}
-        for index, error in refused.items():
-            pending = batch[index]
-            if not pending.future.done():
-                pending.future.set_exception(error)
-        answered = [p for i, p in enumerate(batch) if i not in refused]
-        total_rows = self._rows(answered)
-        wrong = [name for name, array in outputs.items() if len(array) != total_rows]
-        if wrong:
-            error = RuntimeError(
-                f"model returned outputs {wrong} without one row per input row ({total_rows})"
-            )
-            for pending in answered:
-                if not pending.future.done():
-                    pending.future.set_exception(error)
-            return
-        if self._on_batch is not None and answered:
-            self._on_batch(len(answered), total_rows, inference)
         self._batches += 1
-        callers = sum(not pending.future.done() for pending in answered)
-        inputs: dict[str, np.ndarray[Any, Any]] | None = getattr(outputs, "inputs", None)
-        lookup: dict[str, np.ndarray[Any, Any]] | None = getattr(outputs, "lookup", None)
-        lookup_ms: float | None = getattr(outputs, "lookup_ms", None)
-        offset = 0
-        for pending in answered:
-            end = offset + pending.rows
-            share = {name: array[offset:end] for name, array in outputs.items()}
-            if not pending.future.done():
-                pending.future.set_result(
-                    BatchResult(
-                        outputs=share,
-                        queue_seconds=started - pending.enqueued,
-                        inference_seconds=inference,
-                        batch_size=len(answered),
-                        batch_rows=total_rows,
-                        batch_id=self._batches,
-                        batch_callers=callers,
-                        inputs=None if inputs is None else RowSpan(inputs, offset, end),
-                        lookup=None if lookup is None else RowSpan(lookup, offset, end),
-                        lookup_ms=lookup_ms,
-                    )
-                )
-            offset = end
+        shares = share_batch(
+            outputs,
+            [p.rows for p in batch],
+            [p.enqueued for p in batch],
+            started=started,
+            inference=inference,
+            batch_id=self._batches,
+            done=[p.future.done() for p in batch],
+        )
+        answered = [(p, share) for p, share in zip(batch, shares, strict=True)]
+        results = [share for _, share in answered if isinstance(share, BatchResult)]
+        if self._on_batch is not None and results:
+            self._on_batch(len(results), results[0].batch_rows, inference)
+        for pending, share in answered:
+            if pending.future.done():
+                continue
+            if isinstance(share, BatchResult):
+                pending.future.set_result(share)
+            else:
+                pending.future.set_exception(share)
+
+
+def share_batch(
+    outputs: dict[str, np.ndarray[Any, Any]],
+    rows: Sequence[int],
+    enqueued: Sequence[float],
+    *,
+    started: float,
+    inference: float,
+    batch_id: int,
+    done: Sequence[bool] | None = None,
+) -> list[BatchResult | Exception]:
+    """Each caller's share of a batch's outputs, or the error it gets (refused by the runner, or outputs
+    without one row per input row). One function for every batcher, so the local replica and the Ray
+    Serve deployment answer and log a batch the same way. ``done``: callers already gone (not counted
+    among the callers a log line waits for)."""
+    refused: dict[int, Exception] = getattr(outputs, "refused", None) or {}
+    answered = [i for i in range(len(rows)) if i not in refused]
+    total_rows = sum(rows[i] for i in answered)
+    shares: list[BatchResult | Exception] = [
+        refused.get(i, RuntimeError("unanswered")) for i in range(len(rows))
+    ]
+    wrong = [name for name, array in outputs.items() if len(array) != total_rows]
+    if wrong:
+        error = RuntimeError(f"model returned outputs {wrong} without one row per input row ({total_rows})")
+        for i in answered:
+            shares[i] = error
+        return shares
+    gone = done or [False] * len(rows)
+    callers = sum(not gone[i] for i in answered)
+    inputs: dict[str, np.ndarray[Any, Any]] | None = getattr(outputs, "inputs", None)
+    lookup: dict[str, np.ndarray[Any, Any]] | None = getattr(outputs, "lookup", None)
+    lookup_ms: float | None = getattr(outputs, "lookup_ms", None)
+    offset = 0
+    for i in answered:
+        end = offset + rows[i]
+        shares[i] = BatchResult(
+            outputs={name: array[offset:end] for name, array in outputs.items()},
+            queue_seconds=started - enqueued[i],
+            inference_seconds=inference,
+            batch_size=len(answered),
+            batch_rows=total_rows,
+            batch_id=batch_id,
+            batch_callers=callers,
+            inputs=None if inputs is None else RowSpan(inputs, offset, end),
+            lookup=None if lookup is None else RowSpan(lookup, offset, end),
+            lookup_ms=lookup_ms,
+        )
+        offset = end
+    return shares

@@ -25,6 +25,17 @@ def replica_ids(spec: EndpointSpec) -> dict[str, tuple[str, int]]:
     A replica's identity hashes everything that shapes the process (batching, device, threads, payload
     limit), so changing those starts fresh replicas beside the old ones and swaps them without a gap.
     """
+    digest = shape_digest(spec)
+    wanted: dict[str, tuple[str, int]] = {}
+    versions = [(r.model, r.version) for r in spec.routes] + [(s.model, s.version) for s in spec.shadows]
+    for model, version in versions:
+        for index in range(spec.replicas):
+            wanted[f"{spec.name}.{model}.v{version}.{digest}.r{index}"] = (model, version)
+    return wanted
+
+
+def shape_digest(spec: EndpointSpec) -> str:
+    """A digest of everything that shapes a replica's process: the same options, the same replicas."""
     shape = orjson.dumps(
         {
             "device": spec.device,
@@ -36,13 +47,7 @@ def replica_ids(spec: EndpointSpec) -> dict[str, tuple[str, int]]:
         },
         option=orjson.OPT_SORT_KEYS,
     )
-    digest = hashlib.sha256(shape).hexdigest()[:8]
-    wanted: dict[str, tuple[str, int]] = {}
-    versions = [(r.model, r.version) for r in spec.routes] + [(s.model, s.version) for s in spec.shadows]
-    for model, version in versions:
-        for index in range(spec.replicas):
-            wanted[f"{spec.name}.{model}.v{version}.{digest}.r{index}"] = (model, version)
-    return wanted
+    return hashlib.sha256(shape).hexdigest()[:8]
 
 
 def route_table(revision: int, specs: Iterable[EndpointSpec], ready: Mapping[str, Managed]) -> RouteTable:

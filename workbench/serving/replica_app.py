@@ -43,7 +43,7 @@ from workbench.serving.asgi import (
     send_json,
     server_metadata,
 )
-from workbench.serving.batcher import BatchResult, DynamicBatcher
+from workbench.serving.batcher import Batcher, BatchResult, DynamicBatcher
 from workbench.serving.codec import Decoded, decode_mlflow, decode_oip, encode_mlflow
 from workbench.serving.codec.oip import encode_oip_response
 from workbench.serving.codec.oip_binary import parse_header_length
@@ -74,6 +74,7 @@ class ReplicaApp:
         model: LoadedModel,
         *,
         writer: PredictionLogWriter | None = None,
+        batcher: Callable[..., Batcher[Decoded]] = DynamicBatcher,
     ) -> None:
         self.config = config
         self.model = model
@@ -82,7 +83,7 @@ class ReplicaApp:
         self.version_header = (VERSION_HEADER.encode(), self.version.encode())
         self.names = {config.endpoint, config.model}
         self.metrics = ReplicaMetrics(config.endpoint, self.version)
-        self.batcher: DynamicBatcher[Decoded] = DynamicBatcher(
+        self.batcher: Batcher[Decoded] = batcher(
             model.runner.run,
             max_batch_size=config.max_batch_size,
             max_wait=config.max_wait_ms / 1000.0,

@@ -76,7 +76,7 @@ from workbench.serving.routes import (
     served_versions,
     should_mirror,
 )
-from workbench.serving.upstreams import UpstreamError, UpstreamPools
+from workbench.serving.upstreams import UpstreamError, UpstreamPools, Upstreams
 
 log = logging.getLogger("workbench.router")
 
@@ -137,13 +137,21 @@ class RouterMetrics:
 
 class RouterApp:
     def __init__(
-        self, *, token: str, routes_file: Path, request_timeout: float = 60.0, max_shadow_in_flight: int = 256
+        self,
+        *,
+        token: str,
+        routes_file: Path | None,
+        request_timeout: float = 60.0,
+        max_shadow_in_flight: int = 256,
+        pools: Upstreams | None = None,
     ) -> None:
+        """``routes_file`` None and ``pools`` given: routes come from elsewhere than ``PUT /-/routes``
+        (Ray Serve's config, :mod:`workbench.serving.ray.ingress`), and requests go through ``pools``."""
         self._token = token.encode()
         self.routes_file = routes_file
         self.table = RouteTable()
         self.metrics = RouterMetrics()
-        self.pools = UpstreamPools(request_timeout)
+        self.pools: Upstreams = pools if pools is not None else UpstreamPools(request_timeout)
         self.max_shadow_in_flight = max_shadow_in_flight
         self._shadow_in_flight = 0
         self._shadow_tasks: set[asyncio.Task[None]] = set()
@@ -152,7 +160,7 @@ class RouterApp:
 
     # ------------------------------------------------------------- routes
     def load_persisted(self) -> None:
-        if self.routes_file.is_file():
+        if self.routes_file is not None and self.routes_file.is_file():
             try:
                 self.table = RouteTable.model_validate_json(self.routes_file.read_bytes())
                 log.info("serving persisted routes, revision %d", self.table.revision)
@@ -163,6 +171,8 @@ class RouterApp:
         self.pools.sync(_all_upstreams(table))
         self.table = table
         self.metrics.revision.set(table.revision)
+        if self.routes_file is None:
+            return
         tmp = self.routes_file.with_suffix(".tmp")
         tmp.write_bytes(table.model_dump_json().encode())
         os.replace(tmp, self.routes_file)
@@ -344,6 +354,15 @@ class RouterApp:
             raise NotFoundError(f"no admin route {path}")
         if scope["method"] == "GET":
             await send_bytes(send, 200, self.table.model_dump_json().encode())
+        elif scope["method"] == "PUT" and self.routes_file is None:
+            await send_json(
+                send,
+                405,
+                error_payload(
+                    "method_not_allowed",
+                    "this router takes its routes from the serving backend's config, not PUT /-/routes",
+                ),
+            )
         elif scope["method"] == "PUT":
             body = await read_body(scope, receive, ADMIN_LIMIT)
             try:

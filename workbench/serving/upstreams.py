@@ -18,6 +18,7 @@ import logging
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 import httptools
 
@@ -28,7 +29,7 @@ log = logging.getLogger("workbench.router")
 _CLOSE_DELAY_S = 30.0
 _MAX_IDLE_PER_UPSTREAM = 256
 # inference-header-content-length: a response carrying binary tensor data (OIP) needs it to be read.
-_PASSED_HEADERS = frozenset(
+PASSED_HEADERS = frozenset(
     {b"content-type", *(h.encode() for h in (VERSION_HEADER, REQUEST_ID_HEADER, BINARY_HEADER_LENGTH))}
 )
 
@@ -38,6 +39,18 @@ class UpstreamResponse:
     status: int
     body: bytes
     headers: list[tuple[bytes, bytes]]
+
+
+class Upstreams(Protocol):
+    """How the router reaches a version's replicas: HTTP connection pools here, Ray handles on Ray."""
+
+    def sync(self, upstreams: Mapping[str, Upstream]) -> None: ...
+
+    async def send(
+        self, upstreams: tuple[Upstream, ...], method: str, path: str, body: bytes, headers: Mapping[str, str]
+    ) -> UpstreamResponse: ...
+
+    async def close(self) -> None: ...
 
 
 class UpstreamError(Exception):
@@ -80,7 +93,7 @@ class _Connection(asyncio.Protocol):
     # httptools callbacks
     def on_header(self, name: bytes, value: bytes) -> None:
         lowered = name.lower()
-        if lowered in _PASSED_HEADERS:
+        if lowered in PASSED_HEADERS:
             self._headers.append((lowered, value))
 
     def on_body(self, body: bytes) -> None:

@@ -73,6 +73,7 @@ bench-serving: install bench-deps
 	$(BIN)/python benchmarks/serving.py --write-docs
 	$(BIN)/python benchmarks/log_cost.py --write-docs
 	$(BIN)/python benchmarks/demo_world.py --write-docs
+	$(BIN)/python benchmarks/ray_serving.py --write-docs
 
 # Rollouts: breach-to-stable of automatic rollbacks, failed requests in switches (Python load, no wrk).
 bench-rollouts: install

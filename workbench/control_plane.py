@@ -63,6 +63,7 @@ from workbench.specs.endpoint import (
     MaxBatchSize,
     MaxWaitMs,
     PayloadLimit,
+    RayResources,
     Replicas,
     ShadowTarget,
     Threads,
@@ -118,6 +119,7 @@ class EndpointRequest(BaseModel):
     features: FeatureLookup | None = Field(
         default=None, description="requests carry an entity id; replicas fetch its features (Feast)"
     )
+    ray: RayResources | None = Field(default=None, description="placement and autoscaling on the ray backend")
     reason: str | None = Field(default=None, max_length=2000)
 
 
@@ -160,6 +162,9 @@ class DeployRequest(BaseModel):
     latency_objective_ms: LatencyObjective | None = None
     features: FeatureLookup | None = Field(
         default=None, description="a feature lookup for the endpoint (kept when not given)"
+    )
+    ray: RayResources | None = Field(
+        default=None, description="placement and autoscaling on the ray backend (kept when not given)"
     )
     expected_revision: int | None = Field(
         default=None,

@@ -53,6 +53,28 @@ def _nice(raw: str) -> int:
     return value
 
 
+def _bounded_int(raw: str, name: str, least: int, most: int) -> int:
+    message = f"{name} must be an integer from {least} to {most}, got {raw!r}"
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValidationError(message, variable=name) from None
+    if not least <= value <= most:
+        raise ValidationError(message, variable=name)
+    return value
+
+
+def _cpus(raw: str, name: str) -> float:
+    message = f"{name} must be a number of CPUs from 0 to 64, got {raw!r}"
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValidationError(message, variable=name) from None
+    if not 0.0 <= value <= 64.0:
+        raise ValidationError(message, variable=name)
+    return value
+
+
 def _flag(raw: str | None) -> bool:
     return (raw or "").strip().lower() in {"1", "true", "yes", "on"}
 
@@ -80,6 +102,15 @@ class Settings:
     api_url: str = ""
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
     serving_backend: str = "local"
+    #: The Ray Serve backend: an existing cluster's address (``host:port`` of its GCS, or ``auto``);
+    #: empty starts a local cluster under ``home`` and reuses it across control-plane restarts.
+    ray_address: str = ""
+    #: Logical CPUs a local cluster advertises to Ray's scheduler (None: the machine's cores). Replicas
+    #: reserve CPUs from it, so more than the cores lets more replicas share them, as processes do locally.
+    ray_num_cpus: float | None = None
+    #: The Ray ingress (the router): how many replicas, and the CPU each reserves.
+    ray_ingress_replicas: int = 1
+    ray_ingress_cpus: float = 0.25
     runbook_dirs: tuple[Path, ...] = ()
     actor: str | None = None
     #: How long monitor history is kept point by point, and as per-minute rollups (pruned by the loop).
@@ -154,6 +185,14 @@ class Settings:
             overrides["api_url"] = url.rstrip("/")
         if backend := env.get("WORKBENCH_SERVING_BACKEND"):
             overrides["serving_backend"] = backend
+        if address := env.get("WORKBENCH_RAY_ADDRESS"):
+            overrides["ray_address"] = address.strip()
+        if raw := env.get("WORKBENCH_RAY_NUM_CPUS"):
+            overrides["ray_num_cpus"] = _cpus(raw, "WORKBENCH_RAY_NUM_CPUS") or None
+        if raw := env.get("WORKBENCH_RAY_INGRESS_REPLICAS"):
+            overrides["ray_ingress_replicas"] = _bounded_int(raw, "WORKBENCH_RAY_INGRESS_REPLICAS", 1, 32)
+        if raw := env.get("WORKBENCH_RAY_INGRESS_CPUS"):
+            overrides["ray_ingress_cpus"] = _cpus(raw, "WORKBENCH_RAY_INGRESS_CPUS")
         if nice := env.get("WORKBENCH_BACKGROUND_NICE"):
             overrides["background_nice"] = _nice(nice)
         if dirs := env.get("WORKBENCH_RUNBOOKS_DIRS"):

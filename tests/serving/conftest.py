@@ -98,12 +98,16 @@ class World:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory, mlflow_template: Path) -> Iterator[World]:
-    root = tmp_path_factory.mktemp("serving")
+    yield from make_world(tmp_path_factory.mktemp("serving"), mlflow_template, serving_backend="local")
+
+
+def make_world(root: Path, mlflow_template: Path, *, serving_backend: str, **options: Any) -> Iterator[World]:
+    """A control plane with the test models registered, serving through ``serving_backend``."""
     home = root / "home"
     home.mkdir()
     shutil.copy(mlflow_template, home / "mlflow.db")
     settings = Settings.for_home(
-        home, allowed_roots=(root,), api_port=0, router_port=0, serving_backend="local"
+        home, allowed_roots=(root,), api_port=0, router_port=0, serving_backend=serving_backend, **options
     )
     data = generate_churn(4000, seed=3)
     train, holdout = split_frame(data, holdout_fraction=0.25, seed=3)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import orjson
+import pytest
 
 from tests._servers import free_port
 from tests.serving.conftest import oip_columns
@@ -19,11 +20,15 @@ from workbench.client import Client
 from workbench.demo.dataset import FEATURES, generate_churn, split_frame
 from workbench.demo.training import train_version
 from workbench.launcher import ControlPlaneProcess
+from workbench.serving.ray.cluster import stop_recorded_cluster
 from workbench.settings import Settings
 from workbench.specs.rollout import CanaryStep, RolloutSpec
 
 
-def test_a_canary_survives_a_control_plane_sigkill(tmp_path: Path, mlflow_template: Path) -> None:
+@pytest.mark.parametrize("backend", ["local", pytest.param("ray", marks=pytest.mark.xdist_group("ray"))])
+def test_a_canary_survives_a_control_plane_sigkill(
+    tmp_path: Path, mlflow_template: Path, backend: str
+) -> None:
     home = tmp_path / "home"
     home.mkdir()
     shutil.copy(mlflow_template, home / "mlflow.db")
@@ -35,6 +40,8 @@ def test_a_canary_survives_a_control_plane_sigkill(tmp_path: Path, mlflow_templa
         WORKBENCH_ROUTER_PORT=str(router_port),
         WORKBENCH_ALLOWED_ROOTS=str(tmp_path),
         WORKBENCH_DASHBOARD="0",
+        WORKBENCH_SERVING_BACKEND=backend,
+        WORKBENCH_RAY_NUM_CPUS="8",
     )
     url, router = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{router_port}"
     settings = Settings.for_home(home, api_url=url)
@@ -88,7 +95,10 @@ def test_a_canary_survives_a_control_plane_sigkill(tmp_path: Path, mlflow_templa
             assert [(r.version, r.weight) for r in routes] == [(2, 100.0)]
             assert client.resolve("models:/churn@champion").version == 2
             actions = {e.action for e in client.audit(limit=500)}
-        assert {"replica.adopt", "router.adopt", "rollout.start", "rollout.promote"} <= actions
+        adopted = {"ray.adopt"} if backend == "ray" else {"replica.adopt", "router.adopt"}
+        assert {*adopted, "rollout.start", "rollout.promote"} <= actions
     finally:
         second.stop()
         first.stop()
+        if backend == "ray":  # a failure between the kill and the restart leaves the cluster to stop here
+            stop_recorded_cluster(home)

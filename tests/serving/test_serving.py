@@ -153,10 +153,15 @@ def _body(world: World, i: int = 0) -> bytes:
 
 
 def test_weighted_split_over_10k_requests(world: World) -> None:
+    weighted_split(world, 10_000)
+
+
+def weighted_split(world: World, requests: int) -> None:
+    """A 70/30 split judged within 4 sigma over ``requests`` requests (shared with the Ray backend's test)."""
     world.client.create_endpoint(
         "split", [{"model": "models:/churn/1", "weight": 70}, {"model": "models:/churn/2", "weight": 30}]
     )
-    bodies = [_body(world, i) for i in range(10_000)]
+    bodies = [_body(world, i) for i in range(requests)]
     results = asyncio.run(_fire(f"{world.router}/v2/models/split/infer", bodies, concurrency=16))
     assert all(status == 200 for status, _ in results), Counter(s for s, _ in results)
     share = Counter(version for _, version in results)["2"] / len(results)

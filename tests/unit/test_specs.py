@@ -13,7 +13,14 @@ import pytest
 import workbench.specs
 from workbench.specs.analysis import AnalysisSpec, MetricCheck
 from workbench.specs.base import Spec
-from workbench.specs.endpoint import BatchingSpec, EndpointSpec, ShadowTarget, TrafficRoute
+from workbench.specs.endpoint import (
+    AutoscalingSpec,
+    BatchingSpec,
+    EndpointSpec,
+    RayResources,
+    ShadowTarget,
+    TrafficRoute,
+)
 from workbench.specs.experiment import ExperimentSpec, Metric, Variant
 from workbench.specs.features import FeatureLookup
 from workbench.specs.monitor import (
@@ -179,6 +186,12 @@ FACTORIES: dict[type[Spec], dict[str, Any]] = {
     TrafficRoute: {"model": "fraud.model_v2-b", "version": 3, "weight": 12.5},
     ShadowTarget: {"model": "fraud-model", "version": 7, "sample_percent": 2.5},
     BatchingSpec: {"max_batch_size": 256, "max_wait_ms": 0.75},
+    AutoscalingSpec: {"min_replicas": 0, "max_replicas": 6, "target_ongoing_requests": 12.5},
+    RayResources: {
+        "num_cpus": 0.5,
+        "num_gpus": 0.25,
+        "autoscaling": {"min_replicas": 1, "max_replicas": 3, "target_ongoing_requests": 8.0},
+    },
     EndpointSpec: {
         "name": "fraud-scoring-2",
         "routes": [

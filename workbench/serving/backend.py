@@ -1,8 +1,9 @@
 """The seam between the control plane and whatever runs the traffic.
 
-``local`` runs replica processes and a router on this machine (``supervisor.py``); ``none`` keeps
-endpoint definitions without serving them (a registry-only control plane). Ray Serve will be a third.
-Backends are picked by name from a small registry, as papermill picks its engines.
+``local`` runs replica processes and a router on this machine (``supervisor.py``); ``ray`` runs the same
+apps on Ray Serve (:mod:`workbench.serving.ray`); ``none`` keeps endpoint definitions without serving
+them (a registry-only control plane). Backends are picked by name from a small registry, as papermill
+picks its engines.
 """
 
 from __future__ import annotations
@@ -99,12 +100,16 @@ def make_backend(name: str, **kwargs: Any) -> ServingBackend:
         from workbench.serving.supervisor import LocalSupervisor
 
         register_backend("local", LocalSupervisor)
+    if name == "ray" and "ray" not in _BACKENDS:
+        from workbench.serving.ray.backend import RayBackend
+
+        register_backend("ray", RayBackend)
     if name == "none":
         return NoServing()
     factory = _BACKENDS.get(name)
     if factory is None:
         raise ValidationError(
-            f"unknown serving backend {name!r}: choose one of {sorted({'local', 'none', *_BACKENDS})}",
+            f"unknown serving backend {name!r}: choose one of {sorted({'local', 'none', 'ray', *_BACKENDS})}",
             field="serving_backend",
         )
     return factory(**kwargs)

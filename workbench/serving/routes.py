@@ -27,6 +27,8 @@ class Upstream(BaseModel):
     host: str = "127.0.0.1"
     port: int
     uds: str | None = None
+    #: On the ray backend: the Ray Serve application that serves the version (Ray balances its replicas).
+    ray_app: str | None = None
 
 
 class VersionRoute(BaseModel):

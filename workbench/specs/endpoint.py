@@ -102,6 +102,38 @@ class BatchingSpec(Spec):
     max_wait_ms: MaxWaitMs = 2.0
 
 
+class AutoscalingSpec(Spec):
+    """Ray Serve's autoscaler, per version: replicas follow the requests each one has in flight."""
+
+    min_replicas: int = Field(default=1, ge=0, le=64)
+    max_replicas: int = Field(default=4, ge=1, le=64)
+    target_ongoing_requests: float = Field(
+        default=32.0, gt=0, le=10_000, description="requests in flight per replica the autoscaler aims for"
+    )
+
+    @model_validator(mode="after")
+    def _bounds(self) -> AutoscalingSpec:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(
+                f"min_replicas ({self.min_replicas}) must not exceed max_replicas ({self.max_replicas})"
+            )
+        return self
+
+
+class RayResources(Spec):
+    """What each replica reserves on a Ray cluster (the ``ray`` backend; the local backend ignores it)."""
+
+    num_cpus: float | None = Field(
+        default=None, ge=0, le=256, description="CPUs per replica; default: the endpoint's threads, else 1"
+    )
+    num_gpus: float | None = Field(
+        default=None, ge=0, le=64, description="GPUs per replica; default: 1 for a cuda device, else 0"
+    )
+    autoscaling: AutoscalingSpec | None = Field(
+        default=None, description="replicas between min and max by load; replaces the fixed replica count"
+    )
+
+
 class EndpointSpec(Spec):
     name: str = Field(
         description="lower-case DNS label: used in URLs and process names",
@@ -124,6 +156,8 @@ class EndpointSpec(Spec):
     sticky_salt: str | None = Field(default=None, max_length=80)
     #: Requests carry an entity id; the replicas fetch its features from the feature store.
     features: FeatureLookup | None = None
+    #: Placement and autoscaling on the ``ray`` serving backend.
+    ray: RayResources | None = None
     kind: Literal["endpoint"] = "endpoint"
 
     @field_validator("name")

@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -117,12 +118,44 @@ def run(seconds: float) -> dict[str, Any]:
                         entry["rss_mb"]["ray: version replica"] = _ray_replica_rss()
                     plane.delete_endpoint(endpoint, actor="bench")
                 results["models"][name] = entry
+            results["log_hop"] = log_hop()
         finally:
             ray.close()
             local.close()
+        results["ray_alone"] = ray_alone(seconds)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return results
+
+
+def log_hop(lines: int = 5000) -> dict[str, float]:
+    """A replica's own log writer against a collector actor (``_log_collector.py``), on this cluster."""
+    from _log_collector import in_the_replica, through_a_collector
+
+    own = min(in_the_replica(lines) for _ in range(3))
+    caller, actor = min((through_a_collector(lines) for _ in range(3)), key=sum)
+    print(f"  log line: own writer {own:.1f} µs CPU; collector {caller:.1f} µs caller + {actor:.1f} µs actor")
+    return {"own_writer_us": own, "collector_caller_us": caller, "collector_actor_us": actor}
+
+
+def ray_alone(seconds: float) -> list[dict[str, Any]]:
+    """Ray Serve without Workbench (``_ray_baseline.py``, in a child process with its own cluster)."""
+    env = {**os.environ, "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}
+    done = subprocess.run(
+        [sys.executable, str(Path(__file__).with_name("_ray_baseline.py")), str(seconds), str(free_port())],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=env,
+    )
+    runs = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    for run in runs:
+        print(
+            f"  {run['target']:<36} c={run['concurrency']:<3} {run['rps']:>8.0f} req/s  p50 {run['p50_ms']:7.2f} ms"
+        )
+    if done.returncode != 0:
+        print(done.stderr[-2000:])
+    return runs
 
 
 def to_markdown(results: dict[str, Any]) -> str:
@@ -142,6 +175,34 @@ def to_markdown(results: dict[str, Any]) -> str:
             )
         lines += ["", "| memory | RSS MB |", "|---|---:|"]
         lines += [f"| {what} | {mb:,.0f} |" for what, mb in entry["rss_mb"].items()]
+        lines.append("")
+    hop = results.get("log_hop")
+    if hop:
+        lines += [
+            "**The prediction log's hop**: CPU per batch line (16 requests with inputs and outputs), in every "
+            "process involved:",
+            "",
+            "| who writes | on the replica's side µs | elsewhere µs | total µs |",
+            "|---|---:|---:|---:|",
+            f"| the replica, its own segments | {hop['own_writer_us']:.1f} | 0 | {hop['own_writer_us']:.1f} |",
+            f"| a collector actor (fire-and-forget calls) | {hop['collector_caller_us']:.1f} | "
+            f"{hop['collector_actor_us']:.1f} | {hop['collector_caller_us'] + hop['collector_actor_us']:.1f} |",
+            "",
+        ]
+    alone = results.get("ray_alone") or []
+    if alone:
+        lines += [
+            "**Ray Serve alone** (no Workbench code, no model: a constant answer; its own cluster, throughput "
+            "mode), the floor under the ray backend's figures:",
+            "",
+            "| target | c | req/s | p50 ms | p99 ms | errors |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for run in alone:
+            lines.append(
+                f"| {run['target']} | {run['concurrency']} | {run['rps']:,.0f} | {run['p50_ms']:.2f} | "
+                f"{run['p99_ms']:.2f} | {run['errors']} |"
+            )
         lines.append("")
     return "\n".join(lines)
 

@@ -222,12 +222,7 @@ class RayBackend:
 
         started = time.monotonic()
         if stop_processes:
-            try:
-                from ray import serve
-
-                serve.shutdown()  # type: ignore[no-untyped-call]
-            except Exception as exc:
-                log.warning("Ray Serve did not shut down cleanly: %s", exc)
+            self._withdraw_all(time.monotonic() + 30.0)
         withdrawn = time.monotonic()
         ray.shutdown()
         if stop_processes and self._cluster is not None and self._cluster.local:
@@ -264,6 +259,20 @@ class RayBackend:
         except Exception as exc:
             raise UnavailableError(f"Ray Serve refused the config: {exc}") from exc
         return self._revision
+
+    def _withdraw_all(self, deadline: float) -> None:
+        """Declare no application and wait until Ray has drained them all: each replica's shutdown
+        closes its prediction-log writer, so what it logged reaches disk before the cluster stops.
+        (``serve.shutdown`` would do the same, then wait 30 s for its controller here.)"""
+        from ray import serve
+        from ray.serve.schema import ServeDeploySchema
+
+        try:
+            self._client.deploy_apps(ServeDeploySchema.model_validate({"applications": []}))
+            while serve.status().applications and time.monotonic() < deadline:
+                time.sleep(POLL_S)
+        except Exception as exc:  # Ray unreachable: nothing left to drain from here
+            log.warning("Ray Serve applications not withdrawn cleanly: %s", exc)
 
     def _check_placeable(self, spec: EndpointSpec) -> None:
         """Refuse at once what no node of the cluster could ever hold (Ray would wait forever)."""

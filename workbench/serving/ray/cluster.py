@@ -35,6 +35,8 @@ DRIVER_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
 LOCAL_ENV = {
     **DRIVER_ENV,
     "SERVE_SLOW_STARTUP_WARNING_S": "5",
+    # ... and checked every 5 s, not every 30 (the first report came 30 s after the deploy regardless).
+    "SERVE_SLOW_STARTUP_WARNING_PERIOD_S": "5",
     # Ray Serve's throughput mode (Ray >= 2.56): user code on the replica's own event loop, gRPC between
     # deployments, buffered request logs (docs/benchmarks.md, the Ray backend, measures both modes).
     "RAY_SERVE_THROUGHPUT_OPTIMIZED": os.environ.get("RAY_SERVE_THROUGHPUT_OPTIMIZED", "1"),

@@ -61,7 +61,7 @@ typecheck: install
 	$(BIN)/mypy
 
 pytest: install system-deps labextension
-	WORKBENCH_REQUIRE_POSTGRES=1 $(BIN)/pytest -n 3 --dist loadgroup --durations=10
+	WORKBENCH_REQUIRE_POSTGRES=1 $(BIN)/pytest -n 2 --dist loadgroup --durations=10
 
 test: lint typecheck pytest
 

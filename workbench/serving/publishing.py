@@ -8,7 +8,7 @@ in the order they were taken, so a push overtaken by a newer one has nothing lef
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import httpx
 import orjson
@@ -67,27 +67,35 @@ def route_table(revision: int, specs: Iterable[EndpointSpec], ready: Mapping[str
                     found.append(Upstream(replica_id=pid, port=managed.info.port, uds=uds))
             return tuple(found)
 
-        endpoints[spec.name] = EndpointRoutes(
-            name=spec.name,
-            versions=tuple(
-                VersionRoute(
-                    model=r.model, version=r.version, weight=r.weight, upstreams=upstreams(r.model, r.version)
-                )
-                for r in spec.routes
-            ),
-            shadows=tuple(
-                ShadowRoute(
-                    model=s.model,
-                    version=s.version,
-                    sample_percent=s.sample_percent,
-                    upstreams=upstreams(s.model, s.version),
-                )
-                for s in spec.shadows
-            ),
-            payload_limit_bytes=spec.payload_limit_bytes,
-            sticky_salt=spec.sticky_salt or "",
-        )
+        endpoints[spec.name] = endpoint_routes(spec, upstreams)
     return RouteTable(revision=revision, endpoints=endpoints)
+
+
+def endpoint_routes(
+    spec: EndpointSpec, upstreams: Callable[[str, int], tuple[Upstream, ...]]
+) -> EndpointRoutes:
+    """One endpoint's routes, each version reached through ``upstreams(model, version)``: one shape for
+    every backend's router (local replicas here, Ray applications in ``serving.ray.serve_config``)."""
+    return EndpointRoutes(
+        name=spec.name,
+        versions=tuple(
+            VersionRoute(
+                model=r.model, version=r.version, weight=r.weight, upstreams=upstreams(r.model, r.version)
+            )
+            for r in spec.routes
+        ),
+        shadows=tuple(
+            ShadowRoute(
+                model=s.model,
+                version=s.version,
+                sample_percent=s.sample_percent,
+                upstreams=upstreams(s.model, s.version),
+            )
+            for s in spec.shadows
+        ),
+        payload_limit_bytes=spec.payload_limit_bytes,
+        sticky_salt=spec.sticky_salt or "",
+    )
 
 
 def push_routes(http: httpx.Client, router_url: str, token: str, table: RouteTable) -> bool:

@@ -18,8 +18,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from workbench.serving.backend import ModelDirs
-from workbench.serving.publishing import shape_digest
-from workbench.serving.routes import EndpointRoutes, RouteTable, ShadowRoute, Upstream, VersionRoute
+from workbench.serving.publishing import endpoint_routes, shape_digest
+from workbench.serving.routes import EndpointRoutes, RouteTable, Upstream
 from workbench.specs.endpoint import EndpointSpec
 from workbench.specs.features import FeatureLookup
 
@@ -143,26 +143,7 @@ def route_table(revision: int, specs: Iterable[EndpointSpec], serving: Mapping[s
             name = version_app_name(spec, model, version)
             return (Upstream(replica_id=name, port=0, ray_app=name),) if name in serving else ()
 
-        endpoints[spec.name] = EndpointRoutes(
-            name=spec.name,
-            versions=tuple(
-                VersionRoute(
-                    model=r.model, version=r.version, weight=r.weight, upstreams=upstreams(r.model, r.version)
-                )
-                for r in spec.routes
-            ),
-            shadows=tuple(
-                ShadowRoute(
-                    model=s.model,
-                    version=s.version,
-                    sample_percent=s.sample_percent,
-                    upstreams=upstreams(s.model, s.version),
-                )
-                for s in spec.shadows
-            ),
-            payload_limit_bytes=spec.payload_limit_bytes,
-            sticky_salt=spec.sticky_salt or "",
-        )
+        endpoints[spec.name] = endpoint_routes(spec, upstreams)
     return RouteTable(revision=revision, endpoints=endpoints)
 
 

@@ -114,7 +114,7 @@ def test_sticky_keys_keep_their_version(world: World) -> None:
 
 
 def test_shadow_never_changes_or_delays_the_primary(world: World, churn: str) -> None:
-    test_serving.test_shadow_never_changes_or_delays_the_primary(world)
+    test_serving.test_shadow_never_changes_or_delays_the_primary(world, churn)
 
 
 def test_blue_green_under_load_without_a_failed_request(world: World) -> None:

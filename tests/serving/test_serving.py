@@ -236,10 +236,10 @@ def test_sticky_keys_keep_their_version(world: World) -> None:
     assert explicit.headers["x-workbench-model-version"] == "2"
 
 
-def test_shadow_never_changes_or_delays_the_primary(world: World) -> None:
+def test_shadow_never_changes_or_delays_the_primary(world: World, churn: str) -> None:
     world.client.create_endpoint("shadowed", "models:/churn/1", shadows=[{"model": "models:/churn/3"}])
     rows = world.frame.head(3)
-    plain = httpx.post(f"{world.router}/v2/models/churn-api/infer", json=oip_columns(rows)).json()
+    plain = httpx.post(f"{world.router}/v2/models/{churn}/infer", json=oip_columns(rows)).json()
     request_ids = []
     answered: dict[str, float] = {}
     for i in range(6):

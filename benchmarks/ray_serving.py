@@ -31,6 +31,7 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from _docs import replace_marked
 from _load import require_wrk
 from _procs import rss_mb
 from serving import bodies, build_models, free_port, measure, start_mlflow, stop
@@ -208,15 +209,7 @@ def to_markdown(results: dict[str, Any]) -> str:
 
 
 def write_docs(markdown: str, command: str) -> None:
-    path = ROOT / "docs" / "benchmarks.md"
-    text = path.read_text()
-    begin, end = "<!-- ray-serving:begin -->", "<!-- ray-serving:end -->"
-    block = f"{begin}\nMeasured {time.strftime('%Y-%m-%d')} with `{command}`.\n\n{markdown}\n{end}"
-    if begin in text:
-        text = text[: text.index(begin)] + block + text[text.index(end) + len(end) :]
-    else:
-        text = text.rstrip() + "\n\n## The Ray backend beside the local one\n\n" + block + "\n"
-    path.write_text(text)
+    replace_marked("ray-serving", "The Ray backend beside the local one", markdown, command)
 
 
 def main() -> None:

@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from _cpu import children_cpu, own_cpu, process_cpu, thread_cpu
+from _docs import replace_marked
 from _load import LoadResult, require_wrk, run_wrk
 from _procs import rss_mb
 
@@ -629,15 +630,7 @@ def binary_comparison(entry: dict[str, Any]) -> list[str]:
 
 
 def write_docs(markdown: str, command: str) -> None:
-    path = ROOT / "docs" / "benchmarks.md"
-    text = path.read_text()
-    begin, end = "<!-- serving:begin -->", "<!-- serving:end -->"
-    block = f"{begin}\nMeasured {time.strftime('%Y-%m-%d')} with `{command}`.\n\n{markdown}\n{end}"
-    if begin in text:
-        text = text[: text.index(begin)] + block + text[text.index(end) + len(end) :]
-    else:
-        text = text.rstrip() + "\n\n## Serving\n\n" + block + "\n"
-    path.write_text(text)
+    replace_marked("serving", "Serving", markdown, command)
 
 
 def main() -> None:

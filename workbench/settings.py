@@ -42,15 +42,7 @@ def http_url(host: str, port: int) -> str:
 
 
 def _nice(raw: str) -> int:
-    name = "WORKBENCH_BACKGROUND_NICE"
-    message = f"{name} must be an integer from 0 to 19, got {raw!r}"
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValidationError(message, variable=name) from None
-    if not 0 <= value <= 19:
-        raise ValidationError(message, variable=name)
-    return value
+    return _bounded_int(raw, "WORKBENCH_BACKGROUND_NICE", 0, 19)
 
 
 def _bounded_int(raw: str, name: str, least: int, most: int) -> int:

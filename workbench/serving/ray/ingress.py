@@ -67,9 +67,7 @@ class RayUpstreams:
             status, answered, payload = await asyncio.wait_for(
                 self._handle(apps[0]).remote(method, path, encoded, body), self._timeout
             )
-        except TimeoutError:
-            raise
-        except UpstreamError:
+        except (TimeoutError, UpstreamError):
             raise
         except Exception as exc:  # the replica died, the application is being deleted, Ray is unreachable
             self._handles.pop(apps[0], None)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 import httpx
 import orjson
@@ -32,6 +33,21 @@ def replica_ids(spec: EndpointSpec) -> dict[str, tuple[str, int]]:
         for index in range(spec.replicas):
             wanted[f"{spec.name}.{model}.v{version}.{digest}.r{index}"] = (model, version)
     return wanted
+
+
+def replica_options(spec: EndpointSpec) -> dict[str, Any]:
+    """What a replica of ``spec`` runs with, whichever backend starts it (a local process's config, a
+    Ray deployment's arguments)."""
+    return {
+        "device": spec.device,
+        "threads": spec.threads,
+        "torchscript": spec.torchscript,
+        "max_batch_size": spec.batching.max_batch_size,
+        "max_wait_ms": spec.batching.max_wait_ms,
+        "payload_limit_bytes": spec.payload_limit_bytes,
+        "log_sample_rate": spec.log_sample_rate,
+        "features": spec.features,
+    }
 
 
 def shape_digest(spec: EndpointSpec) -> str:

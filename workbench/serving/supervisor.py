@@ -37,7 +37,7 @@ from workbench.serving.processes import (
     terminate,
     wait_ready,
 )
-from workbench.serving.publishing import push_routes, replica_ids, route_table
+from workbench.serving.publishing import push_routes, replica_ids, replica_options, route_table
 from workbench.serving.watchdog import AuditFn, Watchdog, healthy
 from workbench.settings import Settings
 from workbench.specs.endpoint import EndpointSpec
@@ -184,19 +184,12 @@ class LocalSupervisor:
             model=model,
             version=version,
             model_dir=model_dir,
-            device=spec.device,
-            threads=spec.threads,
-            torchscript=spec.torchscript,
-            max_batch_size=spec.batching.max_batch_size,
-            max_wait_ms=spec.batching.max_wait_ms,
-            payload_limit_bytes=spec.payload_limit_bytes,
+            **replica_options(spec),
             host=self.settings.host,
             port=0,
             uds=socket_path(self.run_dir, process_id),
             ready_file=self.run_dir / f"{process_id}.ready.json",
             prediction_log_dir=self.prediction_dir / spec.name,
-            log_sample_rate=spec.log_sample_rate,
-            features=spec.features,
             feature_repo=self.settings.feature_repo_path if spec.features is not None else None,
         )
         config_path = self.run_dir / f"{process_id}.json"

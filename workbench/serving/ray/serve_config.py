@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from workbench.serving.backend import ModelDirs
-from workbench.serving.publishing import endpoint_routes, shape_digest
+from workbench.serving.publishing import endpoint_routes, replica_options, shape_digest
 from workbench.serving.routes import EndpointRoutes, RouteTable, Upstream
 from workbench.specs.endpoint import EndpointSpec
 from workbench.specs.features import FeatureLookup
@@ -93,15 +93,8 @@ def version_apps(
             model=model,
             version=version,
             model_dir=str(model_dirs[(model, version)]),
-            device=spec.device,
-            threads=spec.threads,
-            torchscript=spec.torchscript,
-            max_batch_size=spec.batching.max_batch_size,
-            max_wait_ms=spec.batching.max_wait_ms,
-            payload_limit_bytes=spec.payload_limit_bytes,
+            **replica_options(spec),
             prediction_log_dir=str(prediction_dir / spec.name),
-            log_sample_rate=spec.log_sample_rate,
-            features=spec.features,
             feature_repo=str(feature_repo)
             if spec.features is not None and feature_repo is not None
             else None,

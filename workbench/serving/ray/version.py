@@ -42,20 +42,10 @@ class VersionServer:
             from workbench.features.replica import attach_lookup
 
             model = attach_lookup(model, version.features, Path(version.feature_repo))
+        # The local replica's config from the same options; no sockets, no ready file, its log apart.
+        options = version.model_dump(exclude={"app", "model_dir", "prediction_log_dir", "feature_repo"})
         config = ReplicaConfig(
-            replica_id=replica_id,
-            endpoint=version.endpoint,
-            model=version.model,
-            version=version.version,
-            model_dir=model_dir,
-            device=version.device,
-            threads=version.threads,
-            torchscript=version.torchscript,
-            max_batch_size=version.max_batch_size,
-            max_wait_ms=version.max_wait_ms,
-            payload_limit_bytes=version.payload_limit_bytes,
-            ready_file=Path("/dev/null"),
-            log_sample_rate=version.log_sample_rate,
+            replica_id=replica_id, model_dir=model_dir, ready_file=Path("/dev/null"), **options
         )
         self.writer = None
         if version.prediction_log_dir is not None:

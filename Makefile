@@ -17,6 +17,11 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet hatchling editables 'hatch-jupyter-builder>=0.9'
 	SKIP_JUPYTER_BUILDER=1 $(BIN)/pip install --quiet --no-build-isolation -e '.[dev]'
+	# jsonschema imports rfc3987-syntax (pulled in by Jupyter's jsonschema[format-nongpl]) whenever it is
+	# present, and that compiles ~35 Earley parsers: 2.6 s of CPU in every process importing jsonschema
+	# (each Ray worker, Jupyter server, papermill run), for the `iri` format no schema here uses
+	# (python-jsonschema/jsonschema#1428). Without it jsonschema skips that one format; pip check agrees.
+	$(BIN)/pip uninstall --quiet --yes rfc3987-syntax
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -61,7 +66,7 @@ typecheck: install
 	$(BIN)/mypy
 
 pytest: install system-deps labextension
-	WORKBENCH_REQUIRE_POSTGRES=1 $(BIN)/pytest -n 2 --dist loadgroup --durations=10
+	WORKBENCH_REQUIRE_POSTGRES=1 $(BIN)/pytest -n 2 --dist loadgroup --no-loadscope-reorder --durations=10
 
 test: lint typecheck pytest
 

@@ -85,6 +85,7 @@ def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 # shuffled, then tests within each module, so module-scoped fixtures are still built once). The seed is
 # printed in the header; WORKBENCH_TEST_SEED=N replays an order. Integration tests keep file order: their
 # module-scoped servers are expensive, and their isolation is per module.
+TIMELINE = Path(__file__).parent / "artifacts"
 _SEED = int(os.environ.get("WORKBENCH_TEST_SEED") or uuid.uuid4().int % 1_000_000)
 # pytest-xdist's workers must collect the same order as the controller: they inherit the seed.
 os.environ["WORKBENCH_TEST_SEED"] = str(_SEED)
@@ -97,6 +98,17 @@ def pytest_report_header() -> str:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     _group_for_xdist(items)
     _shuffle_unit_tests(items)
+    _longest_groups_first(items)
+
+
+def _group_of(item: pytest.Item) -> str:
+    """A test's own ``xdist_group`` (the Ray tests share one, so two Ray clusters never run at once on two
+    cores), else the browser package's, else its module's."""
+    explicit = item.get_closest_marker("xdist_group")
+    if explicit is not None:
+        return str(explicit.args[0])
+    path = str(item.path)
+    return "browser" if "/tests/browser/" in path else path
 
 
 def _group_for_xdist(items: list[pytest.Item]) -> None:
@@ -105,9 +117,61 @@ def _group_for_xdist(items: list[pytest.Item]) -> None:
     for item in items:
         if not item.config.pluginmanager.hasplugin("xdist"):
             return
-        path = str(item.path)
-        group = "browser" if "/tests/browser/" in path else path
-        item.add_marker(pytest.mark.xdist_group(group))
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(_group_of(item)))
+
+
+# The groups that take minutes, longest first (from tests/artifacts/timeline-*.jsonl of a clean-clone run;
+# `python -m tests.timeline` sums them). With ``--no-loadscope-reorder`` (the Makefile) pytest-xdist hands
+# out groups in collection order, each to the first worker running low; by default it would order them by
+# their number of tests, which put the Ray group (17 tests, 10 minutes) late, behind the browser package on
+# the same worker, in the CI run on eb0a8df. Long groups first and the short ones filling in is the
+# longest-processing-time rule.
+LONGEST_GROUPS = (
+    "ray",
+    "browser",
+    "tests/integration/test_api_fuzz.py",
+    "tests/integration/test_cli.py",
+    "tests/notebooks/test_tutorials.py",
+)
+
+
+def _longest_groups_first(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        group = _group_of(item)
+        for index, longest in enumerate(LONGEST_GROUPS):
+            if group == longest or group.endswith(f"/{longest}"):
+                return index
+        return len(LONGEST_GROUPS)
+
+    items.sort(key=rank)  # stable: within a rank, the order collected (and shuffled) stays
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if "PYTEST_XDIST_WORKER" not in os.environ:  # the controller (or a run without workers) starts afresh
+        for old in TIMELINE.glob("timeline-*.jsonl"):
+            old.unlink()
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Each test phase's start, stop and worker, so a run's balance across workers can be read afterwards."""
+    import json
+    import time
+
+    if hasattr(report, "node"):  # the xdist controller, echoing a worker's report: the worker wrote it
+        return
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    line = {
+        "test": report.nodeid,
+        "when": report.when,
+        "worker": worker,
+        "start": getattr(report, "start", time.time() - report.duration),
+        "duration": round(report.duration, 3),
+        "outcome": report.outcome,
+    }
+    TIMELINE.mkdir(parents=True, exist_ok=True)
+    with (TIMELINE / f"timeline-{worker}.jsonl").open("a") as out:
+        out.write(json.dumps(line) + "\n")
 
 
 def _shuffle_unit_tests(items: list[pytest.Item]) -> None:

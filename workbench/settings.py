@@ -103,6 +103,9 @@ class Settings:
     #: The Ray ingress (the router): how many replicas, and the CPU each reserves.
     ray_ingress_replicas: int = 1
     ray_ingress_cpus: float = 0.25
+    #: How often the control plane compares the applications Ray runs with those it declared, and
+    #: declares them again when one is missing or foreign (removed by hand, lost with a head node).
+    ray_reconcile_s: float = 10.0
     runbook_dirs: tuple[Path, ...] = ()
     actor: str | None = None
     #: How long monitor history is kept point by point, and as per-minute rollups (pruned by the loop).
@@ -185,6 +188,8 @@ class Settings:
             overrides["ray_ingress_replicas"] = _bounded_int(raw, "WORKBENCH_RAY_INGRESS_REPLICAS", 1, 32)
         if raw := env.get("WORKBENCH_RAY_INGRESS_CPUS"):
             overrides["ray_ingress_cpus"] = _cpus(raw, "WORKBENCH_RAY_INGRESS_CPUS")
+        if raw := env.get("WORKBENCH_RAY_RECONCILE_S"):
+            overrides["ray_reconcile_s"] = _seconds(raw, "WORKBENCH_RAY_RECONCILE_S", least=0.5, most=3600.0)
         if nice := env.get("WORKBENCH_BACKGROUND_NICE"):
             overrides["background_nice"] = _nice(nice)
         if dirs := env.get("WORKBENCH_RUNBOOKS_DIRS"):

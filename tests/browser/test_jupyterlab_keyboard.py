@@ -50,7 +50,9 @@ def from_palette(page: Page, label: str) -> None:
             seen.append("the palette did not open")  # JupyterLab binds its keys once it is restored
             continue
         page.keyboard.type(label)
-        if wait_for(lambda: active.count() and label in active.inner_text(), 5, fail=False):
+        # all_inner_texts does not wait: the palette may close between a look and a read, and a waiting
+        # read would then block for the locator's whole timeout instead of letting this loop try again.
+        if wait_for(lambda: any(label in text for text in active.all_inner_texts()), 5, fail=False):
             page.keyboard.press("Enter")
             return
         seen.append(

@@ -10,6 +10,7 @@ default) fits on two cores, as replica processes share them on the local backend
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -35,7 +36,11 @@ pytestmark = [pytest.mark.xdist_group("ray"), pytest.mark.timeout(900)]
 def world(tmp_path_factory: pytest.TempPathFactory, mlflow_template: Path) -> Iterator[World]:
     """Named as the local modules' fixture, so their tests run here unchanged."""
     yield from make_world(
-        tmp_path_factory.mktemp("ray"), mlflow_template, serving_backend="ray", ray_num_cpus=32
+        tmp_path_factory.mktemp("ray"),
+        mlflow_template,
+        serving_backend="ray",
+        ray_num_cpus=32,
+        ray_reconcile_s=1.0,
     )
 
 
@@ -118,7 +123,9 @@ def test_shadow_never_changes_or_delays_the_primary(world: World, churn: str) ->
 
 
 def test_blue_green_under_load_without_a_failed_request(world: World) -> None:
-    test_serving.test_routes_change_under_load_without_a_failed_request(world)
+    """Two swaps, there and back (a withdrawn version's application declared again), rather than the local
+    test's three: each costs a Ray application's start and drain, 30 s on a busy machine."""
+    test_serving.routes_change_under_load(world, swaps_to=("models:/churn/2", "models:/churn/1"))
 
 
 @pytest.mark.parametrize(
@@ -140,7 +147,9 @@ def test_covariate_drift_is_flagged_from_ray_replicas_telemetry(world: World) ->
     watched = "watched"
     world.client.deploy(watched, "models:/churn/1")
     world.plane.monitoring.create_monitor(test_monitoring._monitor(watched, watched), actor="tester")
-    test_monitoring.test_covariate_drift_is_flagged_within_two_windows_and_clean_traffic_never(world, watched)
+    # 200 rows a request: a CI run with the browser tests on the other core judged only 64 of 79 looks at
+    # 50 (two clients could not send the window's 1,000 rows through Ray's request path every second).
+    test_monitoring.covariate_drift_is_flagged(world, watched, rows_per_request=200)
 
 
 def test_undeploy_withdraws_the_application_and_the_route(world: World) -> None:
@@ -155,6 +164,46 @@ def test_undeploy_withdraws_the_application_and_the_route(world: World) -> None:
     assert wait_until(lambda: application["id"] not in serve.status().applications, timeout=60)
     (stopped,) = world.client.audit(target="endpoint:gone", action="replica.stop")
     assert stopped.before == {"application": application["id"]}
+
+
+def test_a_killed_replica_is_restarted_by_ray_and_the_endpoint_answers_again(world: World) -> None:
+    """Supervision is Ray's: the control plane only reports the new process."""
+    world.client.deploy("crashy", "models:/churn/1")
+    (application,) = _applications(world, "crashy")
+    pid = application["pid"]
+    assert pid
+    assert application["ray"]["processes"][0]["pid"] == pid
+    os.kill(pid, signal.SIGKILL)
+
+    def restarted() -> dict[str, Any] | None:
+        current = _applications(world, "crashy")
+        return current[0] if current and current[0]["pid"] not in (None, pid) else None
+
+    new = wait_until(restarted, timeout=120)
+    assert new["id"] == application["id"]  # the same application: Ray replaced its replica
+    response = httpx.post(
+        f"{world.router}/v2/models/crashy/infer", json=oip_columns(world.frame.head(2)), timeout=30
+    )
+    assert response.status_code == 200, response.text
+
+
+def test_an_application_removed_behind_the_control_planes_back_is_declared_again(world: World) -> None:
+    """``serve delete`` by hand (or a head node that lost its state): the reconciliation declares the
+    config again within a period (1 s here), and the endpoint answers with the same version."""
+    from ray import serve
+
+    world.client.deploy("lost", "models:/churn/2")
+    (application,) = _applications(world, "lost")
+    serve.delete(application["id"])  # blocks until Ray has removed it
+    back = wait_until(lambda: _applications(world, "lost"), timeout=120)
+    assert back[0]["id"] == application["id"]
+    response = httpx.post(
+        f"{world.router}/v2/models/lost/infer", json=oip_columns(world.frame.head(2)), timeout=30
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["x-workbench-model-version"] == "2"
+    reconciled = world.client.audit(target="serving/ray", action="ray.reconcile")
+    assert any(application["id"] in event.after["missing"] for event in reconciled)
 
 
 def test_resources_no_node_has_are_refused_with_nothing_routed(world: World, churn: str) -> None:

@@ -274,12 +274,16 @@ def test_shadow_never_changes_or_delays_the_primary(world: World, churn: str) ->
 
 
 def test_routes_change_under_load_without_a_failed_request(world: World) -> None:
+    routes_change_under_load(world, swaps_to=("models:/churn/2", "models:/churn/1", "models:/churn/2"))
+
+
+def routes_change_under_load(world: World, *, swaps_to: tuple[str, ...]) -> None:
     world.client.deploy("swap", "models:/churn/1")
     bodies = [_body(world, i) for i in range(400)]
     url = f"{world.router}/v2/models/swap/infer"
 
     async def swaps() -> None:
-        for model in ("models:/churn/2", "models:/churn/1", "models:/churn/2"):
+        for model in swaps_to:
             await asyncio.sleep(0.3)
             await asyncio.to_thread(world.client.deploy, "swap", model)
 

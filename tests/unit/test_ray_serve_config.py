@@ -14,6 +14,7 @@ from workbench.serving.publishing import shape_digest
 from workbench.serving.ray import serve_config
 from workbench.serving.ray.cluster import answers, find_cluster
 from workbench.serving.ray.inprocess import call
+from workbench.serving.ray.reconcile import Reconciler, drift
 from workbench.serving.router_app import RouterApp
 from workbench.settings import Settings
 from workbench.specs.endpoint import AutoscalingSpec, EndpointSpec
@@ -137,6 +138,8 @@ def test_an_address_that_does_not_answer_is_refused_at_once(tmp_path: Path) -> N
         ("WORKBENCH_RAY_NUM_CPUS", "-1"),
         ("WORKBENCH_RAY_INGRESS_REPLICAS", "0"),
         ("WORKBENCH_RAY_INGRESS_CPUS", "100"),
+        ("WORKBENCH_RAY_RECONCILE_S", "0"),
+        ("WORKBENCH_RAY_RECONCILE_S", "often"),
     ],
 )
 def test_bad_ray_settings_are_refused_by_name(tmp_path: Path, variable: str, value: str) -> None:
@@ -152,7 +155,37 @@ def test_ray_settings_are_read_from_the_environment(tmp_path: Path) -> None:
             "WORKBENCH_RAY_NUM_CPUS": "16",
             "WORKBENCH_RAY_INGRESS_REPLICAS": "2",
             "WORKBENCH_RAY_INGRESS_CPUS": "0.5",
+            "WORKBENCH_RAY_RECONCILE_S": "30",
         }
     )
+    assert settings.ray_reconcile_s == 30.0
     assert (settings.ray_address, settings.ray_num_cpus) == ("10.0.0.5:6379", 16.0)
     assert (settings.ray_ingress_replicas, settings.ray_ingress_cpus) == (2, 0.5)
+
+
+def test_reconciliation_finds_missing_and_foreign_applications_but_not_those_draining() -> None:
+    running = {"wb.a.m.v1.x": "RUNNING", "wb.b.m.v2.y": "DELETING", "someone-elses": "RUNNING"}
+    found = drift(["workbench", "wb.a.m.v1.x", "wb.c.m.v3.z"], running)
+    assert found.missing == ("wb.c.m.v3.z", "workbench")
+    assert found.foreign == ("someone-elses",)
+    assert not drift(["wb.a.m.v1.x"], {"wb.a.m.v1.x": "DEPLOYING", "wb.old": "DELETING"})
+
+
+def test_a_failing_look_does_not_stop_the_reconciliation_loop() -> None:
+    looks: list[float] = []
+
+    def look() -> None:
+        looks.append(time.monotonic())
+        if len(looks) == 1:
+            raise ConnectionError("Ray's head is restarting")
+
+    loop = Reconciler(look, every_s=0.01)
+    loop.start()
+    deadline = time.monotonic() + 10
+    while len(looks) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    loop.stop()
+    stopped = len(looks)
+    time.sleep(0.05)
+    assert stopped >= 3
+    assert len(looks) == stopped  # stop() returns once the loop has ended

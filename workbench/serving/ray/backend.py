@@ -23,6 +23,7 @@ from workbench.errors import UnavailableError, ValidationError
 from workbench.serving.backend import ModelDirs
 from workbench.serving.ray import serve_config
 from workbench.serving.ray.cluster import Cluster, connect, find_cluster, free_port, stop_local
+from workbench.serving.ray.reconcile import Reconciler, drift
 from workbench.serving.watchdog import AuditFn
 from workbench.settings import Settings
 from workbench.specs.endpoint import EndpointSpec
@@ -44,6 +45,9 @@ class RayBackend:
         self._routed: dict[str, EndpointSpec] = {}
         self._apps: dict[str, dict[str, Any]] = {}
         self._revision = 0
+        #: The config as last declared: what a reconciliation declares again, unchanged.
+        self._declared: dict[str, Any] | None = None
+        self._reconciler: Reconciler | None = None
         self._cluster: Cluster | None = None
         self._client: Any = None
         self._router_url: str | None = None
@@ -85,6 +89,9 @@ class RayBackend:
                     continue
                 self._routed[spec.name] = spec
             self._apply()
+            if self._reconciler is None:
+                self._reconciler = Reconciler(self.reconcile, self.settings.ray_reconcile_s)
+                self._reconciler.start()
         self._audit(
             actor="supervisor",
             action="ray.adopt",
@@ -162,11 +169,13 @@ class RayBackend:
         with self._lock:
             apps = dict(self._apps)
         statuses: dict[str, Any] = {}
+        details: dict[str, Any] = {}
         if self._client is not None:
             try:
                 from ray import serve
 
                 statuses = dict(serve.status().applications)
+                details = self._client.get_serve_details().get("applications") or {}
             except Exception as exc:  # Ray unreachable: say so, keep answering
                 log.warning("Ray Serve status unavailable: %s", exc)
         for name, app in sorted(apps.items()):
@@ -174,6 +183,7 @@ class RayBackend:
             found = statuses.get(name)
             deployment = found.deployments.get(serve_config.VERSION_DEPLOYMENT) if found is not None else None
             replica_states = dict(deployment.replica_states) if deployment is not None else {}
+            processes = _replica_processes(details.get(name))
             replicas.append(
                 {
                     "id": name,
@@ -182,7 +192,7 @@ class RayBackend:
                     "model": args["model"],
                     "version": args["version"],
                     "state": _state(found.status if found is not None else None),
-                    "pid": None,
+                    "pid": next((p["pid"] for p in processes if p["state"] == "RUNNING"), None),
                     "port": None,
                     "device": args["device"],
                     "restarts": 0,
@@ -193,6 +203,7 @@ class RayBackend:
                         "application": name,
                         "status": _name(found.status) if found is not None else "NOT_DECLARED",
                         "replicas": {str(k): v for k, v in replica_states.items()},
+                        "processes": processes,
                         **app["deployments"][0],
                     },
                 }
@@ -211,6 +222,25 @@ class RayBackend:
             "replicas": replicas,
         }
 
+    def reconcile(self) -> dict[str, list[str]] | None:
+        """Declare the last config again if Ray lacks one of its applications or runs one it does not
+        name; what was found, or None when Ray runs what was declared."""
+        from ray import serve
+        from ray.serve.schema import ServeDeploySchema
+
+        with self._lock:
+            if self._declared is None or self._client is None:
+                return None
+            declared = [app["name"] for app in self._declared["applications"]]
+            found = drift(declared, {n: a.status for n, a in serve.status().applications.items()})
+            if not found:
+                return None
+            self._client.deploy_apps(ServeDeploySchema.model_validate(self._declared))
+        after = {"missing": list(found.missing), "foreign": list(found.foreign)}
+        log.warning("Ray ran other applications than declared; declared again: %s", after)
+        self._audit(actor="supervisor", action="ray.reconcile", target="serving/ray", after=after)
+        return after
+
     def endpoint_status(self, name: str) -> list[dict[str, Any]]:
         return [r for r in self.status()["replicas"] if r["endpoint"] == name]
 
@@ -220,6 +250,9 @@ class RayBackend:
             return
         import ray
 
+        if self._reconciler is not None:
+            self._reconciler.stop()
+            self._reconciler = None
         started = time.monotonic()
         if stop_processes:
             self._withdraw_all(time.monotonic() + 30.0)
@@ -258,6 +291,7 @@ class RayBackend:
             self._client.deploy_apps(ServeDeploySchema.model_validate(config))
         except Exception as exc:
             raise UnavailableError(f"Ray Serve refused the config: {exc}") from exc
+        self._declared = config
         return self._revision
 
     def _withdraw_all(self, deadline: float) -> None:
@@ -372,6 +406,15 @@ def _state(status: Any) -> str:
         "UNHEALTHY": "unhealthy",
         "DELETING": "stopping",
     }.get(_name(status), "unknown")
+
+
+def _replica_processes(application: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Each replica of a version's deployment: Ray's id, state and process (the pid Ray restarts)."""
+    deployment = ((application or {}).get("deployments") or {}).get(serve_config.VERSION_DEPLOYMENT) or {}
+    return [
+        {"replica_id": r.get("replica_id"), "state": _name(r.get("state")), "pid": r.get("pid")}
+        for r in deployment.get("replicas") or []
+    ]
 
 
 def _reason(found: Any) -> str:

@@ -95,6 +95,7 @@ def pytest_report_header() -> str:
     return f"unit tests shuffled with WORKBENCH_TEST_SEED={_SEED}"
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own, which reads the groups into the node ids
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     _group_for_xdist(items)
     _shuffle_unit_tests(items)

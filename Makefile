@@ -27,14 +27,16 @@ $(STAMP): pyproject.toml | $(BIN)/python
 install: $(STAMP)
 
 # PostgreSQL runs the state-store tests a second time; Debian's chromium runs the browser tests (never
-# `playwright install`). What is missing is installed after one apt-get update, as a fresh machine needs.
+# `playwright install`); Debian's prometheus (promtool and the server) checks and scrapes /metrics.
+# What is missing is installed after one apt-get update, as a fresh machine needs.
 system-deps:
 	@missing=""; \
 	if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then missing="$$missing postgresql"; fi; \
 	if [ ! -x /usr/bin/chromium ]; then missing="$$missing chromium"; fi; \
 	if [ ! -x /usr/bin/redis-server ]; then missing="$$missing redis-server"; fi; \
+	if [ ! -x /usr/bin/promtool ] || [ ! -x /usr/bin/prometheus ]; then missing="$$missing prometheus"; fi; \
 	if [ -n "$$missing" ]; then \
-		echo "installing$$missing (for the state-store, browser and feature-store tests)"; \
+		echo "installing$$missing (for the state-store, browser, feature-store and Prometheus tests)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 

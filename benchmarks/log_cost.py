@@ -80,9 +80,9 @@ def batch_requests(url: str) -> tuple[float, float]:
     rows = batches = 0.0
     base = url.rsplit("/", 1)[0]
     for line in httpx.get(f"{base}/metrics", timeout=10).text.splitlines():
-        if line.startswith("workbench_batch_size_rows_sum"):
+        if line.startswith("workbench_replica_batch_size_rows_sum"):
             rows += float(line.rsplit(" ", 1)[1])
-        elif line.startswith("workbench_batch_size_rows_count"):
+        elif line.startswith("workbench_replica_batch_size_rows_count"):
             batches += float(line.rsplit(" ", 1)[1])
     return rows, batches
 

@@ -137,9 +137,9 @@ def _raw_inference(model_dir: Path, row: np.ndarray[Any, Any], seconds: float) -
 def _replica_counters(port: int) -> dict[str, float]:
     """Batch and forward-pass totals from a replica's /metrics (one endpoint, one version)."""
     wanted = {
-        "workbench_batch_size_rows_sum": "rows",
-        "workbench_batch_size_rows_count": "batches",
-        "workbench_inference_seconds_sum": "inference_s",
+        "workbench_replica_batch_size_rows_sum": "rows",
+        "workbench_replica_batch_size_rows_count": "batches",
+        "workbench_replica_inference_seconds_sum": "inference_s",
     }
     found = dict.fromkeys(wanted.values(), 0.0)
     for line in httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text.splitlines():

@@ -97,53 +97,42 @@ def pytest_report_header() -> str:
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own, which reads the groups into the node ids
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    _group_for_xdist(items)
     _shuffle_unit_tests(items)
     _longest_groups_first(items)
 
 
-def _group_of(item: pytest.Item) -> str:
-    """A test's own ``xdist_group`` (the Ray tests share one, so two Ray clusters never run at once on two
-    cores), else the browser package's, else its module's."""
+def _group_of(item: pytest.Item) -> str | None:
     explicit = item.get_closest_marker("xdist_group")
-    if explicit is not None:
-        return str(explicit.args[0])
-    path = str(item.path)
-    return "browser" if "/tests/browser/" in path else path
+    return str(explicit.args[0]) if explicit is not None else None
 
 
-def _group_for_xdist(items: list[pytest.Item]) -> None:
-    """Under ``pytest -n 2 --dist loadgroup`` a module runs on one worker (its module-scoped servers are
-    built once), and so does the whole browser package (one served world, one Chromium)."""
-    for item in items:
-        if not item.config.pluginmanager.hasplugin("xdist"):
-            return
-        if item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(_group_of(item)))
+# Under ``pytest -n 2 --dist loadgroup`` only tests with an explicit ``xdist_group`` share a worker: the
+# Ray tests (``ray``), so that one Ray cluster runs at a time on two cores, not one per worker. Every other
+# test is its own unit, handed to whichever worker runs low. Grouping each module (and the browser
+# package) on one worker was measured on a clean clone: it builds each module's servers once but chains
+# the long modules serially, and that run was still going after 34 minutes with most tests left, against
+# 27 minutes for a whole run that spreads them. (Until pytest 9.2 was pinned out no group took effect at
+# all: see pyproject.toml.) A module split over both workers builds its module-scoped servers on each.
 
 
-# The groups that take minutes, longest first (from tests/artifacts/timeline-*.jsonl of a clean-clone run;
-# `python -m tests.timeline` sums them). With ``--no-loadscope-reorder`` (the Makefile) pytest-xdist hands
-# out groups in collection order, each to the first worker running low; by default it would order them by
-# their number of tests, which put the Ray group (17 tests, 10 minutes) late, behind the browser package on
-# the same worker, in the CI run on eb0a8df. Long groups first and the short ones filling in is the
-# longest-processing-time rule.
-LONGEST_GROUPS = (
+# Started first, longest first (tests/artifacts/timeline-*.jsonl of a clean-clone run; `python -m
+# tests.timeline` sums them): the Ray group, then the two longest single tests. With
+# ``--no-loadscope-reorder`` (the Makefile) pytest-xdist hands out units in collection order; a long unit
+# collected last would leave the other worker idle at the end (the longest-processing-time rule).
+LONGEST_FIRST = (
     "ray",
-    "browser",
-    "tests/integration/test_api_fuzz.py",
-    "tests/integration/test_cli.py",
-    "tests/notebooks/test_tutorials.py",
+    "tests/integration/test_api_fuzz.py::test_fuzzing_finds_no_server_error",
+    "tests/integration/test_cli.py::test_demo_registers_three_versions",
 )
 
 
 def _longest_groups_first(items: list[pytest.Item]) -> None:
     def rank(item: pytest.Item) -> int:
         group = _group_of(item)
-        for index, longest in enumerate(LONGEST_GROUPS):
-            if group == longest or group.endswith(f"/{longest}"):
+        for index, longest in enumerate(LONGEST_FIRST):
+            if group == longest or item.nodeid.startswith(longest):
                 return index
-        return len(LONGEST_GROUPS)
+        return len(LONGEST_FIRST)
 
     items.sort(key=rank)  # stable: within a rank, the order collected (and shuffled) stays
 

@@ -53,6 +53,7 @@ def serve(
         raise
     try:
         plane.start_serving()
+        _announce_scrape_targets(settings, sock, plane)
         plane.rollouts.start_loop()
         plane.monitoring.engine.start_loop()
         plane.runbooks.start_loop()
@@ -73,6 +74,19 @@ def serve(
     finally:
         plane.close()
         sock.close()
+
+
+def _announce_scrape_targets(settings: Settings, sock: socket.socket, plane: ControlPlane) -> None:
+    """Prometheus's service-discovery file, with the ports actually bound (``workbench export prometheus``)."""
+    from workbench.export.targets import targets, write_targets
+
+    host = settings.host if settings.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+    api_url = f"http://{'[' + host + ']' if ':' in host else host}:{sock.getsockname()[1]}"
+    status = plane.serving.status()
+    try:
+        write_targets(settings.home, targets(api_url, status.get("router_url"), str(status.get("backend"))))
+    except (OSError, ValueError) as exc:  # scraping is optional: the control plane serves regardless
+        logging.getLogger("workbench").warning("Prometheus targets file not written: %s", exc)
 
 
 def _exit_on_signal(signum: int, _frame: object) -> None:

@@ -308,7 +308,7 @@ def test_binary_requests_are_counted_and_logged_exactly_as_json_ones(
     rows = world.frame.iloc[40:52]
     replica = _replica_url(world, endpoint, 2)
     labels = {"endpoint": endpoint, "version": "2", "status": "200"}
-    replica_before = _counter(replica, "workbench_requests_total", status="200", shadow="false")
+    replica_before = _counter(replica, "workbench_replica_requests_total", status="200", shadow="false")
     router_before = _counter(world.router, "workbench_router_requests_total", **labels)
     ids: dict[str, tuple[int, bool]] = {}
     for i in range(len(rows)):
@@ -322,7 +322,7 @@ def test_binary_requests_are_counted_and_logged_exactly_as_json_ones(
                 headers={"x-request-id": request_id},
             )
     assert _counter(
-        replica, "workbench_requests_total", status="200", shadow="false"
+        replica, "workbench_replica_requests_total", status="200", shadow="false"
     ) - replica_before == len(ids)
     assert _counter(world.router, "workbench_router_requests_total", **labels) - router_before == len(ids)
     log_dir = world.settings.home / "predictions" / endpoint

@@ -175,7 +175,9 @@ def _batches(replica_url: str) -> tuple[float, float]:
     text = httpx.get(f"{replica_url}/metrics").text
 
     def value(series: str) -> float:
-        match = re.search(rf"^workbench_batch_size_rows_{series}\{{[^}}]*\}} (\S+)$", text, re.MULTILINE)
+        match = re.search(
+            rf"^workbench_replica_batch_size_rows_{series}\{{[^}}]*\}} (\S+)$", text, re.MULTILINE
+        )
         return float(match.group(1)) if match else 0.0
 
     return value("count"), value("sum")

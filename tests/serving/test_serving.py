@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+import re
 import signal
 import time
 from collections import Counter
@@ -363,13 +364,20 @@ def test_metrics_are_exposed_by_router_and_replica(world: World, churn: str) -> 
     replica = f"http://127.0.0.1:{_replicas(world, churn)[0]['port']}"
     text = httpx.get(f"{replica}/metrics").text
     for series in (
-        "workbench_requests_total",
-        "workbench_request_latency_seconds_bucket",
-        "workbench_batch_size_rows_bucket",
-        "workbench_queue_depth",
-        "workbench_prediction_log_dropped",
+        "workbench_replica_requests_total",
+        "workbench_replica_latency_seconds_bucket",
+        "workbench_replica_batch_size_rows_bucket",
+        "workbench_replica_queue_depth",
+        "workbench_replica_prediction_log_dropped",
     ):
         assert series in text, series
+    # The router serves every replica's series too, labelled: replicas' sockets are no scrape target.
+    replica_id = re.escape(_replicas(world, churn)[0]["id"])
+    assert re.search(
+        rf'^workbench_replica_up\{{replica="{replica_id}"\}} 1\.0$', router_metrics, re.MULTILINE
+    )
+    for series in ("workbench_replica_requests_total", "workbench_replica_batch_size_rows_bucket"):
+        assert re.search(rf'^{series}\{{[^}}]*replica="{replica_id}"', router_metrics, re.MULTILINE), series
 
 
 def test_a_pyfunc_model_is_served_through_mlflow_pyfunc(world: World) -> None:

@@ -9,6 +9,7 @@ from workbench.cli import audit as audit_cmd
 from workbench.cli import demo as demo_cmd
 from workbench.cli import demo_experiment as demo_experiment_cmd
 from workbench.cli import endpoints, experiments, features, models, monitoring, rollouts, serving, system
+from workbench.cli import export as export_cmd
 from workbench.cli import optimize as optimize_cmd
 from workbench.cli import runbooks as runbooks_cmd
 
@@ -38,6 +39,7 @@ app.add_typer(experiments.app, name="experiment")
 app.add_typer(features.app, name="features")
 app.add_typer(monitoring.app, name="monitor")
 app.add_typer(runbooks_cmd.app, name="runbook")
+app.add_typer(export_cmd.app, name="export")
 app.command("alerts")(monitoring.alerts)
 app.command("feedback")(monitoring.feedback)
 

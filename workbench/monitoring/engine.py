@@ -286,7 +286,7 @@ class MonitorEngine:
 
     def _export(self, live: _Live, values: dict[str, Any]) -> None:
         name, endpoint = live.spec.name, live.spec.endpoint
-        for series in SCALAR_SERIES:
+        for series in (*SCALAR_SERIES, "dataset_drift"):  # every series an alert rule can name has a gauge
             value = values.get(series)
             if value is not None and math.isfinite(float(value)):
                 self.gauges.value.labels(name, endpoint, series).set(float(value))

@@ -37,41 +37,41 @@ class ReplicaMetrics:
         labels = {"endpoint": endpoint, "version": version}
         self._labels = labels
         self._requests = Counter(
-            "workbench_requests",
-            "Inference requests by outcome",
+            "workbench_replica_requests",
+            "Inference requests answered by the replica, by outcome",
             ["endpoint", "version", "status", "shadow"],
             registry=self.registry,
         )
         self.latency = Histogram(
-            "workbench_request_latency_seconds",
+            "workbench_replica_latency_seconds",
             "Time from request received to response ready, in the replica",
             ["endpoint", "version"],
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         ).labels(**labels)
         self.queue = Histogram(
-            "workbench_queue_seconds",
+            "workbench_replica_queue_seconds",
             "Time a request waited for its batch to start",
             ["endpoint", "version"],
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         ).labels(**labels)
         self.inference = Histogram(
-            "workbench_inference_seconds",
+            "workbench_replica_inference_seconds",
             "Forward-pass time of a batch",
             ["endpoint", "version"],
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         ).labels(**labels)
         self.batch_size = Histogram(
-            "workbench_batch_size_rows",
+            "workbench_replica_batch_size_rows",
             "Rows per forward pass",
             ["endpoint", "version"],
             buckets=BATCH_BUCKETS,
             registry=self.registry,
         ).labels(**labels)
         self.rows = Counter(
-            "workbench_rows", "Rows predicted", ["endpoint", "version"], registry=self.registry
+            "workbench_replica_rows", "Rows predicted", ["endpoint", "version"], registry=self.registry
         ).labels(**labels)
         self._gauges: list[Gauge] = []
 

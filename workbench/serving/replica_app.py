@@ -94,11 +94,11 @@ class ReplicaApp:
         self._request_ids = request_ids()
         self._batch_lines: dict[int, BatchRecord] = {}
         self.metrics.gauge(
-            "workbench_queue_depth", "Requests waiting for a batch", lambda: self.batcher.queue_depth
+            "workbench_replica_queue_depth", "Requests waiting for a batch", lambda: self.batcher.queue_depth
         )
         if writer is not None:
             self.metrics.gauge(
-                "workbench_prediction_log_dropped",
+                "workbench_replica_prediction_log_dropped",
                 "Prediction-log records dropped (overload or I/O errors)",
                 lambda: float(writer.stats.dropped_overload + writer.stats.dropped_io_error),
             )
@@ -107,7 +107,7 @@ class ReplicaApp:
             attach_metrics(self.metrics.registry, config.endpoint, self.version)
         if model.device.startswith("cuda"):
             self.metrics.gauge(
-                "workbench_gpu_memory_bytes", "CUDA memory allocated", _gpu_memory(model.device)
+                "workbench_replica_gpu_memory_bytes", "CUDA memory allocated", _gpu_memory(model.device)
             )
 
     # -------------------------------------------------------------- ASGI

@@ -46,6 +46,7 @@ from workbench.protocol import (
     SHADOW_HEADER,
     VERSION_SELECT_HEADER,
 )
+from workbench.serving import replica_metrics
 from workbench.serving.asgi import (
     HEADER_LENGTH,
     TEXT,
@@ -191,13 +192,37 @@ class RouterApp:
             elif path in ("/v2/health/live", "/v2/health/ready", "/ping", "/health"):
                 await send_json(send, 200, {"live": True, "ready": True, "revision": self.table.revision})
             elif path == "/metrics":
-                await send_bytes(send, 200, generate_latest(self.metrics.registry), content_type=TEXT)
+                await send_bytes(send, 200, await self._exposition(), content_type=TEXT)
             elif path == "/v2" and scope["method"] == "GET":
                 await send_json(send, 200, server_metadata())
             else:
                 await self._forward(scope, receive, send, path)
         except WorkbenchError as exc:
             await send_error(send, path, exc)
+
+    async def _exposition(self) -> bytes:
+        """The router's series and every replica's (:mod:`~workbench.serving.replica_metrics`). Replicas
+        behind Ray handles are left out: Ray balances a call over an application's replicas, so their
+        counters would interleave under one label; Ray exports them itself (docs/scale-out.md)."""
+        own = generate_latest(self.metrics.registry)
+        upstreams = [u for u in _all_upstreams(self.table).values() if u.ray_app is None]
+        if not upstreams:
+            return own
+
+        async def scrape(upstream: Upstream) -> bytes | None:
+            try:
+                response = await asyncio.wait_for(
+                    self.pools.send((upstream,), "GET", "/metrics", b"", {}), replica_metrics.SCRAPE_TIMEOUT_S
+                )
+            except (UpstreamError, TimeoutError, OSError) as exc:
+                log.info("replica %s did not answer a metrics scrape: %s", upstream.replica_id, exc)
+                return None
+            return response.body if response.status == 200 else None
+
+        bodies = await asyncio.gather(*(scrape(u) for u in upstreams))
+        texts = {u.replica_id: body for u, body in zip(upstreams, bodies, strict=True)}
+        # Parsing and re-encoding costs about a millisecond per replica: off the loop that forwards requests.
+        return await asyncio.to_thread(replica_metrics.merge, own, texts)
 
     async def _forward(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
         started = time.perf_counter()

@@ -228,6 +228,9 @@ def test_up_serves_the_dashboards_beside_the_api_behind_a_sign_in(workspace: tup
     assert token not in httpx.get(f"{url}/login").text
 
 
+# The suite's 300 s per-test limit is too short for the demo on two cores shared with the Ray tests (it
+# took 300 to 305 s in two clean-clone runs and was cut off); the CLI call's own 480 s limit catches a hang.
+@pytest.mark.timeout(600)
 def test_demo_registers_three_versions_and_canaries_v2_to_champion_and_v3_back(
     tmp_path: Path, mlflow_template: Path
 ) -> None:

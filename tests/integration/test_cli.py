@@ -228,9 +228,10 @@ def test_up_serves_the_dashboards_beside_the_api_behind_a_sign_in(workspace: tup
     assert token not in httpx.get(f"{url}/login").text
 
 
-# The suite's 300 s per-test limit is too short for the demo on two cores shared with the Ray tests (it
-# took 300 to 305 s in two clean-clone runs and was cut off); the CLI call's own 480 s limit catches a hang.
-@pytest.mark.timeout(600)
+# The suite's 300 s per-test limit is too short for the demo on two cores shared with the Ray tests: it
+# was cut off at 300 and 305 s in two clean-clone runs, and took 528 s in the next (186 s beside lighter
+# tests). The CLI call's own limit (below) catches a hang.
+@pytest.mark.timeout(1000)
 def test_demo_registers_three_versions_and_canaries_v2_to_champion_and_v3_back(
     tmp_path: Path, mlflow_template: Path
 ) -> None:
@@ -239,9 +240,9 @@ def test_demo_registers_three_versions_and_canaries_v2_to_champion_and_v3_back(
     shutil.copy(mlflow_template, home / "mlflow.db")
     port = free_port()
     cli = Cli(_env(home, port, WORKBENCH_EXPERIMENT_LOOK_S="2"), tmp_path)
-    # Training and two canaries under generated traffic: ~45 s alone, two or three times that on a busy
+    # Training and two canaries under generated traffic: ~45 s alone, up to ten times that on a busy
     # 2-core CI machine; the timeout only catches a demo that hangs.
-    out = cli("demo", "--no-serve", "--rows", "6000", timeout=480).stdout
+    out = cli("demo", "--no-serve", "--rows", "6000", timeout=840).stdout
     assert f"http://127.0.0.1:{port}" in out
     assert str(home / "api-token") in out
     router = f"http://127.0.0.1:{cli.env['WORKBENCH_ROUTER_PORT']}"

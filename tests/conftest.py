@@ -108,17 +108,20 @@ def _group_of(item: pytest.Item) -> str | None:
 
 # Under ``pytest -n 2 --dist loadgroup`` only tests with an explicit ``xdist_group`` share a worker: the
 # Ray tests (``ray``), so that one Ray cluster runs at a time on two cores, not one per worker. Every other
-# test is its own unit, handed to whichever worker runs low. Grouping each module (and the browser
-# package) on one worker was measured on a clean clone: it builds each module's servers once but chains
-# the long modules serially, and that run was still going after 34 minutes with most tests left, against
-# 27 minutes for a whole run that spreads them. (Until pytest 9.2 was pinned out no group took effect at
-# all: see pyproject.toml.) A module split over both workers builds its module-scoped servers on each.
+# test is its own unit, handed to whichever worker runs low; a module split over both workers builds its
+# module-scoped servers on each. Measured on clean clones (docs/benchmarks.md): grouping every module
+# chained the long ones serially (stopped after 34 min with most tests left); spreading tests in
+# collection order took 27 min (e54167e, before pytest 9.2 was pinned out, when no group took effect at
+# all: see pyproject.toml); spreading them with the heavy units below started first took 45 min
+# (3c54965), the demo and the fuzzing test running twice as long beside the Ray group. Which order is
+# best is still to be measured.
 
 
 # Started first, longest first (tests/artifacts/timeline-*.jsonl of a clean-clone run; `python -m
 # tests.timeline` sums them): the Ray group, then the two longest single tests. With
 # ``--no-loadscope-reorder`` (the Makefile) pytest-xdist hands out units in collection order; a long unit
-# collected last would leave the other worker idle at the end (the longest-processing-time rule).
+# collected last would leave the other worker idle at the end (the longest-processing-time rule), but
+# long units started together slow each other down (above).
 LONGEST_FIRST = (
     "ray",
     "tests/integration/test_api_fuzz.py::test_fuzzing_finds_no_server_error",

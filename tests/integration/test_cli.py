@@ -104,6 +104,11 @@ def test_up_writes_a_private_token_and_reports_status(workspace: tuple[Cli, Path
     assert isinstance(status, dict)
     assert status["state_store"] == "sqlite"
     assert "Models" in cli("status").stdout
+    # Prometheus's discovery file, with the ports `up` bound (what `workbench export prometheus` points at).
+    discovered = json.loads((root / "home" / "run" / "prometheus-targets.json").read_text())
+    by_component = {entry["labels"]["component"]: entry["targets"] for entry in discovered}
+    assert by_component["control-plane"] == [f"127.0.0.1:{cli.env['WORKBENCH_API_PORT']}"]
+    assert by_component["router"] == [f"127.0.0.1:{cli.env['WORKBENCH_ROUTER_PORT']}"]
 
 
 def test_models_register_show_alias_and_audit(workspace: tuple[Cli, Path]) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import typer
@@ -10,9 +9,10 @@ import yaml
 
 from workbench.cli._output import console, fail, handle_errors
 from workbench.client import Client
-from workbench.errors import PermissionDeniedError, ValidationError
+from workbench.errors import ValidationError
 from workbench.export import prometheus
 from workbench.export.targets import targets_file
+from workbench.paths import require_within, write_atomic
 from workbench.settings import get_settings
 
 app = typer.Typer(help="Write files for the tools you already run.", no_args_is_help=True)
@@ -20,26 +20,14 @@ app = typer.Typer(help="Write files for the tools you already run.", no_args_is_
 
 def output_dir(raw: str, roots: tuple[Path, ...]) -> Path:
     """The directory to write into, under an allowed root (``WORKBENCH_ALLOWED_ROOTS``), checked before
-    anything is asked of the API or written; it may not exist yet, its nearest existing parent must."""
+    anything is asked of the API or written; it may not exist yet."""
     path = Path(raw).expanduser()
-    if not path.is_absolute():
-        path = Path.cwd() / path
-    resolved = path.resolve()
-    allowed = [root.resolve() for root in roots]
-    if not any(resolved == root or resolved.is_relative_to(root) for root in allowed):
-        raise PermissionDeniedError(
-            f"--out {raw!r} is outside the allowed roots ({', '.join(map(str, allowed)) or 'none'})",
-            field="out",
-        )
+    resolved = require_within(
+        path if path.is_absolute() else Path.cwd() / path, roots, field="--out", shown=raw
+    )
     if resolved.exists() and not resolved.is_dir():
         raise ValidationError(f"--out {raw!r} is not a directory", field="out")
     return resolved
-
-
-def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 @app.command("prometheus")
@@ -59,8 +47,10 @@ def export_prometheus(
     directory.mkdir(parents=True, exist_ok=True)
     rules_file = directory / "workbench-rules.yml"
     config_file = directory / "prometheus.yml"
-    _write(rules_file, yaml.safe_dump(prometheus.alerting_rules(rules), sort_keys=False))
-    _write(config_file, yaml.safe_dump(prometheus.scrape_config(discovered, rules_file), sort_keys=False))
+    write_atomic(rules_file, yaml.safe_dump(prometheus.alerting_rules(rules), sort_keys=False))
+    write_atomic(
+        config_file, yaml.safe_dump(prometheus.scrape_config(discovered, rules_file), sort_keys=False)
+    )
     console.print(f"wrote {config_file} (targets from {discovered})")
     console.print(f"wrote {rules_file} ({len(rules)} alerting rules)")
     console.print(f"run: prometheus --config.file={config_file}")
@@ -80,5 +70,5 @@ def export_grafana(
     directory = output_dir(out, get_settings().allowed_roots)
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / grafana.FILE_NAME
-    _write(target, json.dumps(grafana.dashboard(), indent=2) + "\n")
+    write_atomic(target, json.dumps(grafana.dashboard(), indent=2) + "\n")
     console.print(f"wrote {target}: import it in Grafana (Dashboards > New > Import)")

@@ -8,11 +8,11 @@ labelled). Prometheus re-reads the file on change, so a restart on other ports n
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from workbench.paths import write_atomic
 from workbench.protocol import API_PREFIX
 
 FILE_NAME = "prometheus-targets.json"
@@ -49,8 +49,5 @@ def targets(api_url: str, router_url: str | None, backend: str) -> list[dict[str
 def write_targets(home: Path, entries: list[dict[str, Any]]) -> Path:
     """Atomically (Prometheus may read it at any moment)."""
     path = targets_file(home)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(entries, indent=2) + "\n")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(entries, indent=2) + "\n")
     return path

@@ -78,6 +78,7 @@ bench-deps:
 
 bench-serving: install bench-deps
 	$(BIN)/python benchmarks/serving.py --write-docs
+	$(BIN)/python benchmarks/grpc_serving.py --write-docs
 	$(BIN)/python benchmarks/log_cost.py --write-docs
 	$(BIN)/python benchmarks/demo_world.py --write-docs
 	$(BIN)/python benchmarks/ray_serving.py --write-docs

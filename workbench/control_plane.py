@@ -509,6 +509,7 @@ class ControlPlane:
             "endpoint": record.model_dump(mode="json"),
             "backend": status.get("backend"),
             "router_url": router,
+            "router_grpc": status.get("router_grpc"),
             "urls": {
                 "oip": f"{router}/v2/models/{name}/infer" if router else None,
                 "mlflow": f"{router}/endpoints/{name}/invocations" if router else None,

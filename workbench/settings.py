@@ -18,6 +18,9 @@ from workbench.priority import BACKGROUND_NICE
 DEFAULT_API_PORT = 8765
 DEFAULT_ROUTER_PORT = 8766
 DEFAULT_DASHBOARD_PORT = 8767
+DEFAULT_ROUTER_GRPC_PORT = 8768
+#: ``router_grpc_port`` unset: 8768 beside the default router port, any free port beside another one.
+GRPC_FOLLOWS_ROUTER = -1
 DEFAULT_DASHBOARD_SESSION_S = 8 * 3600.0
 DEFAULT_MAX_UPLOAD_BYTES = 512 * 1024 * 1024
 DEFAULT_HISTORY_RETENTION_S = 7 * 86_400.0
@@ -87,6 +90,8 @@ class Settings:
     host: str = "127.0.0.1"
     api_port: int = DEFAULT_API_PORT
     router_port: int = DEFAULT_ROUTER_PORT
+    #: OIP over gRPC on the router: a port (0: any free one), None: not served, or GRPC_FOLLOWS_ROUTER.
+    router_grpc_port: int | None = GRPC_FOLLOWS_ROUTER
     token_file: Path = field(default=Path())
     token: str | None = field(default=None, repr=False)  # never printed: a repr may reach a log or a page
     open_reads: bool = False
@@ -149,6 +154,17 @@ class Settings:
             settings = replace(settings, api_url=http_url(settings.host, settings.api_port))
         return settings
 
+    def grpc_port(self) -> int | None:
+        """The port the router serves OIP over gRPC on (0: any free one), or None when it does not.
+
+        Unset, it is 8768 beside the default router port; a router moved elsewhere (tests, a second
+        workbench on one machine) takes any free port for gRPC rather than collide on 8768. The port bound
+        is in ``workbench status``.
+        """
+        if self.router_grpc_port != GRPC_FOLLOWS_ROUTER:
+            return self.router_grpc_port
+        return DEFAULT_ROUTER_GRPC_PORT if self.router_port == DEFAULT_ROUTER_PORT else 0
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
@@ -167,6 +183,10 @@ class Settings:
             overrides["api_port"] = _port(port, "WORKBENCH_API_PORT")
         if port := env.get("WORKBENCH_ROUTER_PORT"):
             overrides["router_port"] = _port(port, "WORKBENCH_ROUTER_PORT")
+        if port := env.get("WORKBENCH_ROUTER_GRPC_PORT"):
+            overrides["router_grpc_port"] = (
+                None if port.strip().lower() == "off" else _port(port, "WORKBENCH_ROUTER_GRPC_PORT")
+            )
         if token_file := env.get("WORKBENCH_TOKEN_FILE"):
             overrides["token_file"] = Path(token_file).expanduser().resolve()
         if token := env.get("WORKBENCH_TOKEN"):

@@ -146,17 +146,26 @@ def _archive(files: dict[str, bytes]) -> bytes:
     return buffer.getvalue()
 
 
+# Explicit ids: a gzip header holds the second it was written, so ids made from the archives' bytes could
+# differ between two pytest-xdist workers collecting a second apart ("different tests were collected").
 @pytest.mark.parametrize(
     ("body", "content_type", "status"),
     [
-        (b"not a tarball", "application/gzip", 400),
-        (b"", "application/gzip", 400),
-        (b"{}", "application/json", 400),
-        (_archive({"manifest.json": b"{}"}), "application/gzip", 422),
-        (_archive({"model/MLmodel": b"x"}), "application/gzip", 422),
-        (_archive({"manifest.json": b"{}", "../escape": b"x"}), "application/gzip", 400),
+        pytest.param(b"not a tarball", "application/gzip", 400, id="not-a-tarball"),
+        pytest.param(b"", "application/gzip", 400, id="empty"),
+        pytest.param(b"{}", "application/json", 400, id="json"),
+        pytest.param(_archive({"manifest.json": b"{}"}), "application/gzip", 422, id="manifest-only"),
+        pytest.param(_archive({"model/MLmodel": b"x"}), "application/gzip", 422, id="no-manifest"),
+        pytest.param(
+            _archive({"manifest.json": b"{}", "../escape": b"x"}), "application/gzip", 400, id="parent-escape"
+        ),
         # tarfile's data filter strips the leading '/', so this lands inside staging (then: no model).
-        (_archive({"manifest.json": b"{}", "/tmp/workbench-abs-escape": b"x"}), "application/gzip", 422),
+        pytest.param(
+            _archive({"manifest.json": b"{}", "/tmp/workbench-abs-escape": b"x"}),
+            "application/gzip",
+            422,
+            id="absolute-path",
+        ),
     ],
 )
 def test_bad_uploads_are_refused_and_write_nothing(

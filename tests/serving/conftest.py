@@ -89,6 +89,13 @@ class World:
         assert url, "the router is not running"
         return str(url)
 
+    @property
+    def router_grpc(self) -> str:
+        """``host:port`` of the router's OIP gRPC service."""
+        target = self.plane.serving.status().get("router_grpc")
+        assert target, "the router serves no gRPC"
+        return str(target)
+
     def expected(self, version: int, rows: pd.DataFrame) -> np.ndarray[Any, Any]:
         with torch.inference_mode():
             x = torch.from_numpy(rows[list(FEATURES)].to_numpy(dtype=np.float32))

@@ -6,8 +6,13 @@ OIP routes (``/v2/...``) answer errors as the protocol says, ``{"error": "<messa
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
+import grpc
 import httpx
 import numpy as np
 import orjson
@@ -15,6 +20,8 @@ import pytest
 
 from tests.serving.conftest import World, oip_columns, replica_ready
 from workbench.demo.dataset import FEATURES
+from workbench.serving.config import RouterConfig
+from workbench.serving.oip_grpc import messages
 
 
 @pytest.fixture(scope="module")
@@ -204,3 +211,72 @@ def test_malformed_binary_tensors(world: World, endpoint: str, case: str, fragme
     good = httpx.post(url, content=body, headers={"inference-header-content-length": str(length)})
     assert good.status_code == 200, good.text
     assert good.json()["outputs"] == httpx.post(url, json=_good(world)).json()["outputs"]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# OIP over gRPC (issue 17): the same limits and the same messages, with gRPC's status codes
+
+
+def test_grpc_a_request_over_the_endpoint_limit_is_refused_and_serving_goes_on(
+    world: World, endpoint: str
+) -> None:
+    rows = world.frame.head(2)
+    request = messages.ModelInferRequest(model_name=endpoint)
+    for name in FEATURES:
+        integer = rows[name].dtype.kind == "i"
+        request.inputs.add(name=name, datatype="INT64" if integer else "FP64", shape=[len(rows)])
+        request.raw_input_contents.append(rows[name].to_numpy(dtype="<i8" if integer else "<f8").tobytes())
+    big = messages.ModelInferRequest()
+    big.CopyFrom(request)
+    big.inputs[0].shape[:] = [20_000]
+    big.raw_input_contents[0] = b"\x00" * 8 * 20_000  # 160 KB: over the endpoint's 64 KiB
+    with grpc.insecure_channel(world.router_grpc) as channel:
+        infer = channel.unary_unary(
+            f"/{messages.SERVICE}/ModelInfer",
+            request_serializer=lambda m: m.SerializeToString(),
+            response_deserializer=messages.ModelInferResponse.FromString,
+        )
+        with pytest.raises(grpc.RpcError) as info:
+            infer(big)
+        assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "exceeds the endpoint's limit of 65536 bytes" in str(info.value.details())
+        # Not a tensor per input: the protocol's rule, said before anything is forwarded.
+        short = messages.ModelInferRequest()
+        short.CopyFrom(request)
+        del short.raw_input_contents[-1]
+        with pytest.raises(grpc.RpcError) as info:
+            infer(short)
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert f"raw_input_contents has {len(FEATURES) - 1} entries for {len(FEATURES)} inputs" in str(
+            info.value.details()
+        )
+        answer = infer(request)
+    np.testing.assert_allclose(
+        np.frombuffer(answer.raw_output_contents[0], dtype="<f4"), world.expected(1, rows), atol=1e-6
+    )
+
+
+def test_a_taken_grpc_port_stops_the_router_with_a_clear_error(tmp_path: Path) -> None:
+    token = tmp_path / "token"
+    token.write_text("t")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = RouterConfig(
+            port=0,
+            grpc_port=port,
+            routes_file=tmp_path / "routes.json",
+            token_file=token,
+            ready_file=tmp_path / "ready.json",
+        )
+        (tmp_path / "router.json").write_text(config.model_dump_json())
+        result = subprocess.run(
+            [sys.executable, "-m", "workbench.serving.router", str(tmp_path / "router.json")],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 2, result.stderr
+    assert f"workbench-router-error: cannot listen for gRPC on 127.0.0.1:{port}" in result.stderr
+    assert not (tmp_path / "ready.json").exists()

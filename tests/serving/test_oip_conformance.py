@@ -1,5 +1,6 @@
-"""The Open Inference Protocol as a third-party client speaks it: Triton's ``tritonclient.http`` against the
-real router and replicas (control plane, router and replica processes on free ports, as in conftest).
+"""The Open Inference Protocol as a third-party client speaks it: Triton's ``tritonclient.http`` and
+``tritonclient.grpc`` against the real router and replicas (control plane, router and replica processes on
+free ports, as in conftest); the router serves gRPC on its own port beside HTTP.
 
 ``tritonclient`` with its defaults sends inputs as binary tensor data and asks for every output as binary
 data; with ``binary_data=False`` it sends JSON. Either way the answer must be the model's, errors must be
@@ -9,15 +10,17 @@ printable (``{"error": "<message>"}``), and the prediction log and the metrics m
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
+import grpc
 import httpx
 import numpy as np
 import pandas as pd
 import pytest
 from mlflow.pyfunc.model import PythonModel
 from prometheus_client.parser import text_string_to_metric_families
+from tritonclient import grpc as grpcclient  # type: ignore[import-untyped]
 from tritonclient.http import (  # type: ignore[import-untyped]
     InferenceServerClient,
     InferInput,
@@ -28,6 +31,7 @@ from tritonclient.utils import InferenceServerException  # type: ignore[import-u
 from tests.serving.conftest import World, oip_columns, replica_ready, wait_until
 from workbench._version import __version__
 from workbench.demo.dataset import FEATURES
+from workbench.serving.oip_grpc import messages
 from workbench.telemetry import read_records
 
 
@@ -387,3 +391,246 @@ def test_binary_requests_are_mirrored_to_shadows_intact(world: World, triton: In
         assert shadow["inputs"] == primary["inputs"]
         (scores,) = shadow["outputs"].values()
         assert scores == pytest.approx([float(expected[i])], abs=1e-6)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The same protocol over gRPC: tritonclient.grpc with its defaults, against the router's gRPC port (issue 17)
+
+
+@pytest.fixture
+def triton_grpc(world: World) -> Iterator[grpcclient.InferenceServerClient]:
+    client = grpcclient.InferenceServerClient(world.router_grpc)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def _grpc_inputs(rows: pd.DataFrame, floats: str = "FP64") -> list[grpcclient.InferInput]:
+    inputs = []
+    for name in FEATURES:
+        column = rows[name]
+        if column.dtype.kind == "i":
+            array, datatype = column.to_numpy(dtype=np.int64), "INT64"
+        else:
+            array, datatype = column.to_numpy(dtype=np.float32 if floats == "FP32" else np.float64), floats
+        tensor = grpcclient.InferInput(name, [len(rows)], datatype)
+        tensor.set_data_from_numpy(array)
+        inputs.append(tensor)
+    return inputs
+
+
+def _grpc_error(call: Callable[[], Any]) -> InferenceServerException:
+    with pytest.raises(InferenceServerException) as info:
+        call()
+    return info.value
+
+
+def test_grpc_health_and_server_metadata(world: World, triton_grpc: grpcclient.InferenceServerClient) -> None:
+    assert triton_grpc.is_server_live()
+    assert triton_grpc.is_server_ready()
+    assert triton_grpc.get_server_metadata(as_json=True) == {
+        "name": "workbench",
+        "version": __version__,
+        "extensions": ["binary_tensor_data"],
+    }
+
+
+def test_grpc_model_metadata_and_readiness_for_every_version(
+    world: World, endpoint: str, triton_grpc: grpcclient.InferenceServerClient
+) -> None:
+    metadata = triton_grpc.get_model_metadata(endpoint)
+    assert metadata.name == endpoint
+    assert list(metadata.versions) == ["1", "2"]
+    assert metadata.platform == "pytorch"
+    assert [i.name for i in metadata.inputs] == list(FEATURES)
+    assert [o.name for o in metadata.outputs] == ["predictions"]
+    http = InferenceServerClient(world.router.removeprefix("http://"))
+    try:
+        over_http = http.get_model_metadata(endpoint)
+    finally:
+        http.close()
+    assert [(i.name, i.datatype, list(i.shape)) for i in metadata.inputs] == [
+        (i["name"], i["datatype"], i["shape"]) for i in over_http["inputs"]
+    ]
+    for version in ("1", "2"):
+        assert list(triton_grpc.get_model_metadata(endpoint, version).versions) == ["1", "2"]
+        assert triton_grpc.is_model_ready(endpoint, version)
+    assert triton_grpc.is_model_ready(endpoint)
+    assert not triton_grpc.is_model_ready(endpoint, "9")
+    assert not triton_grpc.is_model_ready("nope")
+    error = _grpc_error(lambda: triton_grpc.get_model_metadata("nope"))
+    assert error.status() == "StatusCode.NOT_FOUND"
+    assert "unknown endpoint 'nope'" in error.message()
+
+
+@pytest.mark.parametrize("floats", ["FP64", "FP32"])
+@pytest.mark.parametrize("version", [1, 2])
+def test_grpc_inference_gives_the_models_answer(
+    world: World, endpoint: str, triton_grpc: grpcclient.InferenceServerClient, floats: str, version: int
+) -> None:
+    rows = world.frame.iloc[10:17]
+    result = triton_grpc.infer(
+        endpoint, _grpc_inputs(rows, floats), model_version=str(version), request_id="r-1"
+    )
+    response = result.get_response()
+    assert (response.model_name, response.model_version, response.id) == (endpoint, str(version), "r-1")
+    (output,) = response.outputs
+    assert (output.name, output.datatype, list(output.shape)) == ("predictions", "FP32", [len(rows)])
+    scores = result.as_numpy("predictions")
+    assert scores.dtype == np.float32
+    np.testing.assert_allclose(scores, world.expected(version, rows), rtol=1e-6, atol=1e-6)
+
+
+def test_grpc_a_matrix_input_and_a_requested_output(
+    world: World, endpoint: str, triton_grpc: grpcclient.InferenceServerClient
+) -> None:
+    rows = world.frame.head(4)
+    matrix = grpcclient.InferInput("features", [len(rows), len(FEATURES)], "FP32")
+    matrix.set_data_from_numpy(rows[list(FEATURES)].to_numpy(dtype=np.float32))
+    outputs = [grpcclient.InferRequestedOutput("predictions")]
+    result = triton_grpc.infer(endpoint, [matrix], model_version="2", outputs=outputs)
+    np.testing.assert_allclose(result.as_numpy("predictions"), world.expected(2, rows), rtol=1e-6, atol=1e-6)
+    error = _grpc_error(
+        lambda: triton_grpc.infer(
+            endpoint, [matrix], model_version="2", outputs=[grpcclient.InferRequestedOutput("nope")]
+        )
+    )
+    assert error.status() == "StatusCode.INVALID_ARGUMENT"
+    assert "nope" in error.message()
+
+
+def test_grpc_bytes_inputs_and_outputs(
+    world: World, greeter: str, triton_grpc: grpcclient.InferenceServerClient
+) -> None:
+    text = grpcclient.InferInput("name", [3], "BYTES")
+    text.set_data_from_numpy(np.array(["ana", "zoë", "bo"], dtype=object))
+    x = grpcclient.InferInput("x", [3], "FP64")
+    x.set_data_from_numpy(np.array([0.5, 1.0, -1.0]))
+    result = triton_grpc.infer(greeter, [text, x])
+    np.testing.assert_allclose(result.as_numpy("score"), [3.5, 4.0, 1.0])
+    greetings = [value.decode("utf-8") for value in result.as_numpy("greeting").tolist()]
+    assert greetings == ["hello ana", "hello zoë", "hello bo"]
+    assert {o.name: o.datatype for o in result.get_response().outputs} == {
+        "score": "FP64",
+        "greeting": "BYTES",
+    }
+
+
+@pytest.mark.parametrize("algorithm", ["gzip", "deflate"])
+def test_grpc_compressed_requests(
+    world: World, endpoint: str, triton_grpc: grpcclient.InferenceServerClient, algorithm: str
+) -> None:
+    rows = world.frame.iloc[20:25]
+    result = triton_grpc.infer(
+        endpoint, _grpc_inputs(rows), model_version="1", compression_algorithm=algorithm
+    )
+    np.testing.assert_allclose(result.as_numpy("predictions"), world.expected(1, rows), rtol=1e-6, atol=1e-6)
+
+
+def test_grpc_errors_carry_the_http_message_and_the_matching_code(
+    world: World, endpoint: str, triton_grpc: grpcclient.InferenceServerClient
+) -> None:
+    rows = world.frame.head(2)
+    inputs = [i for i in _grpc_inputs(rows) if i.name() != "tenure_months"]
+    error = _grpc_error(lambda: triton_grpc.infer(endpoint, inputs, model_version="1"))
+    assert error.status() == "StatusCode.INVALID_ARGUMENT"
+    assert "missing input(s) ['tenure_months']" in error.message()
+    tenure = grpcclient.InferInput("tenure_months", [2], "BYTES")
+    tenure.set_data_from_numpy(np.array(["one", "two"], dtype=object))
+    wrong = _grpc_inputs(rows)
+    error = _grpc_error(lambda: triton_grpc.infer(endpoint, [tenure, *wrong[1:]], model_version="1"))
+    assert error.status() == "StatusCode.INVALID_ARGUMENT"
+    assert "input 'tenure_months' has datatype BYTES" in error.message()
+    error = _grpc_error(lambda: triton_grpc.infer("nope", _grpc_inputs(rows)))
+    assert error.status() == "StatusCode.NOT_FOUND"
+    assert "unknown endpoint 'nope'" in error.message()
+    error = _grpc_error(lambda: triton_grpc.infer(endpoint, _grpc_inputs(rows), model_version="9"))
+    assert error.status() == "StatusCode.NOT_FOUND"
+    assert "does not serve version 9" in error.message()
+    # Triton's extensions are not served: UNIMPLEMENTED, as for any method a gRPC server does not have.
+    error = _grpc_error(lambda: triton_grpc.get_model_config(endpoint))
+    assert error.status() == "StatusCode.UNIMPLEMENTED"
+    assert triton_grpc.is_server_live()
+
+
+def test_grpc_typed_contents_reach_the_model_as_raw_tensors_do(world: World, endpoint: str) -> None:
+    """A client that fills ``contents`` instead of ``raw_input_contents`` (not tritonclient's way)."""
+    rows = world.frame.iloc[30:33]
+    request = messages.ModelInferRequest(model_name=endpoint, model_version="1")
+    for name in FEATURES:
+        column = rows[name]
+        if column.dtype.kind == "i":
+            tensor = request.inputs.add(name=name, datatype="INT64", shape=[len(rows)])
+            tensor.contents.int64_contents.extend(int(v) for v in column)
+        else:
+            tensor = request.inputs.add(name=name, datatype="FP64", shape=[len(rows)])
+            tensor.contents.fp64_contents.extend(float(v) for v in column)
+    with grpc.insecure_channel(world.router_grpc) as channel:
+        infer = channel.unary_unary(
+            f"/{messages.SERVICE}/ModelInfer",
+            request_serializer=lambda m: m.SerializeToString(),
+            response_deserializer=messages.ModelInferResponse.FromString,
+        )
+        response, call = infer.with_call(request, metadata=[("x-request-id", "typed-1")])
+    scores = np.frombuffer(response.raw_output_contents[0], dtype="<f4")
+    np.testing.assert_allclose(scores, world.expected(1, rows), rtol=1e-6, atol=1e-6)
+    sent_back = dict(call.initial_metadata())
+    assert sent_back["x-request-id"] == "typed-1"
+    assert sent_back["x-workbench-model-version"] == "1"
+
+
+def test_grpc_routing_metadata_picks_versions_as_http_headers_do(
+    world: World, endpoint: str, triton_grpc: grpcclient.InferenceServerClient
+) -> None:
+    rows = world.frame.iloc[[5]]
+
+    def served(headers: dict[str, str]) -> str:
+        result = triton_grpc.infer(endpoint, _grpc_inputs(rows), headers=headers)
+        return str(result.get_response().model_version)
+
+    assert {served({"x-workbench-version": "2"}) for _ in range(5)} == {"2"}
+    for key in ("customer-1", "customer-2", "customer-3"):
+        http = httpx.post(
+            f"{world.router}/v2/models/{endpoint}/infer",
+            json=oip_columns(rows),
+            headers={"x-workbench-routing-key": key},
+        )
+        assert {served({"x-workbench-routing-key": key}) for _ in range(4)} == {
+            http.headers["x-workbench-model-version"]
+        }
+    seen = {served({}) for _ in range(60)}
+    assert seen == {"1", "2"}  # 80/20 weights: both versions answer unpinned calls
+
+
+def test_grpc_requests_are_counted_logged_and_mirrored_as_http_ones(
+    world: World, triton_grpc: grpcclient.InferenceServerClient
+) -> None:
+    world.client.create_endpoint(
+        "oip-grpc-shadowed", "models:/churn/1", shadows=[{"model": "models:/churn/2"}]
+    )
+    rows = world.frame.iloc[70:74]
+    labels = {"endpoint": "oip-grpc-shadowed", "version": "1", "status": "200"}
+    before = _counter(world.router, "workbench_router_requests_total", protocol="grpc", **labels)
+    ids = [f"grpc-{i}" for i in range(len(rows))]
+    for i, request_id in enumerate(ids):
+        triton_grpc.infer(
+            "oip-grpc-shadowed", _grpc_inputs(rows.iloc[[i]]), headers={"x-request-id": request_id}
+        )
+    counted = _counter(world.router, "workbench_router_requests_total", protocol="grpc", **labels)
+    assert counted - before == len(ids)
+    log_dir = world.settings.home / "predictions" / "oip-grpc-shadowed"
+
+    def logged() -> list[dict[str, Any]]:
+        return [r for r in read_records(log_dir) if r.get("request_id") in ids]
+
+    records = wait_until(lambda: len(logged()) == 2 * len(ids) and logged(), timeout=30)
+    primaries = {r["request_id"]: r for r in records if not r["shadow"]}
+    shadows = {r["request_id"]: r for r in records if r["shadow"]}
+    assert set(primaries) == set(shadows) == set(ids)
+    for i, request_id in enumerate(ids):
+        assert primaries[request_id]["inputs"] == {name: [rows.iloc[i][name]] for name in FEATURES}
+        assert shadows[request_id]["inputs"] == primaries[request_id]["inputs"]
+        assert (primaries[request_id]["version"], shadows[request_id]["version"]) == (1, 2)
+        (scores,) = primaries[request_id]["outputs"].values()
+        assert scores == pytest.approx([float(world.expected(1, rows)[i])], abs=1e-6)

@@ -21,7 +21,13 @@ from workbench.errors import (
     error_from_dict,
 )
 from workbench.registry.refs import ModelRef
-from workbench.settings import DEFAULT_API_PORT, DEFAULT_MAX_UPLOAD_BYTES, DEFAULT_ROUTER_PORT, Settings
+from workbench.settings import (
+    DEFAULT_API_PORT,
+    DEFAULT_MAX_UPLOAD_BYTES,
+    DEFAULT_ROUTER_GRPC_PORT,
+    DEFAULT_ROUTER_PORT,
+    Settings,
+)
 from workbench.specs.endpoint import EndpointSpec
 
 # --- ModelRef -----------------------------------------------------------------------------------------------
@@ -245,12 +251,37 @@ def test_open_reads_flag(tmp_path: Path, raw: str, expected: bool) -> None:
     assert Settings.from_env(env).open_reads is expected
 
 
-@pytest.mark.parametrize("variable", ["WORKBENCH_API_PORT", "WORKBENCH_ROUTER_PORT"])
+@pytest.mark.parametrize(
+    "variable", ["WORKBENCH_API_PORT", "WORKBENCH_ROUTER_PORT", "WORKBENCH_ROUTER_GRPC_PORT"]
+)
 @pytest.mark.parametrize("raw", ["abc", "70000", "65536", "-1", "80.5"])
 def test_bad_port_is_a_validation_error(tmp_path: Path, variable: str, raw: str) -> None:
     with pytest.raises(ValidationError, match=variable) as caught:
         Settings.from_env({"WORKBENCH_HOME": str(tmp_path), variable: raw})
     assert caught.value.details == {"variable": variable}
+
+
+@pytest.mark.parametrize(
+    ("router", "grpc", "expected"),
+    [
+        (None, None, DEFAULT_ROUTER_GRPC_PORT),  # beside the default router port: 8768
+        ("9100", None, 0),  # a router moved elsewhere: any free port, never a collision on 8768
+        ("0", None, 0),
+        (None, "9200", 9200),
+        ("9100", "0", 0),
+        (None, "off", None),
+        ("9100", " OFF ", None),
+    ],
+)
+def test_the_grpc_port_follows_the_router_unless_set(
+    tmp_path: Path, router: str | None, grpc: str | None, expected: int | None
+) -> None:
+    env = {"WORKBENCH_HOME": str(tmp_path)}
+    if router is not None:
+        env["WORKBENCH_ROUTER_PORT"] = router
+    if grpc is not None:
+        env["WORKBENCH_ROUTER_GRPC_PORT"] = grpc
+    assert Settings.from_env(env).grpc_port() == expected
 
 
 @pytest.mark.parametrize("raw", ["abc", "0", "-5"])

@@ -247,7 +247,7 @@ def _decode(lengths: Array, data: bytes, now: float) -> tuple[Array, Array]:
         begin = int(offsets[row, column])
         values[row, column] = _value_of(data[begin : begin + int(sizes[row, column])])
     # The view's event time, in whole seconds as Feast reports it; none is Feast's empty Timestamp, 0.
-    from google.protobuf.timestamp_pb2 import Timestamp  # type: ignore[import-untyped]
+    from google.protobuf.timestamp_pb2 import Timestamp
 
     parse = Timestamp.FromString
     spans = zip(starts[:, width].tolist(), (starts[:, width] + stored[:, width]).tolist(), strict=True)

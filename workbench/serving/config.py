@@ -45,6 +45,8 @@ class RouterConfig(BaseModel):
     ready_file: Path
     request_timeout_s: float = 60.0
     max_shadow_in_flight: int = 256
+    #: OIP over gRPC beside HTTP (0: any free port), None: HTTP only.
+    grpc_port: int | None = None
 
 
 class ReadyInfo(BaseModel):
@@ -57,3 +59,5 @@ class ReadyInfo(BaseModel):
     uds: Path | None = None
     device: str | None = None
     started_at: float
+    #: The router's OIP gRPC port, when it serves one.
+    grpc_port: int | None = None

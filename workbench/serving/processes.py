@@ -108,6 +108,7 @@ class Managed:
             "state": self.state,
             "pid": self.pid,
             "port": self.info.port if self.info else None,
+            "grpc_port": self.info.grpc_port if self.info else None,
             "device": self.info.device if self.info else None,
             "restarts": self.restarts,
             "last_error": self.last_error,

@@ -26,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
         routes_file=config.routes_file,
         request_timeout=config.request_timeout_s,
         max_shadow_in_flight=config.max_shadow_in_flight,
+        grpc_address=(config.host, config.grpc_port) if config.grpc_port is not None else None,
     )
     try:
         sock = bind_tcp(config.host, config.port)
@@ -38,10 +39,18 @@ def main(argv: list[str] | None = None) -> int:
     port = int(sock.getsockname()[1])
 
     def started() -> None:
-        write_ready(config.ready_file, ready_info(port, None, None))
-        log.info("router serving on %s:%d", config.host, port)
+        info = ready_info(port, None, None).model_copy(update={"grpc_port": app.grpc_port})
+        write_ready(config.ready_file, info)
+        log.info("router serving on %s:%d (OIP gRPC: %s)", config.host, port, app.grpc_port or "off")
 
-    serve_app(app, [sock], on_started=started, graceful_timeout=10)
+    try:
+        serve_app(app, [sock], on_started=started, graceful_timeout=10)
+    except SystemExit:  # uvicorn's way of saying the start-up failed
+        if app.startup_error is None:
+            raise
+    if app.startup_error is not None:
+        print(f"workbench-router-error: {app.startup_error}", file=sys.stderr)
+        return 2
     return 0
 
 

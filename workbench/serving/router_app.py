@@ -23,7 +23,9 @@ import os
 import random
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -97,8 +99,8 @@ class RouterMetrics:
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "workbench_router_requests",
-            "Requests through the router",
-            ["endpoint", "version", "status"],
+            "Requests through the router, by the transport that brought them (http, grpc)",
+            ["endpoint", "version", "status", "protocol"],
             registry=self.registry,
         )
         self.latency = Histogram(
@@ -117,15 +119,15 @@ class RouterMetrics:
         self.revision = Gauge(
             "workbench_router_routes_revision", "Route table revision", registry=self.registry
         )
-        self._counters: dict[tuple[str, str, int], Any] = {}
+        self._counters: dict[tuple[str, str, int, str], Any] = {}
         self._histograms: dict[tuple[str, str], Any] = {}
 
-    def count(self, endpoint: str, version: str, status: int) -> None:
+    def count(self, endpoint: str, version: str, status: int, protocol: str = "http") -> None:
         """Label children cached: ``labels()`` costs microseconds a call on the hot path."""
-        key = (endpoint, version, status)
+        key = (endpoint, version, status, protocol)
         child = self._counters.get(key)
         if child is None:
-            child = self._counters[key] = self.requests.labels(endpoint, version, str(status))
+            child = self._counters[key] = self.requests.labels(endpoint, version, str(status), protocol)
         child.inc()
 
     def observe(self, endpoint: str, version: str, seconds: float) -> None:
@@ -134,6 +136,20 @@ class RouterMetrics:
         if child is None:
             child = self._histograms[key] = self.latency.labels(endpoint, version)
         child.observe(seconds)
+
+
+@dataclass(slots=True)
+class Routed:
+    """A data-plane answer on its way back: what to send, and what :meth:`RouterApp.settle` does after."""
+
+    status: int
+    body: bytes
+    content_type: bytes = b"application/json"
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    #: (endpoint, version, protocol, perf_counter at arrival) of an answer that counts in the metrics
+    measured: tuple[str, str, str, float] | None = None
+    #: :meth:`RouterApp._mirror`'s arguments, when the request goes to the endpoint's shadows too
+    mirror: tuple[EndpointRoutes, str, bytes, str, dict[str, str]] | None = None
 
 
 class RouterApp:
@@ -145,9 +161,12 @@ class RouterApp:
         request_timeout: float = 60.0,
         max_shadow_in_flight: int = 256,
         pools: Upstreams | None = None,
+        grpc_address: tuple[str, int] | None = None,
     ) -> None:
         """``routes_file`` None and ``pools`` given: routes come from elsewhere than ``PUT /-/routes``
-        (Ray Serve's config, :mod:`workbench.serving.ray.ingress`), and requests go through ``pools``."""
+        (Ray Serve's config, :mod:`workbench.serving.ray.ingress`), and requests go through ``pools``.
+        ``grpc_address``: also serve OIP over gRPC there (:mod:`workbench.serving.oip_grpc`), started with
+        the app; ``grpc_port`` is then the port bound, or ``startup_error`` says why none was."""
         self._token = token.encode()
         self.routes_file = routes_file
         self.table = RouteTable()
@@ -158,6 +177,10 @@ class RouterApp:
         self._shadow_tasks: set[asyncio.Task[None]] = set()
         self._random = random.Random()
         self._request_ids = request_ids()
+        self.grpc_address = grpc_address
+        self.grpc_port: int | None = None
+        self.startup_error: str | None = None
+        self._grpc_server: Any = None
 
     # ------------------------------------------------------------- routes
     def load_persisted(self) -> None:
@@ -225,57 +248,80 @@ class RouterApp:
         return await asyncio.to_thread(replica_metrics.merge, own, texts)
 
     async def _forward(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
-        started = time.perf_counter()
-        table = self.table
-        parts = path.strip("/").split("/")
-        endpoint_name, version_in_path = _parse(parts, scope["method"])
-        routes = table.endpoints.get(endpoint_name)
-        if routes is None:
-            raise NotFoundError(f"unknown endpoint {endpoint_name!r}", known=sorted(table.endpoints))
-        if parts[-1] == "ready" and scope["method"] == "GET" and version_in_path is None:
-            ready = any(r.upstreams for r in routes.versions if r.weight > 0)
-            await send_json(send, 200 if ready else 503, {"name": endpoint_name, "ready": ready})
-            return
-        body = b""
-        if scope["method"] == "POST":
-            body = await read_body(scope, receive, routes.payload_limit_bytes)
-        metadata = scope["method"] == "GET" and parts[-1] not in ("ready", "infer")
-        route = self._choose(scope, routes, version_in_path, primary=metadata)
-        request_id_raw = header(scope, REQUEST_ID)
-        request_id = request_id_raw.decode("latin-1") if request_id_raw else next(self._request_ids)
         passed = {
             name.decode("latin-1"): value.decode("latin-1")
             for name, value in scope["headers"]
             if name in FORWARDED_HEADERS
         }
+
+        async def body(limit: int) -> bytes:
+            return await read_body(scope, receive, limit)
+
+        routed = await self.route(
+            scope["method"], path, partial(header, scope), passed, body, protocol="http"
+        )
+        await send_bytes(
+            send, routed.status, routed.body, content_type=routed.content_type, headers=routed.headers
+        )
+        self.settle(routed)
+
+    async def route(
+        self,
+        method: str,
+        path: str,
+        lookup: Callable[[bytes], bytes | None],
+        passed: dict[str, str],
+        body: Callable[[int], Awaitable[bytes]],
+        *,
+        protocol: str,
+    ) -> Routed:
+        """One data-plane request, whatever transport brought it: choose the version, forward, answer.
+
+        ``lookup`` reads a request header (gRPC: invocation metadata), ``passed`` holds the headers the replica
+        gets, ``body`` reads the body within the endpoint's limit. Metrics and shadows wait for :meth:`settle`,
+        called once the answer is on its way, so neither delays it.
+        """
+        started = time.perf_counter()
+        table = self.table
+        parts = path.strip("/").split("/")
+        endpoint_name, version_in_path = _parse(parts, method)
+        routes = table.endpoints.get(endpoint_name)
+        if routes is None:
+            raise NotFoundError(f"unknown endpoint {endpoint_name!r}", known=sorted(table.endpoints))
+        if parts[-1] == "ready" and method == "GET" and version_in_path is None:
+            ready = any(r.upstreams for r in routes.versions if r.weight > 0)
+            return Routed(200 if ready else 503, orjson.dumps({"name": endpoint_name, "ready": ready}))
+        payload = await body(routes.payload_limit_bytes) if method == "POST" else b""
+        metadata = method == "GET" and parts[-1] not in ("ready", "infer")
+        route = self._choose(lookup, routes, version_in_path, primary=metadata)
+        request_id_raw = lookup(REQUEST_ID)
+        request_id = request_id_raw.decode("latin-1") if request_id_raw else next(self._request_ids)
         headers = {"content-type": "application/json", **passed, REQUEST_ID_HEADER: request_id}
-        probe = header(scope, PROBE) is not None
+        probe = lookup(PROBE) is not None
         if probe:
             headers[PROBE_HEADER] = "1"
         version_label = str(route.version)
         try:
             try:
-                response = await self.pools.send(route.upstreams, scope["method"], path, body, headers)
+                response = await self.pools.send(route.upstreams, method, path, payload, headers)
             except UpstreamError:
                 if self.table is table or endpoint_name not in self.table.endpoints:
                     raise
                 # The routes changed while this request was on its way (its replica may be draining):
                 # choose again from the new table, once.
                 routes = self.table.endpoints[endpoint_name]
-                route = self._choose(scope, routes, version_in_path)
+                route = self._choose(lookup, routes, version_in_path)
                 version_label = str(route.version)
-                response = await self.pools.send(route.upstreams, scope["method"], path, body, headers)
+                response = await self.pools.send(route.upstreams, method, path, payload, headers)
         except UpstreamError as exc:
-            self.metrics.count(endpoint_name, version_label, 503)
+            self.metrics.count(endpoint_name, version_label, 503, protocol)
             raise UnavailableError(
                 f"endpoint {endpoint_name!r} version {route.version} is unavailable: {exc}"
             ) from None
         except TimeoutError:
-            self.metrics.count(endpoint_name, version_label, 504)
-            await send_json(
-                send, 504, error_body(path, "timeout", f"version {route.version} did not answer in time")
-            )
-            return
+            self.metrics.count(endpoint_name, version_label, 504, protocol)
+            timeout = error_body(path, "timeout", f"version {route.version} did not answer in time")
+            return Routed(504, orjson.dumps(timeout))
         forwarded = [h for h in response.headers if h[0] != b"content-type"]
         if not any(name == REQUEST_ID for name, _ in forwarded):
             # The replica echoes the id it was given; say it here only when it did not (once, not twice).
@@ -283,24 +329,36 @@ class RouterApp:
         response_body = response.body
         if metadata and response.status == 200:
             response_body = _with_versions(response_body, served_versions(routes))
-        await send_bytes(
-            send,
+        mirror = method == "POST" and routes.shadows and version_in_path is None and not probe
+        return Routed(
             response.status,
             response_body,
             content_type=_content_type(response.headers),
             headers=forwarded,
+            measured=(endpoint_name, version_label, protocol, started),
+            mirror=(routes, path, payload, request_id, passed) if mirror else None,
         )
-        self.metrics.count(endpoint_name, version_label, response.status)
-        self.metrics.observe(endpoint_name, version_label, time.perf_counter() - started)
-        if scope["method"] == "POST" and routes.shadows and version_in_path is None and not probe:
-            self._mirror(routes, path, body, request_id, passed)
+
+    def settle(self, routed: Routed) -> None:
+        """After the answer is sent: count and time it, and mirror it to the endpoint's shadows."""
+        if routed.measured is not None:
+            endpoint_name, version_label, protocol, started = routed.measured
+            self.metrics.count(endpoint_name, version_label, routed.status, protocol)
+            self.metrics.observe(endpoint_name, version_label, time.perf_counter() - started)
+        if routed.mirror is not None:
+            self._mirror(*routed.mirror)
 
     def _choose(
-        self, scope: Scope, routes: EndpointRoutes, version_in_path: int | None, *, primary: bool = False
+        self,
+        lookup: Callable[[bytes], bytes | None],
+        routes: EndpointRoutes,
+        version_in_path: int | None,
+        *,
+        primary: bool = False,
     ) -> VersionRoute | ShadowRoute:
         """The version a request goes to; ``primary``: the one taking the most traffic, unless one is named."""
         explicit = version_in_path
-        if explicit is None and (raw := header(scope, VERSION_SELECT)) is not None:
+        if explicit is None and (raw := lookup(VERSION_SELECT)) is not None:
             if not raw.isdigit():
                 raise BadRequestError(
                     f"{VERSION_SELECT_HEADER} must be a version number, got {raw.decode('latin-1')!r}"
@@ -314,7 +372,7 @@ class RouterApp:
                     versions=[r.version for r in routes.versions] + [s.version for s in routes.shadows],
                 )
             return found
-        key = header(scope, ROUTING_KEY)
+        key = lookup(ROUTING_KEY)
         if primary:
             chosen = primary_version(routes)
         elif key:
@@ -422,8 +480,19 @@ class RouterApp:
                 self.load_persisted()
                 self.pools.sync(_all_upstreams(self.table))
                 self.metrics.revision.set(self.table.revision)
+                if self.grpc_address is not None:
+                    from workbench.serving import oip_grpc  # grpc loads only where it is served
+
+                    try:
+                        self._grpc_server, self.grpc_port = await oip_grpc.start(self, *self.grpc_address)
+                    except OSError as exc:
+                        self.startup_error = str(exc)
+                        await send({"type": "lifespan.startup.failed", "message": self.startup_error})
+                        return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                if self._grpc_server is not None:
+                    await self._grpc_server.stop(grace=5)
                 if self._shadow_tasks:
                     await asyncio.wait(self._shadow_tasks, timeout=5)
                 await self.pools.close()

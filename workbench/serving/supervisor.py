@@ -67,6 +67,14 @@ class LocalSupervisor:
         router = self.table.get(ROUTER_ID)
         return router.base_url() if router is not None else None
 
+    @property
+    def router_grpc(self) -> str | None:
+        """``host:port`` of the router's OIP gRPC service (a gRPC target, not a URL), or None."""
+        router = self.table.get(ROUTER_ID)
+        if router is None or router.info is None or router.info.grpc_port is None:
+            return None
+        return f"{self.settings.host}:{router.info.grpc_port}"
+
     def start(
         self, endpoints: Sequence[EndpointSpec], model_dirs: Callable[[EndpointSpec], ModelDirs]
     ) -> None:
@@ -130,6 +138,7 @@ class LocalSupervisor:
             "backend": "local",
             "router": routers[0] if routers else None,
             "router_url": self.router_url,
+            "router_grpc": self.router_grpc,
             "replicas": self.table.describe(kind="replica"),
         }
 
@@ -213,6 +222,7 @@ class LocalSupervisor:
         config = RouterConfig(
             host=self.settings.host,
             port=self.settings.router_port,
+            grpc_port=self.settings.grpc_port(),
             routes_file=self.run_dir / "routes.json",
             token_file=self.settings.token_file,
             ready_file=self.run_dir / "router.ready.json",
@@ -235,9 +245,10 @@ class LocalSupervisor:
         except Exception:
             self.table.update(router, state="failed")
             raise
-        if config.port == 0:
-            # Keep the port the router was given: a restarted router must be found where it was.
-            router.config_json = config.model_copy(update={"port": info.port}).model_dump_json(indent=2)
+        if config.port == 0 or config.grpc_port == 0:
+            # Keep the ports the router was given: a restarted router must be found where it was.
+            bound = {"port": info.port, "grpc_port": info.grpc_port}
+            router.config_json = config.model_copy(update=bound).model_dump_json(indent=2)
             config_path.write_text(router.config_json)
         self.table.update(router, info=info, state="ready", health_failures=0)
         self.table.save()

@@ -138,7 +138,9 @@ def demo(
             console.print(f"endpoint:      {endpoint['urls']['oip']}  (OIP v2)")
             console.print(f"               {endpoint['urls']['mlflow']}  (MLflow JSON)")
             if endpoint.get("router_grpc"):
-                console.print(f"               {endpoint['router_grpc']}  (OIP gRPC, model_name={DEMO_ENDPOINT!r})")
+                console.print(
+                    f"               {endpoint['router_grpc']}  (OIP gRPC, model_name={DEMO_ENDPOINT!r})"
+                )
         console.print(
             "try:          workbench status | workbench monitor show churn | workbench audit\n"
             "              workbench demo-traffic --covariate-drift 1 --seconds 90   (then: workbench alerts)\n"

@@ -26,6 +26,16 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
+# KServe's Python package, in its own environment: every kserve release pins psutil<6, which this
+# project's ipython (psutil>=7) cannot share. The export tests load generated manifests into its
+# V1beta1InferenceService there (tests/serving/test_integrations.py).
+KSERVE_VENV := .venv-kserve
+KSERVE_STAMP := $(KSERVE_VENV)/.installed-stamp
+$(KSERVE_STAMP):
+	$(PYTHON) -m venv $(KSERVE_VENV)
+	$(KSERVE_VENV)/bin/pip install --quiet 'kserve>=0.21,<0.22' pyyaml
+	touch $(KSERVE_STAMP)
+
 # PostgreSQL runs the state-store tests a second time; Debian's chromium runs the browser tests (never
 # `playwright install`); Debian's prometheus (promtool and the server) checks and scrapes /metrics.
 # What is missing is installed after one apt-get update, as a fresh machine needs.
@@ -67,7 +77,7 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-pytest: install system-deps labextension
+pytest: install system-deps labextension $(KSERVE_STAMP)
 	WORKBENCH_REQUIRE_POSTGRES=1 $(BIN)/pytest -n 2 --dist loadgroup --no-loadscope-reorder --durations=10
 
 test: lint typecheck pytest

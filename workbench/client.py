@@ -181,6 +181,35 @@ class Client:
     def resolve(self, uri: str) -> ModelVersionInfo:
         return ModelVersionInfo.model_validate(self._request("GET", "/resolve", params={"uri": uri}))
 
+    def download_model(self, name: str, version: int, destination: Path) -> Path:
+        """The version's MLflow model directory, unpacked under ``destination`` (returned: its ``model/``)."""
+        from workbench.registry.archive import unpack_model
+
+        destination.mkdir(parents=True, exist_ok=True)
+        archive = destination / ".model.tar.gz"
+        try:
+            with self._http.stream(
+                "GET", f"{API_PREFIX}/models/{name}/versions/{version}/model", headers=self._auth()
+            ) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    try:
+                        payload = response.json().get("error", {})
+                    except ValueError:
+                        payload = {"message": response.text[:500] or response.reason_phrase}
+                    raise error_from_dict(payload, response.status_code)
+                with archive.open("wb") as handle:
+                    for chunk in response.iter_bytes(1 << 20):
+                        handle.write(chunk)
+        except httpx.TransportError as exc:
+            raise UnavailableError(
+                f"cannot reach the control plane at {self.url}: {exc}", url=self.url
+            ) from None
+        try:
+            return unpack_model(archive, destination)
+        finally:
+            archive.unlink(missing_ok=True)
+
     # --------------------------------------------------------- optimisation
     def optimize(
         self,

@@ -234,6 +234,12 @@ class ControlPlane:
     def get_version(self, name: str, version: int | str) -> ModelVersionInfo:
         return self.registry.get_version(name, version)
 
+    def model_archive(self, name: str, version: int, target: Path) -> Path:
+        """The version's MLflow model as a ``.tar.gz`` at ``target`` (``workbench export docker``)."""
+        from workbench.registry.archive import pack_model
+
+        return pack_model(self.registry.model_path(name, version), target)
+
     def resolve(self, uri: str) -> ModelVersionInfo:
         return self.registry.resolve(ModelRef.parse(uri))
 

@@ -1,7 +1,10 @@
-"""``workbench export ...``: files for Prometheus (and, next, Grafana and containers) from live state."""
+"""``workbench export ...``: files for the tools teams already run (Prometheus, Grafana, Docker, Kubernetes)."""
 
 from __future__ import annotations
 
+import re
+import shutil
+import tempfile
 from pathlib import Path
 
 import typer
@@ -14,6 +17,7 @@ from workbench.export import prometheus
 from workbench.export.targets import targets_file
 from workbench.paths import require_within, write_atomic
 from workbench.settings import get_settings
+from workbench.specs.endpoint import EndpointSpec
 
 app = typer.Typer(help="Write files for the tools you already run.", no_args_is_help=True)
 
@@ -72,3 +76,195 @@ def export_grafana(
     target = directory / grafana.FILE_NAME
     write_atomic(target, json.dumps(grafana.dashboard(), indent=2) + "\n")
     console.print(f"wrote {target}: import it in Grafana (Dashboards > New > Import)")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Containers and Kubernetes
+
+
+def _chosen_version(spec: EndpointSpec, version: int | None) -> tuple[str, int]:
+    """``version`` if the endpoint routes or mirrors to it, else the version taking the most traffic."""
+    served = [(r.model, r.version) for r in spec.routes] + [(s.model, s.version) for s in spec.shadows]
+    if version is None:
+        primary = max(spec.routes, key=lambda r: r.weight)
+        return primary.model, primary.version
+    for model, number in served:
+        if number == version:
+            return model, number
+    raise ValidationError(
+        f"endpoint {spec.name!r} does not serve version {version}; it serves "
+        + ", ".join(f"{m}/v{n}" for m, n in served),
+        field="version",
+    )
+
+
+def _publish(staging: Path, directory: Path) -> None:
+    """Move what was staged into ``directory``, replacing entries of the same names (nothing half-written:
+    everything was produced in ``staging`` before this)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for entry in sorted(staging.iterdir()):
+        target = directory / entry.name
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        elif target.exists() or target.is_symlink():
+            target.unlink()
+        shutil.move(str(entry), str(target))
+
+
+def _staging(directory: Path) -> Path:
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{directory.name}.partial-", dir=directory.parent))
+
+
+def _tree_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+@app.command("docker")
+@handle_errors
+def export_docker(
+    endpoint: str = typer.Argument(..., help="the endpoint whose version the image serves"),
+    out: str = typer.Option(..., "--out", help="directory for the build context (Dockerfile, model/, ...)"),
+    version: int | None = typer.Option(
+        None, "--version", help="the version to package (default: the one taking the most traffic)"
+    ),
+    wheel: str | None = typer.Option(
+        None, "--wheel", help="a built mlops_workbench wheel to install, instead of building one from source"
+    ),
+) -> None:
+    """A Docker build context for one replica of one version: the wheel the README installs, the model's
+    files, a non-root user and a health check. No container engine is needed to write it."""
+    from workbench.export import container
+
+    settings = get_settings()
+    directory = output_dir(out, settings.allowed_roots)
+    wheel_path: Path | None = None
+    checkout: Path | None = None
+    if wheel is not None:
+        wheel_path = Path(wheel).expanduser().resolve()
+        if not wheel_path.is_file() or not re.fullmatch(r"mlops_workbench-[^-]+-.+\.whl", wheel_path.name):
+            raise ValidationError(f"--wheel {wheel!r} is not an mlops_workbench wheel file", field="wheel")
+    else:
+        checkout = container.find_checkout()
+        if checkout is None:
+            raise fail(
+                "this workbench is installed from a wheel, with no source to build one from: "
+                "pass --wheel mlops_workbench-<version>-py3-none-any.whl",
+                1,
+            )
+    with Client() as client:
+        spec = client.get_endpoint(endpoint).spec
+        if spec.features is not None:
+            raise ValidationError(
+                f"endpoint {endpoint!r} joins features from a Feast repository, which an exported image does "
+                "not carry yet: export an endpoint called with its features",
+                field="endpoint",
+            )
+        model, number = _chosen_version(spec, version)
+        staging = _staging(directory)
+        try:
+            client.download_model(model, number, staging)
+            (staging / "replica.json").write_text(
+                container.replica_config(spec, model, number).model_dump_json(indent=2) + "\n"
+            )
+            if wheel_path is not None:
+                shutil.copy2(wheel_path, staging / wheel_path.name)
+            else:
+                assert checkout is not None
+                container.copy_source(checkout, staging / "source")
+            (staging / "Dockerfile").write_text(
+                container.dockerfile(spec, model, number, wheel=wheel_path.name if wheel_path else None)
+            )
+            (staging / ".dockerignore").write_text(container.DOCKERIGNORE)
+            _publish(staging, directory)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    tag = f"IMAGE:{container.replica_id(spec.name, number)}"
+    console.print(
+        f"wrote {directory}: a replica of {model} v{number} for endpoint {endpoint!r}", soft_wrap=True
+    )
+    console.print(f"build: docker build -t {tag} {directory}", soft_wrap=True)
+    console.print(f"run:   docker run -p {container.PORT}:{container.PORT} {tag}", soft_wrap=True)
+
+
+_STORAGE_SCHEMES = (
+    "s3://",
+    "gs://",
+    "pvc://",
+    "https://",
+    "http://",
+    "hdfs://",
+    "webhdfs://",
+    "oci://",
+    "hf://",
+)
+
+
+@app.command("k8s")
+@handle_errors
+def export_k8s(
+    endpoint: str = typer.Argument(..., help="the endpoint to describe"),
+    out: str = typer.Option(..., "--out", help="directory for the manifests"),
+    image: str = typer.Option(
+        "workbench", "--image", help="the image repository; a version's tag is <endpoint>-v<version>"
+    ),
+    kserve: bool = typer.Option(False, "--kserve", help="a KServe InferenceService instead of Deployments"),
+    storage_uri: str | None = typer.Option(
+        None,
+        "--storage-uri",
+        help="where the cluster reads the model's files (--kserve): s3://, gs://, pvc://...",
+    ),
+    version: int | None = typer.Option(
+        None,
+        "--version",
+        help="with --kserve: the version to serve (default: the one taking the most traffic)",
+    ),
+) -> None:
+    """Kubernetes manifests: a Deployment and Service per version and the router (routes in a ConfigMap),
+    or with --kserve an InferenceService on KServe's MLflow runtime over OIP v2."""
+    from workbench.export import kubernetes
+
+    settings = get_settings()
+    directory = output_dir(out, settings.allowed_roots)
+    if kserve and (storage_uri is None or not storage_uri.startswith(_STORAGE_SCHEMES)):
+        raise ValidationError(
+            "--kserve needs --storage-uri, where KServe's storage initializer reads the model's MLflow files "
+            f"({', '.join(_STORAGE_SCHEMES)}), got {storage_uri!r}",
+            field="storage_uri",
+        )
+    if not re.fullmatch(r"[a-z0-9]([a-z0-9._/:-]*[a-z0-9])?", image):
+        raise ValidationError(f"--image {image!r} is not an image repository name", field="image")
+    with Client() as client:
+        spec = client.get_endpoint(endpoint).spec
+        versions = (
+            [_chosen_version(spec, version)]
+            if kserve
+            else list(
+                dict.fromkeys(
+                    [(r.model, r.version) for r in spec.routes] + [(s.model, s.version) for s in spec.shadows]
+                )
+            )
+        )
+        sizes: dict[tuple[str, int], int] = {}
+        with tempfile.TemporaryDirectory(prefix="wb-export-") as scratch:
+            for model, number in versions:  # memory requests follow the weights' size
+                sizes[(model, number)] = _tree_bytes(
+                    client.download_model(model, number, Path(scratch) / f"{model}-{number}")
+                )
+    staging = _staging(directory)
+    try:
+        if kserve:
+            ((model, number),) = versions
+            assert storage_uri is not None
+            document = kubernetes.inference_service(spec, model, number, storage_uri, sizes[(model, number)])
+            target_name = "inference-service.yaml"
+            (staging / target_name).write_text(yaml.safe_dump(document, sort_keys=False))
+        else:
+            target_name = "manifests.yaml"
+            documents = kubernetes.manifests(spec, image, sizes)
+            (staging / target_name).write_text(yaml.safe_dump_all(documents, sort_keys=False))
+        _publish(staging, directory)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    console.print(f"wrote {directory / target_name}", soft_wrap=True)
+    console.print(f"apply: kubectl apply -f {directory / target_name}", soft_wrap=True)

@@ -1,6 +1,6 @@
 """The Grafana dashboard for endpoints, kept as JSON in the package (``grafana_dashboard.json``): Grafana's
 own format, importable as is, built only on the series the router, the replicas (through the router)
-and the control plane expose. ``tests/serving/test_prometheus.py`` checks every query's metric names
+and the control plane expose. ``tests/serving/test_integrations.py`` checks every query's metric names
 against real ``/metrics`` output."""
 
 from __future__ import annotations

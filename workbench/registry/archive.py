@@ -34,6 +34,27 @@ def pack(model_dir: Path, request: RegistrationRequest, reference: Path | None) 
     return buffer.getvalue()
 
 
+def pack_model(model_dir: Path, target: Path) -> Path:
+    """The MLflow model directory alone, as ``model/`` in a ``.tar.gz`` written to ``target``: what a
+    model version is, for a container image or another workbench (``GET .../versions/{v}/model``)."""
+    with tarfile.open(target, mode="w:gz") as archive:
+        archive.add(str(model_dir), arcname=MODEL_DIR)
+    return target
+
+
+def unpack_model(archive_path: Path, destination: Path) -> Path:
+    """Unpack a :func:`pack_model` archive into ``destination`` (data filter: nothing lands outside)."""
+    try:
+        with tarfile.open(archive_path, mode="r:*") as archive:
+            archive.extractall(destination, filter="data")
+    except tarfile.TarError as exc:
+        raise BadRequestError(f"not a model archive: {exc}") from None
+    model_dir = destination / MODEL_DIR
+    if not (model_dir / "MLmodel").is_file():
+        raise ValidationError(f"the model archive has no MLflow model under {MODEL_DIR}/ (no MLmodel file)")
+    return model_dir
+
+
 def unpack(
     archive_path: Path, destination: Path, *, max_bytes: int
 ) -> tuple[Path, RegistrationRequest, Path | None]:

@@ -575,7 +575,7 @@ def test_grpc_typed_contents_reach_the_model_as_raw_tensors_do(world: World, end
         response, call = infer.with_call(request, metadata=[("x-request-id", "typed-1")])
     scores = np.frombuffer(response.raw_output_contents[0], dtype="<f4")
     np.testing.assert_allclose(scores, world.expected(1, rows), rtol=1e-6, atol=1e-6)
-    sent_back = dict(call.initial_metadata())
+    sent_back = dict(call.trailing_metadata())
     assert sent_back["x-request-id"] == "typed-1"
     assert sent_back["x-workbench-model-version"] == "1"
 

@@ -360,7 +360,10 @@ def test_cuda_without_a_gpu_is_refused_at_deploy_time(world: World, churn: str) 
 def test_metrics_are_exposed_by_router_and_replica(world: World, churn: str) -> None:
     httpx.post(f"{world.router}/v2/models/{churn}/infer", json=oip_columns(world.frame.head(2)))
     router_metrics = httpx.get(f"{world.router}/metrics").text
-    assert 'workbench_router_requests_total{endpoint="churn-api",status="200",version="1"}' in router_metrics
+    assert (
+        'workbench_router_requests_total{endpoint="churn-api",protocol="http",status="200",version="1"}'
+        in router_metrics
+    )
     replica = f"http://127.0.0.1:{_replicas(world, churn)[0]['port']}"
     text = httpx.get(f"{replica}/metrics").text
     for series in (

@@ -45,7 +45,9 @@ def dns_name(*parts: str) -> str:
     dashes for anything else, at most 63 characters (a hash keeps two long names apart)."""
     raw = "-".join(parts)
     name = re.sub(r"[^a-z0-9-]+", "-", raw.lower()).strip("-")
-    if not name or not name[0].isalpha():
+    if not name:
+        name = "wb"
+    elif not name[0].isalpha():
         name = f"wb-{name}"
     if len(name) > 63:
         digest = hashlib.sha256(raw.encode()).hexdigest()[:8]

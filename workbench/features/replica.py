@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from workbench.features.catalog import describe
+from workbench.features.feast_import import skip_typechecks
 from workbench.features.join import JoiningRunner
 from workbench.features.lookup import plan_lookup
 from workbench.features.online import open_reader
@@ -40,6 +41,7 @@ def store_label(store: Any) -> str:
 def attach_lookup(model: LoadedModel, lookup: FeatureLookup, repo: Path) -> LoadedModel:
     """The model behind a :class:`JoiningRunner`, answering requests that carry ids (and request-time
     features); raises ``ValidationError`` when the registry no longer fits the lookup."""
+    skip_typechecks()
     from feast import FeatureStore
 
     store = FeatureStore(repo_path=str(repo))

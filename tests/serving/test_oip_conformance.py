@@ -9,6 +9,7 @@ printable (``{"error": "<message>"}``), and the prediction log and the metrics m
 
 from __future__ import annotations
 
+import asyncio
 import struct
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -634,3 +635,48 @@ def test_grpc_requests_are_counted_logged_and_mirrored_as_http_ones(
         assert (primaries[request_id]["version"], shadows[request_id]["version"]) == (1, 2)
         (scores,) = primaries[request_id]["outputs"].values()
         assert scores == pytest.approx([float(world.expected(1, rows)[i])], abs=1e-6)
+
+
+def test_grpc_traffic_drops_nothing_while_the_routes_change(world: World) -> None:
+    """Deploys that swap the version (what rollouts do to the routes) under gRPC load: no call fails, and
+    calls are answered by the old and then the new version."""
+    world.client.deploy("grpc-swap", "models:/churn/1")
+    rows = world.frame.iloc[[3]]
+    request = messages.ModelInferRequest(model_name="grpc-swap")
+    for name in FEATURES:
+        integer = rows[name].dtype.kind == "i"
+        request.inputs.add(name=name, datatype="INT64" if integer else "FP64", shape=[1])
+        request.raw_input_contents.append(rows[name].to_numpy(dtype="<i8" if integer else "<f8").tobytes())
+    body = request.SerializeToString()
+
+    async def scenario() -> tuple[list[str], list[str]]:
+        answered: list[str] = []
+        failed: list[str] = []
+        async with grpc.aio.insecure_channel(world.router_grpc) as channel:
+            infer = channel.unary_unary(
+                f"/{messages.SERVICE}/ModelInfer",
+                request_serializer=None,
+                response_deserializer=messages.ModelInferResponse.FromString,
+            )
+
+            async def load(stop: asyncio.Event) -> None:
+                while not stop.is_set():
+                    try:
+                        answered.append((await infer(body, timeout=30)).model_version)
+                    except grpc.aio.AioRpcError as exc:
+                        failed.append(f"{exc.code().name}: {exc.details()}")
+
+            stop = asyncio.Event()
+            workers = [asyncio.create_task(load(stop)) for _ in range(8)]
+            for model in ("models:/churn/2", "models:/churn/1", "models:/churn/2"):
+                await asyncio.sleep(0.3)
+                await asyncio.to_thread(world.client.deploy, "grpc-swap", model)
+            await asyncio.sleep(0.5)
+            stop.set()
+            await asyncio.gather(*workers)
+        return answered, failed
+
+    answered, failed = asyncio.run(scenario())
+    assert failed == []
+    assert set(answered) == {"1", "2"}
+    assert answered[-1] == "2"

@@ -165,6 +165,8 @@ def manifests(
                                     "livenessProbe": _http_probe(
                                         container.LIVE_PATH, "http", periodSeconds=10, failureThreshold=3
                                     ),
+                                    # The root filesystem is read-only: caches a library writes under HOME go to /tmp.
+                                    "env": [{"name": "HOME", "value": "/tmp"}],
                                     "resources": replica_resources(
                                         spec, model_bytes.get((model, version), 0)
                                     ),
@@ -250,6 +252,7 @@ def _router(spec: EndpointSpec, image: str) -> list[dict[str, Any]]:
                                 "name": "router",
                                 "image": image,
                                 "command": ["sh", "-c", start],
+                                "env": [{"name": "HOME", "value": "/tmp"}],
                                 "ports": [
                                     {"name": "http", "containerPort": container.PORT},
                                     {"name": "grpc", "containerPort": GRPC_PORT},

@@ -77,14 +77,20 @@ NOT_STATABLE = {
     "POST /api/v1/runbooks/{name}/runs",
 }
 
-# A run's long poll (`wait_s`, up to 600 s) is pinned to 0: the fuzzer would otherwise wait on it. The
-# stateful phase gets more examples than the others: it is cheap, and it is what follows the links.
+# The long polls (`wait_s`, up to 600 s) of a runbook run and of an optimisation are pinned to 0: the
+# fuzzer would otherwise wait on them past its 10 s read timeout (an optimisation the stateful phase
+# started was polled with wait_s=93.8 and failed the run as a "Network Error"). The stateful phase gets
+# more examples than the others: it is cheap, and it is what follows the links.
 _CONFIG = """
 [phases.stateful.generation]
 max-examples = 25
 
 [[operations]]
 include-name = "GET /api/v1/runbook-runs/{run_id}"
+parameters = { wait_s = 0 }
+
+[[operations]]
+include-name = "GET /api/v1/optimizations/{optimization_id}"
 parameters = { wait_s = 0 }
 """
 

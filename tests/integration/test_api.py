@@ -92,6 +92,9 @@ def test_open_reads_allow_get_but_not_writes(settings: Settings, plane: ControlP
         assert httpx.get(f"{url}/api/v1/models").status_code == 200
         response = httpx.put(f"{url}/api/v1/models/x/aliases/champion", json={"version": 1})
         assert response.status_code == 401
+        # A model's files stay behind the token: downloading weights is not a read to leave open.
+        assert httpx.get(f"{url}/api/v1/models/x/versions/1/model").status_code == 401
+        assert httpx.get(f"{url}/api/v1/models/x/versions/1").status_code == 404
 
 
 def test_register_list_show_and_alias_through_the_client(client: Client, model_dir: Path) -> None:

@@ -229,7 +229,7 @@ def test_export_docker_writes_a_build_context_whose_replica_serves_the_versions_
     context = tmp_path / "image"
     done = _export(world, tmp_path, "docker", served, "--out", str(context))
     assert done.returncode == 0, done.stderr
-    assert f"docker build -t IMAGE:{served}-v1 {context}" in done.stdout
+    assert f"docker build -t IMAGE:{served}-churn-v1 {context}" in done.stdout
     lines = (context / "Dockerfile").read_text().splitlines()
     instructions = [line for line in lines if line and not line.startswith("#") and not line.startswith(" ")]
     # Two stages: the wheel, built as a release builds it, then the image that installs it.
@@ -348,7 +348,7 @@ def test_export_k8s_writes_deployments_services_and_the_routes_of_the_endpoint(
     ]
     for version, deployment in ((1, documents[0]), (2, documents[2])):
         (replica,) = deployment["spec"]["template"]["spec"]["containers"]
-        assert replica["image"] == f"registry.example.com/churn:exported-v{version}"
+        assert replica["image"] == f"registry.example.com/churn:exported-churn-v{version}"
         assert replica["ports"] == [{"name": "http", "containerPort": 8080}]
         assert replica["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": "http"}
         assert replica["livenessProbe"]["httpGet"] == {"path": "/v2/health/live", "port": "http"}
@@ -373,7 +373,9 @@ def test_export_k8s_writes_deployments_services_and_the_routes_of_the_endpoint(
     router_config = RouterConfig.model_validate_json(config_map["router.json"])
     assert (router_config.port, router_config.grpc_port) == (8080, 8081)
     (router,) = documents[5]["spec"]["template"]["spec"]["containers"]
-    assert router["image"] == "registry.example.com/churn:exported-v1"
+    assert router["image"] == "registry.example.com/churn:exported-churn-v1"
+    # A new export with other routes changes the router's pod template, so `kubectl apply` rolls its pods.
+    assert documents[5]["spec"]["template"]["metadata"]["annotations"]["workbench/routes-digest"]
     assert {p["name"]: p["containerPort"] for p in router["ports"]} == {"http": 8080, "grpc": 8081}
     assert router["command"][-1].endswith("python -m workbench.serving.router /etc/workbench/router.json")
     service_ports = {p["name"]: p["port"] for p in documents[6]["spec"]["ports"]}
@@ -435,6 +437,23 @@ def test_exports_refuse_bad_input_and_write_nothing(
     assert message in done.stderr, done.stderr
     assert not out.exists()
     assert list(tmp_path.iterdir()) == []  # no staging directory left behind either
+
+
+def test_exports_write_only_into_new_empty_or_earlier_export_directories(
+    world: World, split: str, tmp_path: Path
+) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "notes.txt").write_text("mine")
+    done = _export(world, tmp_path, "k8s", split, "--out", str(project))
+    assert done.returncode != 0
+    assert "is not empty and was not written by workbench export" in done.stderr, done.stderr
+    assert sorted(p.name for p in project.iterdir()) == ["notes.txt"]
+    again = tmp_path / "again"
+    for _ in range(2):  # an earlier export's directory is written again, its files replaced
+        done = _export(world, tmp_path, "k8s", split, "--out", str(again))
+        assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in again.iterdir()) == [".workbench-export", "manifests.yaml"]
 
 
 def test_exports_outside_the_allowed_roots_are_refused(world: World, split: str, tmp_path: Path) -> None:

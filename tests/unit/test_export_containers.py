@@ -88,7 +88,7 @@ def test_the_replica_config_carries_the_endpoints_serving_settings() -> None:
     )
     config = container.replica_config(spec, "churn", 2)
     assert (config.replica_id, config.max_batch_size, config.max_wait_ms, config.threads) == (
-        "churn-v2",
+        "churn-churn-v2",
         32,
         5.0,
         3,
@@ -118,3 +118,38 @@ def test_the_source_copy_skips_what_the_build_makes(tmp_path: Path) -> None:
         "pyproject.toml",
         "workbench/__init__.py",
     ]
+
+
+def test_two_models_with_the_same_version_get_their_own_images() -> None:
+    spec = _spec(
+        routes=[
+            {"model": "churn", "version": 1, "weight": 50},
+            {"model": "churn-xgb", "version": 1, "weight": 50},
+        ]
+    )
+    images = [
+        d["spec"]["template"]["spec"]["containers"][0]["image"]
+        for d in kubernetes.manifests(spec, "repo/x", {})
+        if d["kind"] == "Deployment" and d["metadata"]["name"] != "wb-churn-router"
+    ]
+    assert images == ["repo/x:churn-churn-v1", "repo/x:churn-churn-xgb-v1"]
+    assert len(container.replica_id("e" * 63, "m" * 128, 1)) <= 128
+
+
+def test_the_router_pods_roll_when_the_routes_change() -> None:
+    def digest(weights: tuple[int, int]) -> str:
+        spec = _spec(
+            routes=[
+                {"model": "churn", "version": 1, "weight": weights[0]},
+                {"model": "churn", "version": 2, "weight": weights[1]},
+            ]
+        )
+        (router,) = [
+            d
+            for d in kubernetes.manifests(spec, "repo/x", {})
+            if d["metadata"]["name"] == "wb-churn-router" and d["kind"] == "Deployment"
+        ]
+        return str(router["spec"]["template"]["metadata"]["annotations"]["workbench/routes-digest"])
+
+    assert digest((90, 10)) == digest((90, 10))
+    assert digest((90, 10)) != digest((50, 50))

@@ -15,7 +15,7 @@ import orjson
 import pytest
 from tritonclient.grpc import service_pb2  # type: ignore[import-untyped]
 
-from workbench.errors import BadRequestError
+from workbench.errors import BadRequestError, PayloadTooLargeError
 from workbench.serving.oip_grpc import messages, status_code, tensors
 
 
@@ -34,9 +34,9 @@ def _fields(descriptor: Any) -> dict[str, tuple[Any, ...]]:
 
 def _same(ours: Any, theirs: Any) -> None:
     assert ours.full_name == theirs.full_name
-    theirs_fields = _fields(theirs)
-    for name, shape in _fields(ours).items():
-        assert theirs_fields.get(name) == shape, f"{ours.full_name}.{name}"
+    # Every field of the protocol's messages, no more and no fewer than Triton's (whose six messages are
+    # the protocol's, with InferParameter's two extra choices, which the table carries too).
+    assert _fields(ours) == _fields(theirs), ours.full_name
     for nested in ours.nested_types:
         _same(nested, theirs.nested_types_by_name[nested.name])
 
@@ -223,3 +223,31 @@ def test_model_metadata_keeps_names_datatypes_and_shapes() -> None:
 )
 def test_http_statuses_map_to_grpc_codes(http: int, grpc_name: str) -> None:
     assert status_code(http).name == grpc_name
+
+
+@pytest.mark.parametrize(
+    ("datatype", "field", "count", "limit", "refused"),
+    [
+        ("INT64", "int64_contents", 1000, 10_000, False),
+        ("INT64", "int64_contents", 2000, 10_000, True),  # 2,000 zeros: ~2 KB on the wire, 16 KB unpacked
+        ("BOOL", "bool_contents", 4000, 10_000, False),  # wire and unpacked both count: ~8 KB
+    ],
+)
+def test_typed_contents_count_at_their_unpacked_size(
+    datatype: str, field: str, count: int, limit: int, refused: bool
+) -> None:
+    request = messages.ModelInferRequest(model_name="m")
+    tensor = request.inputs.add(name="x", datatype=datatype, shape=[count])
+    getattr(tensor.contents, field).extend([0] * count if datatype != "BOOL" else [False] * count)
+    if refused:
+        with pytest.raises(PayloadTooLargeError, match=f"exceeds the endpoint's limit of {limit} bytes"):
+            tensors.check_size(request, limit)
+    else:
+        tensors.check_size(request, limit)
+
+
+def test_a_typed_value_its_datatype_cannot_hold_is_a_bad_request() -> None:
+    request = messages.ModelInferRequest(model_name="m")
+    request.inputs.add(name="x", datatype="INT8", shape=[1]).contents.int_contents.append(300)
+    with pytest.raises(BadRequestError, match="input 'x' has a value INT8 cannot hold"):
+        tensors.request_body(request)

@@ -6,6 +6,7 @@ control plane (and the clients they start) can read it. Comparison is constant-t
 
 from __future__ import annotations
 
+import re
 import secrets
 
 from fastapi import Request
@@ -24,6 +25,10 @@ def bearer_matches(authorization: str, token: str) -> bool:
     return scheme.lower() == "bearer" and secrets.compare_digest(presented.strip().encode(), token.encode())
 
 
+#: Reads that stay behind the token when WORKBENCH_OPEN_READS opens the others: a model version's files.
+_WEIGHTS = re.compile(r"/models/[^/]+/versions/[^/]+/model$")
+
+
 class TokenAuth:
     """A FastAPI dependency: every call needs the token, except reads when configured open."""
 
@@ -32,7 +37,11 @@ class TokenAuth:
         self._open_reads = open_reads
 
     def __call__(self, request: Request) -> None:
-        if self._open_reads and request.method in _SAFE_METHODS:
+        if (
+            self._open_reads
+            and request.method in _SAFE_METHODS
+            and not _WEIGHTS.search(request.url.path)  # a model's files are not a read to leave open
+        ):
             return
         header = request.headers.get("authorization", "")
         scheme, _, presented = header.partition(" ")

@@ -82,26 +82,62 @@ def export_grafana(
 # Containers and Kubernetes
 
 
-def _chosen_version(spec: EndpointSpec, version: int | None) -> tuple[str, int]:
-    """``version`` if the endpoint routes or mirrors to it, else the version taking the most traffic."""
-    served = [(r.model, r.version) for r in spec.routes] + [(s.model, s.version) for s in spec.shadows]
+def _chosen_version(spec: EndpointSpec, version: int | None, model: str | None = None) -> tuple[str, int]:
+    """``version`` (of ``model``) if the endpoint routes or mirrors to it, else the version taking the most
+    traffic; two models' versions of one number need ``model`` to tell them apart."""
+    served = list(
+        dict.fromkeys(
+            [(r.model, r.version) for r in spec.routes] + [(s.model, s.version) for s in spec.shadows]
+        )
+    )
     if version is None:
         primary = max(spec.routes, key=lambda r: r.weight)
         return primary.model, primary.version
-    for model, number in served:
-        if number == version:
-            return model, number
+    found = [(m, n) for m, n in served if n == version and (model is None or m == model)]
+    if len(found) == 1:
+        return found[0]
+    if found:
+        raise ValidationError(
+            f"endpoint {spec.name!r} serves version {version} of {', '.join(m for m, _ in found)}: "
+            "name one with --model",
+            field="model",
+        )
     raise ValidationError(
-        f"endpoint {spec.name!r} does not serve version {version}; it serves "
+        f"endpoint {spec.name!r} does not serve version {version}"
+        + (f" of {model!r}" if model else "")
+        + "; it serves "
         + ", ".join(f"{m}/v{n}" for m, n in served),
         field="version",
     )
 
 
-def _publish(staging: Path, directory: Path) -> None:
-    """Move what was staged into ``directory``, replacing entries of the same names (nothing half-written:
-    everything was produced in ``staging`` before this)."""
+#: Marks a directory an export wrote: only such a directory (or an empty one) is written into again.
+EXPORT_MARKER = ".workbench-export"
+
+
+def _export_dir(raw: str, roots: tuple[Path, ...]) -> Path:
+    """``--out`` for docker and k8s: under the allowed roots, and new, empty or an earlier export's (its
+    files of the same names are replaced; anything else there would be at risk, so it is refused)."""
+    directory = output_dir(raw, roots)
+    if directory.is_dir() and any(directory.iterdir()) and not (directory / EXPORT_MARKER).is_file():
+        raise ValidationError(
+            f"--out {raw!r} is not empty and was not written by workbench export: "
+            "choose a new or empty directory",
+            field="out",
+        )
+    return directory
+
+
+def _staging(directory: Path) -> tuple[Path, bool]:
+    """A staging directory inside ``directory`` (created if missing; the bool says so)."""
+    created = not directory.exists()
     directory.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=".partial-", dir=directory)), created
+
+
+def _publish(staging: Path, directory: Path) -> None:
+    """Move what was staged into ``directory``, replacing entries of the same names: everything was
+    produced before anything the directory held is replaced."""
     for entry in sorted(staging.iterdir()):
         target = directory / entry.name
         if target.is_dir() and not target.is_symlink():
@@ -109,11 +145,15 @@ def _publish(staging: Path, directory: Path) -> None:
         elif target.exists() or target.is_symlink():
             target.unlink()
         shutil.move(str(entry), str(target))
+    (directory / EXPORT_MARKER).write_text(
+        "written by workbench export; its files are replaced by the next\n"
+    )
 
 
-def _staging(directory: Path) -> Path:
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{directory.name}.partial-", dir=directory.parent))
+def _discard(staging: Path, directory: Path, created: bool) -> None:
+    shutil.rmtree(staging, ignore_errors=True)
+    if created and directory.is_dir() and not any(directory.iterdir()):
+        directory.rmdir()
 
 
 def _tree_bytes(path: Path) -> int:
@@ -128,6 +168,9 @@ def export_docker(
     version: int | None = typer.Option(
         None, "--version", help="the version to package (default: the one taking the most traffic)"
     ),
+    model: str | None = typer.Option(
+        None, "--model", help="with --version, when two of the endpoint's models have that version"
+    ),
     wheel: str | None = typer.Option(
         None, "--wheel", help="a built mlops_workbench wheel to install, instead of building one from source"
     ),
@@ -137,7 +180,7 @@ def export_docker(
     from workbench.export import container
 
     settings = get_settings()
-    directory = output_dir(out, settings.allowed_roots)
+    directory = _export_dir(out, settings.allowed_roots)
     wheel_path: Path | None = None
     checkout: Path | None = None
     if wheel is not None:
@@ -160,8 +203,8 @@ def export_docker(
                 "not carry yet: export an endpoint called with its features",
                 field="endpoint",
             )
-        model, number = _chosen_version(spec, version)
-        staging = _staging(directory)
+        model, number = _chosen_version(spec, version, model)
+        staging, created = _staging(directory)
         try:
             client.download_model(model, number, staging)
             (staging / "replica.json").write_text(
@@ -175,11 +218,13 @@ def export_docker(
             (staging / "Dockerfile").write_text(
                 container.dockerfile(spec, model, number, wheel=wheel_path.name if wheel_path else None)
             )
-            (staging / ".dockerignore").write_text(container.DOCKERIGNORE)
-            _publish(staging, directory)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-    tag = f"IMAGE:{container.replica_id(spec.name, number)}"
+            (staging / ".dockerignore").write_text(container.DOCKERIGNORE + f"{EXPORT_MARKER}\n")
+        except BaseException:
+            _discard(staging, directory, created)
+            raise
+        _publish(staging, directory)
+        shutil.rmtree(staging, ignore_errors=True)
+    tag = f"IMAGE:{container.replica_id(spec.name, model, number)}"
     console.print(
         f"wrote {directory}: a replica of {model} v{number} for endpoint {endpoint!r}", soft_wrap=True
     )
@@ -206,7 +251,7 @@ def export_k8s(
     endpoint: str = typer.Argument(..., help="the endpoint to describe"),
     out: str = typer.Option(..., "--out", help="directory for the manifests"),
     image: str = typer.Option(
-        "workbench", "--image", help="the image repository; a version's tag is <endpoint>-v<version>"
+        "workbench", "--image", help="the image repository; a version's tag is <endpoint>-<model>-v<version>"
     ),
     kserve: bool = typer.Option(False, "--kserve", help="a KServe InferenceService instead of Deployments"),
     storage_uri: str | None = typer.Option(
@@ -219,13 +264,16 @@ def export_k8s(
         "--version",
         help="with --kserve: the version to serve (default: the one taking the most traffic)",
     ),
+    model: str | None = typer.Option(
+        None, "--model", help="with --version, when two of the endpoint's models have that version"
+    ),
 ) -> None:
     """Kubernetes manifests: a Deployment and Service per version and the router (routes in a ConfigMap),
     or with --kserve an InferenceService on KServe's MLflow runtime over OIP v2."""
     from workbench.export import kubernetes
 
     settings = get_settings()
-    directory = output_dir(out, settings.allowed_roots)
+    directory = _export_dir(out, settings.allowed_roots)
     if kserve and (storage_uri is None or not storage_uri.startswith(_STORAGE_SCHEMES)):
         raise ValidationError(
             "--kserve needs --storage-uri, where KServe's storage initializer reads the model's MLflow files "
@@ -237,7 +285,7 @@ def export_k8s(
     with Client() as client:
         spec = client.get_endpoint(endpoint).spec
         versions = (
-            [_chosen_version(spec, version)]
+            [_chosen_version(spec, version, model)]
             if kserve
             else list(
                 dict.fromkeys(
@@ -247,24 +295,26 @@ def export_k8s(
         )
         sizes: dict[tuple[str, int], int] = {}
         with tempfile.TemporaryDirectory(prefix="wb-export-") as scratch:
-            for model, number in versions:  # memory requests follow the weights' size
-                sizes[(model, number)] = _tree_bytes(
-                    client.download_model(model, number, Path(scratch) / f"{model}-{number}")
+            for name, number in versions:  # memory requests follow the weights' size
+                sizes[(name, number)] = _tree_bytes(
+                    client.download_model(name, number, Path(scratch) / f"{name}-{number}")
                 )
-    staging = _staging(directory)
+    staging, created = _staging(directory)
     try:
         if kserve:
-            ((model, number),) = versions
+            ((name, number),) = versions
             assert storage_uri is not None
-            document = kubernetes.inference_service(spec, model, number, storage_uri, sizes[(model, number)])
+            document = kubernetes.inference_service(spec, name, number, storage_uri, sizes[(name, number)])
             target_name = "inference-service.yaml"
             (staging / target_name).write_text(yaml.safe_dump(document, sort_keys=False))
         else:
             target_name = "manifests.yaml"
             documents = kubernetes.manifests(spec, image, sizes)
             (staging / target_name).write_text(yaml.safe_dump_all(documents, sort_keys=False))
-        _publish(staging, directory)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    except BaseException:
+        _discard(staging, directory, created)
+        raise
+    _publish(staging, directory)
+    shutil.rmtree(staging, ignore_errors=True)
     console.print(f"wrote {directory / target_name}", soft_wrap=True)
     console.print(f"apply: kubectl apply -f {directory / target_name}", soft_wrap=True)

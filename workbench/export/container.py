@@ -16,6 +16,8 @@ container the network is the way in). Its parts:
 
 from __future__ import annotations
 
+import hashlib
+import re
 import shutil
 import subprocess
 from pathlib import Path, PurePosixPath
@@ -51,14 +53,19 @@ SOURCE_PATHS: Final = (
 _SKIPPED: Final = ("node_modules", "__pycache__", ".yarn", "lib", "tsconfig.tsbuildinfo", "labextension")
 
 
-def replica_id(endpoint: str, version: int) -> str:
-    return f"{endpoint}-v{version}"
+def replica_id(endpoint: str, model: str, version: int) -> str:
+    """The image's tag and the replica's id: the model is part of it, since two models of one endpoint may
+    both have a version 1. Docker's tag rules: [A-Za-z0-9_.-], at most 128 characters."""
+    tag = re.sub(r"[^A-Za-z0-9_.-]", "-", f"{endpoint}-{model}-v{version}")
+    if len(tag) > 128:
+        tag = f"{tag[:111]}-{hashlib.sha256(tag.encode()).hexdigest()[:16]}"
+    return tag
 
 
 def replica_config(spec: EndpointSpec, model: str, version: int) -> ReplicaConfig:
     """The replica's config inside the image: the endpoint's serving settings, container paths."""
     return ReplicaConfig(
-        replica_id=replica_id(spec.name, version),
+        replica_id=replica_id(spec.name, model, version),
         endpoint=spec.name,
         model=model,
         version=version,

@@ -63,9 +63,9 @@ def router_name(spec: EndpointSpec) -> str:
     return dns_name("wb", spec.name, "router")
 
 
-def image_for(image: str, spec: EndpointSpec, version: int) -> str:
+def image_for(image: str, spec: EndpointSpec, model: str, version: int) -> str:
     """The image ``workbench export docker`` builds for a version, as tagged by the docs' build command."""
-    return f"{image}:{container.replica_id(spec.name, version)}"
+    return f"{image}:{container.replica_id(spec.name, model, version)}"
 
 
 def _labels(spec: EndpointSpec, component: str, **extra: str) -> dict[str, str]:
@@ -154,7 +154,7 @@ def manifests(
                             "containers": [
                                 {
                                     "name": "replica",
-                                    "image": image_for(image, spec, version),
+                                    "image": image_for(image, spec, model, version),
                                     "ports": [{"name": "http", "containerPort": container.PORT}],
                                     "startupProbe": _http_probe(
                                         container.LIVE_PATH, "http", periodSeconds=5, failureThreshold=60
@@ -197,7 +197,7 @@ def manifests(
                 },
             }
         )
-    documents.extend(_router(spec, image_for(image, spec, versions[0][1])))
+    documents.extend(_router(spec, image_for(image, spec, *versions[0])))
     return documents
 
 
@@ -222,6 +222,13 @@ def _router(spec: EndpointSpec, image: str) -> list[dict[str, Any]]:
         "app.kubernetes.io/component": "router",
     }
     # The admin token only guards PUT /-/routes, which nothing uses here: a fresh random one per start.
+    config = {
+        "router.json": router_config().model_dump_json(indent=2),
+        "routes.json": route_table(spec).model_dump_json(indent=2),
+    }
+    # The router reads its routes at start: a new digest in the pod template makes `kubectl apply` of a new
+    # export roll the router pods, so new weights take effect (a changed ConfigMap alone restarts nothing).
+    digest = hashlib.sha256("".join(config.values()).encode()).hexdigest()[:16]
     start = (
         "mkdir -p /tmp/workbench && python -c 'import secrets; print(secrets.token_urlsafe(32))' "
         f"> /tmp/workbench/token && exec python -m workbench.serving.router {ROUTER_CONFIG}"
@@ -231,10 +238,7 @@ def _router(spec: EndpointSpec, image: str) -> list[dict[str, Any]]:
             "apiVersion": "v1",
             "kind": "ConfigMap",
             "metadata": {"name": name, "labels": labels},
-            "data": {
-                "router.json": router_config().model_dump_json(indent=2),
-                "routes.json": route_table(spec).model_dump_json(indent=2),
-            },
+            "data": config,
         },
         {
             "apiVersion": "apps/v1",
@@ -244,7 +248,7 @@ def _router(spec: EndpointSpec, image: str) -> list[dict[str, Any]]:
                 "replicas": ROUTER_REPLICAS,
                 "selector": {"matchLabels": selector},
                 "template": {
-                    "metadata": {"labels": labels},
+                    "metadata": {"labels": labels, "annotations": {"workbench/routes-digest": digest}},
                     "spec": {
                         "securityContext": {"runAsNonRoot": True},
                         "containers": [

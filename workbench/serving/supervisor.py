@@ -73,7 +73,8 @@ class LocalSupervisor:
         router = self.table.get(ROUTER_ID)
         if router is None or router.info is None or router.info.grpc_port is None:
             return None
-        return f"{self.settings.host}:{router.info.grpc_port}"
+        host = self.settings.host
+        return f"[{host}]:{router.info.grpc_port}" if ":" in host else f"{host}:{router.info.grpc_port}"
 
     def start(
         self, endpoints: Sequence[EndpointSpec], model_dirs: Callable[[EndpointSpec], ModelDirs]

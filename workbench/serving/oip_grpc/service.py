@@ -34,8 +34,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("workbench.router.grpc")
 
-#: gRPC's own default is 4 MiB; an endpoint's payload limit (checked in :meth:`RouterApp.route`) decides.
-MAX_MESSAGE_BYTES: Final = 256 * 1024 * 1024
+#: What grpcio accepts before the endpoint's own payload limit is checked (:func:`tensors.check_size`,
+#: then :meth:`RouterApp.route`): 64 MiB. An endpoint allowing more takes larger requests over HTTP.
+MAX_MESSAGE_BYTES: Final = 64 * 1024 * 1024
+#: RPCs handled at once; more wait in gRPC's queue (each holds a request and its translation in memory).
+MAX_CONCURRENT_RPCS: Final = 1024
 HEADER_LENGTH: Final = b"inference-header-content-length"
 
 _STATUS: Final[dict[int, grpc.StatusCode]] = {
@@ -158,6 +161,9 @@ class InferenceService:
 
     async def model_infer(self, request: Any, context: Context) -> Any:
         try:
+            routes = self.router.table.endpoints.get(request.model_name)
+            if routes is not None:
+                tensors.check_size(request, routes.payload_limit_bytes)
             body, header_length = tensors.request_body(request)
         except WorkbenchError as exc:
             await context.abort(status_code(exc.status_code), exc.message)
@@ -171,6 +177,7 @@ class InferenceService:
             response = tensors.infer_response(routed.body, parse_header_length(length))
         except (ValueError, KeyError, TypeError, WorkbenchError) as exc:
             log.error("replica answer to %s could not be translated: %s", path, exc)
+            routed.status = 500  # counted as what the client got
             self.router.settle(routed)
             await context.abort(grpc.StatusCode.INTERNAL, f"the replica's answer could not be read: {exc}")
             raise  # unreachable: abort raises
@@ -235,15 +242,16 @@ async def start(router: RouterApp, host: str, port: int) -> tuple[grpc.aio.Serve
     HTTP alone while its gRPC address is taken.
     """
     server = grpc.aio.server(
+        maximum_concurrent_rpcs=MAX_CONCURRENT_RPCS,
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", 4 * MAX_MESSAGE_BYTES),
             ("grpc.so_reuseport", 0),
-        ]
+        ],
     )
     server.add_generic_rpc_handlers((handler(router),))
     try:
-        bound = server.add_insecure_port(f"{host}:{port}")
+        bound = server.add_insecure_port(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
     except RuntimeError as exc:
         raise OSError(f"cannot listen for gRPC on {host}:{port}: {exc}") from None
     if bound == 0:

@@ -17,7 +17,7 @@ from typing import Any, Final
 import numpy as np
 import orjson
 
-from workbench.errors import BadRequestError
+from workbench.errors import BadRequestError, PayloadTooLargeError
 from workbench.serving.codec.oip_binary import split_body
 from workbench.serving.oip_grpc import messages
 from workbench.serving.schema import OIP_DATATYPES
@@ -108,7 +108,27 @@ def _typed_contents(tensor: Any) -> bytes:
         )
     if tensor.datatype == "BYTES":
         return pack_bytes(values)
-    return np.asarray(values, dtype=OIP_DATATYPES[tensor.datatype].newbyteorder("<")).tobytes()
+    try:
+        return np.asarray(values, dtype=OIP_DATATYPES[tensor.datatype].newbyteorder("<")).tobytes()
+    except (OverflowError, ValueError) as exc:
+        raise BadRequestError(
+            f"input {tensor.name!r} has a value {tensor.datatype} cannot hold: {exc}"
+        ) from None
+
+
+def check_size(request: Any, limit: int) -> None:
+    """Refuse a request over the endpoint's payload limit before anything is built from it: its encoded
+    size, and what its typed contents would take unpacked (a packed zero is one byte on the wire and
+    eight in an INT64 tensor)."""
+    size = request.ByteSize()
+    for tensor in request.inputs:
+        field = CONTENTS_FIELD.get(tensor.datatype)
+        if field is not None and field != "bytes_contents" and tensor.HasField("contents"):
+            size += len(getattr(tensor.contents, field)) * OIP_DATATYPES[tensor.datatype].itemsize
+    if size > limit:
+        raise PayloadTooLargeError(
+            f"request of {size} bytes exceeds the endpoint's limit of {limit} bytes", limit=limit
+        )
 
 
 def request_body(request: Any) -> tuple[bytes, int]:

@@ -76,16 +76,19 @@ def triton(world: World) -> Iterator[InferenceServerClient]:
         client.close()
 
 
-def _inputs(rows: pd.DataFrame, *, binary: bool, floats: str = "FP64") -> list[InferInput]:
-    """One input per feature column, as a tritonclient user builds them from a DataFrame."""
-    inputs = []
+def _columns(rows: pd.DataFrame, floats: str) -> Iterator[tuple[str, np.ndarray[Any, Any], str]]:
+    """(name, values, datatype) per feature column, as a tritonclient user builds inputs from a DataFrame."""
     for name in FEATURES:
         column = rows[name]
         if column.dtype.kind == "i":
-            array, datatype = column.to_numpy(dtype=np.int64), "INT64"
+            yield name, column.to_numpy(dtype=np.int64), "INT64"
         else:
-            array = column.to_numpy(dtype=np.float32 if floats == "FP32" else np.float64)
-            datatype = floats
+            yield name, column.to_numpy(dtype=np.float32 if floats == "FP32" else np.float64), floats
+
+
+def _inputs(rows: pd.DataFrame, *, binary: bool, floats: str = "FP64") -> list[InferInput]:
+    inputs = []
+    for name, array, datatype in _columns(rows, floats):
         tensor = InferInput(name, [len(rows)], datatype)
         tensor.set_data_from_numpy(array, binary_data=binary)
         inputs.append(tensor)
@@ -409,12 +412,7 @@ def triton_grpc(world: World) -> Iterator[grpcclient.InferenceServerClient]:
 
 def _grpc_inputs(rows: pd.DataFrame, floats: str = "FP64") -> list[grpcclient.InferInput]:
     inputs = []
-    for name in FEATURES:
-        column = rows[name]
-        if column.dtype.kind == "i":
-            array, datatype = column.to_numpy(dtype=np.int64), "INT64"
-        else:
-            array, datatype = column.to_numpy(dtype=np.float32 if floats == "FP32" else np.float64), floats
+    for name, array, datatype in _columns(rows, floats):
         tensor = grpcclient.InferInput(name, [len(rows)], datatype)
         tensor.set_data_from_numpy(array)
         inputs.append(tensor)

@@ -65,6 +65,7 @@ from workbench.serving.asgi import (
     send_json,
     server_metadata,
 )
+from workbench.serving.live_concurrency import LiveConcurrency
 from workbench.serving.metrics import LATENCY_BUCKETS
 from workbench.serving.routes import (
     EndpointRoutes,
@@ -112,7 +113,8 @@ class RouterMetrics:
         )
         self.shadows = Counter(
             "workbench_router_shadow_requests",
-            "Mirrored requests by outcome (sent, dropped, failed)",
+            "Mirrored requests by outcome (sent, failed; dropped: over the router's cap; shed: the shadow had "
+            "as many in flight as the live version had lately)",
             ["endpoint", "version", "outcome"],
             registry=self.registry,
         )
@@ -160,6 +162,7 @@ class RouterApp:
         routes_file: Path | None,
         request_timeout: float = 60.0,
         max_shadow_in_flight: int = 256,
+        min_shadow_in_flight: int = 8,
         pools: Upstreams | None = None,
         grpc_address: tuple[str, int] | None = None,
     ) -> None:
@@ -173,8 +176,11 @@ class RouterApp:
         self.metrics = RouterMetrics()
         self.pools: Upstreams = pools if pools is not None else UpstreamPools(request_timeout)
         self.max_shadow_in_flight = max_shadow_in_flight
+        self.min_shadow_in_flight = min_shadow_in_flight
         self._shadow_in_flight = 0
         self._shadow_tasks: set[asyncio.Task[None]] = set()
+        self._live = LiveConcurrency()
+        self._shadow_by_target: dict[tuple[str, int], int] = {}
         self._random = random.Random()
         self._request_ids = request_ids()
         self.grpc_address = grpc_address
@@ -301,6 +307,7 @@ class RouterApp:
         if probe:
             headers[PROBE_HEADER] = "1"
         version_label = str(route.version)
+        self._live.enter(endpoint_name)
         try:
             try:
                 response = await self.pools.send(route.upstreams, method, path, payload, headers)
@@ -322,6 +329,8 @@ class RouterApp:
             self.metrics.count(endpoint_name, version_label, 504, protocol)
             timeout = error_body(path, "timeout", f"version {route.version} did not answer in time")
             return Routed(504, orjson.dumps(timeout))
+        finally:
+            self._live.leave(endpoint_name)
         forwarded = [h for h in response.headers if h[0] != b"content-type"]
         if not any(name == REQUEST_ID for name, _ in forwarded):
             # The replica echoes the id it was given; say it here only when it did not (once, not twice).
@@ -397,9 +406,20 @@ class RouterApp:
             if self._shadow_in_flight >= self.max_shadow_in_flight:
                 self.metrics.shadows.labels(*label, "dropped").inc()
                 continue
+            # A shadow is loaded as the live version is, never more. Clients stop sending while the live
+            # replica stalls, but mirrored copies keep coming while the shadow's does: unbounded, its queue
+            # would grow to lengths the live version never sees, and the latency comparison would blame the
+            # candidate for the mirror's open loop (and a slow candidate would take CPU from live traffic).
+            # The floor lets light traffic mirror whole to a slow candidate: a few queued copies are a batch.
+            target = (routes.name, shadow.version)
+            in_flight = self._shadow_by_target.get(target, 0)
+            if in_flight >= max(self.min_shadow_in_flight, self._live.recent_peak(routes.name)):
+                self.metrics.shadows.labels(*label, "shed").inc()
+                continue
             self._shadow_in_flight += 1
+            self._shadow_by_target[target] = in_flight + 1
             task = asyncio.get_running_loop().create_task(
-                self._send_shadow(shadow, path, body, request_id, label, passed)
+                self._send_shadow(shadow, path, body, request_id, label, passed, target)
             )
             self._shadow_tasks.add(task)
             task.add_done_callback(self._shadow_tasks.discard)
@@ -412,6 +432,7 @@ class RouterApp:
         request_id: str,
         label: tuple[str, str],
         passed: Mapping[str, str],
+        target: tuple[str, int],
     ) -> None:
         headers = {
             "content-type": "application/json",
@@ -426,6 +447,9 @@ class RouterApp:
             self.metrics.shadows.labels(*label, "failed").inc()
         finally:
             self._shadow_in_flight -= 1
+            left = self._shadow_by_target.pop(target) - 1
+            if left:
+                self._shadow_by_target[target] = left
 
     # -------------------------------------------------------------- admin
     async def _admin(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:

@@ -98,12 +98,6 @@ def pytest_report_header() -> str:
 @pytest.hookimpl(tryfirst=True)  # before xdist's own, which reads the groups into the node ids
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     _shuffle_unit_tests(items)
-    _longest_groups_first(items)
-
-
-def _group_of(item: pytest.Item) -> str | None:
-    explicit = item.get_closest_marker("xdist_group")
-    return str(explicit.args[0]) if explicit is not None else None
 
 
 # Under ``pytest -n 2 --dist loadgroup`` only tests with an explicit ``xdist_group`` share a worker: the
@@ -112,32 +106,10 @@ def _group_of(item: pytest.Item) -> str | None:
 # module-scoped servers on each. Measured on clean clones (docs/benchmarks.md): grouping every module
 # chained the long ones serially (stopped after 34 min with most tests left); spreading tests in
 # collection order took 27 min (e54167e, before pytest 9.2 was pinned out, when no group took effect at
-# all: see pyproject.toml); spreading them with the heavy units below started first took 45 min
-# (3c54965), the demo and the fuzzing test running twice as long beside the Ray group. Which order is
-# best is still to be measured.
-
-
-# Started first, longest first (tests/artifacts/timeline-*.jsonl of a clean-clone run; `python -m
-# tests.timeline` sums them): the Ray group, then the two longest single tests. With
-# ``--no-loadscope-reorder`` (the Makefile) pytest-xdist hands out units in collection order; a long unit
-# collected last would leave the other worker idle at the end (the longest-processing-time rule), but
-# long units started together slow each other down (above).
-LONGEST_FIRST = (
-    "ray",
-    "tests/integration/test_api_fuzz.py::test_fuzzing_finds_no_server_error",
-    "tests/integration/test_cli.py::test_demo_registers_three_versions",
-)
-
-
-def _longest_groups_first(items: list[pytest.Item]) -> None:
-    def rank(item: pytest.Item) -> int:
-        group = _group_of(item)
-        for index, longest in enumerate(LONGEST_FIRST):
-            if group == longest or item.nodeid.startswith(longest):
-                return index
-        return len(LONGEST_FIRST)
-
-    items.sort(key=rank)  # stable: within a rank, the order collected (and shuffled) stays
+# all: see pyproject.toml); spreading them with the Ray group, the fuzzing test and the demo started first took 45 min
+# (3c54965), the demo and the fuzzing test running twice as long beside the Ray group, and 38 and 42 min
+# in the runs after it with the same order. Collection order again (the units handed out as collected,
+# ``--no-loadscope-reorder`` in the Makefile), measured in docs/benchmarks.md.
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

@@ -30,6 +30,7 @@ from workbench.errors import (
 )
 from workbench.paths import resolve_allowed
 from workbench.registry import archive
+from workbench.registry.archive_cache import ArchiveCache
 from workbench.registry.mlflow_registry import MlflowRegistry
 from workbench.registry.refs import ModelRef, check_alias
 from workbench.registry.types import (
@@ -186,6 +187,7 @@ class ControlPlane:
         self.registry = MlflowRegistry(
             settings.mlflow_tracking_uri, settings.mlflow_registry_uri, settings.artifact_root
         )
+        self._archives = ArchiveCache(settings.home / "cache" / "model-archives")
         self.endpoints = EndpointRepository()
         self.revisions = RevisionRepository()
         self.rejections = RejectionRepository()
@@ -234,11 +236,11 @@ class ControlPlane:
     def get_version(self, name: str, version: int | str) -> ModelVersionInfo:
         return self.registry.get_version(name, version)
 
-    def model_archive(self, name: str, version: int, target: Path) -> Path:
-        """The version's MLflow model as a ``.tar.gz`` at ``target`` (``workbench export docker``)."""
-        from workbench.registry.archive import pack_model
-
-        return pack_model(self.registry.model_path(name, version), target)
+    def model_archive(self, name: str, version: int) -> Path:
+        """The version's MLflow model as a ``.tar.gz`` (``workbench export docker``), packed once and then
+        served from the archive cache; the file stays in place for as long as it is read."""
+        info = self.registry.get_version(name, version)
+        return self._archives.archive(info, lambda: self.registry.model_path(name, version))
 
     def resolve(self, uri: str) -> ModelVersionInfo:
         return self.registry.resolve(ModelRef.parse(uri))

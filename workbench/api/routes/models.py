@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse
-from starlette.background import BackgroundTask
 
 from workbench.api import links
 from workbench.api.auth import actor_of
@@ -62,22 +60,10 @@ def get_version(
 def download_model(
     name: ModelName, version: ModelVersion, plane: ControlPlane = Depends(control_plane)
 ) -> FileResponse:
-    """The files a replica serves, for an image built elsewhere (``workbench export docker``)."""
-    plane.get_version(name, version)  # a clear 404 before anything is packed
-    descriptor, name_on_disk = tempfile.mkstemp(prefix="wb-model-", suffix=".tar.gz")
-    os.close(descriptor)
-    path = Path(name_on_disk)
-    try:
-        plane.model_archive(name, int(version), path)
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
-    return FileResponse(
-        path,
-        media_type="application/gzip",
-        filename=f"{name}-v{version}-model.tar.gz",
-        background=BackgroundTask(path.unlink, missing_ok=True),
-    )
+    """The files a replica serves, for an image built elsewhere (``workbench export docker``): packed once per
+    version, at most two at a time, then served from the archive cache."""
+    path = plane.model_archive(name, int(version))  # a clear 404 before anything is packed
+    return FileResponse(path, media_type="application/gzip", filename=f"{name}-v{version}-model.tar.gz")
 
 
 @router.post("/models/{name}/versions", status_code=201, responses=links.VERSION_CREATED)

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from workbench.errors import ValidationError
 from workbench.priority import BACKGROUND_NICE
+from workbench.serving import grpc_tls
+from workbench.serving.grpc_tls import GrpcTls
 
 DEFAULT_API_PORT = 8765
 DEFAULT_ROUTER_PORT = 8766
@@ -92,6 +94,8 @@ class Settings:
     router_port: int = DEFAULT_ROUTER_PORT
     #: OIP over gRPC on the router: a port (0: any free one), None: not served, or GRPC_FOLLOWS_ROUTER.
     router_grpc_port: int | None = GRPC_FOLLOWS_ROUTER
+    #: TLS (and with a client CA, mutual TLS) on the router's gRPC port; None: plaintext.
+    router_grpc_tls: GrpcTls | None = None
     token_file: Path = field(default=Path())
     token: str | None = field(default=None, repr=False)  # never printed: a repr may reach a log or a page
     open_reads: bool = False
@@ -187,6 +191,13 @@ class Settings:
             overrides["router_grpc_port"] = (
                 None if port.strip().lower() == "off" else _port(port, "WORKBENCH_ROUTER_GRPC_PORT")
             )
+        tls = grpc_tls.from_values(
+            env.get(grpc_tls.CERT_VARIABLE),
+            env.get(grpc_tls.KEY_VARIABLE),
+            env.get(grpc_tls.CLIENT_CA_VARIABLE),
+        )
+        if tls is not None:
+            overrides["router_grpc_tls"] = tls
         if token_file := env.get("WORKBENCH_TOKEN_FILE"):
             overrides["token_file"] = Path(token_file).expanduser().resolve()
         if token := env.get("WORKBENCH_TOKEN"):

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from workbench.serving.grpc_tls import GrpcTls
 from workbench.specs.features import FeatureLookup
 
 
@@ -47,6 +48,8 @@ class RouterConfig(BaseModel):
     max_shadow_in_flight: int = 256
     #: OIP over gRPC beside HTTP (0: any free port), None: HTTP only.
     grpc_port: int | None = None
+    #: TLS on the gRPC port (:mod:`workbench.serving.grpc_tls`); None: plaintext.
+    grpc_tls: GrpcTls | None = None
 
 
 class ReadyInfo(BaseModel):

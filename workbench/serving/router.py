@@ -27,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
         request_timeout=config.request_timeout_s,
         max_shadow_in_flight=config.max_shadow_in_flight,
         grpc_address=(config.host, config.grpc_port) if config.grpc_port is not None else None,
+        grpc_tls=config.grpc_tls,
     )
     try:
         sock = bind_tcp(config.host, config.port)
@@ -41,7 +42,14 @@ def main(argv: list[str] | None = None) -> int:
     def started() -> None:
         info = ready_info(port, None, None).model_copy(update={"grpc_port": app.grpc_port})
         write_ready(config.ready_file, info)
-        log.info("router serving on %s:%d (OIP gRPC: %s)", config.host, port, app.grpc_port or "off")
+        tls = (
+            ""
+            if config.grpc_tls is None
+            else " with mutual TLS"
+            if config.grpc_tls.client_ca
+            else " with TLS"
+        )
+        log.info("router serving on %s:%d (OIP gRPC: %s%s)", config.host, port, app.grpc_port or "off", tls)
 
     try:
         serve_app(app, [sock], on_started=started, graceful_timeout=10)

@@ -65,6 +65,7 @@ from workbench.serving.asgi import (
     send_json,
     server_metadata,
 )
+from workbench.serving.grpc_tls import GrpcTls
 from workbench.serving.live_concurrency import LiveConcurrency
 from workbench.serving.metrics import LATENCY_BUCKETS
 from workbench.serving.routes import (
@@ -93,6 +94,10 @@ ADMIN_LIMIT = 4 * 1024 * 1024
 #: The routing key goes on too: the replica logs it, which is how an experiment learns its units.
 FORWARDED_HEADERS = frozenset({b"content-type", b"content-encoding", HEADER_LENGTH, ROUTING_KEY})
 MAX_KEY_LENGTH = 200
+
+
+#: The status counted for a request its client abandoned before the answer (nginx's convention).
+CLIENT_CLOSED = 499
 
 
 class RouterMetrics:
@@ -165,6 +170,7 @@ class RouterApp:
         min_shadow_in_flight: int = 8,
         pools: Upstreams | None = None,
         grpc_address: tuple[str, int] | None = None,
+        grpc_tls: GrpcTls | None = None,
     ) -> None:
         """``routes_file`` None and ``pools`` given: routes come from elsewhere than ``PUT /-/routes``
         (Ray Serve's config, :mod:`workbench.serving.ray.ingress`), and requests go through ``pools``.
@@ -184,6 +190,7 @@ class RouterApp:
         self._random = random.Random()
         self._request_ids = request_ids()
         self.grpc_address = grpc_address
+        self.grpc_tls = grpc_tls
         self.grpc_port: int | None = None
         self.startup_error: str | None = None
         self._grpc_server: Any = None
@@ -325,6 +332,11 @@ class RouterApp:
             raise UnavailableError(
                 f"endpoint {endpoint_name!r} version {route.version} is unavailable: {exc}"
             ) from None
+        except asyncio.CancelledError:
+            # The caller gave up (a gRPC client's cancel or deadline): counted as nginx's "client closed
+            # request", so a client timing out shows in the error rates instead of vanishing from them.
+            self.metrics.count(endpoint_name, version_label, CLIENT_CLOSED, protocol)
+            raise
         except TimeoutError:
             self.metrics.count(endpoint_name, version_label, 504, protocol)
             timeout = error_body(path, "timeout", f"version {route.version} did not answer in time")
@@ -508,7 +520,9 @@ class RouterApp:
                     from workbench.serving import oip_grpc  # grpc loads only where it is served
 
                     try:
-                        self._grpc_server, self.grpc_port = await oip_grpc.start(self, *self.grpc_address)
+                        self._grpc_server, self.grpc_port = await oip_grpc.start(
+                            self, *self.grpc_address, tls=self.grpc_tls
+                        )
                     except OSError as exc:
                         self.startup_error = str(exc)
                         await send({"type": "lifespan.startup.failed", "message": self.startup_error})

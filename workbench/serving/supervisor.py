@@ -68,6 +68,17 @@ class LocalSupervisor:
         return router.base_url() if router is not None else None
 
     @property
+    def router_grpc_tls(self) -> str | None:
+        """``mutual``, ``tls`` or None (plaintext), as the running router was configured."""
+        router = self.table.get(ROUTER_ID)
+        if router is None or router.info is None or router.info.grpc_port is None or not router.config_json:
+            return None
+        tls = RouterConfig.model_validate_json(router.config_json).grpc_tls
+        if tls is None:
+            return None
+        return "mutual" if tls.client_ca is not None else "tls"
+
+    @property
     def router_grpc(self) -> str | None:
         """``host:port`` of the router's OIP gRPC service (a gRPC target, not a URL), or None."""
         router = self.table.get(ROUTER_ID)
@@ -140,6 +151,7 @@ class LocalSupervisor:
             "router": routers[0] if routers else None,
             "router_url": self.router_url,
             "router_grpc": self.router_grpc,
+            "router_grpc_tls": self.router_grpc_tls,
             "replicas": self.table.describe(kind="replica"),
         }
 
@@ -224,6 +236,7 @@ class LocalSupervisor:
             host=self.settings.host,
             port=self.settings.router_port,
             grpc_port=self.settings.grpc_port(),
+            grpc_tls=self.settings.router_grpc_tls,
             routes_file=self.run_dir / "routes.json",
             token_file=self.settings.token_file,
             ready_file=self.run_dir / "router.ready.json",

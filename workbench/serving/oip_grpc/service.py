@@ -23,6 +23,7 @@ import orjson
 from workbench.errors import WorkbenchError
 from workbench.serving.asgi import server_metadata
 from workbench.serving.codec.oip_binary import parse_header_length
+from workbench.serving.grpc_tls import GrpcTls, server_credentials
 from workbench.serving.oip_grpc import messages, tensors
 
 if TYPE_CHECKING:
@@ -235,12 +236,21 @@ def handler(router: RouterApp) -> grpc.GenericRpcHandler:
     )
 
 
-async def start(router: RouterApp, host: str, port: int) -> tuple[grpc.aio.Server, int]:
-    """A started gRPC server for ``router`` on ``host:port`` (0: any free port), and the port it bound.
+async def start(
+    router: RouterApp, host: str, port: int, *, tls: GrpcTls | None = None
+) -> tuple[grpc.aio.Server, int]:
+    """A started gRPC server for ``router`` on ``host:port`` (0: any free port), and the port it bound;
+    with ``tls``, a TLS port only (no plaintext beside it).
 
-    Raises OSError when the address cannot be bound, so the router refuses to start rather than serve
-    HTTP alone while its gRPC address is taken.
+    Raises OSError when the address cannot be bound or the TLS files cannot be used, so the router refuses
+    to start rather than serve HTTP alone while its gRPC address is taken or its TLS broken.
     """
+    credentials = None
+    if tls is not None:
+        try:
+            credentials = server_credentials(tls)
+        except WorkbenchError as exc:
+            raise OSError(exc.message) from None
     server = grpc.aio.server(
         maximum_concurrent_rpcs=MAX_CONCURRENT_RPCS,
         options=[
@@ -251,7 +261,11 @@ async def start(router: RouterApp, host: str, port: int) -> tuple[grpc.aio.Serve
     )
     server.add_generic_rpc_handlers((handler(router),))
     try:
-        bound = server.add_insecure_port(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        if credentials is None:
+            bound = server.add_insecure_port(address)
+        else:
+            bound = server.add_secure_port(address, credentials)
     except RuntimeError as exc:
         raise OSError(f"cannot listen for gRPC on {host}:{port}: {exc}") from None
     if bound == 0:

@@ -1,0 +1,133 @@
+"""The router's gRPC port over TLS and mutual TLS: a real router process, tritonclient's own TLS options,
+and the calls a TLS port must refuse (plaintext, an untrusted server, a client without a certificate).
+
+The transport is what TLS changes; the RPCs behind it are the plaintext port's (``test_oip_conformance.py``
+runs them all), so server and model RPCs through the router's own path are enough here.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tritonclient import grpc as triton  # type: ignore[import-untyped]
+from tritonclient.utils import InferenceServerException  # type: ignore[import-untyped]
+
+from tests._tls import Pki, make_pki
+from workbench.serving.config import ReadyInfo, RouterConfig
+from workbench.serving.grpc_tls import GrpcTls
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+def _start(directory: Path, tls: GrpcTls) -> tuple[subprocess.Popen[bytes], Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    token = directory / "token"
+    token.write_text("t")
+    config = RouterConfig(
+        port=0,
+        grpc_port=0,
+        grpc_tls=tls,
+        routes_file=directory / "routes.json",
+        token_file=token,
+        ready_file=directory / "ready.json",
+    )
+    (directory / "router.json").write_text(config.model_dump_json())
+    with (directory / "router.log").open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "workbench.serving.router", str(directory / "router.json")], stderr=log
+        )
+    return process, config.ready_file
+
+
+def _log(ready_file: Path) -> str:
+    return (ready_file.parent / "router.log").read_text()
+
+
+def _grpc_url(process: subprocess.Popen[bytes], ready_file: Path) -> str:
+    deadline = time.monotonic() + 60
+    while not ready_file.is_file():
+        if process.poll() is not None:
+            raise AssertionError(f"the router exited: {_log(ready_file)}")
+        if time.monotonic() > deadline:
+            raise AssertionError("the router did not start in 60 s")
+        time.sleep(0.05)
+    info = ReadyInfo.model_validate_json(ready_file.read_bytes())
+    assert info.grpc_port
+    return f"localhost:{info.grpc_port}"
+
+
+@pytest.fixture(scope="module")
+def tls_router(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    process, ready = _start(tmp_path_factory.mktemp("tls"), GrpcTls(cert=pki.server.cert, key=pki.server.key))
+    try:
+        yield _grpc_url(process, ready)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def mutual_router(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    tls = GrpcTls(cert=pki.server.cert, key=pki.server.key, client_ca=pki.ca)
+    process, ready = _start(tmp_path_factory.mktemp("mtls"), tls)
+    try:
+        yield _grpc_url(process, ready)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_a_client_that_trusts_the_ca_is_served_over_tls(tls_router: str, pki: Pki) -> None:
+    client = triton.InferenceServerClient(tls_router, ssl=True, root_certificates=str(pki.ca))
+    assert client.is_server_live()
+    assert client.is_server_ready()
+    assert client.get_server_metadata().name == "workbench"
+    assert client.is_model_ready("no-such-endpoint") is False  # through the router's own path
+
+
+def test_plaintext_and_an_untrusted_server_are_refused(tls_router: str, pki: Pki) -> None:
+    with pytest.raises(InferenceServerException, match="UNAVAILABLE"):
+        triton.InferenceServerClient(tls_router).is_server_live(client_timeout=10)
+    stranger_ca = triton.InferenceServerClient(tls_router, ssl=True, root_certificates=str(pki.stranger.cert))
+    with pytest.raises(InferenceServerException, match="UNAVAILABLE"):
+        stranger_ca.is_server_live(client_timeout=10)
+
+
+def test_mutual_tls_serves_a_client_with_a_certificate_of_its_ca_only(mutual_router: str, pki: Pki) -> None:
+    signed = triton.InferenceServerClient(
+        mutual_router,
+        ssl=True,
+        root_certificates=str(pki.ca),
+        private_key=str(pki.client.key),
+        certificate_chain=str(pki.client.cert),
+    )
+    assert signed.is_server_live()
+    anonymous = triton.InferenceServerClient(mutual_router, ssl=True, root_certificates=str(pki.ca))
+    with pytest.raises(InferenceServerException, match="UNAVAILABLE"):
+        anonymous.is_server_live(client_timeout=10)
+    self_signed = triton.InferenceServerClient(
+        mutual_router,
+        ssl=True,
+        root_certificates=str(pki.ca),
+        private_key=str(pki.stranger.key),
+        certificate_chain=str(pki.stranger.cert),
+    )
+    with pytest.raises(InferenceServerException, match="UNAVAILABLE"):
+        self_signed.is_server_live(client_timeout=10)
+
+
+def test_a_key_that_does_not_match_stops_the_router_with_the_reason(pki: Pki, tmp_path: Path) -> None:
+    process, ready = _start(tmp_path, GrpcTls(cert=pki.server.cert, key=pki.client.key))
+    assert process.wait(timeout=60) == 2, _log(ready)
+    stderr = _log(ready)
+    assert "workbench-router-error" in stderr
+    assert "is not the key of the certificate" in stderr
+    assert not ready.exists()

@@ -1,4 +1,5 @@
-"""A shadow is never loaded more than the live version: the bound on mirrored requests in flight."""
+"""What the router counts and bounds: a shadow never loaded more than the live version, a request its
+client abandoned counted as such."""
 
 from __future__ import annotations
 
@@ -141,3 +142,32 @@ def test_light_traffic_mirrors_whole_up_to_the_floor() -> None:
     calls, outcomes = asyncio.run(scenario())
     assert calls == 8
     assert outcomes == {"sent": 8.0, "shed": 2.0}
+
+
+def test_a_request_its_client_abandons_is_counted_as_client_closed() -> None:
+    async def scenario() -> dict[tuple[str, str], float]:
+        pools = _StalledShadow()
+        app = RouterApp(token="t", routes_file=None, pools=pools)
+        live = VersionRoute(
+            model="m", version=1, weight=100, upstreams=(Upstream(replica_id="shadow", port=1),)
+        )
+        app.apply(RouteTable(revision=1, endpoints={"e": EndpointRoutes(name="e", versions=(live,))}))
+
+        async def body(limit: int) -> bytes:
+            return b"{}"
+
+        call = asyncio.create_task(
+            app.route("POST", "/v2/models/e/infer", lambda _: None, {}, body, protocol="grpc")
+        )
+        while pools.shadow_calls == 0:  # the replica holds it: the client gives up
+            await asyncio.sleep(0)
+        call.cancel()
+        await asyncio.gather(call, return_exceptions=True)
+        return {
+            (s.labels["status"], s.labels["protocol"]): s.value
+            for metric in app.metrics.requests.collect()
+            for s in metric.samples
+            if s.name.endswith("_total")
+        }
+
+    assert asyncio.run(scenario()) == {("499", "grpc"): 1.0}

@@ -28,12 +28,20 @@ ANALYSIS = AnalysisSpec(
 
 class Load:
     """Concurrent clients sending requests until stopped (cycling through ``body`` when it is a list);
-    records each answer's status and the version that gave it."""
+    records each answer's status and the version that gave it.
 
-    def __init__(self, url: str, body: bytes | list[bytes], workers: int = 4) -> None:
+    Paced at ``rate`` requests a second in all (None: as fast as answers come). Unpaced, four clients
+    kept the machine's two cores busy with requests no check needed (a third of a pytest worker's CPU was
+    httpx alone, and the router and replicas spent as much again): the analyses need a few hundred
+    requests per version, and the switches a steady stream, not a saturated one."""
+
+    def __init__(
+        self, url: str, body: bytes | list[bytes], workers: int = 4, rate: float | None = 300.0
+    ) -> None:
         self.url = url
         self.bodies = body if isinstance(body, list) else [body]
         self.answers: list[tuple[int, str | None]] = []
+        self.interval = workers / rate if rate else 0.0
         self._stop = threading.Event()
         self._threads = [
             threading.Thread(target=self._run, args=(offset,), daemon=True) for offset in range(workers)
@@ -41,8 +49,15 @@ class Load:
 
     def _run(self, offset: int) -> None:
         sent = offset
+        due = time.monotonic() + self.interval * offset / len(self._threads)  # the clients interleave
         with httpx.Client(timeout=30) as client:
             while not self._stop.is_set():
+                if self.interval:
+                    # Never a burst to catch up: a slow answer only delays the next request.
+                    wait = due - time.monotonic()
+                    if wait > 0 and self._stop.wait(wait):
+                        break
+                    due = max(due, time.monotonic()) + self.interval
                 body = self.bodies[sent % len(self.bodies)]
                 sent += len(self._threads)
                 version = None

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
+from workbench import grpc_tls
 from workbench.errors import ValidationError
+from workbench.grpc_tls import GrpcTls
 from workbench.priority import BACKGROUND_NICE
-from workbench.serving import grpc_tls
-from workbench.serving.grpc_tls import GrpcTls
 
 DEFAULT_API_PORT = 8765
 DEFAULT_ROUTER_PORT = 8766

@@ -18,8 +18,8 @@ from tritonclient import grpc as triton  # type: ignore[import-untyped]
 from tritonclient.utils import InferenceServerException  # type: ignore[import-untyped]
 
 from tests._tls import Pki, make_pki
+from workbench.grpc_tls import GrpcTls
 from workbench.serving.config import ReadyInfo, RouterConfig
-from workbench.serving.grpc_tls import GrpcTls
 
 
 @pytest.fixture(scope="module")

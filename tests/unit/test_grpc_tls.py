@@ -8,7 +8,7 @@ import pytest
 
 from tests._tls import Pki, make_pki
 from workbench.errors import ValidationError
-from workbench.serving.grpc_tls import (
+from workbench.grpc_tls import (
     CERT_VARIABLE,
     CLIENT_CA_VARIABLE,
     KEY_VARIABLE,

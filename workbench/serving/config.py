@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from workbench.serving.grpc_tls import GrpcTls
+from workbench.grpc_tls import GrpcTls
 from workbench.specs.features import FeatureLookup
 
 
@@ -48,7 +48,7 @@ class RouterConfig(BaseModel):
     max_shadow_in_flight: int = 256
     #: OIP over gRPC beside HTTP (0: any free port), None: HTTP only.
     grpc_port: int | None = None
-    #: TLS on the gRPC port (:mod:`workbench.serving.grpc_tls`); None: plaintext.
+    #: TLS on the gRPC port (:mod:`workbench.grpc_tls`); None: plaintext.
     grpc_tls: GrpcTls | None = None
 
 

@@ -41,6 +41,7 @@ from workbench.errors import (
     WorkbenchError,
     describe_validation_errors,
 )
+from workbench.grpc_tls import GrpcTls
 from workbench.protocol import (
     PROBE_HEADER,
     REQUEST_ID_HEADER,
@@ -65,7 +66,6 @@ from workbench.serving.asgi import (
     send_json,
     server_metadata,
 )
-from workbench.serving.grpc_tls import GrpcTls
 from workbench.serving.live_concurrency import LiveConcurrency
 from workbench.serving.metrics import LATENCY_BUCKETS
 from workbench.serving.routes import (

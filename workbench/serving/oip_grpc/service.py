@@ -21,9 +21,9 @@ import grpc
 import orjson
 
 from workbench.errors import WorkbenchError
+from workbench.grpc_tls import GrpcTls, server_credentials
 from workbench.serving.asgi import server_metadata
 from workbench.serving.codec.oip_binary import parse_header_length
-from workbench.serving.grpc_tls import GrpcTls, server_credentials
 from workbench.serving.oip_grpc import messages, tensors
 
 if TYPE_CHECKING:

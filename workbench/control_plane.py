@@ -236,11 +236,10 @@ class ControlPlane:
     def get_version(self, name: str, version: int | str) -> ModelVersionInfo:
         return self.registry.get_version(name, version)
 
-    def model_archive(self, name: str, version: int) -> Path:
+    def model_archive(self, info: ModelVersionInfo) -> Path:
         """The version's MLflow model as a ``.tar.gz`` (``workbench export docker``), packed once and then
         served from the archive cache; the file stays in place for as long as it is read."""
-        info = self.registry.get_version(name, version)
-        return self._archives.archive(info, lambda: self.registry.model_path(name, version))
+        return self._archives.archive(info, lambda: self.registry.model_path(info.name, info.version))
 
     def resolve(self, uri: str) -> ModelVersionInfo:
         return self.registry.resolve(ModelRef.parse(uri))

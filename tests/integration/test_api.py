@@ -434,3 +434,22 @@ def test_a_rollout_confirmed_against_a_stale_revision_is_refused_and_nothing_sta
     assert client.rollouts(endpoint="canaried") == []
     record = client.start_rollout(spec, expected_revision=2)
     client.rollout_action(record.id, "abort")
+
+
+def test_model_downloads_are_packed_once_and_bad_versions_are_a_clear_4xx(
+    client: Client, api_url: str, plane: ControlPlane, model_dir: Path, tmp_path: Path
+) -> None:
+    client.register_from_path("downloaded", model_dir)
+    auth = {
+        "authorization": f"Bearer {plane.settings.token or plane.settings.token_file.read_text().strip()}"
+    }
+    # Not a number (the fuzzer sent 'a' and '\x84': a 500 before the version was checked), none such.
+    for version, status in (("a", 422), ("%84", 422), ("7", 404)):
+        response = httpx.get(f"{api_url}/api/v1/models/downloaded/versions/{version}/model", headers=auth)
+        assert response.status_code == status, response.text
+        assert response.json()["error"]["message"]
+    first = client.download_model("downloaded", 1, tmp_path / "first")
+    second = client.download_model("downloaded", 1, tmp_path / "second")
+    assert (first / "MLmodel").read_bytes() == (second / "MLmodel").read_bytes()
+    archives = list((plane.settings.home / "cache" / "model-archives").glob("downloaded-v1-*.tar.gz"))
+    assert len(archives) == 1

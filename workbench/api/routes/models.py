@@ -62,7 +62,8 @@ def download_model(
 ) -> FileResponse:
     """The files a replica serves, for an image built elsewhere (``workbench export docker``): packed once per
     version, at most two at a time, then served from the archive cache."""
-    path = plane.model_archive(name, int(version))  # a clear 404 before anything is packed
+    info = plane.get_version(name, version)  # a clear 4xx for a version that is not a number or not there
+    path = plane.model_archive(info)
     return FileResponse(path, media_type="application/gzip", filename=f"{name}-v{version}-model.tar.gz")
 
 

@@ -314,7 +314,10 @@ class RouterApp:
         if probe:
             headers[PROBE_HEADER] = "1"
         version_label = str(route.version)
-        self._live.enter(endpoint_name)
+        # Only an endpoint with shadows needs its live concurrency (the bound on its mirrored copies).
+        tracked = bool(routes.shadows)
+        if tracked:
+            self._live.enter(endpoint_name)
         try:
             try:
                 response = await self.pools.send(route.upstreams, method, path, payload, headers)
@@ -342,7 +345,8 @@ class RouterApp:
             timeout = error_body(path, "timeout", f"version {route.version} did not answer in time")
             return Routed(504, orjson.dumps(timeout))
         finally:
-            self._live.leave(endpoint_name)
+            if tracked:
+                self._live.leave(endpoint_name)
         forwarded = [h for h in response.headers if h[0] != b"content-type"]
         if not any(name == REQUEST_ID for name, _ in forwarded):
             # The replica echoes the id it was given; say it here only when it did not (once, not twice).

@@ -12,12 +12,13 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tritonclient import grpc as triton  # type: ignore[import-untyped]
 from tritonclient.utils import InferenceServerException  # type: ignore[import-untyped]
 
-from tests._tls import Pki, make_pki
+from tests._tls import Pair, Pki, make_pki
 from workbench.grpc_tls import GrpcTls
 from workbench.serving.config import ReadyInfo, RouterConfig
 
@@ -101,27 +102,23 @@ def test_plaintext_and_an_untrusted_server_are_refused(tls_router: str, pki: Pki
         stranger_ca.is_server_live(client_timeout=10)
 
 
+def _presenting(url: str, pki: Pki, pair: Pair) -> Any:
+    """A client trusting the test CA and presenting ``pair`` as its certificate."""
+    return triton.InferenceServerClient(
+        url,
+        ssl=True,
+        root_certificates=str(pki.ca),
+        private_key=str(pair.key),
+        certificate_chain=str(pair.cert),
+    )
+
+
 def test_mutual_tls_serves_a_client_with_a_certificate_of_its_ca_only(mutual_router: str, pki: Pki) -> None:
-    signed = triton.InferenceServerClient(
-        mutual_router,
-        ssl=True,
-        root_certificates=str(pki.ca),
-        private_key=str(pki.client.key),
-        certificate_chain=str(pki.client.cert),
-    )
-    assert signed.is_server_live()
+    assert _presenting(mutual_router, pki, pki.client).is_server_live()
     anonymous = triton.InferenceServerClient(mutual_router, ssl=True, root_certificates=str(pki.ca))
-    with pytest.raises(InferenceServerException, match="UNAVAILABLE"):
-        anonymous.is_server_live(client_timeout=10)
-    self_signed = triton.InferenceServerClient(
-        mutual_router,
-        ssl=True,
-        root_certificates=str(pki.ca),
-        private_key=str(pki.stranger.key),
-        certificate_chain=str(pki.stranger.cert),
-    )
-    with pytest.raises(InferenceServerException, match="UNAVAILABLE"):
-        self_signed.is_server_live(client_timeout=10)
+    for refused in (anonymous, _presenting(mutual_router, pki, pki.stranger)):
+        with pytest.raises(InferenceServerException, match="UNAVAILABLE"):
+            refused.is_server_live(client_timeout=10)
 
 
 def test_a_key_that_does_not_match_stops_the_router_with_the_reason(pki: Pki, tmp_path: Path) -> None:

@@ -27,6 +27,8 @@ class ArchiveCache:
         self.keep = keep
         self._slots = threading.BoundedSemaphore(concurrency)
         self._guard = threading.Lock()
+        #: One lock per archive ever asked for (a few bytes a version), never removed: removing one while a
+        #: caller waits on it would let a third start a second build beside the first.
         self._building: dict[str, threading.Lock] = {}
 
     @staticmethod
@@ -54,8 +56,6 @@ class ArchiveCache:
                     os.replace(partial, target)
                 finally:
                     partial.unlink(missing_ok=True)
-        with self._guard:
-            self._building.pop(target.name, None)
         self._prune(keep_also=target)
         return target
 

@@ -196,7 +196,15 @@ def test_an_application_removed_behind_the_control_planes_back_is_declared_again
 
     world.client.deploy("lost", "models:/churn/2")
     (application,) = _applications(world, "lost")
-    serve.delete(application["id"])  # blocks until Ray has removed it
+    # Not Ray's blocking delete: it polls for the application to be gone, and the reconciliation can
+    # declare it again between two of its polls, so the delete would wait forever for a state that passed.
+    serve.delete(application["id"], _blocking=False)
+
+    def declared_again() -> bool:
+        events = world.client.audit(target="serving/ray", action="ray.reconcile")
+        return any(application["id"] in event.after["missing"] for event in events)
+
+    assert wait_until(declared_again, timeout=120)
     back = wait_until(lambda: _applications(world, "lost"), timeout=120)
     assert back[0]["id"] == application["id"]
     response = httpx.post(
@@ -204,8 +212,6 @@ def test_an_application_removed_behind_the_control_planes_back_is_declared_again
     )
     assert response.status_code == 200, response.text
     assert response.headers["x-workbench-model-version"] == "2"
-    reconciled = world.client.audit(target="serving/ray", action="ray.reconcile")
-    assert any(application["id"] in event.after["missing"] for event in reconciled)
 
 
 def test_resources_no_node_has_are_refused_with_nothing_routed(world: World, churn: str) -> None:

@@ -17,23 +17,17 @@ import uvicorn
 from workbench.api import create_app
 from workbench.control_plane import ControlPlane
 from workbench.errors import UnavailableError
+from workbench.serving.process import bind_tcp
 from workbench.settings import Settings
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        sock.bind((host.strip("[]"), port))
+        return bind_tcp(host, port)
     except OSError as exc:
-        sock.close()
         raise UnavailableError(
             f"cannot listen on {host}:{port}: {exc.strerror}", host=host, port=port
         ) from None
-    sock.listen(2048)
-    sock.setblocking(False)
-    return sock
 
 
 def serve(

@@ -24,10 +24,18 @@ from workbench.serving.config import ReadyInfo
 
 
 def bind_tcp(host: str, port: int) -> socket.socket:
+    """A listening TCP socket. Its protocol is named (``IPPROTO_TCP``, not the default 0) because asyncio
+    sets ``TCP_NODELAY`` only on connections accepted from such a socket: without it, every response on a
+    kept-alive connection waited ~40 ms for its body (Nagle's algorithm against the client's delayed ACK);
+    the control plane answered in 45 ms what it computed in 2."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host.strip("[]"), port))
+    try:
+        sock.bind((host.strip("[]"), port))
+    except OSError:
+        sock.close()
+        raise
     sock.listen(2048)
     sock.setblocking(False)
     return sock

@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck pytest install system-deps labextension clean bench-serving bench-rollouts bench-monitoring bench-runbooks bench-blocked bench-dashboards bench-jupyterlab bench-deps bench-experiments bench-features bench-optimize
+.PHONY: demo test lint typecheck pytest install system-deps labextension clean bench-serving bench-rollouts bench-monitoring bench-runbooks bench-blocked bench-dashboards bench-jupyterlab bench-deps bench-experiments bench-features bench-optimize bench-api
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -139,3 +139,6 @@ bench-experiments: install
 clean:
 	rm -rf $(VENV) .workbench .pytest_cache .mypy_cache .ruff_cache workbench/jupyter/labextension \
 		$(LAB)/node_modules $(LAB)/lib $(LAB)/tsconfig.tsbuildinfo
+
+bench-api: install
+	$(BIN)/python benchmarks/api_latency.py --write-docs

@@ -114,8 +114,24 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     if "PYTEST_XDIST_WORKER" not in os.environ:  # the controller (or a run without workers) starts afresh
-        for old in TIMELINE.glob("timeline-*.jsonl"):
+        for old in [*TIMELINE.glob("timeline-*.jsonl"), *TIMELINE.glob("calibration.json")]:
             old.unlink()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The machine's speed at the end of the run (``tests/_calibration.py``), beside the suite's time."""
+    import json
+
+    if "PYTEST_XDIST_WORKER" in os.environ or not TIMELINE.exists():
+        return
+    from tests._calibration import measure
+
+    calibration = measure()
+    (TIMELINE / "calibration.json").write_text(json.dumps(calibration))
+    terminalreporter.write_line(
+        f"machine speed at the end: a 1M-step Python loop {calibration['python_loop_ms']} ms, "
+        f"a batch-1 MLP forward {calibration['torch_forward_us']} us (tests/_calibration.py)"
+    )
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:

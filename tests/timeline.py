@@ -38,6 +38,13 @@ def main(directory: Path = ARTIFACTS, top: int = 15) -> None:
     for group, seconds in sorted(groups.items(), key=lambda kv: -kv[1])[:top]:
         print(f"{group:<60} {seconds:>7.0f}  {','.join(sorted(where[group]))}")
     print(f"\nall groups: {sum(groups.values()):.0f} s of test time")
+    calibration = directory / "calibration.json"
+    if calibration.is_file():
+        speed = json.loads(calibration.read_text())
+        print(
+            f"machine speed at the end: Python loop {speed['python_loop_ms']} ms, "
+            f"MLP forward {speed['torch_forward_us']} us (tests/_calibration.py; lower is faster)"
+        )
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import socket
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +17,9 @@ import numpy as np
 import orjson
 import pytest
 
+from tests.serving._router_process import router_command, write_router_config
 from tests.serving.conftest import World, oip_columns, replica_ready
 from workbench.demo.dataset import FEATURES
-from workbench.serving.config import RouterConfig
 from workbench.serving.oip_grpc import messages
 
 
@@ -257,22 +256,13 @@ def test_grpc_a_request_over_the_endpoint_limit_is_refused_and_serving_goes_on(
 
 
 def test_a_taken_grpc_port_stops_the_router_with_a_clear_error(tmp_path: Path) -> None:
-    token = tmp_path / "token"
-    token.write_text("t")
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        config = RouterConfig(
-            port=0,
-            grpc_port=port,
-            routes_file=tmp_path / "routes.json",
-            token_file=token,
-            ready_file=tmp_path / "ready.json",
-        )
-        (tmp_path / "router.json").write_text(config.model_dump_json())
+        write_router_config(tmp_path, grpc_port=port)
         result = subprocess.run(
-            [sys.executable, "-m", "workbench.serving.router", str(tmp_path / "router.json")],
+            router_command(tmp_path),
             capture_output=True,
             text=True,
             timeout=60,

@@ -8,7 +8,6 @@ runs them all), so server and model RPCs through the router's own path are enoug
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,8 +18,9 @@ from tritonclient import grpc as triton  # type: ignore[import-untyped]
 from tritonclient.utils import InferenceServerException  # type: ignore[import-untyped]
 
 from tests._tls import Pair, Pki, make_pki
+from tests.serving._router_process import router_command, write_router_config
 from workbench.grpc_tls import GrpcTls
-from workbench.serving.config import ReadyInfo, RouterConfig
+from workbench.serving.config import ReadyInfo
 
 
 @pytest.fixture(scope="module")
@@ -29,22 +29,9 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 
 
 def _start(directory: Path, tls: GrpcTls) -> tuple[subprocess.Popen[bytes], Path]:
-    directory.mkdir(parents=True, exist_ok=True)
-    token = directory / "token"
-    token.write_text("t")
-    config = RouterConfig(
-        port=0,
-        grpc_port=0,
-        grpc_tls=tls,
-        routes_file=directory / "routes.json",
-        token_file=token,
-        ready_file=directory / "ready.json",
-    )
-    (directory / "router.json").write_text(config.model_dump_json())
+    config = write_router_config(directory, grpc_port=0, grpc_tls=tls)
     with (directory / "router.log").open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "workbench.serving.router", str(directory / "router.json")], stderr=log
-        )
+        process = subprocess.Popen(router_command(directory), stderr=log)
     return process, config.ready_file
 
 

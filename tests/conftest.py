@@ -95,9 +95,33 @@ def pytest_report_header() -> str:
     return f"unit tests shuffled with WORKBENCH_TEST_SEED={_SEED}"
 
 
+# Modules whose module-scoped world costs as much as their tests: spread over both workers, each built it
+# (online reader 26 + 15 s of setup for 6 s of tests; materialize, lookup serving, the simulation's Monte
+# Carlo, the runbook and dashboard worlds 10-17 s each per worker; 115c431's clean-clone timeline). Each
+# is one unit instead: built once, its tests in a row on whichever worker takes it. The long modules stay
+# spread (grouping every module chained them serially: see below).
+ONE_WORKER_MODULES = (
+    "tests/features/test_online_reader.py",
+    "tests/features/test_lookup_serving.py",
+    "tests/runbooks/test_materialize_features.py",
+    "tests/runbooks/test_runbook_runs.py",
+    "tests/runbooks/test_runbooks_under_traffic.py",
+    "tests/browser/test_dashboards.py",
+    "tests/serving/test_oip_conformance.py",
+    "tests/serving/test_integrations.py",
+    "tests/optimize/test_optimize.py",
+    "tests/unit/test_analysis_simulation.py",
+)
+
+
 @pytest.hookimpl(tryfirst=True)  # before xdist's own, which reads the groups into the node ids
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     _shuffle_unit_tests(items)
+    root = Path(__file__).parent.parent
+    for item in items:
+        module = item.path.relative_to(root).as_posix()
+        if module in ONE_WORKER_MODULES and item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(Path(module).stem))
 
 
 # Under ``pytest -n 2 --dist loadgroup`` only tests with an explicit ``xdist_group`` share a worker: the

@@ -111,6 +111,9 @@ ONE_WORKER_MODULES = (
     "tests/serving/test_integrations.py",
     "tests/optimize/test_optimize.py",
     "tests/unit/test_analysis_simulation.py",
+    "tests/unit/test_demo_training.py",
+    "tests/serving/test_bad_input.py",
+    "tests/serving/test_widgets.py",
 )
 
 

@@ -13,12 +13,13 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-# --no-compile: pip byte-compiles every file it installs (torch's install: 18.5 s with, 6.8 s without),
-# most of which no process here ever imports; Python compiles what is imported, once, on first import.
+# Not --no-compile: this machine sets PYTHONDONTWRITEBYTECODE=1, so the .pyc files pip writes at install
+# are the only ones there ever are; without them every process compiles torch, MLflow and Ray on every
+# import (tried: the install 97 s shorter, the suite at 16 % after 27 minutes).
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet --no-compile torch==2.13.0
-	$(BIN)/pip install --quiet --no-compile hatchling editables 'hatch-jupyter-builder>=0.9'
-	SKIP_JUPYTER_BUILDER=1 $(BIN)/pip install --quiet --no-compile --no-build-isolation -e '.[dev]'
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet hatchling editables 'hatch-jupyter-builder>=0.9'
+	SKIP_JUPYTER_BUILDER=1 $(BIN)/pip install --quiet --no-build-isolation -e '.[dev]'
 	# jsonschema imports rfc3987-syntax (pulled in by Jupyter's jsonschema[format-nongpl]) whenever it is
 	# present, and that compiles ~35 Earley parsers: 2.6 s of CPU in every process importing jsonschema
 	# (each Ray worker, Jupyter server, papermill run), for the `iri` format no schema here uses
@@ -35,7 +36,7 @@ KSERVE_VENV := .venv-kserve
 KSERVE_STAMP := $(KSERVE_VENV)/.installed-stamp
 $(KSERVE_STAMP):
 	$(PYTHON) -m venv $(KSERVE_VENV)
-	$(KSERVE_VENV)/bin/pip install --quiet --no-compile 'kserve>=0.21,<0.22' pyyaml
+	$(KSERVE_VENV)/bin/pip install --quiet 'kserve>=0.21,<0.22' pyyaml
 	touch $(KSERVE_STAMP)
 
 # PostgreSQL runs the state-store tests a second time; Debian's chromium runs the browser tests (never

@@ -15,6 +15,7 @@ import aiohttp
 import httpx
 import numpy as np
 import orjson
+import psutil
 import pytest
 
 from tests.serving.conftest import World, oip_columns, oip_matrix, replica_ready, wait_until
@@ -41,6 +42,10 @@ def test_deploy_starts_a_ready_replica_and_reports_where_to_call(world: World, c
     assert replica["state"] == "ready"
     assert replica["version"] == 1
     assert replica["device"] == "cpu"
+    # Forked by the replica fork server (torch and the serving code imported once), in its own session.
+    process = psutil.Process(replica["pid"])
+    assert "workbench.serving.replica_forkserver" in " ".join(process.parent().cmdline())
+    assert os.getsid(replica["pid"]) == replica["pid"]
     events = [e.action for e in world.client.audit(target=f"endpoint:{churn}", oldest_first=True)]
     assert events[:2] == ["replica.start", "endpoint.deploy"]
 

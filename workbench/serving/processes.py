@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import signal
 import subprocess
@@ -17,15 +18,28 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import psutil
 
 from workbench.errors import UnavailableError, ValidationError
 from workbench.serving.config import ReadyInfo
+from workbench.serving.forkserver_client import ForkServer
+
+log = logging.getLogger("workbench.supervisor")
 
 START_TIMEOUT_S = 180.0
 STOP_TIMEOUT_S = 30.0
+
+
+class Child(Protocol):
+    """A started process as ``subprocess.Popen`` describes it (a forked replica answers the same)."""
+
+    pid: int
+
+    def poll(self) -> int | None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
 
 
 @dataclass(eq=False)
@@ -47,7 +61,9 @@ class Managed:
     model: str | None = None
     version: int | None = None
     config_json: str | None = None  # written just before launching, never under the supervisor's lock
-    popen: subprocess.Popen[bytes] | None = None
+    #: Forks the process instead of starting a fresh interpreter (replicas; None: ``Popen``).
+    forkserver: ForkServer | None = field(default=None, repr=False)
+    child: Child | None = None
     pid: int | None = None
     info: ReadyInfo | None = None
     state: str = "new"
@@ -62,8 +78,8 @@ class Managed:
     os_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def alive(self) -> bool:
-        if self.popen is not None:
-            return self.popen.poll() is None
+        if self.child is not None:
+            return self.child.poll() is None
         if self.pid is None:
             return False
         try:  # an adopted process (another control plane's child): a zombie is dead too
@@ -74,7 +90,7 @@ class Managed:
             return True
 
     def exit_code(self) -> int | None:
-        return self.popen.poll() if self.popen is not None else None
+        return self.child.poll() if self.child is not None else None
 
     def base_url(self) -> str | None:
         return f"http://127.0.0.1:{self.info.port}" if self.info is not None else None
@@ -116,22 +132,33 @@ class Managed:
 
 
 def spawn(managed: Managed) -> bool:
-    """Start ``managed``'s process in its own session; False if it was retired meanwhile (not started)."""
+    """Start ``managed``'s process in its own session; False if it was retired meanwhile (not started).
+
+    Forked by its fork server when it has one, else (or if that fails) a fresh interpreter: a fork server
+    that broke costs the next start its speed, never the start itself.
+    """
     with managed.os_lock:
         if managed.retired:
             return False
         if managed.config_json is not None:
             managed.config_path.write_text(managed.config_json)
         managed.ready_file.unlink(missing_ok=True)
-        with managed.log_path.open("ab") as handle:
-            popen = subprocess.Popen(
-                managed.command,
-                stdout=handle,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        managed.popen, managed.pid, managed.info = popen, popen.pid, None
+        child: Child | None = None
+        if managed.forkserver is not None:
+            try:
+                child = managed.forkserver.spawn(managed.command, managed.log_path)
+            except UnavailableError as exc:
+                log.warning("%s %s starts without the fork server: %s", managed.kind, managed.process_id, exc)
+        if child is None:
+            with managed.log_path.open("ab") as handle:
+                child = subprocess.Popen(
+                    managed.command,
+                    stdout=handle,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
+        managed.child, managed.pid, managed.info = child, child.pid, None
         managed.health_failures = 0
         managed.started_at = time.time()
         return True
@@ -183,9 +210,9 @@ def terminate(managed: Managed, *, retire: bool = False) -> None:
             if managed.alive():
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(managed.pid, signal.SIGKILL)
-        if managed.popen is not None:
+        if managed.child is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
-                managed.popen.wait(timeout=5)
+                managed.child.wait(timeout=5)
         managed.ready_file.unlink(missing_ok=True)
 
 

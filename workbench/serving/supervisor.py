@@ -27,6 +27,7 @@ import httpx
 from workbench.errors import UnavailableError
 from workbench.serving.backend import ModelDirs
 from workbench.serving.config import ReadyInfo, ReplicaConfig, RouterConfig
+from workbench.serving.forkserver_client import ForkServer
 from workbench.serving.process_table import ROUTER_ID, ProcessTable, from_record
 from workbench.serving.processes import (
     START_TIMEOUT_S,
@@ -60,6 +61,13 @@ class LocalSupervisor:
         self.table = ProcessTable(self.run_dir / "supervisor.json")
         self._http = httpx.Client(timeout=5.0)
         self._watchdog = Watchdog(self.table, self._http, audit, self._republish)
+        # Replicas are forked from a process that has imported torch and the serving code already
+        # (:mod:`~workbench.serving.replica_forkserver`), started with the first replica.
+        self._forkserver = (
+            ForkServer(self.run_dir, self.log_dir / "replica-forkserver.log")
+            if settings.replica_forkserver
+            else None
+        )
 
     # ---------------------------------------------------------------- API
     @property
@@ -165,6 +173,8 @@ class LocalSupervisor:
             self.table.save()
             for managed in processes:
                 retire(managed, self.run_dir)
+        if self._forkserver is not None:
+            self._forkserver.close()
         self._http.close()
 
     # ------------------------------------------------------------ routes
@@ -226,6 +236,7 @@ class LocalSupervisor:
             model=model,
             version=version,
             config_json=config.model_dump_json(indent=2),
+            forkserver=self._forkserver if _forkable(model_dir) else None,
         )
 
     def _ensure_router(self) -> None:
@@ -296,3 +307,14 @@ class LocalSupervisor:
                     continue
             if managed.alive():
                 terminate(managed)
+
+
+def _forkable(model_dir: Path) -> bool:
+    """Whether a replica of ``model_dir`` is forked: not an ONNX model, which is served without torch
+    (the fork server has it loaded, and an ONNX replica must not carry its hundreds of MB)."""
+    from workbench.serving.model import serving_flavor
+
+    try:
+        return serving_flavor(model_dir) != "onnx"
+    except Exception:  # unreadable: the replica itself says why, from either kind of start
+        return True

@@ -13,18 +13,22 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-# Not --no-compile: this machine sets PYTHONDONTWRITEBYTECODE=1, so the .pyc files pip writes at install
-# are the only ones there ever are; without them every process compiles torch, MLflow and Ray on every
-# import (tried: the install 97 s shorter, the suite at 16 % after 27 minutes).
+# This machine sets PYTHONDONTWRITEBYTECODE=1: the .pyc files written at install are the only ones there
+# ever are (without them every process compiles torch, MLflow and Ray on every import: tried, the suite
+# crawled). pip compiles on one core as it installs; here pip installs without compiling and compileall
+# then compiles everything on both cores, `workbench` itself included (installed editable, it was compiled
+# afresh in every process: ~0.2 s of CPU per control plane or CLI call). Files compileall cannot compile
+# (Python 2 leftovers in some packages) are skipped, as pip skips them.
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet hatchling editables 'hatch-jupyter-builder>=0.9'
-	SKIP_JUPYTER_BUILDER=1 $(BIN)/pip install --quiet --no-build-isolation -e '.[dev]'
+	$(BIN)/pip install --quiet --no-compile torch==2.13.0
+	$(BIN)/pip install --quiet --no-compile hatchling editables 'hatch-jupyter-builder>=0.9'
+	SKIP_JUPYTER_BUILDER=1 $(BIN)/pip install --quiet --no-compile --no-build-isolation -e '.[dev]'
 	# jsonschema imports rfc3987-syntax (pulled in by Jupyter's jsonschema[format-nongpl]) whenever it is
 	# present, and that compiles ~35 Earley parsers: 2.6 s of CPU in every process importing jsonschema
 	# (each Ray worker, Jupyter server, papermill run), for the `iri` format no schema here uses
 	# (python-jsonschema/jsonschema#1428). Without it jsonschema skips that one format; pip check agrees.
 	$(BIN)/pip uninstall --quiet --yes rfc3987-syntax
+	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib workbench >/dev/null || true
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck pytest install system-deps labextension clean bench-serving bench-rollouts bench-monitoring bench-runbooks bench-blocked bench-dashboards bench-jupyterlab bench-deps bench-experiments bench-features bench-optimize bench-api
+.PHONY: demo test lint typecheck pytest install system-deps labextension clean bench-serving bench-rollouts bench-monitoring bench-runbooks bench-blocked bench-dashboards bench-jupyterlab bench-deps bench-experiments bench-features bench-optimize bench-api bench-replica-start
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -149,3 +149,7 @@ clean:
 
 bench-api: install
 	$(BIN)/python benchmarks/api_latency.py --write-docs
+
+# Replica starts: deploy wall time, CPU and unique memory, forked by the fork server vs fresh interpreters.
+bench-replica-start: install
+	$(BIN)/python benchmarks/replica_start.py --write-docs

@@ -22,6 +22,7 @@ from tests.integration.conftest import tiny_frame, tiny_module
 from workbench.errors import UnavailableError
 from workbench.registry.packaging import save_model
 from workbench.serving.forkserver_client import ForkedChild, ForkServer
+from workbench.serving.processes import Managed, spawn, terminate, wait_ready
 
 REPLICA = [sys.executable, "-m", "workbench.serving.replica"]
 
@@ -170,3 +171,47 @@ def test_closing_the_fork_server_leaves_its_replicas_serving(
             server.spawn([*REPLICA, "x.json"], tmp_path / "x.log")
     finally:
         _stop(child.pid)
+
+
+def test_a_replica_whose_fork_server_cannot_serve_starts_as_a_fresh_interpreter(
+    server: ForkServer, model_dir: Path, tmp_path: Path
+) -> None:
+    server.close()
+    config = _config(tmp_path, model_dir)
+    managed = Managed(
+        process_id="replica",
+        kind="replica",
+        command=[*REPLICA, str(config)],
+        config_path=config,
+        ready_file=tmp_path / "replica.ready.json",
+        log_path=tmp_path / "replica.log",
+        forkserver=server,
+    )
+    assert spawn(managed)
+    try:
+        assert isinstance(managed.child, subprocess.Popen)
+        info = wait_ready(managed, time.monotonic() + 120)
+        assert info.pid == managed.pid
+        assert psutil.Process(managed.pid).parent().pid == os.getpid()
+    finally:
+        terminate(managed, retire=True)
+    assert managed.exit_code() is not None
+
+
+def test_a_fork_server_whose_imports_initialised_cuda_refuses_to_fork_and_is_not_started_again(
+    server: ForkServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A torch whose import initialised CUDA (as a GPU build's plugin might): no child could use the GPU.
+    fake = tmp_path / "site" / "torch"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text(
+        "class cuda:\n    @staticmethod\n    def is_initialized():\n        return True\n"
+    )
+    monkeypatch.setenv("PYTHONPATH", str(fake.parent))
+    with pytest.raises(UnavailableError, match="ended before it was ready"):
+        server.spawn([*REPLICA, "replica.json"], tmp_path / "replica.log")
+    with pytest.raises(UnavailableError, match="ended before it was ready"):
+        server.spawn([*REPLICA, "replica.json"], tmp_path / "replica.log")
+    # Refused at once the second time: no server was started (and made to import everything) again.
+    assert (tmp_path / "forkserver.log").read_text().count("CUDA was initialised") == 1
+    assert not (tmp_path / "replica.log").exists()

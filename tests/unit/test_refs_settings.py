@@ -251,6 +251,14 @@ def test_open_reads_flag(tmp_path: Path, raw: str, expected: bool) -> None:
     assert Settings.from_env(env).open_reads is expected
 
 
+@pytest.mark.parametrize(("raw", "expected"), [(None, True), ("0", False), ("off", False), ("1", True)])
+def test_replicas_are_forked_unless_turned_off(tmp_path: Path, raw: str | None, expected: bool) -> None:
+    env = {"WORKBENCH_HOME": str(tmp_path)}
+    if raw is not None:
+        env["WORKBENCH_REPLICA_FORKSERVER"] = raw
+    assert Settings.from_env(env).replica_forkserver is expected
+
+
 @pytest.mark.parametrize(
     "variable", ["WORKBENCH_API_PORT", "WORKBENCH_ROUTER_PORT", "WORKBENCH_ROUTER_GRPC_PORT"]
 )

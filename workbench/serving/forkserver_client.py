@@ -49,6 +49,8 @@ class ForkServer:
         self._process: subprocess.Popen[bytes] | None = None
         self._channel: socket.socket | None = None
         self._closed = False
+        self._preloaded = False  # the running server said it is ready to fork
+        self._unusable: str | None = None  # a server that ended before it was ready is not started again
 
     # ------------------------------------------------------------- API
     def spawn(self, command: list[str], log_path: Path) -> ForkedChild:
@@ -57,6 +59,8 @@ class ForkServer:
         with self._request_lock:
             if self._closed:
                 raise UnavailableError("the replica fork server is closed")
+            if self._unusable is not None:
+                raise UnavailableError(self._unusable)
             request_id = next(self._ids)
             request = {
                 "id": request_id,
@@ -132,7 +136,7 @@ class ForkServer:
             theirs.close()
         with self._state:
             self._generation += 1
-            self._connected = True
+            self._connected, self._preloaded = True, False
             self._process, self._channel = process, ours
             generation = self._generation
         threading.Thread(
@@ -146,7 +150,9 @@ class ForkServer:
         with self._state:
             while request_id not in self._replies:
                 if not (self._connected and self._generation == generation):
-                    raise UnavailableError(f"the replica fork server ended: see {self.log_path}")
+                    raise UnavailableError(
+                        self._unusable or f"the replica fork server ended: see {self.log_path}"
+                    )
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
@@ -168,6 +174,8 @@ class ForkServer:
             log.warning("replica fork server connection lost: %s", exc)
         with self._state:
             if self._generation == generation:
+                if not self._preloaded and self._process is not None:
+                    self._unusable = f"the replica fork server ended before it was ready: see {self.log_path}"
                 self._connected = False
             self._state.notify_all()
 
@@ -178,6 +186,7 @@ class ForkServer:
             elif "id" in message and message["id"] is not None:
                 self._replies[int(message["id"])] = message
             elif "ready" in message:
+                self._preloaded = True
                 log.info("replica fork server preloaded %s", ", ".join(message["ready"]))
             self._state.notify_all()
 

@@ -81,7 +81,13 @@ def main(argv: list[str] | None = None) -> int:
     os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda _signum, _frame: None)
-    _send(channel, {"ready": preload()})
+    loaded = preload()
+    if _cuda_initialised():
+        # No child could use the GPU (a CUDA context does not survive a fork): refuse to serve, and the
+        # supervisor starts replicas as fresh interpreters.
+        print("replica-forkserver: CUDA was initialised by an import; not forking", file=sys.stderr)
+        return 3
+    _send(channel, {"ready": loaded})
     inherited = (channel.fileno(), wake_r, wake_w)
     pending = b""
     try:
@@ -172,6 +178,11 @@ def _run_child(
             sys.stderr.flush()
         finally:
             os._exit(code)
+
+
+def _cuda_initialised() -> bool:
+    torch = sys.modules.get("torch")
+    return bool(torch is not None and torch.cuda.is_initialized())
 
 
 def _reap(channel: socket.socket) -> None:

@@ -31,6 +31,7 @@ from _docs import replace_section
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests._servers import plane_env  # noqa: E402
 from tests.integration.conftest import tiny_frame, tiny_module  # noqa: E402
 from workbench.client import Client  # noqa: E402
 from workbench.launcher import ControlPlaneProcess, free_port  # noqa: E402
@@ -60,15 +61,7 @@ def run(samples: int) -> list[tuple[str, str, float, float]]:
     home = base / "home"
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WORKBENCH_")}
-    env.update(
-        WORKBENCH_HOME=str(home),
-        WORKBENCH_API_PORT=str(port),
-        WORKBENCH_ROUTER_PORT=str(free_port()),
-        WORKBENCH_ALLOWED_ROOTS=str(base),
-        WORKBENCH_SERVING_BACKEND="none",
-        WORKBENCH_DASHBOARD="0",
-    )
+    env = plane_env(home, port, free_port(), WORKBENCH_SERVING_BACKEND="none")
     rows = []
     with ControlPlaneProcess(url, env, base / "control-plane.log"):
         token = (home / "api-token").read_text().strip()

@@ -30,6 +30,7 @@ from _docs import replace_section
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests._servers import plane_env  # noqa: E402
 from workbench.client import Client  # noqa: E402
 from workbench.demo.dataset import FEATURES  # noqa: E402
 from workbench.demo.training import train_version  # noqa: E402
@@ -70,15 +71,8 @@ def run(samples: int) -> list[dict[str, Any]]:
         home = base / f"home-{flag}"
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("WORKBENCH_")}
-        env.update(
-            WORKBENCH_HOME=str(home),
-            WORKBENCH_API_PORT=str(port),
-            WORKBENCH_ROUTER_PORT=str(free_port()),
-            WORKBENCH_ROUTER_GRPC_PORT="off",
-            WORKBENCH_ALLOWED_ROOTS=str(base),
-            WORKBENCH_DASHBOARD="0",
-            WORKBENCH_REPLICA_FORKSERVER=flag,
+        env = plane_env(
+            home, port, free_port(), WORKBENCH_ROUTER_GRPC_PORT="off", WORKBENCH_REPLICA_FORKSERVER=flag
         )
         with ControlPlaneProcess(url, env, base / f"control-plane-{flag}.log"):
             token = (home / "api-token").read_text().strip()

@@ -22,9 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 from workbench.errors import UnavailableError
+from workbench.serving.pids import is_running
 from workbench.serving.replica_forkserver import FD_VARIABLE, MODULES
 
 log = logging.getLogger("workbench.forkserver")
@@ -48,17 +47,15 @@ class ForkServer:
         self._connected = False
         self._process: subprocess.Popen[bytes] | None = None
         self._channel: socket.socket | None = None
-        self._closed = False
         self._preloaded = False  # the running server said it is ready to fork
-        self._unusable: str | None = None  # a server that ended before it was ready is not started again
+        #: Why no server is started any more: closed, or one ended before it was ready.
+        self._unusable: str | None = None
 
     # ------------------------------------------------------------- API
     def spawn(self, command: list[str], log_path: Path) -> ForkedChild:
         """Fork ``command`` (``python -m MODULE ARGS...``) with the caller's environment and directory."""
         module, argv = _module_command(command)
         with self._request_lock:
-            if self._closed:
-                raise UnavailableError("the replica fork server is closed")
             if self._unusable is not None:
                 raise UnavailableError(self._unusable)
             request_id = next(self._ids)
@@ -95,18 +92,12 @@ class ForkServer:
                 return None
         # Its fork server is gone (crashed or closed): the child was handed to init, which reaps it, so
         # only whether it still runs can be known.
-        try:
-            running = psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-        except psutil.NoSuchProcess:
-            running = False
-        except psutil.Error:
-            running = True
-        return None if running else 1
+        return None if is_running(pid) else 1
 
     def close(self) -> None:
         """End the fork server (its children keep running)."""
         with self._request_lock:
-            self._closed = True
+            self._unusable = "the replica fork server is closed"
             self._stop()
 
     # ------------------------------------------------------- internals

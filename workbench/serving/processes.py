@@ -20,11 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-import psutil
-
 from workbench.errors import UnavailableError, ValidationError
 from workbench.serving.config import ReadyInfo
 from workbench.serving.forkserver_client import ForkServer
+from workbench.serving.pids import is_running
 
 log = logging.getLogger("workbench.supervisor")
 
@@ -82,12 +81,7 @@ class Managed:
             return self.child.poll() is None
         if self.pid is None:
             return False
-        try:  # an adopted process (another control plane's child): a zombie is dead too
-            return psutil.Process(self.pid).status() != psutil.STATUS_ZOMBIE
-        except psutil.NoSuchProcess:
-            return False
-        except psutil.Error:
-            return True
+        return is_running(self.pid)  # an adopted process (another control plane's child)
 
     def exit_code(self) -> int | None:
         return self.child.poll() if self.child is not None else None

@@ -16,6 +16,8 @@ Protocol: newline-delimited JSON on the socket inherited as the fd named by ``WO
   → ``{"id": 1, "module": "workbench.serving.replica", "argv": [...], "log": path, "env": {...}, "cwd": path}``
   ← ``{"id": 1, "pid": 1234}`` or ``{"id": 1, "error": "..."}``
   ← ``{"exit": 1234, "code": 0}`` whenever a child ends (negative: the signal that ended it), as Popen says
+``RUN_DIR`` is not read: it names, in ``ps`` and in tests' checks for leftover processes, the home whose
+replicas this process forks (its children show the same command line).
 End of file on the socket (the control plane is gone) ends this process. Its children live on in their
 own sessions, as replicas started any other way do, to be adopted by the next control plane.
 """

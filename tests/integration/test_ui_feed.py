@@ -8,7 +8,9 @@ from pathlib import Path
 
 from workbench.client import Client
 from workbench.settings import Settings
+from workbench.ui.actions import ActionDesk
 from workbench.ui.feed import DashboardFeed, Update
+from workbench.ui.models.endpoint import EndpointModel
 
 
 def _feed(api_url: str, settings: Settings) -> DashboardFeed:
@@ -110,3 +112,33 @@ def test_the_first_page_after_an_idle_spell_draws_the_state_as_it_is_now(
     finally:
         feed.stop()
         client.delete_endpoint("deployed-while-idle")
+
+
+def test_a_page_asked_for_an_endpoint_made_since_the_last_poll_began_shows_that_endpoint(
+    api_url: str, settings: Settings, client: Client, model_dir: Path
+) -> None:
+    if "churn" not in {m.name for m in client.list_models()}:
+        client.register_from_path("churn", model_dir, aliases=["champion"])
+    client.create_endpoint("shown-first", "models:/churn@champion")
+    # Polls 30 s apart unless woken: the one that began just before the endpoint was made still counts as
+    # fresh (within every_s), as a poll a second old does for a live page's feed.
+    feed = DashboardFeed(lambda: Client(api_url, settings=settings), every_s=30.0, refresh_s=3600)
+    feed.start()
+    desk = ActionDesk(lambda actor: Client(api_url, settings=settings), user=lambda: "alice")
+    try:
+        assert feed.ready.wait(30)
+        assert feed.fresh(timeout=30, newer=True)
+        client.create_endpoint("made-just-now", "models:/churn@champion")
+        assert feed.fresh(timeout=0)
+        assert "made-just-now" not in {e.spec.name for e in feed.snapshot.endpoints}
+        model = EndpointModel(feed, desk, endpoint="made-just-now")
+        try:
+            assert model.endpoint == "made-just-now"
+            assert model.record is not None
+            assert model.record.spec.name == "made-just-now"
+        finally:
+            model.close()
+    finally:
+        feed.stop()
+        client.delete_endpoint("made-just-now")
+        client.delete_endpoint("shown-first")

@@ -136,14 +136,17 @@ class DashboardFeed:
         """Poll now (after an action), rather than at the next second."""
         self._wake.set()
 
-    def fresh(self, timeout: float = FRESH_WAIT_S) -> bool:
+    def fresh(self, timeout: float = FRESH_WAIT_S, *, newer: bool = False) -> bool:
         """Before a page draws from the feed: if no poll has started within ``every_s`` (no page was open,
         so the feed polled every ``idle_every_s``), wake it and wait for a poll that starts now. A page
         opened for an endpoint deployed a few seconds earlier would otherwise draw a state without it.
-        False if that poll did not finish within ``timeout`` (the page then draws what the feed holds)."""
+        ``newer``: wait for a poll that starts now even if one started within ``every_s``: what was done
+        just before the page was asked for is then in what it draws (a deploy takes a fraction of a
+        second). False if that poll did not finish within ``timeout`` (the page then draws what the feed
+        holds)."""
         asked = time.monotonic()
         with self._polled:
-            if self._thread is None or asked - self._last_poll_started <= self.every_s:
+            if self._thread is None or (not newer and asked - self._last_poll_started <= self.every_s):
                 return True
         self._wake.set()
         with self._polled:

@@ -25,9 +25,17 @@ class PageModel(param.Parameterized):
         self._unfollow: Callable[[], None] | None = None
         if live:
             feed.fresh()  # the first page after an idle spell draws the state as it is now
+            if self.asks_for_unseen(feed.snapshot):
+                # Named in the page's address but not in the feed's state: it may have been made since
+                # the feed's last poll began. Without this wait the page drew another one instead.
+                feed.fresh(newer=True)
         self.load()
         if live:
             self._unfollow = follow(feed, self._on_update)
+
+    def asks_for_unseen(self, snapshot: Snapshot) -> bool:
+        """Whether this page was asked for something (by name or id) that ``snapshot`` does not hold."""
+        return False
 
     def load(self) -> None:
         """Draw from what the feed already holds: a page has data at once, without asking the control plane."""

@@ -14,7 +14,7 @@ from workbench.records.optimizations import OptimizationRecord
 from workbench.records.rollouts import RolloutRecord
 from workbench.specs.features import FeatureLookup
 from workbench.ui import intents
-from workbench.ui.feed import Update
+from workbench.ui.feed import Snapshot, Update
 from workbench.ui.models.base import PageModel
 from workbench.ui.plans import Preview
 
@@ -67,6 +67,9 @@ class EndpointModel(PageModel):
     models = param.List(default=[], doc="registered model names, for the deploy form")
     endpoint_names = param.List(default=[], doc="every endpoint, for the page's chooser")
     variants = param.Dict(default={}, doc="served version (models:/NAME/V) -> its comparison table rows")
+
+    def asks_for_unseen(self, snapshot: Snapshot) -> bool:
+        return bool(self.endpoint) and snapshot.endpoint(self.endpoint) is None
 
     def load(self) -> None:
         super().load()

@@ -366,6 +366,9 @@ class ExperimentModel(PageModel):
         default={}, doc="variant -> chart columns of the newest looks only: what charts stream"
     )
 
+    def asks_for_unseen(self, snapshot: Snapshot) -> bool:
+        return bool(self.experiment) and all(e.name != self.experiment for e in snapshot.experiments)
+
     def load(self) -> None:
         super().load()
         self._state(self.feed.snapshot, reset=True)

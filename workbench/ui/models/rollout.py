@@ -65,6 +65,9 @@ class RolloutModel(PageModel):
     delta = param.Dict(default={}, doc="check -> columns of the newest ticks only: what the charts stream")
     latest = param.Dict(default={}, doc="the latest analysis: every check's verdict and bounds")
 
+    def asks_for_unseen(self, snapshot: Snapshot) -> bool:
+        return bool(self.rollout_id) and all(r.id != self.rollout_id for r in snapshot.rollouts)
+
     def load(self) -> None:
         super().load()
         self._state(self.feed.snapshot)
